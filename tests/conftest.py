@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from collections.abc import Generator, Iterator
+
+import pytest
+
+import services
+
+LOG_TAIL_LINES = 200
+
+
+@pytest.fixture(scope="session")
+def pebble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.Pebble]:
+    with services.start_pebble(tmp_path_factory.mktemp("pebble")) as server:
+        yield server
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    # A failing end-to-end test is usually explained by the server's side of
+    # the conversation, so show the tail of every running service's log.
+    report = yield
+    if report.failed:
+        for service in services.RUNNING:
+            tail = "\n".join(service.log_text().splitlines()[-LOG_TAIL_LINES:])
+            report.sections.append((f"{service.name} log (last {LOG_TAIL_LINES} lines)", tail))
+    return report
