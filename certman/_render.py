@@ -1,0 +1,69 @@
+"""Human tables and JSON for the CLI. No logic beyond formatting."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from typing import Any, Mapping
+
+from .keystore import utc_iso
+
+
+def _parse(moment: str) -> datetime.datetime:
+    return datetime.datetime.strptime(moment, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+
+
+def days_left(not_after: str, now: datetime.datetime) -> int:
+    return int((_parse(not_after) - now).total_seconds() // 86400)
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    return "\n".join(lines)
+
+
+def certificate_list(index: Mapping[str, Mapping[str, Any]], *, as_json: bool,
+                     now: datetime.datetime | None = None) -> str:
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    entries = []
+    for name in sorted(index):
+        entry = index[name]
+        entries.append({
+            "name": name,
+            "identifiers": list(entry.get("identifiers", [])),
+            "not_after": entry.get("not_after"),
+            "days_left": days_left(entry["not_after"], now) if entry.get("not_after") else None,
+            "issuer": entry.get("issuer"),
+            "key_type": entry.get("key_type"),
+            "serial": entry.get("serial"),
+            "version": entry.get("version"),
+        })
+    if as_json:
+        return json.dumps({"certificates": entries}, indent=2)
+    if not entries:
+        return "no certificates yet (see `certman issue --help`)"
+    rows = [[e["name"], ",".join(e["identifiers"]), e["not_after"] or "-", str(e["days_left"]),
+             e["issuer"] or "-", e["key_type"] or "-"] for e in entries]
+    return table(["NAME", "IDENTIFIERS", "NOT AFTER", "DAYS LEFT", "ISSUER", "KEY TYPE"], rows)
+
+
+def issue_result(result: Any, *, as_json: bool) -> str:
+    data = {
+        "name": result.name,
+        "version": result.version,
+        "serial": result.serial,
+        "identifiers": list(result.identifiers),
+        "not_before": utc_iso(result.not_before),
+        "not_after": utc_iso(result.not_after),
+        "issuer": result.issuer,
+        "live": str(result.live.directory),
+        "fullchain": str(result.live.fullchain),
+        "privkey": str(result.live.privkey),
+    }
+    if as_json:
+        return json.dumps(data, indent=2)
+    return (f"issued {data['name']} ({', '.join(data['identifiers'])}), serial {data['serial']}, "
+            f"valid until {data['not_after']}\n"
+            f"  fullchain: {data['fullchain']}\n  privkey:   {data['privkey']}")

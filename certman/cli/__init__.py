@@ -1,0 +1,117 @@
+"""The ``certman`` command: a thin shell over the library.
+
+Each command parses its flags, makes one library call and renders the result. This
+module is the one place where a ``CertmanError`` becomes ``certman: <message>``, a
+hint line and an exit code; anything else is an internal error (exit 70). Command
+modules import the library inside their functions, so ``--help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .. import __version__
+from ..errors import EXIT_INTERNAL, EXIT_INTERRUPTED, CertmanError
+
+log = logging.getLogger("certman")
+
+
+@dataclass
+class CliContext:
+    config_path: Path | None
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def settings(self, **flags: Any) -> Any:
+        from ..config import load_settings
+
+        return load_settings(self.config_path, overrides={**self.overrides, **flags})
+
+
+def fail(message: str, hint: str | None = None) -> None:
+    click.echo(f"certman: {message}", err=True)
+    if hint:
+        click.echo(f"hint: {hint}", err=True)
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that every cleanup (solvers, locks) runs."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise _Terminated()
+
+
+class CertmanGroup(click.Group):
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        try:
+            previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        except ValueError:  # not the main thread (e.g. a test runner thread)
+            previous = None
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except CertmanError as exc:
+            fail(exc.message, exc.hint)
+            code = exc.exit_code
+        except click.UsageError as exc:
+            command = f" {exc.ctx.command_path.split(' ', 1)[1]}" if exc.ctx and " " in exc.ctx.command_path else ""
+            fail(exc.format_message(), f"see `certman{command} --help`")
+            code = 2
+        except click.ClickException as exc:
+            fail(exc.format_message())
+            code = exc.exit_code
+        except (click.Abort, KeyboardInterrupt, _Terminated):
+            fail("interrupted")
+            code = EXIT_INTERRUPTED
+        except Exception as exc:
+            log.debug("internal error", exc_info=True)
+            fail(f"internal error (please report): {type(exc).__name__}",
+                 "run again with -v to see the details")
+            code = EXIT_INTERNAL
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+        sys.exit(code or 0)
+
+
+@click.group(cls=CertmanGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="certman")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), envvar="CERTMAN_CONFIG",
+              help="certman.toml to read (default /etc/certman/certman.toml as root).")
+@click.option("--keystore", type=click.Path(path_type=Path),
+              help="Keystore directory (env CERTMAN_KEYSTORE; default /var/lib/certman as root).")
+@click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None, keystore: Path | None, verbose: int) -> None:
+    """Get and renew ACME certificates for the TLS proxy in front of your app."""
+    from ..log import setup
+
+    setup(verbose)
+    ctx.obj = CliContext(config_path, {"keystore": keystore})
+
+
+def main() -> None:
+    cli.main(prog_name="certman")
+
+
+def _register_commands() -> None:
+    # Every module of this package that defines ``command`` is a subcommand; the
+    # modules import the library lazily, so loading them all costs little.
+    import importlib
+    import pkgutil
+
+    for info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        command = getattr(module, "command", None)
+        if isinstance(command, click.Command):
+            cli.add_command(command)
+
+
+_register_commands()

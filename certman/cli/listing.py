@@ -1,0 +1,18 @@
+"""`certman list`"""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the certificates as JSON.")
+@click.pass_obj
+def command(obj, as_json: bool) -> None:
+    """Show every certificate in the keystore."""
+    from .. import _render
+    from ..keystore import FileKeystore
+
+    settings = obj.settings()
+    keystore = FileKeystore(settings.keystore, lock_timeout=settings.lock_timeout)
+    click.echo(_render.certificate_list(keystore.read_index(), as_json=as_json))

@@ -1,0 +1,275 @@
+"""Typed settings: certman.toml, then CERTMAN_* environment, then flags (flags win).
+
+``Settings`` holds the run-wide choices; ``CertSpec`` is what one certificate is
+and how to (re)issue it, stored as ``spec.toml`` beside its versions.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import ConfigError, UsageError
+from .names import Identifier, check_cert_name, default_cert_name, normalise_all
+
+SERVER_ALIASES = {
+    "letsencrypt": "https://acme-v02.api.letsencrypt.org/directory",
+    "letsencrypt-staging": "https://acme-staging-v02.api.letsencrypt.org/directory",
+}
+DEFAULT_SERVER = "letsencrypt"
+KEY_TYPES = ("ecdsa-p256", "ecdsa-p384", "rsa2048", "rsa3072", "rsa4096")
+DEFAULT_KEY_TYPE = "ecdsa-p256"
+HTTP01_SOLVERS = ("standalone", "webroot")
+
+
+def default_keystore(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    if os.geteuid() == 0:
+        return Path("/var/lib/certman")
+    data_home = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "certman"
+
+
+def default_config_path() -> Path:
+    if os.geteuid() == 0:
+        return Path("/etc/certman/certman.toml")
+    config_home = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(config_home) / "certman" / "certman.toml"
+
+
+def resolve_server(value: str) -> str:
+    """Expand an alias and insist on https: a downgrade would expose every request to tampering."""
+    url = SERVER_ALIASES.get(value, value)
+    if not url.startswith("https://"):
+        raise UsageError(f"ACME server {value!r} is not an https:// directory URL",
+                         f"use an https URL or one of: {', '.join(SERVER_ALIASES)}")
+    return url
+
+
+def check_key_type(value: str) -> str:
+    if value not in KEY_TYPES:
+        raise UsageError(f"unknown key type {value!r}", f"choose one of: {', '.join(KEY_TYPES)}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Run-wide settings. Every field can come from certman.toml, CERTMAN_<FIELD> or a flag."""
+
+    server: str = DEFAULT_SERVER
+    ca_bundle: str | None = None
+    email: str | None = None
+    agree_tos: bool = False
+    keystore: Path = field(default_factory=default_keystore)
+    key_type: str = DEFAULT_KEY_TYPE
+    solver: str = "standalone"
+    http_address: str = ""
+    http_port: int = 80
+    webroot: str | None = None
+    lock_timeout: float = 30.0
+    timeout: float = 90.0
+    # Declared certificates ([[certificate]] tables), kept raw for the renewal job.
+    certificates: tuple[Mapping[str, Any], ...] = ()
+
+    @property
+    def directory_url(self) -> str:
+        return resolve_server(self.server)
+
+
+_FIELD_TYPES = {f.name: f.type for f in fields(Settings)}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _coerce(key: str, value: Any, origin: str) -> Any:
+    kind = _FIELD_TYPES[key]
+    try:
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in _TRUE | _FALSE:
+                return text in _TRUE
+            raise ValueError(value)
+        if kind == "int":
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return int(value)
+        if kind == "float":
+            return float(value)
+        if kind == "Path":
+            return Path(str(value)).expanduser()
+        if key == "certificates":
+            if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+                raise ValueError(value)
+            return tuple(value)
+        if not isinstance(value, str):
+            raise ValueError(value)
+        return value
+    except ValueError:
+        raise ConfigError(f"{origin}: {key} = {value!r} is not a valid {kind}") from None
+
+
+def load_settings(config_path: Path | None = None, *, env: Mapping[str, str] | None = None,
+                  overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Merge defaults < certman.toml < CERTMAN_* env < ``overrides`` (flags; None means unset)."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    explicit = config_path or (Path(env["CERTMAN_CONFIG"]) if env.get("CERTMAN_CONFIG") else None)
+    path = explicit or default_config_path()
+    if explicit is not None or path.exists():
+        values.update(_read_config_file(path))
+    for key in _FIELD_TYPES:
+        if key == "certificates":
+            continue
+        var = f"CERTMAN_{key.upper()}"
+        if var in env:
+            values[key] = _coerce(key, env[var], f"environment {var}")
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            values[key] = _coerce(key, value, f"option --{key.replace('_', '-')}")
+    if "keystore" not in values:
+        values["keystore"] = default_keystore(env)
+    settings = Settings(**values)
+    check_key_type(settings.key_type)
+    return settings
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            raw = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist",
+                          "create it, or drop --config / CERTMAN_CONFIG") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = "certificates" if key == "certificate" else key.replace("-", "_")
+        if name not in _FIELD_TYPES:
+            raise ConfigError(f"config file {path}: unknown setting {key!r}",
+                              f"known settings: {', '.join(sorted(k for k in _FIELD_TYPES if k != 'certificates'))}")
+        values[name] = _coerce(name, value, f"config file {path}")
+    return values
+
+
+@dataclass(frozen=True)
+class SolverSpec:
+    """A solver plugin, its options, and the identifiers it answers for (empty: all the others)."""
+
+    name: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    match: tuple[str, ...] = ()
+
+    def matches(self, identifier: Identifier) -> bool:
+        return any(fnmatch.fnmatchcase(identifier.value, pattern) for pattern in self.match)
+
+
+@dataclass(frozen=True)
+class CertSpec:
+    """One certificate: what it covers and how to (re)issue it."""
+
+    name: str
+    identifiers: tuple[Identifier, ...]
+    server: str
+    solvers: tuple[SolverSpec, ...]
+    key_type: str = DEFAULT_KEY_TYPE
+    ca_bundle: str | None = None
+    reloaders: tuple[Mapping[str, Any], ...] = ()
+    profile: str | None = None
+
+    def __post_init__(self) -> None:
+        check_cert_name(self.name)
+        check_key_type(self.key_type)
+        resolve_server(self.server)
+        if not self.solvers:
+            raise UsageError(f"certificate {self.name}: no solver configured")
+        for ident in self.identifiers:
+            solver = self.solver_for(ident)
+            if solver.name in HTTP01_SOLVERS and ident.is_wildcard:
+                raise UsageError(f"{ident} is a wildcard, which HTTP-01 ({solver.name}) cannot validate",
+                                 "wildcards need DNS-01: use a DNS solver for this name")
+
+    def solver_for(self, identifier: Identifier) -> SolverSpec:
+        for spec in self.solvers:
+            if spec.matches(identifier):
+                return spec
+        for spec in self.solvers:
+            if not spec.match:
+                return spec
+        raise UsageError(f"certificate {self.name}: no solver matches {identifier}",
+                         "add a solver without 'match' as the default")
+
+    @property
+    def directory_url(self) -> str:
+        return resolve_server(self.server)
+
+    def with_identifiers(self, identifiers: tuple[Identifier, ...]) -> "CertSpec":
+        return replace(self, identifiers=identifiers)
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "name": self.name,
+            "identifiers": [i.value for i in self.identifiers],
+            "server": self.server,
+            "key_type": self.key_type,
+        }
+        if self.ca_bundle:
+            data["ca_bundle"] = self.ca_bundle
+        if self.profile:
+            data["profile"] = self.profile
+        data["solver"] = [{"name": s.name, **({"match": list(s.match)} if s.match else {}), **dict(s.options)}
+                          for s in self.solvers]
+        if self.reloaders:
+            data["reloader"] = [dict(r) for r in self.reloaders]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], origin: str) -> "CertSpec":
+        try:
+            solvers = tuple(
+                SolverSpec(name=str(s["name"]), match=tuple(s.get("match", ())),
+                           options={k: v for k, v in s.items() if k not in ("name", "match")})
+                for s in data["solver"])
+            return cls(name=str(data["name"]),
+                       identifiers=normalise_all(data["identifiers"]),
+                       server=str(data["server"]),
+                       solvers=solvers,
+                       key_type=str(data.get("key_type", DEFAULT_KEY_TYPE)),
+                       ca_bundle=data.get("ca_bundle"),
+                       reloaders=tuple(data.get("reloader", ())),
+                       profile=data.get("profile"))
+        except (KeyError, TypeError) as exc:
+            raise ConfigError(f"{origin}: missing or malformed field {exc}") from None
+        except UsageError as exc:
+            raise ConfigError(f"{origin}: {exc.message}", exc.hint) from None
+
+
+def solver_from_settings(settings: Settings) -> SolverSpec:
+    """The solver the run-wide settings describe (flags such as --solver, --http-port)."""
+    if settings.solver == "standalone":
+        return SolverSpec("standalone", {"address": settings.http_address, "port": settings.http_port})
+    if settings.solver == "webroot":
+        if not settings.webroot:
+            raise UsageError("the webroot solver needs a directory", "pass --webroot /var/www/html")
+        return SolverSpec("webroot", {"path": settings.webroot})
+    return SolverSpec(settings.solver)
+
+
+def spec_from_settings(names: list[str] | tuple[str, ...], settings: Settings, *,
+                       name: str | None = None) -> CertSpec:
+    """Build the CertSpec that ``certman issue NAME...`` asks for."""
+    identifiers = normalise_all(names)
+    return CertSpec(name=check_cert_name(name) if name else default_cert_name(identifiers),
+                    identifiers=identifiers,
+                    server=resolve_server(settings.server),
+                    solvers=(solver_from_settings(settings),),
+                    key_type=settings.key_type,
+                    ca_bundle=settings.ca_bundle)

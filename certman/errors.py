@@ -1,0 +1,120 @@
+"""The one error tree of certman.
+
+Every failure an operator can act on is a ``CertmanError``: a one-line ``message``
+saying what happened, a ``hint`` saying what to do, and the process ``exit_code``
+the CLI returns. Anything else that escapes is a bug (exit 70).
+
+    CertmanError                 1
+    ├── UsageError               2  bad flags, unknown plugin, invalid identifier
+    │   └── ConfigError          2  certman.toml / spec.toml / env invalid
+    ├── KeystoreError            3  unreadable, unsafe or corrupt keystore; disk full
+    │   └── KeystoreLocked       3  another run holds the lock past the timeout
+    ├── ACMEError                4  the CA refused or could not be reached
+    │   ├── CAUnreachable        4  connection refused, DNS failure, timeout
+    │   ├── TLSVerifyFailed      4  the CA's TLS certificate is not trusted
+    │   ├── RateLimited          4  with .retry_after
+    │   └── AuthorizationFailed  4  the CA could not validate an identifier
+    ├── SolverError              5  could not present or clean up a challenge
+    │   └── PropagationTimeout   5  DNS record not served by every nameserver
+    ├── ReloadError              6  stored, but the proxy did not take it
+    │   └── ReloadVerifyFailed   6  the proxy serves another leaf than the stored one
+    └── PartialFailure           7  a batch where some certificates failed
+"""
+
+from __future__ import annotations
+
+import datetime
+
+EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130
+
+
+class CertmanError(Exception):
+    """Base class: an operator-facing failure with a hint and an exit code."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(CertmanError):
+    """The request itself is wrong: flags, identifiers, plugin names."""
+
+    exit_code = 2
+
+
+class ConfigError(UsageError):
+    """A configuration file or environment variable is invalid."""
+
+
+class KeystoreError(CertmanError):
+    """The keystore cannot be read or written safely."""
+
+    exit_code = 3
+
+
+class KeystoreLocked(KeystoreError):
+    """Another certman run holds a lock we need."""
+
+
+class ACMEError(CertmanError):
+    """The ACME server refused a request or could not be used."""
+
+    exit_code = 4
+
+    def __init__(self, message: str, hint: str | None = None, *, problem_type: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.problem_type = problem_type
+
+
+class CAUnreachable(ACMEError):
+    """No usable answer from the ACME server (network, timeout, 5xx)."""
+
+
+class TLSVerifyFailed(CAUnreachable):
+    """The ACME server's TLS certificate did not verify."""
+
+
+class RateLimited(ACMEError):
+    """The CA asked us to come back later."""
+
+    def __init__(self, message: str, hint: str | None = None, *,
+                 retry_after: datetime.datetime | None = None) -> None:
+        super().__init__(message, hint, problem_type="urn:ietf:params:acme:error:rateLimited")
+        self.retry_after = retry_after
+
+
+class AuthorizationFailed(ACMEError):
+    """The CA could not validate control of one or more identifiers."""
+
+
+class SolverError(CertmanError):
+    """A challenge could not be presented or cleaned up."""
+
+    exit_code = 5
+
+
+class PropagationTimeout(SolverError):
+    """A DNS record was not served by every authoritative nameserver in time."""
+
+
+class ReloadError(CertmanError):
+    """The certificate is stored but its proxy did not take it."""
+
+    exit_code = 6
+
+
+class ReloadVerifyFailed(ReloadError):
+    """After a reload the proxy still serves another certificate."""
+
+
+class PartialFailure(CertmanError):
+    """Some certificates of a batch failed; the others succeeded."""
+
+    exit_code = 7

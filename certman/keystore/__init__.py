@@ -1,0 +1,225 @@
+"""The keystore: accounts, certificate specs, immutable versions, the live links and an index.
+
+``FileKeystore`` is the only implementation today. The rest of certman uses just
+the methods below, so a shared backend for fleets can replace it later.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import tomllib
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from ..config import CertSpec
+from ..errors import ConfigError, KeystoreError, UsageError
+from . import files, locks
+from .layout import (CERT_FILE, CHAIN_FILE, COMBINED_FILE, FILE_MODES, FULLCHAIN_FILE, KEY_FILE,
+                     META_FILE, SECRET_MODE, Layout, ca_id, version_name)
+
+__all__ = ["FileKeystore", "LivePaths", "StoredVersion", "ca_id"]
+
+INDEX_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class LivePaths:
+    """The stable paths a proxy is configured with."""
+
+    directory: Path
+
+    @property
+    def privkey(self) -> Path:
+        return self.directory / KEY_FILE
+
+    @property
+    def cert(self) -> Path:
+        return self.directory / CERT_FILE
+
+    @property
+    def chain(self) -> Path:
+        return self.directory / CHAIN_FILE
+
+    @property
+    def fullchain(self) -> Path:
+        return self.directory / FULLCHAIN_FILE
+
+    @property
+    def combined(self) -> Path:
+        return self.directory / COMBINED_FILE
+
+
+@dataclass(frozen=True)
+class StoredVersion:
+    name: str
+    version: str
+    path: Path
+    meta: Mapping[str, Any]
+
+
+def _dump_json(data: Any) -> bytes:
+    return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
+
+
+class FileKeystore:
+    """A keystore directory. Creating one makes the root 0700 and checks it is safe to use."""
+
+    def __init__(self, root: Path | str, *, lock_timeout: float = 30.0) -> None:
+        self.layout = Layout(Path(root).absolute())
+        self.lock_timeout = lock_timeout
+        files.ensure_dir(self.layout.root)
+
+    @property
+    def root(self) -> Path:
+        return self.layout.root
+
+    # -- locks ---------------------------------------------------------------------------
+
+    @contextmanager
+    def lock_cert(self, name: str) -> Iterator[None]:
+        with locks.hold(self.layout.cert_lock(name), timeout=self.lock_timeout, what=f"certificate {name}"):
+            yield
+
+    @contextmanager
+    def lock_keystore(self) -> Iterator[None]:
+        with locks.hold(self.layout.keystore_lock, timeout=self.lock_timeout, what="the keystore"):
+            yield
+
+    # -- accounts ------------------------------------------------------------------------
+
+    def load_account(self, ca: str) -> tuple[bytes, dict[str, Any]] | None:
+        directory = self.layout.account_dir(ca)
+        try:
+            key_pem = (directory / "key.pem").read_bytes()
+            data = json.loads((directory / "account.json").read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise KeystoreError(f"account for {ca} in {directory} is unreadable: {exc}") from exc
+        return key_pem, data
+
+    def save_account(self, ca: str, key_pem: bytes, data: Mapping[str, Any]) -> None:
+        directory = self.layout.account_dir(ca)
+        files.ensure_dir(directory)
+        files.write_file(directory / "key.pem", key_pem, SECRET_MODE)
+        files.write_file(directory / "account.json", _dump_json(dict(data)), SECRET_MODE)
+
+    # -- certificates --------------------------------------------------------------------
+
+    def read_index(self) -> dict[str, dict[str, Any]]:
+        """Per certificate name, the facts of its live version (no PEM parsing needed)."""
+        try:
+            raw = json.loads(self.layout.index.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise KeystoreError(f"index {self.layout.index} is unreadable: {exc}",
+                                "run `certman doctor`; the certificates themselves are intact") from exc
+        certs = raw.get("certificates", {})
+        if not isinstance(certs, dict):
+            raise KeystoreError(f"index {self.layout.index} is malformed")
+        return certs
+
+    def names(self) -> list[str]:
+        return sorted(self.read_index())
+
+    def has(self, name: str) -> bool:
+        return self.layout.live_link(name).exists()
+
+    def read_spec(self, name: str) -> CertSpec:
+        path = self.layout.spec(name)
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise UsageError(f"no certificate named {name!r} in {self.root}",
+                             "see `certman list` for the names") from None
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{path} is unreadable: {exc}") from exc
+        return CertSpec.from_dict(data, str(path))
+
+    def read_state(self, name: str) -> dict[str, Any]:
+        try:
+            return dict(json.loads(self.layout.state(name).read_text()))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise KeystoreError(f"state file {self.layout.state(name)} is unreadable: {exc}") from exc
+
+    def write_state(self, name: str, state: Mapping[str, Any]) -> None:
+        files.ensure_dir(self.layout.cert_dir(name))
+        files.write_file(self.layout.state(name), _dump_json(dict(state)), SECRET_MODE)
+
+    def live(self, name: str) -> LivePaths:
+        return LivePaths(self.layout.live_link(name))
+
+    def live_version(self, name: str) -> str | None:
+        try:
+            return Path(os.readlink(self.layout.live_link(name))).name
+        except FileNotFoundError:
+            return None
+
+    def versions(self, name: str) -> list[str]:
+        try:
+            return sorted(e for e in os.listdir(self.layout.versions(name)) if e.isdigit())
+        except FileNotFoundError:
+            return []
+
+    def store_version(self, spec: CertSpec, key_pem: bytes, leaf_pem: bytes, chain_pem: bytes,
+                      meta: Mapping[str, Any]) -> StoredVersion:
+        """Store a complete new version, make it live, and record spec and index.
+
+        The caller holds ``lock_cert(spec.name)``. Until the live link moves, the
+        previous version stays live; a crash before that leaves only a temporary
+        directory, which ``clean_leftovers`` removes.
+        """
+        layout = self.layout
+        files.ensure_dir(layout.cert_dir(spec.name))
+        self.clean_leftovers(spec.name)
+        existing = self.versions(spec.name)
+        number = int(existing[-1]) + 1 if existing else 1
+        version = version_name(number)
+        meta = {**meta, "version": version}
+        fullchain = leaf_pem + chain_pem
+        contents = {
+            KEY_FILE: key_pem,
+            CERT_FILE: leaf_pem,
+            CHAIN_FILE: chain_pem,
+            FULLCHAIN_FILE: fullchain,
+            COMBINED_FILE: fullchain + key_pem,
+            META_FILE: _dump_json(meta),
+        }
+        path = files.write_version(layout.versions(spec.name), version,
+                                   {n: (data, FILE_MODES[n]) for n, data in contents.items()})
+        import tomli_w  # deferred: only writers need it
+
+        files.write_file(layout.spec(spec.name), tomli_w.dumps(spec.to_dict()).encode(), SECRET_MODE)
+        files.swap_symlink(layout.live_link(spec.name), f"../certs/{spec.name}/versions/{version}")
+        self._update_index(spec.name, {**meta, "identifiers": [i.value for i in spec.identifiers],
+                                       "key_type": spec.key_type, "server": spec.server})
+        return StoredVersion(spec.name, version, path, meta)
+
+    def _update_index(self, name: str, entry: Mapping[str, Any] | None) -> None:
+        with self.lock_keystore():
+            certs = self.read_index()
+            if entry is None:
+                certs.pop(name, None)
+            else:
+                certs[name] = dict(entry)
+            files.write_file(self.layout.index,
+                             _dump_json({"format": INDEX_FORMAT, "certificates": certs}), SECRET_MODE)
+
+    def clean_leftovers(self, name: str) -> list[Path]:
+        """Remove temporary files and directories a killed run left for ``name``."""
+        removed = files.remove_leftovers(self.layout.versions(name))
+        removed += files.remove_leftovers(self.layout.cert_dir(name))
+        removed += files.remove_leftovers(self.layout.live)
+        return removed
+
+
+def utc_iso(moment: datetime.datetime) -> str:
+    return moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,108 @@
+"""Every keystore path and file mode, in one place.
+
+    <root>/                               0700
+      accounts/<ca-id>/account.json       URL, contact, directory
+      accounts/<ca-id>/key.pem            0600
+      certs/<name>/spec.toml              how to (re)issue
+      certs/<name>/state.json             attempts, failures, deploy state, ARI window
+      certs/<name>/versions/000001/       immutable once renamed into place
+      live/<name> -> ../certs/<name>/versions/000001
+      index.json                          per name: the facts `list` and `renew` need
+      locks/                              empty flock files; they carry no data
+
+Certificate names and CA ids are checked here before they become path components.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from ..names import check_cert_name
+
+DIR_MODE = 0o700
+SECRET_MODE = 0o600
+PUBLIC_MODE = 0o644
+
+VERSION_DIGITS = 6
+TMP_PREFIX = ".tmp-"
+
+KEY_FILE = "privkey.pem"
+CERT_FILE = "cert.pem"
+CHAIN_FILE = "chain.pem"
+FULLCHAIN_FILE = "fullchain.pem"
+COMBINED_FILE = "combined.pem"
+META_FILE = "meta.json"
+
+# Which files of a version hold key material, and so are written 0600.
+FILE_MODES = {
+    KEY_FILE: SECRET_MODE,
+    COMBINED_FILE: SECRET_MODE,
+    CERT_FILE: PUBLIC_MODE,
+    CHAIN_FILE: PUBLIC_MODE,
+    FULLCHAIN_FILE: PUBLIC_MODE,
+    META_FILE: PUBLIC_MODE,
+}
+
+
+def ca_id(directory_url: str) -> str:
+    """A stable, readable directory name for a CA: host, port and path of its directory URL."""
+    parts = urlsplit(directory_url)
+    raw = f"{parts.netloc}{parts.path}".strip("/")
+    return re.sub(r"[^A-Za-z0-9.-]+", "_", raw).strip("._") or "default"
+
+
+@dataclass(frozen=True)
+class Layout:
+    root: Path
+
+    @property
+    def accounts(self) -> Path:
+        return self.root / "accounts"
+
+    def account_dir(self, ca: str) -> Path:
+        return self.accounts / ca
+
+    @property
+    def certs(self) -> Path:
+        return self.root / "certs"
+
+    def cert_dir(self, name: str) -> Path:
+        return self.certs / check_cert_name(name)
+
+    def spec(self, name: str) -> Path:
+        return self.cert_dir(name) / "spec.toml"
+
+    def state(self, name: str) -> Path:
+        return self.cert_dir(name) / "state.json"
+
+    def versions(self, name: str) -> Path:
+        return self.cert_dir(name) / "versions"
+
+    @property
+    def live(self) -> Path:
+        return self.root / "live"
+
+    def live_link(self, name: str) -> Path:
+        return self.live / check_cert_name(name)
+
+    @property
+    def index(self) -> Path:
+        return self.root / "index.json"
+
+    @property
+    def locks(self) -> Path:
+        return self.root / "locks"
+
+    def cert_lock(self, name: str) -> Path:
+        return self.locks / f"{check_cert_name(name)}.lock"
+
+    @property
+    def keystore_lock(self) -> Path:
+        return self.locks / "keystore.lock"
+
+
+def version_name(number: int) -> str:
+    return f"{number:0{VERSION_DIGITS}d}"

@@ -1,0 +1,36 @@
+"""flock-based locks: the kernel drops them when the holder dies, so they never go stale."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from ..errors import KeystoreLocked
+from .files import ensure_dir
+
+
+@contextmanager
+def hold(path: Path, *, timeout: float, what: str) -> Iterator[None]:
+    """Hold an exclusive flock on ``path``, waiting at most ``timeout`` seconds."""
+    ensure_dir(path.parent)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        deadline = time.monotonic() + timeout
+        delay = 0.01
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise KeystoreLocked(f"{what} is locked by another certman run ({path})",
+                                         "wait for the other run to finish, or raise --lock-timeout") from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.25)
+        yield
+    finally:
+        os.close(fd)

@@ -1,0 +1,119 @@
+"""HTTP-01 from a small server of our own, on port 80 or on a loopback port a proxy forwards to."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar, Mapping
+
+from ...errors import SolverError, UsageError
+from .. import ChallengeBatch
+from . import challenge_path
+
+log = logging.getLogger(__name__)
+
+# Per-connection socket timeout, so a client that opens a connection and sends
+# nothing (slowloris) costs one thread for a few seconds, never the validation.
+CONNECTION_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class StandaloneSettings:
+    address: str = ""
+    port: int = 80
+
+
+class _Server(ThreadingHTTPServer):
+    # http.server listens with a backlog of 5, which stalls concurrent validations
+    # (a CA validates from several perspectives at once) for a second.
+    request_queue_size = 128
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], responses: Mapping[str, bytes]) -> None:
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        self.responses = responses
+        super().__init__(address, _Handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    timeout = CONNECTION_TIMEOUT
+    server_version = "certman"
+    sys_version = ""
+
+    def do_GET(self) -> None:
+        body = self.server.responses.get(self.path)
+        if body is None:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("standalone %s: " + format, self.client_address[0], *args)
+
+
+class StandaloneSolver:
+    """Answers exactly the tokens of the current batch; everything else is a 404."""
+
+    challenge_type: ClassVar[str] = "http-01"
+
+    def __init__(self, settings: StandaloneSettings) -> None:
+        self.settings = settings
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> "StandaloneSolver":
+        unknown = set(options) - {"address", "port"}
+        if unknown:
+            raise UsageError(f"standalone solver: unknown option(s) {', '.join(sorted(unknown))}")
+        port = int(options.get("port", 80))
+        if not 0 < port < 65536:
+            raise UsageError(f"standalone solver: port {port} is out of range")
+        return cls(StandaloneSettings(address=str(options.get("address", "")), port=port))
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1] if self._server else self.settings.port
+
+    def present(self, batch: ChallengeBatch) -> None:
+        responses = {challenge_path(c.token): c.validation.encode() for c in batch}
+        where = f"{self.settings.address or '*'}:{self.settings.port}"
+        try:
+            self._server = _Server((self.settings.address, self.settings.port), responses)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise SolverError(f"port {where} is already in use, so the HTTP-01 server cannot start",
+                                  "stop what holds it, or let your proxy forward /.well-known/acme-challenge/ "
+                                  "to a free --http-port, or use --solver webroot") from exc
+            if exc.errno == errno.EACCES:
+                raise SolverError(f"not allowed to listen on {where}",
+                                  "run as root, or use --http-port above 1023 behind your proxy") from exc
+            raise SolverError(f"cannot listen on {where}: {exc.strerror}",
+                              "check --http-address") from exc
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="certman-http01", daemon=True)
+        self._thread.start()
+
+    def wait_ready(self, batch: ChallengeBatch) -> None:
+        return None
+
+    def cleanup(self, batch: ChallengeBatch) -> None:
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        self._server = None
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None

@@ -1,0 +1,126 @@
+"""HTTP-01 through an existing web server's document root."""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Mapping
+
+from ...errors import SolverError, UsageError
+from .. import ChallengeBatch
+from . import check_token
+
+# The web server must read these files; they hold no secret (the CA publishes them).
+PUBLIC_FILE_MODE = 0o644
+PUBLIC_DIR_MODE = 0o755
+_SUBDIRS = (".well-known", "acme-challenge")
+
+
+@dataclass(frozen=True)
+class WebrootSettings:
+    path: Path
+
+
+@dataclass
+class _Written:
+    files: list[str] = field(default_factory=list)
+    created_dirs: list[str] = field(default_factory=list)
+
+
+class WebrootSolver:
+    """Writes ``<webroot>/.well-known/acme-challenge/<token>`` and removes it afterwards.
+
+    Every step opens relative to the previous directory with O_NOFOLLOW, so a symlink
+    planted in the webroot (by the less trusted web user) is refused, never followed.
+    """
+
+    challenge_type: ClassVar[str] = "http-01"
+
+    def __init__(self, settings: WebrootSettings) -> None:
+        self.settings = settings
+        self._written = _Written()
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> "WebrootSolver":
+        unknown = set(options) - {"path"}
+        if unknown:
+            raise UsageError(f"webroot solver: unknown option(s) {', '.join(sorted(unknown))}")
+        if not options.get("path"):
+            raise UsageError("the webroot solver needs a directory", "pass --webroot /var/www/html")
+        return cls(WebrootSettings(Path(str(options["path"]))))
+
+    def present(self, batch: ChallengeBatch) -> None:
+        root = self.settings.path
+        if not root.is_dir():
+            raise SolverError(f"webroot {root} does not exist or is not a directory",
+                              "create it, or pass the document root your web server serves for these names")
+        dir_fd = self._open_challenge_dir(root)
+        try:
+            for challenge in batch:
+                name = check_token(challenge.token)
+                try:
+                    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                 PUBLIC_FILE_MODE, dir_fd=dir_fd)
+                except FileExistsError:
+                    os.unlink(name, dir_fd=dir_fd)
+                    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                 PUBLIC_FILE_MODE, dir_fd=dir_fd)
+                try:
+                    os.fchmod(fd, PUBLIC_FILE_MODE)
+                    os.write(fd, challenge.validation.encode())
+                finally:
+                    os.close(fd)
+                self._written.files.append(name)
+        except OSError as exc:
+            raise SolverError(f"cannot write the challenge file under {root}: {exc.strerror}",
+                              "make the webroot writable for the user running certman") from exc
+        finally:
+            os.close(dir_fd)
+
+    def _open_challenge_dir(self, root: Path) -> int:
+        try:
+            fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise SolverError(f"cannot open webroot {root}: {exc.strerror}") from exc
+        path = root
+        for part in _SUBDIRS:
+            path = path / part
+            try:
+                try:
+                    os.mkdir(part, PUBLIC_DIR_MODE, dir_fd=fd)
+                    os.chmod(part, PUBLIC_DIR_MODE, dir_fd=fd, follow_symlinks=False)
+                    self._written.created_dirs.append(str(path))
+                except FileExistsError:
+                    if stat.S_ISLNK(os.lstat(part, dir_fd=fd).st_mode):
+                        raise SolverError(f"refusing to follow the symlink {path}",
+                                          "remove it; certman never writes through a symlink in the webroot")
+                child = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            except OSError as exc:
+                os.close(fd)
+                raise SolverError(f"cannot prepare {path}: {exc.strerror}",
+                                  "make the webroot writable for the user running certman") from exc
+            except SolverError:
+                os.close(fd)
+                raise
+            os.close(fd)
+            fd = child
+        return fd
+
+    def cleanup(self, batch: ChallengeBatch) -> None:
+        challenge_dir = self.settings.path.joinpath(*_SUBDIRS)
+        for name in self._written.files:
+            try:
+                os.unlink(challenge_dir / name)
+            except OSError:
+                pass
+        for directory in reversed(self._written.created_dirs):
+            try:
+                os.rmdir(directory)
+            except OSError:
+                pass
+        self._written = _Written()
+
+    def wait_ready(self, batch: ChallengeBatch) -> None:
+        return None
