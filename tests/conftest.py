@@ -1,12 +1,16 @@
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator
+from pathlib import Path
 
 import pytest
 
 import services
 
 LOG_TAIL_LINES = 200
+
+# Each area's fixtures live in tests/fixtures/<area>.py and load themselves here.
+pytest_plugins = sorted(f"fixtures.{p.stem}" for p in (Path(__file__).parent / "fixtures").glob("[!_]*.py"))
 
 
 @pytest.fixture(scope="session")
