@@ -59,6 +59,15 @@ def require_binary(name: str, apt_package: str) -> str:
     return path
 
 
+def wait_for(condition: Callable[[], bool], timeout: float = READY_TIMEOUT, what: str = "condition") -> None:
+    """Poll ``condition`` until it holds; fail after ``timeout`` seconds. Never a fixed sleep."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"{what} did not hold within {timeout} s")
+        time.sleep(POLL_INTERVAL)
+
+
 def _die_with_parent() -> None:
     # If pytest itself is killed (CI timeout, SIGKILL), the kernel sends
     # SIGTERM to the service instead of leaving it holding ports.

@@ -1,0 +1,149 @@
+"""Every documented exit code, through the CLI: one line, a hint, no traceback."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import services
+from fixtures.cli import CertmanRun, issue_flags, snapshot
+
+
+def stderr_lines(result) -> list[str]:
+    return result.stderr.strip().splitlines()
+
+
+def assert_one_line_error(result, code: int, *needles: str) -> None:
+    assert result.exit_code == code, result.output
+    lines = stderr_lines(result)
+    assert lines[0].startswith("certman: ")
+    assert all(line.startswith(("certman: ", "hint: ")) for line in lines), lines
+    assert "Traceback" not in result.output
+    for needle in needles:
+        assert needle in result.stderr
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_success_exits_0(certman: CertmanRun, pebble: services.Pebble) -> None:
+    assert certman("issue", *issue_flags(pebble), "ok.example").exit_code == 0
+
+
+def test_invalid_identifier_exits_2_before_any_request(certman: CertmanRun) -> None:
+    # The server would be unreachable (exit 4) if certman tried to talk to it.
+    result = certman("issue", "--server", f"https://127.0.0.1:{closed_port()}/dir", "bad_name.example")
+    assert_one_line_error(result, 2, "invalid identifier 'bad_name.example'")
+    assert not certman.keystore.exists()
+
+
+def test_wildcard_over_http01_exits_2_naming_dns01(certman: CertmanRun) -> None:
+    result = certman("issue", "--server", f"https://127.0.0.1:{closed_port()}/dir", "*.example.com")
+    assert_one_line_error(result, 2, "DNS-01")
+
+
+def test_unknown_option_exits_2_with_one_line(certman: CertmanRun) -> None:
+    assert_one_line_error(certman("issue", "--no-such-flag", "a.example"), 2, "--no-such-flag")
+
+
+def test_plain_http_server_url_exits_2(certman: CertmanRun) -> None:
+    assert_one_line_error(certman("issue", "--server", "http://ca.example/dir", "a.example"), 2, "https://")
+
+
+def test_registration_without_agreeing_exits_2_naming_agree_tos(certman: CertmanRun,
+                                                                pebble: services.Pebble) -> None:
+    flags = [f for f in issue_flags(pebble) if f != "--agree-tos"]
+    result = certman("issue", *flags, "terms.example")
+    assert_one_line_error(result, 2, "terms", "--agree-tos")
+
+
+def test_bad_config_file_exits_2_naming_the_key(certman: CertmanRun, tmp_path: Path) -> None:
+    config = tmp_path / "certman.toml"
+    config.write_text('sever = "typo"\n')
+    assert_one_line_error(certman("--config", str(config), "list"), 2, str(config), "'sever'")
+
+
+def test_world_writable_keystore_exits_3_naming_the_path(certman: CertmanRun) -> None:
+    certman.keystore.mkdir()
+    certman.keystore.chmod(0o777)
+    assert_one_line_error(certman("list"), 3, str(certman.keystore), "chmod 700")
+
+
+def test_locked_certificate_exits_3(certman: CertmanRun, pebble: services.Pebble) -> None:
+    lock = certman.keystore / "locks" / "locked.example.lock"
+    lock.parent.mkdir(parents=True, mode=0o700)
+    certman.keystore.chmod(0o700)
+    with open(lock, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        result = certman("issue", *issue_flags(pebble), "locked.example", env={"CERTMAN_LOCK_TIMEOUT": "0.2"})
+    assert_one_line_error(result, 3, "locked by another certman run")
+
+
+def test_unreachable_ca_exits_4(certman: CertmanRun) -> None:
+    result = certman("issue", "--server", f"https://127.0.0.1:{closed_port()}/dir", "--agree-tos", "a.example",
+                     env={"CERTMAN_TIMEOUT": "3"})
+    assert_one_line_error(result, 4, "cannot reach the ACME server", "connection refused")
+
+
+def test_untrusted_ca_tls_exits_4_naming_ca_bundle(certman: CertmanRun, pebble: services.Pebble) -> None:
+    result = certman("issue", "--server", pebble.directory_url, "--agree-tos", "a.example")
+    assert_one_line_error(result, 4, "TLS verification", "--ca-bundle")
+
+
+def test_port_in_use_exits_5_and_keeps_the_keystore(certman: CertmanRun, pebble: services.Pebble) -> None:
+    assert certman("issue", *issue_flags(pebble), "busy.example").exit_code == 0
+    before = snapshot(certman.keystore)
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", pebble.http_port))
+        squatter.listen()
+        result = certman("issue", *issue_flags(pebble), "busy.example")
+    assert_one_line_error(result, 5, "already in use", "--http-port")
+    assert snapshot(certman.keystore) == before
+
+
+def test_missing_webroot_exits_5(certman: CertmanRun, pebble: services.Pebble, tmp_path: Path) -> None:
+    result = certman("issue", *issue_flags(pebble), "--solver", "webroot", "--webroot",
+                     str(tmp_path / "nowhere"), "webroot.example")
+    assert_one_line_error(result, 5, "webroot", "does not exist")
+
+
+def test_sigterm_exits_130_and_releases_everything(certman: CertmanRun, pebble: services.Pebble,
+                                                   tmp_path: Path) -> None:
+    lock = certman.keystore / "locks" / "term.example.lock"
+    lock.parent.mkdir(parents=True, mode=0o700)
+    certman.keystore.chmod(0o700)
+    env = {**os.environ, "CERTMAN_KEYSTORE": str(certman.keystore), "CERTMAN_LOCK_TIMEOUT": "60"}
+    with open(lock, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        proc = subprocess.Popen([sys.executable, "-m", "certman", "issue", *issue_flags(pebble), "term.example"],
+                                env=env, stderr=subprocess.PIPE, text=True)
+        # It waits for our lock; once it has opened the lock file, stop it.
+        services.wait_for(lambda: _has_open(proc.pid, lock), timeout=10)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=10)
+    assert proc.returncode == 130
+    assert stderr.strip() == "certman: interrupted"
+
+
+def _has_open(pid: int, path: Path) -> bool:
+    fd_dir = Path(f"/proc/{pid}/fd")
+    try:
+        return any(os.readlink(fd) == str(path) for fd in fd_dir.iterdir())
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("command", ["issue --help", "list --help", "--help", "--version"])
+def test_help_and_version_exit_0(certman: CertmanRun, command: str) -> None:
+    assert certman(*command.split()).exit_code == 0
