@@ -101,7 +101,7 @@ class StandaloneSolver:
                                   "run as root, or use --http-port above 1023 behind your proxy") from exc
             raise SolverError(f"cannot listen on {where}: {exc.strerror}",
                               "check --http-address") from exc
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.005},
                                         name="certman-http01", daemon=True)
         self._thread.start()
 
