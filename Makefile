@@ -13,7 +13,7 @@ deps:
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip >/dev/null
-	@$(PY) -m pip install -q -e '.[test]' --config-settings editable_mode=compat
+	@$(PY) -m pip install -q -e '.[test]'
 	@touch $(STAMP)
 
 venv: $(STAMP)
