@@ -19,15 +19,15 @@ def days_left(not_after: str, now: datetime.datetime) -> int:
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     return "\n".join(lines)
 
 
 def certificate_list(index: Mapping[str, Mapping[str, Any]], *, as_json: bool,
                      now: datetime.datetime | None = None) -> str:
     now = now or datetime.datetime.now(datetime.timezone.utc)
-    entries = []
+    entries: list[dict[str, Any]] = []
     for name in sorted(index):
         entry = index[name]
         entries.append({
@@ -44,8 +44,8 @@ def certificate_list(index: Mapping[str, Mapping[str, Any]], *, as_json: bool,
         return json.dumps({"certificates": entries}, indent=2)
     if not entries:
         return "no certificates yet (see `certman issue --help`)"
-    rows = [[e["name"], ",".join(e["identifiers"]), e["not_after"] or "-", str(e["days_left"]),
-             e["issuer"] or "-", e["key_type"] or "-"] for e in entries]
+    rows = [[str(e["name"]), ",".join(e["identifiers"]), str(e["not_after"] or "-"), str(e["days_left"]),
+             str(e["issuer"] or "-"), str(e["key_type"] or "-")] for e in entries]
     return table(["NAME", "IDENTIFIERS", "NOT AFTER", "DAYS LEFT", "ISSUER", "KEY TYPE"], rows)
 
 

@@ -13,6 +13,7 @@ into ``certman.errors`` at this boundary.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import random
@@ -21,15 +22,15 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, Callable, Iterator, TypeVar
 
-import josepy as jose
 import requests
 from acme import client as acme_client
 from acme import errors as acme_errors
 from acme import messages
+from josepy import errors as jose_errors
+from josepy import interfaces, json_util, jwa, jwk
 
 from . import __version__
-from .errors import (ACMEError, AuthorizationFailed, CAUnreachable, CertmanError, RateLimited,
-                     TLSVerifyFailed)
+from .errors import ACMEError, AuthorizationFailed, CAUnreachable, CertmanError, RateLimited, TLSVerifyFailed
 from .names import Identifier
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ class _Transient(Exception):
 class Network(acme_client.ClientNetwork):
     """``ClientNetwork`` with certman's transport policy (see the module docstring)."""
 
-    def __init__(self, key: jose.JWK, *, alg: jose.JWASignature, ca_bundle: str | None,
+    def __init__(self, key: jwk.JWK, *, alg: jwa.JWASignature, ca_bundle: str | None,
                  timeout: float, deadline: float) -> None:
         super().__init__(key, alg=alg, verify_ssl=True, user_agent=USER_AGENT, timeout=int(timeout))
         # requests takes a CA bundle path where the library expects a bool.
@@ -112,7 +113,7 @@ class Network(acme_client.ClientNetwork):
                             "use the final directory URL as --server")
         return response
 
-    def _post_once(self, url: str, obj: jose.JSONDeSerializable,
+    def _post_once(self, url: str, obj: interfaces.JSONDeSerializable,
                    content_type: str = acme_client.ClientNetwork.JOSE_CONTENT_TYPE,
                    **kwargs: Any) -> requests.Response:
         new_nonce_url = kwargs.pop("new_nonce_url", None)
@@ -126,7 +127,7 @@ class Network(acme_client.ClientNetwork):
         try:
             return self._check_response(response, content_type=content_type)
         except messages.Error as error:
-            error.retry_after = parse_retry_after(response)  # type: ignore[attr-defined]
+            error.retry_after = parse_retry_after(response)
             raise
 
     def post(self, *args: Any, **kwargs: Any) -> requests.Response:
@@ -219,12 +220,12 @@ class OrderResult:
 class AcmeSession:
     """Account, order, authorizations, finalize and download against one ACME directory."""
 
-    def __init__(self, directory_url: str, account_key: jose.JWK, *, ca_bundle: str | None = None,
+    def __init__(self, directory_url: str, account_key: jwk.JWK, *, ca_bundle: str | None = None,
                  timeout: float = 90.0, request_timeout: float = REQUEST_TIMEOUT) -> None:
         self.deadline = time.monotonic() + timeout
         self.directory_url = directory_url
         self.account_key = account_key
-        alg = jose.ES256 if isinstance(account_key, jose.JWKEC) else jose.RS256
+        alg = jwa.ES256 if isinstance(account_key, jwk.JWKEC) else jwa.RS256
         self.net = Network(account_key, alg=alg, ca_bundle=ca_bundle, timeout=request_timeout,
                            deadline=self.deadline)
         with _acme_errors(f"fetching the directory {directory_url}"):
@@ -237,7 +238,8 @@ class AcmeSession:
 
     @property
     def terms_of_service(self) -> str | None:
-        return self.directory.meta.terms_of_service
+        terms: str | None = self.directory.meta.terms_of_service
+        return terms
 
     # -- account --------------------------------------------------------------------------
 
@@ -337,7 +339,7 @@ class AcmeSession:
 class NewOrder(messages.NewOrder):
     """newOrder with RFC 9773's ``replaces``, which the ``acme`` library lacks."""
 
-    replaces: str | None = jose.field("replaces", omitempty=True)
+    replaces: str | None = json_util.field("replaces", omitempty=True)
 
 
 def _poll_delays() -> Iterator[float]:
@@ -353,24 +355,18 @@ def _authz_failure(authz: messages.Authorization) -> str:
     return f"{authz.identifier.value}: {detail}"
 
 
-class _acme_errors:
-    """Context manager: turn library and protocol exceptions into certman errors."""
-
-    def __init__(self, context: str) -> None:
-        self.context = context
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
-        if exc is None or isinstance(exc, CertmanError):
-            return False
-        if isinstance(exc, messages.Error):
-            raise problem_error(exc, self.context) from exc
-        if isinstance(exc, _Transient):
-            raise CAUnreachable(exc.what, "check that the CA is up; the next run retries") from exc
-        if isinstance(exc, jose.DeserializationError | ValueError):
-            raise ACMEError(f"{self.context}: the CA sent a malformed response") from exc
-        if isinstance(exc, acme_errors.Error | requests.exceptions.RequestException):
-            raise ACMEError(f"{self.context}: {exc}") from exc
-        return False
+@contextlib.contextmanager
+def _acme_errors(context: str) -> Iterator[None]:
+    """Turn library and protocol exceptions into certman errors."""
+    try:
+        yield
+    except CertmanError:
+        raise
+    except messages.Error as exc:
+        raise problem_error(exc, context) from exc
+    except _Transient as exc:
+        raise CAUnreachable(exc.what, "check that the CA is up; the next run retries") from exc
+    except (jose_errors.DeserializationError, ValueError) as exc:
+        raise ACMEError(f"{context}: the CA sent a malformed response") from exc
+    except (acme_errors.Error, requests.exceptions.RequestException) as exc:
+        raise ACMEError(f"{context}: {exc}") from exc

@@ -15,10 +15,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable
 
-import josepy as jose
 from acme import messages
-from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
+from josepy import jwk
 
 from . import plugins
 from .acme_session import AcmeSession
@@ -111,15 +111,15 @@ def open_session(directory_url: str, keystore: FileKeystore, account: AccountSet
     return session
 
 
-def account_jwk(key_pem: bytes) -> jose.JWK:
+def account_jwk(key_pem: bytes) -> jwk.JWK:
     key = load_key(key_pem)
-    return jose.JWKEC(key=key) if isinstance(key, ec.EllipticCurvePrivateKey) else jose.JWKRSA(key=key)
+    return jwk.JWKEC(key=key) if isinstance(key, ec.EllipticCurvePrivateKey) else jwk.JWKRSA(key=key)
 
 
 def _register(directory_url: str, ca: str, keystore: FileKeystore, account: AccountSettings, *,
               ca_bundle: str | None, timeout: float) -> AcmeSession:
     key = ec.generate_private_key(ec.SECP256R1())
-    session = AcmeSession(directory_url, jose.JWKEC(key=key), ca_bundle=ca_bundle, timeout=timeout)
+    session = AcmeSession(directory_url, jwk.JWKEC(key=key), ca_bundle=ca_bundle, timeout=timeout)
     if not account.agree_tos:
         terms = session.terms_of_service
         raise UsageError(f"no account at {directory_url} yet, and registering needs agreement to the CA's terms"

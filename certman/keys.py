@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import datetime
 import ipaddress
 from dataclasses import dataclass
-import base64
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization

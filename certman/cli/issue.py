@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ..config import KEY_TYPES, SERVER_ALIASES
+from . import CliContext
 
 
 @click.command("issue")
@@ -24,7 +25,7 @@ from ..config import KEY_TYPES, SERVER_ALIASES
 @click.option("--timeout", type=float, help="Give up on the CA after this many seconds (default 90).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
-def command(obj, names: tuple[str, ...], cert_name: str | None, as_json: bool, **flags: object) -> None:
+def command(obj: CliContext, /, names: tuple[str, ...], cert_name: str | None, as_json: bool, **flags: object) -> None:
     """Get a certificate for NAMES and make it live in the keystore."""
     from .. import _render
     from ..config import spec_from_settings

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import click
 
+from . import CliContext
+
 
 @click.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print the certificates as JSON.")
 @click.pass_obj
-def command(obj, as_json: bool) -> None:
+def command(obj: CliContext, /, as_json: bool) -> None:
     """Show every certificate in the keystore."""
     from .. import _render
     from ..keystore import FileKeystore

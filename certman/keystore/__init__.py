@@ -18,8 +18,19 @@ from typing import Any, Iterator, Mapping
 from ..config import CertSpec
 from ..errors import ConfigError, KeystoreError, UsageError
 from . import files, locks
-from .layout import (CERT_FILE, CHAIN_FILE, COMBINED_FILE, FILE_MODES, FULLCHAIN_FILE, KEY_FILE,
-                     META_FILE, SECRET_MODE, Layout, ca_id, version_name)
+from .layout import (
+    CERT_FILE,
+    CHAIN_FILE,
+    COMBINED_FILE,
+    FILE_MODES,
+    FULLCHAIN_FILE,
+    KEY_FILE,
+    META_FILE,
+    SECRET_MODE,
+    Layout,
+    ca_id,
+    version_name,
+)
 
 __all__ = ["FileKeystore", "LivePaths", "StoredVersion", "ca_id"]
 

@@ -95,7 +95,8 @@ class WebrootSolver:
                 except FileExistsError:
                     if stat.S_ISLNK(os.lstat(part, dir_fd=fd).st_mode):
                         raise SolverError(f"refusing to follow the symlink {path}",
-                                          "remove it; certman never writes through a symlink in the webroot")
+                                          "remove it; certman never writes through a symlink in the webroot"
+                                          ) from None
                 child = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
             except OSError as exc:
                 os.close(fd)
