@@ -147,3 +147,30 @@ def _has_open(pid: int, path: Path) -> bool:
 @pytest.mark.parametrize("command", ["issue --help", "list --help", "--help", "--version"])
 def test_help_and_version_exit_0(certman: CertmanRun, command: str) -> None:
     assert certman(*command.split()).exit_code == 0
+
+
+def test_a_bug_exits_70_without_a_traceback(certman: CertmanRun, pebble: services.Pebble, tmp_path: Path) -> None:
+    # A third-party solver, registered through the entry-point group, that crashes.
+    site = tmp_path / "site"
+    dist_info = site / "brokenplugin-0.1.dist-info"
+    dist_info.mkdir(parents=True)
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: brokenplugin\nVersion: 0.1\n")
+    (dist_info / "entry_points.txt").write_text("[certman.solvers]\nbroken = brokenplugin:BrokenSolver\n")
+    (site / "brokenplugin.py").write_text(
+        "class BrokenSolver:\n"
+        "    challenge_type = 'http-01'\n"
+        "    @classmethod\n"
+        "    def from_options(cls, options):\n"
+        "        return cls()\n"
+        "    def present(self, batch):\n"
+        "        raise RuntimeError('plugin bug')\n"
+        "    def wait_ready(self, batch):\n"
+        "        pass\n"
+        "    def cleanup(self, batch):\n"
+        "        pass\n")
+    env = {**os.environ, "CERTMAN_KEYSTORE": str(certman.keystore), "PYTHONPATH": str(site)}
+    proc = subprocess.run([sys.executable, "-m", "certman", "issue", *issue_flags(pebble), "--solver", "broken",
+                           "bug.example"], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 70
+    assert proc.stderr.splitlines() == ["certman: internal error (please report): RuntimeError",
+                                        "hint: run again with -vv to see the details"]

@@ -73,7 +73,7 @@ class CertmanGroup(click.Group):
         except Exception as exc:
             log.debug("internal error", exc_info=True)
             fail(f"internal error (please report): {type(exc).__name__}",
-                 "run again with -v to see the details")
+                 "run again with -vv to see the details")
             code = EXIT_INTERNAL
         finally:
             if previous is not None:
