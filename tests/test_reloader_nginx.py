@@ -11,13 +11,7 @@ from certman import plugins
 from certman.errors import ReloadError
 from certman.keystore import LivePaths
 from certman.reloaders.verify import Endpoint, verify_served
-from fixtures.proxies import HandshakeLoop, deployment_of, served_serial, tls_ready
-
-
-def server_block(port: int, server_name: str, live: LivePaths) -> str:
-    return (f"  server {{\n    listen 127.0.0.1:{port} ssl;\n    server_name {server_name};\n"
-            f"    ssl_certificate {live.fullchain};\n    ssl_certificate_key {live.privkey};\n"
-            "    location / { return 200 \"ok\\n\"; }\n  }\n")
+from fixtures.proxies import deployment_of, nginx_server_block, served_serial, tls_ready
 
 
 def nginx_reloader(nginx):
@@ -27,7 +21,7 @@ def nginx_reloader(nginx):
 def test_reload_makes_nginx_serve_the_reissued_certificate(issue_cert, start_nginx):
     first = issue_cert("a.example")
     endpoint = Endpoint("127.0.0.1", services.free_port())
-    nginx = start_nginx(server_block(endpoint.port, "a.example", first.live), tls_ready(endpoint, "a.example"))
+    nginx = start_nginx(nginx_server_block(endpoint.port, "a.example", first.live), tls_ready(endpoint, "a.example"))
     assert served_serial(endpoint, "a.example") == first.serial
 
     second = issue_cert("a.example")
@@ -42,9 +36,9 @@ def test_a_configuration_nginx_rejects_is_not_reloaded_and_nginx_explains_why(is
                                                                                tmp_path: Path):
     first = issue_cert("a.example")
     endpoint = Endpoint("127.0.0.1", services.free_port())
-    nginx = start_nginx(server_block(endpoint.port, "a.example", first.live), tls_ready(endpoint, "a.example"))
+    nginx = start_nginx(nginx_server_block(endpoint.port, "a.example", first.live), tls_ready(endpoint, "a.example"))
     missing = LivePaths(tmp_path / "nowhere")
-    nginx.write_config(server_block(endpoint.port, "a.example", missing))
+    nginx.write_config(nginx_server_block(endpoint.port, "a.example", missing))
 
     with pytest.raises(ReloadError) as failure:
         nginx_reloader(nginx).reload([deployment_of(first)])
