@@ -144,14 +144,10 @@ def stored_leaf(deployment: Deployment) -> tuple[bytes, str]:
     return der, serial_of(der)
 
 
-def verify_served(deployment: Deployment, endpoints: Iterable[Endpoint], *, timeout: float = DEFAULT_TIMEOUT,
-                  clock: Callable[[], float] = time.monotonic,
-                  sleep: Callable[[float], None] = time.sleep) -> tuple[ServedCheck, ...]:
-    """Check that every endpoint serves the live leaf of ``deployment``, retrying until ``timeout``.
-
-    Returns one passing ``ServedCheck`` per endpoint, or raises ``ReloadVerifyFailed``
-    naming the endpoint and both serials.
-    """
+def check_served(deployment: Deployment, endpoints: Iterable[Endpoint], *, timeout: float = DEFAULT_TIMEOUT,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> tuple[ServedCheck, ...]:
+    """One final ``ServedCheck`` per endpoint, each retried until it passes or ``timeout`` runs out."""
     stored_der, stored_serial = stored_leaf(deployment)
     checks = []
     for endpoint in endpoints:
@@ -163,10 +159,23 @@ def verify_served(deployment: Deployment, endpoints: Iterable[Endpoint], *, time
                 break
             sleep(delay)
             delay = min(delay * 2, MAX_RETRY)
-        if not check.is_ok:
-            raise verify_error(check, timeout)
         checks.append(check)
     return tuple(checks)
+
+
+def verify_served(deployment: Deployment, endpoints: Iterable[Endpoint], *, timeout: float = DEFAULT_TIMEOUT,
+                  clock: Callable[[], float] = time.monotonic,
+                  sleep: Callable[[float], None] = time.sleep) -> tuple[ServedCheck, ...]:
+    """Check that every endpoint serves the live leaf of ``deployment``, retrying until ``timeout``.
+
+    Returns one passing ``ServedCheck`` per endpoint, or raises ``ReloadVerifyFailed``
+    naming the first failing endpoint and both serials.
+    """
+    checks = check_served(deployment, endpoints, timeout=timeout, clock=clock, sleep=sleep)
+    for check in checks:
+        if not check.is_ok:
+            raise verify_error(check, timeout)
+    return checks
 
 
 def verify_error(check: ServedCheck, timeout: float) -> ReloadVerifyFailed:
