@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import requests
 
 import services
 from certman import plugins
@@ -48,3 +49,17 @@ def test_an_unreachable_admin_api_is_a_reload_error(issue_cert):
 def test_an_admin_address_with_a_path_is_a_config_error():
     with pytest.raises(ConfigError):
         caddy_reloader(admin="localhost:2019/config")
+
+
+def test_http01_passes_through_a_caddy_that_holds_the_http_port(pebble, issue_cert, start_caddy):
+    solver_port = services.free_port()
+    start_caddy(
+        f"http://a.example:{pebble.http_port} {{\n  bind 127.0.0.1\n"
+        f"  handle /.well-known/acme-challenge/* {{\n    reverse_proxy 127.0.0.1:{solver_port}\n  }}\n"
+        "  handle {\n    redir https://{host}{uri} permanent\n  }\n}\n",
+        lambda: requests.get(f"http://127.0.0.1:{pebble.http_port}/", headers={"Host": "a.example"},
+                             allow_redirects=False, timeout=services.PROBE_TIMEOUT).status_code == 301)
+
+    result = issue_cert("a.example", solver_port=solver_port)
+
+    assert result.identifiers == ("a.example",)

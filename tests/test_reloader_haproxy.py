@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import requests
 
 import services
 from certman import plugins
@@ -74,3 +75,21 @@ def test_two_certificates_on_one_haproxy_listener_are_each_selected_by_sni_and_r
 
     checks = verify_all([deployment_of(a2), deployment_of(b2)], [endpoint])
     assert [(c.name, c.served_serial) for c in checks] == [("a.example", a2.serial), ("b.example", b2.serial)]
+
+
+def test_http01_passes_through_a_haproxy_that_holds_the_http_port(pebble, issue_cert, start_haproxy):
+    solver_port = services.free_port()
+    start_haproxy(
+        "frontend http\n"
+        f"  bind 127.0.0.1:{pebble.http_port}\n"
+        "  acl acme_challenge path_beg /.well-known/acme-challenge/\n"
+        "  http-request redirect scheme https code 301 unless acme_challenge\n"
+        "  use_backend certman_http01 if acme_challenge\n"
+        "backend certman_http01\n"
+        f"  server solver 127.0.0.1:{solver_port}\n",
+        lambda: requests.get(f"http://127.0.0.1:{pebble.http_port}/", allow_redirects=False,
+                             timeout=services.PROBE_TIMEOUT).status_code == 301)
+
+    result = issue_cert("a.example", solver_port=solver_port)
+
+    assert result.identifiers == ("a.example",)

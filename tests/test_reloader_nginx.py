@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,17 @@ def test_http01_passes_through_an_nginx_that_holds_the_http_port(pebble, issue_c
     forwarded = [line for line in (nginx.prefix / access_log).read_text().splitlines()
                  if "GET /.well-known/acme-challenge/" in line]
     assert forwarded and all('" 200 ' in line for line in forwarded)
+
+
+def test_a_failing_reload_command_is_a_reload_error_with_its_own_words(issue_cert, start_nginx):
+    first = issue_cert("a.example")
+    endpoint = Endpoint("127.0.0.1", services.free_port())
+    nginx = start_nginx(nginx_server_block(endpoint.port, "a.example", first.live), tls_ready(endpoint, "a.example"))
+    refuse = [sys.executable, "-c", "import sys; sys.exit('Failed to reload nginx.service: Unit not found.')"]
+    reloader = plugins.lookup("reloaders", "nginx").from_options({**nginx.reloader_options, "command": refuse})
+
+    with pytest.raises(ReloadError) as failure:
+        reloader.reload([deployment_of(first)])
+
+    assert "exited with 1" in failure.value.message
+    assert failure.value.hint == "Failed to reload nginx.service: Unit not found."
