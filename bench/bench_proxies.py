@@ -120,11 +120,11 @@ def main(rounds: int) -> None:
                 served_s.append(time.perf_counter() - started)
             loop = HandshakeLoop(endpoint, NAME)
             loop.start()
-            wait_for(lambda: loop.total >= 100)
+            wait_for(lambda loop=loop: loop.total >= 100)
             deployment = reissue()
             reloader.reload([deployment])
             verify_served(deployment, [endpoint])
-            wait_for(lambda: loop.serials.get(deployment.serial, 0) >= 100 and loop.total >= 300)
+            wait_for(lambda loop=loop, serial=deployment.serial: loop.serials.get(serial, 0) >= 100 and loop.total >= 300)
             loop.stop()
             failures.extend(f"{proxy}: {f}" for f in loop.failures)
             rows.append((proxy, statistics.median(reload_s), max(reload_s), statistics.median(served_s),

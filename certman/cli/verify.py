@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from . import CliContext
+
 
 @click.command("verify")
 @click.argument("name", required=False)
@@ -14,7 +16,7 @@ import click
               help="Seconds to keep retrying each endpoint until it serves the stored leaf.")
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
 @click.pass_obj
-def command(obj, name: str | None, endpoints: tuple[str, ...], timeout: float, as_json: bool) -> None:
+def command(obj: CliContext, name: str | None, endpoints: tuple[str, ...], timeout: float, as_json: bool) -> None:
     """Check over TLS with SNI that each proxy serves the stored certificate."""
     from .. import _render
     from ..keystore import FileKeystore

@@ -20,7 +20,7 @@ from . import Deployment
 
 DEFAULT_TIMEOUT = 10.0
 HANDSHAKE_TIMEOUT = 2.0
-FIRST_RETRY = 0.05
+FIRST_RETRY = 0.02
 MAX_RETRY = 0.5
 
 
@@ -80,9 +80,9 @@ def served_leaf(endpoint: Endpoint, server_name: str | None, *, timeout: float =
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
-    with socket.create_connection((endpoint.host, endpoint.port), timeout=timeout) as raw:
-        with context.wrap_socket(raw, server_hostname=server_name) as tls:
-            der = tls.getpeercert(binary_form=True)
+    with (socket.create_connection((endpoint.host, endpoint.port), timeout=timeout) as raw,
+          context.wrap_socket(raw, server_hostname=server_name) as tls):
+        der = tls.getpeercert(binary_form=True)
     if not der:
         raise ssl.SSLError("the server sent no certificate")
     return der
