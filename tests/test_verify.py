@@ -10,7 +10,7 @@ from click.testing import CliRunner
 import services
 from certman.cli import cli
 from certman.errors import ConfigError, ReloadVerifyFailed
-from certman.reloaders.verify import Endpoint, verify_served
+from certman.reloaders.verify import Endpoint, server_name_for, verify_served
 from fixtures.proxies import deployment_of, nginx_server_block, tls_ready
 
 
@@ -105,3 +105,14 @@ def test_cli_verify_of_an_unknown_name_is_a_usage_error(issue_cert, keystore):
 
     assert result.exit_code == 2
     assert "no certificate named 'b.example'" in result.stderr
+
+
+def test_an_ip_certificate_is_verified_without_sni(issue_cert, start_nginx):
+    result = issue_cert("127.0.0.1")
+    endpoint = Endpoint("127.0.0.1", services.free_port())
+    start_nginx(nginx_server_block(endpoint.port, "_", result.live), tls_ready(endpoint))
+
+    checks = verify_served(deployment_of(result), [endpoint])
+
+    assert server_name_for(deployment_of(result), endpoint) is None
+    assert [c.served_serial for c in checks] == [result.serial]
