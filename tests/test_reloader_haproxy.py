@@ -93,3 +93,16 @@ def test_http01_passes_through_a_haproxy_that_holds_the_http_port(pebble, issue_
     result = issue_cert("a.example", solver_port=solver_port)
 
     assert result.identifiers == ("a.example",)
+
+
+def test_the_runtime_api_also_works_over_a_tcp_stats_socket(issue_cert, start_haproxy):
+    first = issue_cert("a.example")
+    endpoint = Endpoint("127.0.0.1", services.free_port())
+    api_port = services.free_port()
+    start_haproxy(f"global\n  stats socket ipv4@127.0.0.1:{api_port} level admin\n"
+                  + haproxy_frontend(endpoint.port, first.live.combined), tls_ready(endpoint, "a.example"))
+
+    second = issue_cert("a.example")
+    haproxy_reloader(socket=f"127.0.0.1:{api_port}").reload([deployment_of(second)])
+
+    assert served_serial(endpoint, "a.example") == second.serial
