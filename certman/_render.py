@@ -67,3 +67,24 @@ def issue_result(result: Any, *, as_json: bool) -> str:
     return (f"issued {data['name']} ({', '.join(data['identifiers'])}), serial {data['serial']}, "
             f"valid until {data['not_after']}\n"
             f"  fullchain: {data['fullchain']}\n  privkey:   {data['privkey']}")
+
+
+def verify_report(report: Any, *, as_json: bool) -> str:
+    """The checks of ``certman verify``: one row per certificate and endpoint."""
+    rows = [{"name": c.name, "endpoint": str(c.endpoint), "stored_serial": c.stored_serial,
+             "served_serial": c.served_serial, "ok": c.is_ok, "error": c.error} for c in report.checks]
+    rows += [{"name": n, "endpoint": None, "stored_serial": None, "served_serial": None, "ok": None,
+              "error": "no endpoint configured"} for n in report.unchecked]
+    if as_json:
+        return json.dumps(rows, indent=2)
+    return table(["NAME", "ENDPOINT", "STORED", "SERVED", "RESULT"],
+                 [[r["name"], r["endpoint"] or "-", r["stored_serial"] or "-", r["served_serial"] or "-",
+                   _verdict(r)] for r in rows])
+
+
+def _verdict(row: Mapping[str, Any]) -> str:
+    if row["ok"]:
+        return "ok"
+    if row["ok"] is None:
+        return "unchecked (no endpoint)"
+    return "MISMATCH" if row["served_serial"] else f"FAILED: {row['error']}"

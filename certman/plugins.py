@@ -28,7 +28,12 @@ BUILTIN: dict[str, dict[str, str]] = {
         "webroot": "certman.solvers.http01.webroot:WebrootSolver",
     },
     "dns_providers": {},
-    "reloaders": {},
+    "reloaders": {
+        "nginx": "certman.reloaders.nginx:NginxReloader",
+        "haproxy": "certman.reloaders.haproxy:HAProxyReloader",
+        "caddy": "certman.reloaders.caddy:CaddyReloader",
+        "traefik": "certman.reloaders.traefik:TraefikReloader",
+    },
 }
 
 
