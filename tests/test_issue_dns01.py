@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import stat
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ from certman.solvers.dns01 import DNS01Solver
 from certman.solvers.dns01.exec import ExecProvider, ExecSettings
 from certman.solvers.dns01.propagation import PropagationSettings
 from certman.solvers.dns01.rfc2136 import RFC2136Provider
+from fixtures.dns01 import exec_hook_env
 from fixtures.bind import DELEGATED_NAME, DELEGATION_TARGET, HTTP01_NAME, Bind
 
 ACCOUNT = AccountSettings(agree_tos=True)
@@ -119,33 +118,15 @@ def test_a_record_that_never_propagates_answers_no_challenge(
         assert all(c.status == messages.STATUS_PENDING for c in body.challenges)
 
 
-EXEC_SCRIPT = """#!{python}
-import os, sys
-import dns.query, dns.tsigkeyring, dns.update
-action, fqdn, value = sys.argv[1:4]
-assert os.environ["CERTMAN_DNS_ACTION"] == action and os.environ["CERTMAN_DNS_FQDN"] == fqdn
-keyring = dns.tsigkeyring.from_text({{os.environ["KEY_NAME"]: ("hmac-sha256", os.environ["KEY_SECRET"])}})
-update = dns.update.UpdateMessage("example.test.", keyring=keyring)
-if action == "present":
-    update.add(fqdn, 60, "TXT", '"' + value + '"')
-else:
-    update.delete(fqdn, "TXT", '"' + value + '"')
-response = dns.query.tcp(update, "127.0.0.1", port=int(os.environ["DNS_PORT"]), timeout=5)
-sys.exit(response.rcode())
-"""
 
 
 def test_the_exec_provider_runs_the_operators_program(tmp_path: Path, dns_pebble: services.Pebble, bind: Bind,
-                                                      propagation_options: dict[str, Any],
+                                                      exec_hook: Path, propagation_options: dict[str, Any],
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    script = tmp_path / "dns-hook"
-    script.write_text(EXEC_SCRIPT.format(python=sys.executable))
-    script.chmod(script.stat().st_mode | stat.S_IXUSR)
-    monkeypatch.setenv("KEY_NAME", bind.key_name)
-    monkeypatch.setenv("KEY_SECRET", bind.key_secret)
-    monkeypatch.setenv("DNS_PORT", str(bind.port))
+    for name, value in exec_hook_env(bind).items():
+        monkeypatch.setenv(name, value)
     cert = spec(dns_pebble, ["hooked.example.test"],
-                SolverSpec("dns-01", {"provider": "exec", "program": str(script), **propagation_options}))
+                SolverSpec("dns-01", {"provider": "exec", "program": str(exec_hook), **propagation_options}))
     result = issue(cert, FileKeystore(tmp_path / "ks"), account=ACCOUNT)
     assert result.identifiers == ("hooked.example.test",)
     assert bind.txt("_acme-challenge.hooked.example.test") == set()

@@ -66,7 +66,8 @@ class DNS01Solver:
         self.follow_cname = follow_cname
         self.lookup = lookup or DNSLookup(propagation)
         self._records: dict[str, tuple[Zone, frozenset[str]]] = {}
-        self._attempted: list[tuple[str, str]] = []
+        self._added: list[tuple[str, str]] = []
+        self._uncertain: list[tuple[str, str]] = []
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], env: Mapping[str, str] | None = None) -> "DNS01Solver":
@@ -94,8 +95,13 @@ class DNS01Solver:
         self._records = {fqdn: (zone, frozenset(values)) for fqdn, (zone, values) in wanted.items()}
         for fqdn, (_, values) in self._records.items():
             for value in sorted(values):
-                self._attempted.append((fqdn, value))
-                self.provider.add_txt(fqdn, value)
+                try:
+                    self.provider.add_txt(fqdn, value)
+                except BaseException:
+                    # A failed add may still have landed (a timeout after the server applied it).
+                    self._uncertain.append((fqdn, value))
+                    raise
+                self._added.append((fqdn, value))
                 log.info("added TXT %s (zone %s)", fqdn, self._records[fqdn][0].name)
 
     def wait_ready(self, batch: ChallengeBatch) -> None:
@@ -103,12 +109,18 @@ class DNS01Solver:
 
     def cleanup(self, batch: ChallengeBatch) -> None:
         failures = []
-        for fqdn, value in self._attempted:
+        for fqdn, value in self._added:
             try:
                 self.provider.remove_txt(fqdn, value)
             except SolverError as exc:
                 failures.append(f"{fqdn}: {exc.message}")
-        self._attempted.clear()
+        for fqdn, value in self._uncertain:
+            try:
+                self.provider.remove_txt(fqdn, value)
+            except SolverError as exc:
+                log.debug("removing %s after its failed add also failed: %s", fqdn, exc.message)
+        self._added.clear()
+        self._uncertain.clear()
         if failures:
             raise SolverError(f"could not remove {len(failures)} challenge TXT value(s): {'; '.join(failures)}",
                               "remove them by hand; they are harmless but clutter the zone")

@@ -93,6 +93,8 @@ class RFC2136Provider:
         candidate = name
         while True:
             query = dns.message.make_query(candidate, dns.rdatatype.SOA)
+            # Only the server's own zones count; recursion would also be slow for a name it does not hold.
+            query.flags &= ~dns.flags.RD
             query.use_tsig(self._keyring, keyname=self._key_name)
             response = self._exchange(query, f"find the zone of {fqdn}")
             if (response.rcode() == dns.rcode.NOERROR and response.flags & dns.flags.AA
