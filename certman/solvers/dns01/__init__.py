@@ -59,6 +59,7 @@ class DNS01Solver:
     """Presents every TXT value of an order through one provider and waits for propagation once."""
 
     challenge_type: ClassVar[str] = "dns-01"
+    settings_classes: ClassVar[tuple[type, ...]] = (DNS01Settings, PropagationSettings)
 
     def __init__(self, provider: DNSProvider, propagation: PropagationSettings = PropagationSettings(), *,
                  follow_cname: bool = True, lookup: DNSLookup | None = None) -> None:

@@ -13,7 +13,7 @@ import os
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from ...errors import ConfigError, SolverError
 from ...log import redact
@@ -29,6 +29,10 @@ class ExecSettings:
 
 
 class ExecProvider:
+    """Runs the operator's program to add and remove each TXT value."""
+
+    settings_classes: ClassVar[tuple[type, ...]] = (ExecSettings,)
+
     def __init__(self, settings: ExecSettings, env: Mapping[str, str] | None = None) -> None:
         if not os.access(settings.program, os.X_OK):
             raise ConfigError(f"exec DNS provider: {settings.program} is not an executable file",

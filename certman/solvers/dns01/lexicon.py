@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from ...errors import ConfigError, SolverError
 from ...log import redact, register_secret
@@ -34,6 +34,10 @@ class LexiconSettings:
 
 
 class LexiconProvider:
+    """Adds and removes TXT values through any dns-lexicon provider."""
+
+    settings_classes: ClassVar[tuple[type, ...]] = (LexiconSettings,)
+
     def __init__(self, settings: LexiconSettings) -> None:
         for name, value in settings.options.items():
             if _SECRET_OPTION.search(name):

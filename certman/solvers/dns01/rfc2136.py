@@ -12,7 +12,7 @@ import binascii
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import dns.exception
 import dns.flags
@@ -52,6 +52,8 @@ class RFC2136Settings:
 
 class RFC2136Provider:
     """Adds and removes TXT values by TSIG-signed dynamic update."""
+
+    settings_classes: ClassVar[tuple[type, ...]] = (RFC2136Settings,)
 
     def __init__(self, settings: RFC2136Settings) -> None:
         if settings.key_algorithm not in ALGORITHMS:
