@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
+import logging
 import os
 import types
 import typing
@@ -26,6 +27,8 @@ from .errors import ConfigError
 from .log import register_secret
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 def setting(*, help: str, env: str | None = None, secret: bool = False, default: Any = MISSING) -> Any:
@@ -85,6 +88,10 @@ def settings_from(cls: type[T], options: Mapping[str, Any], *, plugin: str,
         values[name] = _coerce(raw, hints[name], plugin, name, origin, bool(f.metadata.get("secret")))
         if f.metadata.get("secret"):
             register_secret(values[name])
+            if origin == f"option {name}":
+                # Solver options are saved in spec.toml for renewal; a file keeps the secret out of it.
+                log.warning("%s: %s is written inline in the configuration; prefer %s_file or the %s_FILE "
+                            "environment variable", plugin, name, name, f.metadata.get("env") or "")
     return cls(**values)
 
 
@@ -147,6 +154,12 @@ def _coerce(raw: Any, kind: Any, plugin: str, name: str, origin: str, secret: bo
 
 
 def _type_name(kind: Any) -> str:
-    text = getattr(kind, "__name__", None) or str(kind)
-    return {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}.get(text, str(kind)
-                                                                                         .replace("typing.", ""))
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(kind) if a is not type(None)]
+        return f"{_type_name(args[0])} (optional)" if len(args) == 1 else str(kind)
+    if typing.get_origin(kind) is tuple:
+        return "list"
+    if typing.get_origin(kind) in (dict, collections.abc.Mapping):
+        return "table"
+    name = getattr(kind, "__name__", None) or str(kind)
+    return {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}.get(name, name)
