@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -106,3 +107,16 @@ def test_an_unknown_zone_is_a_solver_error(bind: Bind, rfc2136_options: dict[str
     dns01 = solver(rfc2136_options, propagation_options)
     with pytest.raises(SolverError, match="zone"):
         dns01.present((challenge("nowhere.invalid", "v"),))
+
+
+def test_the_challenge_name_is_never_asked_with_recursion(bind: Bind, rfc2136_options: dict[str, Any],
+                                                          propagation_options: dict[str, Any]) -> None:
+    batch = (challenge("norecurse.example.test", "value-norecurse"),)
+    dns01 = solver(rfc2136_options, propagation_options)
+    dns01.present(batch)
+    dns01.wait_ready(batch)
+    dns01.cleanup(batch)
+    queries = bind.queries_for("_acme-challenge.norecurse.example.test")
+    assert queries, "the propagation check should have queried the name"
+    # BIND's query log marks recursion desired with "+" right after the type, "-" without.
+    assert all(re.search(r" IN [A-Z]+ -", line) for line in queries), queries
