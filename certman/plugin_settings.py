@@ -59,7 +59,11 @@ def describe(cls: type) -> list[SettingInfo]:
     infos = []
     for f in dataclasses.fields(cls):
         required = f.default is MISSING and f.default_factory is MISSING
-        default = None if required else repr(f.default if f.default is not MISSING else f.default_factory())
+        default = None
+        if f.default is not MISSING:
+            default = repr(f.default)
+        elif f.default_factory is not MISSING:
+            default = repr(f.default_factory())
         infos.append(SettingInfo(name=f.name, type=_type_name(hints[f.name]), default=default,
                                  required=required, help=f.metadata.get("help", ""),
                                  env=f.metadata.get("env"), secret=bool(f.metadata.get("secret"))))

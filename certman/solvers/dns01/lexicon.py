@@ -64,7 +64,7 @@ class LexiconProvider:
         from lexicon.config import ConfigResolver
 
         name = self.settings.provider_name
-        config = ConfigResolver().with_env().with_dict({
+        config = ConfigResolver().with_env().with_dict({  # type: ignore[no-untyped-call]
             "provider_name": name, "domain": self.settings.domain.rstrip("."), "ttl": self.settings.ttl,
             name: dict(self.settings.options)})
         try:

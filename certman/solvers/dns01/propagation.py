@@ -9,6 +9,7 @@ itself goes straight to the zone's authoritative servers, without recursion.
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -72,6 +73,8 @@ class Answer:
     txt: frozenset[str] = frozenset()
     cname: str | None = None
     problem: str | None = None
+    # This host has no route to the address (typically IPv6 on a v4-only host).
+    unroutable: bool = False
 
 
 def parse_server(text: str, default_port: int = 53) -> tuple[str, int]:
@@ -125,7 +128,7 @@ class DNSLookup:
         for rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
             try:
                 answer = self.resolver.resolve(host, rdtype, raise_on_no_answer=False)
-            except (dns.resolver.NXDOMAIN, dns.resolver.NoNameservers, dns.exception.Timeout) as exc:
+            except dns.exception.DNSException as exc:
                 log.debug("no %s for nameserver %s: %s", dns.rdatatype.to_text(rdtype), host, exc)
                 continue
             addresses.extend(r.address for r in answer.rrset or ())
@@ -142,7 +145,9 @@ class DNSLookup:
                 response = dns.query.tcp(query, server.address, port=self.settings.nameserver_port, timeout=wait)
         except dns.exception.Timeout:
             return Answer(problem="no answer (timed out)")
-        except (OSError, dns.exception.DNSException) as exc:
+        except OSError as exc:
+            return Answer(problem=_reason(exc), unroutable=exc.errno in (errno.ENETUNREACH, errno.EADDRNOTAVAIL))
+        except dns.exception.DNSException as exc:
             return Answer(problem=_reason(exc))
         rcode = response.rcode()
         if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
@@ -196,6 +201,10 @@ class DNSLookup:
                 if answer.problem is None and values <= answer.txt:
                     del pending[key]
                     problems.pop(key, None)
+                elif answer.unroutable and _reachable_elsewhere(key[1], records[key[0]][0]):
+                    # The CA may reach it, we cannot; the server's other addresses still get checked.
+                    log.warning("skipping %s: %s", key[1], answer.problem)
+                    del pending[key]
                 else:
                     problems[key] = answer.problem or f"serves {len(values - answer.txt)} of our values not yet"
             if not pending:
@@ -214,6 +223,10 @@ class DNSLookup:
         log.info("all authoritative nameservers serve the challenge records after %.2f s", self.clock() - started)
         if self.settings.settle_delay > 0:
             self.sleep(self.settings.settle_delay)
+
+
+def _reachable_elsewhere(server: Nameserver, zone: Zone) -> bool:
+    return any(ns.name == server.name and ns.address != server.address for ns in zone.nameservers)
 
 
 def _reason(exc: BaseException) -> str:
