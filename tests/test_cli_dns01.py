@@ -110,3 +110,13 @@ def test_an_unknown_dns_provider_is_a_usage_error(tmp_path: Path, dns_pebble: se
                                                 "x.example.test"))
     assert result.exit_code == 2
     assert "unknown dns provider 'nosuch'" in result.stderr
+
+
+def test_a_dns_server_that_is_down_exits_5_with_a_clear_error(tmp_path: Path, dns_pebble: services.Pebble,
+                                                              bind: Bind) -> None:
+    down = f"127.0.0.1:{services.free_port()}"
+    env = {**dns_env(bind, tmp_path, bind.key_secret), "CERTMAN_RFC2136_SERVER": down}
+    result = CliRunner().invoke(cli, issue_args(dns_pebble, tmp_path / "ks", "--dns-provider", "rfc2136",
+                                                "down.example.test"), env=env)
+    assert result.exit_code == 5
+    assert result.stderr.startswith(f"certman: rfc2136: {down} refused the connection")

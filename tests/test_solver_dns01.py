@@ -12,6 +12,7 @@ from certman.names import Identifier
 from certman.solvers import Challenge
 from certman.solvers.dns01 import DNS01Solver, record_name
 from certman.solvers.dns01.propagation import DNSLookup, PropagationSettings
+from certman.solvers.dns01.rfc2136 import RFC2136Provider
 from fixtures.bind import DELEGATED_NAME, DELEGATION_TARGET, Bind
 
 
@@ -120,3 +121,42 @@ def test_the_challenge_name_is_never_asked_with_recursion(bind: Bind, rfc2136_op
     assert queries, "the propagation check should have queried the name"
     # BIND's query log marks recursion desired with "+" right after the type, "-" without.
     assert all(re.search(r" IN [A-Z]+ -", line) for line in queries), queries
+
+
+class FakeTime:
+    """A clock that only moves when the code under test sleeps, recording each sleep."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_polling_backs_off_from_50_ms_up_to_2_s_until_the_timeout(bind: Bind) -> None:
+    fake = FakeTime()
+    lookup = DNSLookup(PropagationSettings(resolvers=(bind.address,), nameserver_port=bind.port,
+                                           propagation_timeout=10.0), clock=fake.clock, sleep=fake.sleep)
+    zone = lookup.zone_of("example.test")
+    with pytest.raises(PropagationTimeout, match="after 10 s"):
+        lookup.wait_served({"_acme-challenge.backoff.example.test.": (zone, frozenset({"never"}))})
+    assert fake.sleeps[:3] == pytest.approx([0.05, 0.08, 0.128])
+    assert max(fake.sleeps) == 2.0
+    assert sum(fake.sleeps) == pytest.approx(10.0)
+
+
+def test_the_settle_delay_follows_a_successful_check(bind: Bind, rfc2136_options: dict[str, Any]) -> None:
+    fake = FakeTime()
+    lookup = DNSLookup(PropagationSettings(resolvers=(bind.address,), nameserver_port=bind.port, settle_delay=7.0),
+                       clock=fake.clock, sleep=fake.sleep)
+    dns01 = DNS01Solver(RFC2136Provider.from_options(rfc2136_options, env={}), lookup=lookup)
+    batch = (challenge("settle.example.test", "value-settle"),)
+    dns01.present(batch)
+    dns01.wait_ready(batch)
+    dns01.cleanup(batch)
+    assert fake.sleeps == [7.0]
