@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from dataclasses import dataclass
 
@@ -30,8 +31,12 @@ def catalog(kinds: tuple[str, ...] = tuple(plugins.GROUPS)) -> list[PluginInfo]:
 def info(ref: plugins.PluginRef) -> PluginInfo:
     obj = ref.load()
     doc = inspect.getdoc(obj) or ""
-    # A plugin documents its settings by naming its dataclasses in ``settings_classes``.
-    settings = tuple(s for cls in getattr(obj, "settings_classes", ()) for s in describe(cls))
+    if isinstance(obj, type) and doc.startswith(f"{obj.__name__}("):
+        doc = ""  # the signature dataclasses write when a class has no docstring
+    # A plugin documents its settings by naming its dataclasses in ``settings_classes``;
+    # a plugin that is itself a dataclass is its own settings.
+    classes = getattr(obj, "settings_classes", None) or ((obj,) if dataclasses.is_dataclass(obj) else ())
+    settings = tuple(s for cls in classes for s in describe(cls))
     return PluginInfo(kind=ref.kind, name=ref.name, distribution=ref.distribution,
                       summary=doc.splitlines()[0] if doc else "", settings=settings)
 
