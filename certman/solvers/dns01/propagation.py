@@ -13,6 +13,7 @@ import errno
 import logging
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import dns.exception
@@ -34,6 +35,7 @@ FIRST_DELAY = 0.05
 MAX_DELAY = 2.0
 BACKOFF = 1.6
 MAX_CNAME_HOPS = 8
+MAX_PARALLEL_QUERIES = 16
 
 
 @dataclass(frozen=True)
@@ -185,6 +187,14 @@ class DNSLookup:
         raise SolverError(f"no nameserver of zone {zone.name} answers for {name}: {'; '.join(problems)}",
                           "check that the zone's nameservers are up and reachable from here")
 
+    def _query_all(self, keys: list[tuple[str, Nameserver]], timeout: float) -> dict[tuple[str, Nameserver], Answer]:
+        """Ask every (name, server) at once, so that one slow or dead server does not delay the others."""
+        if len(keys) == 1:
+            return {keys[0]: self.query(keys[0][1], keys[0][0], timeout=timeout)}
+        with ThreadPoolExecutor(max_workers=min(len(keys), MAX_PARALLEL_QUERIES)) as pool:
+            futures = {key: pool.submit(self.query, key[1], key[0], timeout) for key in keys}
+            return {key: future.result() for key, future in futures.items()}
+
     def wait_served(self, records: Mapping[str, tuple[Zone, frozenset[str]]]) -> None:
         """Poll every nameserver of each record's zone until it serves all the values, with backoff.
 
@@ -196,8 +206,9 @@ class DNSLookup:
         problems: dict[tuple[str, Nameserver], str] = {}
         delay = FIRST_DELAY
         while True:
-            for key, values in list(pending.items()):
-                answer = self.query(key[1], key[0], timeout=deadline - self.clock())
+            answers = self._query_all(list(pending), deadline - self.clock())
+            for key, answer in answers.items():
+                values = pending[key]
                 if answer.problem is None and values <= answer.txt:
                     del pending[key]
                     problems.pop(key, None)
@@ -206,7 +217,7 @@ class DNSLookup:
                     log.warning("skipping %s: %s", key[1], answer.problem)
                     del pending[key]
                 else:
-                    problems[key] = answer.problem or f"serves {len(values - answer.txt)} of our values not yet"
+                    problems[key] = answer.problem or f"{len(values - answer.txt)} of our {len(values)} value(s) missing"
             if not pending:
                 break
             remaining = deadline - self.clock()
