@@ -34,8 +34,12 @@ def main(rounds: int) -> None:
         with start_bind(work / "bind") as bind, \
                 services.start_pebble(work / "pebble", dns_server=bind.address) as pebble:
             keystore = FileKeystore(work / "ks")
+            secret_file = work / "tsig.secret"
+            secret_file.write_text(bind.key_secret)
+            secret_file.chmod(0o600)
             options = {"provider": "rfc2136", "server": bind.address, "key_name": bind.key_name,
-                       "key_secret": bind.key_secret, "resolvers": [bind.address], "nameserver_port": bind.port}
+                       "key_secret_file": str(secret_file), "resolvers": [bind.address],
+                       "nameserver_port": bind.port}
             cases = {"one name": lambda i: [f"bench{i}.example.test"],
                      "wildcard + apex": lambda i: [f"wild{i}.example.test", f"*.wild{i}.example.test"],
                      "CNAME-delegated": lambda i: ["delegated.example.test"]}
