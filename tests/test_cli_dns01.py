@@ -120,3 +120,12 @@ def test_a_dns_server_that_is_down_exits_5_with_a_clear_error(tmp_path: Path, dn
                                                 "down.example.test"), env=env)
     assert result.exit_code == 5
     assert result.stderr.startswith(f"certman: rfc2136: {down} refused the connection")
+
+
+def test_dns01_without_a_provider_says_how_to_choose_one(tmp_path: Path, dns_pebble: services.Pebble) -> None:
+    result = CliRunner().invoke(cli, issue_args(dns_pebble, tmp_path / "ks", "--solver", "dns-01", "x.example.test"),
+                                env={"CERTMAN_DNS_PROVIDER": None})
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == ["certman: the dns-01 solver needs a DNS provider",
+                                          "hint: pass --dns-provider rfc2136 (or exec, lexicon; see `certman plugins`), "
+                                          "or set provider in its [[solver]] table"]

@@ -19,12 +19,13 @@ A provider is a small object registered under ``certman.dns_providers``:
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from ... import plugins
-from ...errors import SolverError
+from ...errors import ConfigError, SolverError
 from ...plugin_settings import setting, settings_from
 from .. import ChallengeBatch
 from .propagation import DNSLookup, PropagationSettings, Zone
@@ -77,6 +78,10 @@ class DNS01Solver:
         adapter_opts = {k: v for k, v in options.items() if k in {f.name for f in fields(DNS01Settings)}}
         propagation_opts = {k: v for k, v in options.items() if k in {f.name for f in fields(PropagationSettings)}}
         provider_opts = {k: v for k, v in options.items() if k not in own}
+        if "provider" not in adapter_opts and "CERTMAN_DNS_PROVIDER" not in (os.environ if env is None else env):
+            raise ConfigError("the dns-01 solver needs a DNS provider",
+                              "pass --dns-provider rfc2136 (or exec, lexicon; see `certman plugins`), "
+                              "or set provider in its [[solver]] table")
         settings = settings_from(DNS01Settings, adapter_opts, plugin="dns-01 solver", env=env)
         propagation = settings_from(PropagationSettings, propagation_opts, plugin="dns-01 solver", env=env)
         provider_cls = plugins.lookup("dns_providers", settings.provider)
