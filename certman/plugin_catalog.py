@@ -35,7 +35,8 @@ def info(ref: plugins.PluginRef) -> PluginInfo:
         doc = ""  # the signature dataclasses write when a class has no docstring
     # A plugin documents its settings by naming its dataclasses in ``settings_classes``;
     # a plugin that is itself a dataclass is its own settings.
-    classes = getattr(obj, "settings_classes", None) or ((obj,) if dataclasses.is_dataclass(obj) else ())
+    classes: tuple[type, ...] = getattr(obj, "settings_classes", None) or (
+        (obj,) if isinstance(obj, type) and dataclasses.is_dataclass(obj) else ())
     settings = tuple(s for cls in classes for s in describe(cls))
     return PluginInfo(kind=ref.kind, name=ref.name, distribution=ref.distribution,
                       summary=doc.splitlines()[0] if doc else "", settings=settings)
