@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 from typing import Any, Mapping
@@ -88,3 +89,21 @@ def _verdict(row: Mapping[str, Any]) -> str:
     if row["ok"] is None:
         return "unchecked (no endpoint)"
     return "MISMATCH" if row["served_serial"] else f"FAILED: {row['error']}"
+def plugin_list(infos: list[Any], *, as_json: bool) -> str:
+    if as_json:
+        return json.dumps({"plugins": [dataclasses.asdict(i) for i in infos]}, indent=2)
+    rows = [[i.kind.replace("_", " ").rstrip("s"), i.name, i.distribution, i.summary] for i in infos]
+    return table(["KIND", "NAME", "FROM", "WHAT"], rows) + "\n\nsettings of one: certman plugins NAME"
+
+
+def plugin_details(infos: list[Any], *, as_json: bool) -> str:
+    if as_json:
+        return json.dumps({"plugins": [dataclasses.asdict(i) for i in infos]}, indent=2)
+    blocks = []
+    for i in infos:
+        rows = [[s.name + (" (secret)" if s.secret else ""), s.type, "required" if s.required else s.default or "",
+                 s.env or "", s.help] for s in i.settings]
+        body = table(["SETTING", "TYPE", "DEFAULT", "ENV", "HELP"], rows) if rows else "(no documented settings)"
+        blocks.append(f"{i.name} ({i.kind.replace('_', ' ').rstrip('s')}, from {i.distribution}): {i.summary}\n{body}")
+    secret_note = "secrets also read <ENV>_FILE or the option <setting>_file"
+    return "\n\n".join(blocks) + f"\n\n{secret_note}"

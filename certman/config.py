@@ -72,6 +72,11 @@ class Settings:
     webroot: str | None = None
     lock_timeout: float = 30.0
     timeout: float = 90.0
+    # The DNS provider of the dns-01 solver (--dns-provider); its own settings come
+    # from CERTMAN_<PROVIDER>_* (see `certman plugins NAME`).
+    dns_provider: str | None = None
+    # Solvers per name pattern ([[solver]] tables: name, match = [...], options), kept raw.
+    solvers: tuple[Mapping[str, Any], ...] = ()
     # Declared certificates ([[certificate]] tables), kept raw for the renewal job.
     certificates: tuple[Mapping[str, Any], ...] = ()
 
@@ -103,7 +108,7 @@ def _coerce(key: str, value: Any, origin: str) -> Any:
             return float(value)
         if kind == "Path":
             return Path(str(value)).expanduser()
-        if key == "certificates":
+        if key in ("certificates", "solvers"):
             if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
                 raise ValueError(value)
             return tuple(value)
@@ -124,7 +129,7 @@ def load_settings(config_path: Path | None = None, *, env: Mapping[str, str] | N
     if explicit is not None or path.exists():
         values.update(_read_config_file(path))
     for key in _FIELD_TYPES:
-        if key == "certificates":
+        if key in ("certificates", "solvers"):
             continue
         var = f"CERTMAN_{key.upper()}"
         if var in env:
@@ -152,10 +157,10 @@ def _read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     values: dict[str, Any] = {}
     for key, value in raw.items():
-        name = "certificates" if key == "certificate" else key.replace("-", "_")
+        name = {"certificate": "certificates", "solver": "solvers"}.get(key, key.replace("-", "_"))
         if name not in _FIELD_TYPES:
             raise ConfigError(f"config file {path}: unknown setting {key!r}",
-                              f"known settings: {', '.join(sorted(k for k in _FIELD_TYPES if k != 'certificates'))}")
+                              f"known settings: {', '.join(sorted(k for k in _FIELD_TYPES if k not in ('certificates', 'solvers')))}")
         values[name] = _coerce(name, value, f"config file {path}")
     return values
 
@@ -260,13 +265,39 @@ def solver_from_settings(settings: Settings) -> SolverSpec:
         if not settings.webroot:
             raise UsageError("the webroot solver needs a directory", "pass --webroot /var/www/html")
         return SolverSpec("webroot", {"path": settings.webroot})
+    if settings.solver == "dns-01":
+        return SolverSpec("dns-01", {"provider": settings.dns_provider} if settings.dns_provider else {})
     return SolverSpec(settings.solver)
 
 
+def solvers_from_tables(tables: tuple[Mapping[str, Any], ...], origin: str) -> tuple[SolverSpec, ...]:
+    """``[[solver]]`` tables (name, optional match patterns, the solver's options) as SolverSpecs."""
+    specs = []
+    for table in tables:
+        if not isinstance(table.get("name"), str):
+            raise ConfigError(f"{origin}: every [[solver]] needs a name", "e.g. name = \"dns-01\"")
+        match = table.get("match", ())
+        if isinstance(match, str) or not all(isinstance(m, str) for m in match):
+            raise ConfigError(f"{origin}: [[solver]] {table['name']}: match must be a list of name patterns",
+                              'e.g. match = ["*.example.com"]')
+        specs.append(SolverSpec(table["name"], {k: v for k, v in table.items() if k not in ("name", "match")},
+                                tuple(match)))
+    return tuple(specs)
+
+
 def spec_from_settings(names: list[str] | tuple[str, ...], settings: Settings, *,
-                       name: str | None = None) -> CertSpec:
-    """Build the CertSpec that ``certman issue NAME...`` asks for."""
+                       name: str | None = None, use_solver_tables: bool = True) -> CertSpec:
+    """Build the CertSpec that ``certman issue NAME...`` asks for.
+
+    ``[[solver]]`` tables, when configured, choose the solver per name, unless the
+    caller says a --solver flag overrides them (``use_solver_tables=False``).
+    """
     identifiers = normalise_all(names)
+    if use_solver_tables and settings.solvers:
+        solvers = solvers_from_tables(settings.solvers, "config")
+        return CertSpec(name=check_cert_name(name) if name else default_cert_name(identifiers),
+                        identifiers=identifiers, server=resolve_server(settings.server), solvers=solvers,
+                        key_type=settings.key_type, ca_bundle=settings.ca_bundle)
     return CertSpec(name=check_cert_name(name) if name else default_cert_name(identifiers),
                     identifiers=identifiers,
                     server=resolve_server(settings.server),

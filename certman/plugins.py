@@ -26,8 +26,13 @@ BUILTIN: dict[str, dict[str, str]] = {
     "solvers": {
         "standalone": "certman.solvers.http01.standalone:StandaloneSolver",
         "webroot": "certman.solvers.http01.webroot:WebrootSolver",
+        "dns-01": "certman.solvers.dns01:DNS01Solver",
     },
-    "dns_providers": {},
+    "dns_providers": {
+        "rfc2136": "certman.solvers.dns01.rfc2136:RFC2136Provider",
+        "exec": "certman.solvers.dns01.exec:ExecProvider",
+        "lexicon": "certman.solvers.dns01.lexicon:LexiconProvider",
+    },
     "reloaders": {
         "nginx": "certman.reloaders.nginx:NginxReloader",
         "haproxy": "certman.reloaders.haproxy:HAProxyReloader",

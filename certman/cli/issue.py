@@ -17,7 +17,9 @@ from . import CliContext
 @click.option("--email", help="Contact address for the ACME account.")
 @click.option("--agree-tos", is_flag=True, default=None, help="Agree to the CA's terms of service.")
 @click.option("--key-type", type=click.Choice(KEY_TYPES), help="Certificate key type (default ecdsa-p256).")
-@click.option("--solver", help="Challenge solver: standalone or webroot.")
+@click.option("--solver", help="Challenge solver: standalone, webroot or dns-01 (overrides [[solver]] tables).")
+@click.option("--dns-provider", help="DNS provider of the dns-01 solver, e.g. rfc2136 or exec "
+                                     "(its settings: `certman plugins NAME`).")
 @click.option("--http-address", help="Address the standalone HTTP-01 server binds (default: all).")
 @click.option("--http-port", type=int, help="Port of the standalone HTTP-01 server (default 80).")
 @click.option("--webroot", type=click.Path(path_type=Path), help="Document root for the webroot solver.")
@@ -33,8 +35,10 @@ def command(obj: CliContext, /, names: tuple[str, ...], cert_name: str | None, a
     from ..keystore import FileKeystore
 
     flags = {k: (str(v) if isinstance(v, Path) and k != "keystore" else v) for k, v in flags.items()}
+    if flags.get("dns_provider") and flags.get("solver") is None:
+        flags["solver"] = "dns-01"
     settings = obj.settings(**flags)
-    spec = spec_from_settings(names, settings, name=cert_name)
+    spec = spec_from_settings(names, settings, name=cert_name, use_solver_tables=flags.get("solver") is None)
     keystore = FileKeystore(settings.keystore, lock_timeout=settings.lock_timeout)
     result = issue(spec, keystore, account=AccountSettings(settings.email, settings.agree_tos),
                    timeout=settings.timeout)
