@@ -210,6 +210,16 @@ def problem_error(error: messages.Error, context: str) -> ACMEError:
 
 
 @dataclass(frozen=True)
+class RenewalInfo:
+    """RFC 9773 renewal information: the CA's suggested window for one certificate."""
+
+    window_start: datetime.datetime
+    window_end: datetime.datetime
+    explanation_url: str | None
+    retry_after: float | None
+
+
+@dataclass(frozen=True)
 class OrderResult:
     fullchain_pem: str
     alternative_fullchains_pem: tuple[str, ...]
@@ -238,6 +248,28 @@ class AcmeSession:
     @property
     def terms_of_service(self) -> str | None:
         return self.directory.meta.terms_of_service
+
+    @property
+    def supports_ari(self) -> bool:
+        return "renewalInfo" in self.directory
+
+    def renewal_info(self, cert_id: str) -> RenewalInfo:
+        """GET ``renewalInfo/<CertID>`` (unauthenticated, RFC 9773 §4.1)."""
+        url = self.directory["renewalInfo"].rstrip("/") + "/" + cert_id
+        with _acme_errors("fetching renewal information"):
+            response = self.net.get(url)
+            body = response.json()
+            try:
+                window = body["suggestedWindow"]
+                start = _rfc3339(window["start"])
+                end = _rfc3339(window["end"])
+            except (KeyError, TypeError) as exc:
+                raise ValueError("no suggestedWindow") from exc
+        if end < start:
+            raise ACMEError("fetching renewal information: the CA sent a window that ends before it starts")
+        explanation = body.get("explanationURL")
+        return RenewalInfo(start, end, explanation if isinstance(explanation, str) else None,
+                           parse_retry_after(response))
 
     # -- account --------------------------------------------------------------------------
 
@@ -338,6 +370,15 @@ class NewOrder(messages.NewOrder):
     """newOrder with RFC 9773's ``replaces``, which the ``acme`` library lacks."""
 
     replaces: str | None = jose.field("replaces", omitempty=True)
+
+
+def _rfc3339(value: Any) -> datetime.datetime:
+    if not isinstance(value, str):
+        raise ValueError(value)
+    moment = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError(value)
+    return moment.astimezone(datetime.timezone.utc)
 
 
 def _poll_delays() -> Iterator[float]:

@@ -28,7 +28,9 @@ BUILTIN: dict[str, dict[str, str]] = {
         "webroot": "certman.solvers.http01.webroot:WebrootSolver",
     },
     "dns_providers": {},
-    "reloaders": {},
+    "reloaders": {
+        "command": "certman.reloaders.command:CommandReloader",
+    },
 }
 
 

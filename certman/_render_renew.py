@@ -1,0 +1,27 @@
+"""Human summary and --json document of a renewal run. No logic beyond formatting."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+from ._render import table
+from .renewal import format_time
+
+
+def renew_report(report: Any, *, as_json: bool) -> str:
+    if as_json:
+        return json.dumps(report.to_dict(), indent=2)
+    results = report.results
+    if not results:
+        return "no certificates yet (see `certman issue --help` or declare some in certman.toml)"
+    rows = [[r.name, r.action, format_time(r.not_after) or "-", format_time(r.next_renewal) or "-",
+             f"{r.error} (hint: {r.hint})" if r.error and r.hint else r.error or r.reason]
+            for r in results]
+    counts = Counter(r.action for r in results)
+    summary = ", ".join(f"{n} {action}" for action, n in sorted(counts.items()))
+    failed = len(report.failed)
+    lines = [table(["NAME", "ACTION", "NOT AFTER", "NEXT RENEWAL", "REASON / ERROR"], rows),
+             f"{len(results)} certificate(s): {summary}" + (f"; {failed} FAILED" if failed else "")]
+    return "\n".join(lines)
