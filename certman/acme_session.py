@@ -251,7 +251,11 @@ class AcmeSession:
 
     @property
     def supports_ari(self) -> bool:
-        return "renewalInfo" in self.directory
+        try:
+            self.directory["renewalInfo"]
+        except KeyError:
+            return False
+        return True
 
     def renewal_info(self, cert_id: str) -> RenewalInfo:
         """GET ``renewalInfo/<CertID>`` (unauthenticated, RFC 9773 §4.1)."""
