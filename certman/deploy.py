@@ -9,6 +9,7 @@ state ("issued, not deployed"), so the next run retries the reload without issui
 from __future__ import annotations
 
 import concurrent.futures
+import datetime
 import json
 import logging
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import Any, Mapping, Sequence
 
 from . import plugins
 from .config import CertSpec
-from .errors import CertmanError, ReloadError
+from .errors import CertmanError, ReloadError, UsageError
 from .keystore import FileKeystore
 from .reloaders import Deployment, Reloader
 
@@ -83,3 +84,36 @@ def _run_with_timeout(reloader: Reloader, deployments: list[Deployment], timeout
             raise ReloadError(f"reloader {name} failed: {type(exc).__name__}: {exc}") from exc
     finally:
         pool.shutdown(wait=False)
+
+
+def deploy_issued(keystore: FileKeystore, spec: CertSpec, serial: str, *, timeout: float = DEFAULT_TIMEOUT,
+                  now: datetime.datetime | None = None) -> None:
+    """Run the reloaders of one just-issued certificate and record the outcome in its state,
+    so that a failed reload is retried by the next `certman renew` without issuing again."""
+    if not spec.reloaders:
+        return
+    error = deploy([(spec, deployment_of(keystore, spec, serial))], timeout=timeout).errors[spec.name]
+    state = keystore.read_state(spec.name)
+    moment = now or datetime.datetime.now(datetime.timezone.utc)
+    state["deploy"] = {"pending": error is not None, "serial": serial,
+                       "error": error.message if error else None,
+                       "attempted_at": moment.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    keystore.write_state(spec.name, state)
+    if error is not None:
+        raise ReloadError(f"{spec.name} is stored, but not deployed: {error.message}",
+                          error.hint or "fix the proxy; `certman renew` retries the reload without issuing")
+
+
+def reload_command_table(argv_json: str) -> dict[str, Any]:
+    """The ``command`` reloader table for ``--reload-cmd '["prog", "arg"]'``.
+
+    JSON, not a shell-like string: an argv list is unambiguous and never meets a shell.
+    """
+    try:
+        argv = json.loads(argv_json)
+    except ValueError:
+        argv = None
+    if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+        raise UsageError(f"--reload-cmd {argv_json!r} is not a JSON list of strings",
+                         """write it as a JSON argv list, e.g. --reload-cmd '["systemctl", "reload", "nginx"]'""")
+    return {"name": "command", "argv": argv}
