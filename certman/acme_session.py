@@ -123,6 +123,13 @@ class Network(acme_client.ClientNetwork):
         # library drops it on errors and then needs an extra round trip.
         if self.REPLAY_NONCE_HEADER in response.headers:
             self._add_nonce(response)
+        if response.status_code == 409 and response.headers.get("Content-Type", "").startswith(
+                self.JSON_ERROR_CONTENT_TYPE):
+            # The library turns any 409 into a bare ConflictError and drops the problem
+            # document; RFC 9773's alreadyReplaced is a 409 we must recognise.
+            conflict = messages.Error.from_json(response.json())
+            conflict.retry_after = parse_retry_after(response)  # type: ignore[attr-defined]
+            raise conflict
         try:
             return self._check_response(response, content_type=content_type)
         except messages.Error as error:
