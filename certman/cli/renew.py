@@ -34,5 +34,9 @@ def command(obj, names: tuple[str, ...], force: bool, check: bool, jobs: int, as
     if metrics_file and not check:
         metrics.write_textfile(metrics_file, report)
     click.echo(_render_renew.renew_report(report, as_json=as_json))
+    for failed in report.failed:
+        click.echo(f"certman: {failed.name}: {failed.error}", err=True)
+        if failed.hint:
+            click.echo(f"hint: {failed.hint}", err=True)
     if report.exit_code:
         click.get_current_context().exit(report.exit_code)
