@@ -12,7 +12,8 @@ from .renewal import format_time
 
 def renew_report(report: Any, *, as_json: bool) -> str:
     if as_json:
-        return json.dumps(report.to_dict(), indent=2)
+        # Compact: the pure-Python pretty printer alone costs 0.5 s at 10,000 certificates.
+        return json.dumps(report.to_dict())
     results = report.results
     if not results:
         return "no certificates yet (see `certman issue --help` or declare some in certman.toml)"

@@ -19,18 +19,20 @@ import datetime
 import logging
 import threading
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from . import renewal
-from .acme_session import AcmeSession
 from .config import CertSpec, Settings
 from .declared import declared_specs
 from .deploy import deploy, deployment_of
 from .errors import CertmanError, PartialFailure, RateLimited, UsageError
-from .issuance import AccountSettings, account_jwk, issue, utc_now
 from .keystore import FileKeystore, ca_id
 from .reloaders import Deployment
 from .renewal import format_time, parse_time
+
+if TYPE_CHECKING:  # the ACME stack is imported only when a certificate needs work
+    from .acme_session import AcmeSession
+    from .issuance import AccountSettings
 
 log = logging.getLogger(__name__)
 
@@ -117,8 +119,7 @@ def renew(keystore: FileKeystore, settings: Settings, *, names: Iterable[str] = 
     """Renew what is due among ``names`` (default: every stored and declared certificate)."""
     if jobs < 1:
         raise UsageError(f"--jobs must be at least 1, not {jobs}")
-    now = now or utc_now()
-    account = account or AccountSettings(settings.email, settings.agree_tos)
+    now = now or datetime.datetime.now(datetime.timezone.utc)
     index = keystore.read_index()
     declared = declared_specs(settings)
     names = list(dict.fromkeys(names))
@@ -127,7 +128,9 @@ def renew(keystore: FileKeystore, settings: Settings, *, names: Iterable[str] = 
         raise UsageError(f"no certificate named {', '.join(repr(n) for n in unknown)} in {keystore.root} "
                          "or certman.toml", "see `certman list` for the names")
     selected = names or sorted(set(index) | set(declared))
-    plans = [_plan(keystore, name, index.get(name), declared.get(name), now, force) for name in selected]
+    states = keystore.read_states(selected)
+    plans = [_plan(keystore, name, index.get(name), states[name], declared.get(name), now, force)
+             for name in selected]
     if check:
         return RenewReport(tuple(_check_result(p, now) for p in plans), now)
 
@@ -143,9 +146,8 @@ def renew(keystore: FileKeystore, settings: Settings, *, names: Iterable[str] = 
     return RenewReport(tuple(results[p.name] for p in plans), now)
 
 
-def _plan(keystore: FileKeystore, name: str, entry: Mapping[str, Any] | None, declared: CertSpec | None,
-          now: datetime.datetime, force: bool) -> _Plan:
-    state = keystore.read_state(name)
+def _plan(keystore: FileKeystore, name: str, entry: Mapping[str, Any] | None, state: dict[str, Any],
+          declared: CertSpec | None, now: datetime.datetime, force: bool) -> _Plan:
     if entry is None or declared is not None and _declaration_changed(keystore, declared):
         reason = "declared in certman.toml, not yet issued" if entry is None else "its declaration changed"
         failures = int(state.get("consecutive_failures") or 0)
@@ -185,7 +187,7 @@ def _skip_result(plan: _Plan) -> CertResult:
 class _Runner:
     """The per-certificate work of one run; shares one ACME session per CA across threads."""
 
-    def __init__(self, keystore: FileKeystore, settings: Settings, account: AccountSettings,
+    def __init__(self, keystore: FileKeystore, settings: Settings, account: AccountSettings | None,
                  now: datetime.datetime) -> None:
         self.keystore = keystore
         self.settings = settings
@@ -214,6 +216,9 @@ class _Runner:
 
     def _session(self, spec: CertSpec) -> AcmeSession | None:
         """A session for ARI requests, or None when we hold no account at this CA or it is down."""
+        from .acme_session import AcmeSession
+        from .issuance import account_jwk
+
         url = spec.directory_url
         with self._lock:
             if url not in self._sessions:
@@ -261,6 +266,8 @@ class _Runner:
         plan.action, plan.reason, plan.renew_at = decision.action, decision.reason, decision.renew_at
 
     def _issue(self, plan: _Plan) -> CertResult:
+        from .issuance import AccountSettings, issue
+
         spec = plan.spec or self.keystore.read_spec(plan.name)
         replaces = None
         if plan.action == renewal.RENEW and plan.entry and plan.entry.get("ari_cert_id"):
@@ -268,7 +275,8 @@ class _Runner:
             if session is not None and session.supports_ari:
                 replaces = str(plan.entry["ari_cert_id"])
         now = self.now
-        result = issue(spec, self.keystore, account=self.account, timeout=self.settings.timeout,
+        account = self.account or AccountSettings(self.settings.email, self.settings.agree_tos)
+        result = issue(spec, self.keystore, account=account, timeout=self.settings.timeout,
                        clock=lambda: now, replaces=replaces)
         state = plan.state
         state.update({

@@ -39,13 +39,15 @@ DEPLOY = "deploy"
 def parse_time(value: str | None) -> datetime.datetime | None:
     if not value:
         return None
-    return datetime.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+    # fromisoformat is ~30x faster than strptime, which matters at 10,000 certificates.
+    moment = datetime.datetime.fromisoformat(value)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=datetime.timezone.utc)
 
 
 def format_time(moment: datetime.datetime | None) -> str | None:
     if moment is None:
         return None
-    return moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(datetime.timezone.utc).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
 def stable_fraction(*parts: str) -> float:

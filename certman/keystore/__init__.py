@@ -17,6 +17,7 @@ from typing import Any, Iterator, Mapping
 
 from ..config import CertSpec
 from ..errors import ConfigError, KeystoreError, UsageError
+from ..names import check_cert_name
 from . import files, locks
 from .layout import (CERT_FILE, CHAIN_FILE, COMBINED_FILE, FILE_MODES, FULLCHAIN_FILE, KEY_FILE,
                      META_FILE, SECRET_MODE, Layout, ca_id, version_name)
@@ -149,6 +150,22 @@ class FileKeystore:
             return {}
         except (OSError, ValueError) as exc:
             raise KeystoreError(f"state file {self.layout.state(name)} is unreadable: {exc}") from exc
+
+    def read_states(self, names: list[str]) -> dict[str, dict[str, Any]]:
+        """``read_state`` for many certificates at once: a renew run over 10,000 names
+        reads every state file, so this skips the per-name Path building."""
+        certs = str(self.layout.certs)
+        states: dict[str, dict[str, Any]] = {}
+        for name in names:
+            path = os.path.join(certs, check_cert_name(name), "state.json")
+            try:
+                with open(path, "rb") as fh:
+                    states[name] = dict(json.loads(fh.read()))
+            except FileNotFoundError:
+                states[name] = {}
+            except (OSError, ValueError) as exc:
+                raise KeystoreError(f"state file {path} is unreadable: {exc}") from exc
+        return states
 
     def write_state(self, name: str, state: Mapping[str, Any]) -> None:
         files.ensure_dir(self.layout.cert_dir(name))
