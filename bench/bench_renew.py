@@ -122,8 +122,11 @@ def pebble_with_webroot(workdir: Path) -> Iterator[tuple[Any, Path]]:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        server = ThreadingHTTPServer(("127.0.0.1", pebble.http_port), functools.partial(Quiet, directory=str(webroot)))
-        server.daemon_threads = True
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 128  # the default 5 drops concurrent validations' SYNs
+            daemon_threads = True
+
+        server = Server(("127.0.0.1", pebble.http_port), functools.partial(Quiet, directory=str(webroot)))
         threading.Thread(target=server.serve_forever, daemon=True).start()
         try:
             yield pebble, webroot
