@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import datetime
 
+import pytest
+
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -87,11 +89,13 @@ def test_a_certificate_inside_its_window_is_renewed_with_replaces(renew_env: Ren
     assert ari_proxy.scenario.new_orders[-1]["replaces"] == cert_id
 
 
-def test_already_replaced_is_retried_once_without_replaces(renew_env: RenewEnv, ari_proxy: AriProxy):
+@pytest.mark.parametrize("refusal", [(409, "alreadyReplaced"), (403, "unauthorized")])
+def test_a_refused_replacement_is_retried_once_without_replaces(renew_env: RenewEnv, ari_proxy: AriProxy,
+                                                                refusal: tuple[int, str]):
     cert_id = issued(renew_env, ari_proxy)
     now = later()
     ari_proxy.scenario.windows[cert_id] = (now + MINUTE, now + 2 * MINUTE)
-    ari_proxy.scenario.refuse_next_replacement = True
+    ari_proxy.scenario.refuse_next_replacement = refusal
     before = len(ari_proxy.scenario.new_orders)
     report = renew(renew_env.keystore, settings(renew_env, ari_proxy), now=now + 3 * MINUTE)
     assert report.results[0].action == "renewed"
