@@ -215,7 +215,10 @@ class FileKeystore:
         import tomli_w  # deferred: only writers need it
 
         files.write_file(layout.spec(spec.name), tomli_w.dumps(spec.to_dict()).encode(), SECRET_MODE)
-        files.swap_symlink(layout.live_link(spec.name), f"../certs/{spec.name}/versions/{version}")
+        # live/ is shared by every certificate: swap under the keystore lock, so that
+        # clean_leftovers (same lock) never removes another run's temporary link.
+        with self.lock_keystore():
+            files.swap_symlink(layout.live_link(spec.name), f"../certs/{spec.name}/versions/{version}")
         self._update_index(spec.name, {**meta, "identifiers": [i.value for i in spec.identifiers],
                                        "key_type": spec.key_type, "server": spec.server})
         return StoredVersion(spec.name, version, path, meta)
@@ -234,7 +237,8 @@ class FileKeystore:
         """Remove temporary files and directories a killed run left for ``name``."""
         removed = files.remove_leftovers(self.layout.versions(name))
         removed += files.remove_leftovers(self.layout.cert_dir(name))
-        removed += files.remove_leftovers(self.layout.live)
+        with self.lock_keystore():
+            removed += files.remove_leftovers(self.layout.live)
         return removed
 
 
