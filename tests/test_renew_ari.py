@@ -122,3 +122,20 @@ def test_the_old_certificates_window_is_not_applied_to_its_replacement(renew_env
     report = renew(renew_env.keystore, settings(renew_env, ari_proxy), now=now + 4 * MINUTE)
     assert report.results[0].action == "skipped"
     assert renew_env.keystore.versions(NAME) == ["000001", "000002"]
+
+
+def test_a_rate_limit_retry_after_is_honoured_across_runs(renew_env: RenewEnv, ari_proxy: AriProxy):
+    issued(renew_env, ari_proxy)
+    ari_proxy.scenario.rate_limit_next_order = 3600
+    now = later()
+    report = renew(renew_env.keystore, settings(renew_env, ari_proxy), force=True, now=now)
+    assert report.results[0].action == "failed"
+    assert "rate-limited" in report.results[0].error
+    state = renew_env.keystore.read_state(NAME)
+    next_attempt = parse_time(state["next_attempt"])
+    assert next_attempt == parse_time(state["retry_after"])
+    assert next_attempt >= now + datetime.timedelta(minutes=59)
+
+    waiting = renew(renew_env.keystore, settings(renew_env, ari_proxy), now=next_attempt - MINUTE)
+    assert waiting.results[0].action == "skipped"
+    assert "backing off" in waiting.results[0].reason
