@@ -60,7 +60,7 @@ def deploy(items: Sequence[tuple[CertSpec, Deployment]], *, timeout: float = DEF
         try:
             _run_with_timeout(create_reloader(table), deployments, timeout, str(table.get("name")))
         except CertmanError as exc:
-            log.warning("reloader %s failed for %s: %s", table.get("name"),
+            log.info("reloader %s failed for %s: %s", table.get("name"),
                         ", ".join(d.name for d in deployments), exc)
             for d in deployments:
                 errors[d.name] = errors[d.name] or exc

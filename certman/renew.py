@@ -318,7 +318,7 @@ class _Runner:
         except CertmanError as write_error:
             log.error("cannot record the failure of %s: %s", plan.name, write_error)
         entry = plan.entry or {}
-        log.warning("%s failed: %s", plan.name, message)
+        log.info("%s failed: %s", plan.name, message)
         return CertResult(plan.name, "failed", plan.reason, serial=entry.get("serial"),
                           not_after=parse_time(entry.get("not_after")), next_renewal=next_attempt,
                           error=message, hint=hint, last_success=parse_time(state.get("last_success")),

@@ -96,3 +96,19 @@ def test_issue_rejects_a_reload_command_that_is_not_a_json_list(renew_env: Renew
     done = run(renew_env, config, "issue", "--reload-cmd", "systemctl reload nginx", "cmd.example")
     assert done.returncode == 2
     assert "is not a JSON list of strings" in done.stderr
+
+
+def test_issue_with_a_failing_reload_command_exits_6_and_renew_retries_the_deploy(renew_env: RenewEnv):
+    config = write_config(renew_env)
+    marker = renew_env.tmp_path / "proxy-broken"
+    marker.touch()
+    argv = [sys.executable, "-c", "import os, sys; sys.exit(1 if os.path.exists(sys.argv[1]) else 0)", str(marker)]
+    done = run(renew_env, config, "issue", "--reload-cmd", json.dumps(argv), "hook.example")
+    assert done.returncode == 6
+    assert done.stderr.startswith("certman: hook.example is stored, but not deployed")
+    marker.unlink()
+    done = run(renew_env, config, "renew", "--json")
+    assert done.returncode == 0, done.stderr
+    [result] = json.loads(done.stdout)["certificates"]
+    assert result["action"] == "deployed"
+    assert renew_env.keystore.versions("hook.example") == ["000001"]
