@@ -26,7 +26,7 @@ from .config import CertSpec, Settings
 from .declared import declared_specs
 from .deploy import deploy, deployment_of
 from .errors import CertmanError, PartialFailure, RateLimited, UsageError
-from .keystore import FileKeystore, ca_id
+from .keystore import FileKeystore, ca_id, locks
 from .reloaders import Deployment
 from .renewal import format_time, parse_time
 
@@ -43,6 +43,7 @@ ARI_RETRY_AFTER_ERROR = datetime.timedelta(hours=1)
 ARI_RECHECK_UNSUPPORTED = datetime.timedelta(days=1)
 
 ISSUE = "issue"
+RUN_LOCK = "renew.lock"
 
 
 @dataclass(frozen=True)
@@ -134,16 +135,29 @@ def renew(keystore: FileKeystore, settings: Settings, *, names: Iterable[str] = 
     if check:
         return RenewReport(tuple(_check_result(p, now) for p in plans), now)
 
-    runner = _Runner(keystore, settings, account, now)
     busy = [p for p in plans if p.action != renewal.SKIP or p.check_ari]
     results: dict[str, CertResult] = {p.name: _skip_result(p) for p in plans if p not in busy}
     if busy:
-        with concurrent.futures.ThreadPoolExecutor(max_workers=min(jobs, len(busy)),
-                                                   thread_name_prefix="renew") as pool:
-            for plan, result in zip(busy, pool.map(runner.run, busy)):
-                results[plan.name] = result
-    _deploy_all(keystore, busy, results, now, deploy_timeout)
+        # One renew run at a time: a second one (a timer firing while an operator runs
+        # `certman renew`) waits, then decides again on fresh state, never issuing twice.
+        with locks.hold(keystore.layout.locks / RUN_LOCK, timeout=keystore.lock_timeout, what="certman renew"):
+            fresh = _replan(keystore, busy, now, force, declared)
+            runner = _Runner(keystore, settings, account, now)
+            with concurrent.futures.ThreadPoolExecutor(max_workers=min(jobs, len(busy)),
+                                                       thread_name_prefix="renew") as pool:
+                for plan, result in zip(fresh, pool.map(runner.run, fresh)):
+                    results[plan.name] = result
+            _deploy_all(keystore, fresh, results, now, deploy_timeout)
     return RenewReport(tuple(results[p.name] for p in plans), now)
+
+
+def _replan(keystore: FileKeystore, plans: list[_Plan], now: datetime.datetime, force: bool,
+            declared: Mapping[str, CertSpec]) -> list[_Plan]:
+    """The plans again from the index and states as they are now that we hold the run lock."""
+    names = [p.name for p in plans]
+    index = keystore.read_index()
+    states = keystore.read_states(names)
+    return [_plan(keystore, n, index.get(n), states[n], declared.get(n), now, force) for n in names]
 
 
 def _plan(keystore: FileKeystore, name: str, entry: Mapping[str, Any] | None, state: dict[str, Any],

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime
-import json
-import os
-import sys
-from pathlib import Path
+
+import pytest
 
 from certman.declared import declared_specs
+from certman.errors import KeystoreLocked
 from certman.issuance import AccountSettings, issue
+from certman.keystore import FileKeystore, locks
 from certman.renew import renew
 from certman.renewal import parse_time
 from fixtures.renewal import RenewEnv, later
@@ -145,3 +146,20 @@ def test_the_renewal_time_is_reported_for_every_certificate(renew_env: RenewEnv)
     result = report.results[0]
     lifetime = result.not_after - parse_time(renew_env.keystore.read_index()["when.example"]["not_before"])
     assert result.not_after - lifetime / 2 <= result.next_renewal <= result.not_after - lifetime * 0.45
+
+
+def test_two_runs_at_once_issue_a_certificate_only_once(renew_env: RenewEnv):
+    settings = renew_env.settings(certificates=(declare("once.example"),))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        reports = list(pool.map(lambda _: renew(renew_env.keystore, settings), range(2)))
+    assert sorted(r.results[0].action for r in reports) == ["issued", "skipped"]
+    assert renew_env.keystore.versions("once.example") == ["000001"]
+
+
+def test_a_run_that_cannot_get_the_run_lock_in_time_fails_cleanly(renew_env: RenewEnv):
+    keystore = FileKeystore(renew_env.keystore.root, lock_timeout=0.2)
+    settings = renew_env.settings(certificates=(declare("locked.example"),))
+    with locks.hold(keystore.layout.locks / "renew.lock", timeout=1, what="test"):
+        with pytest.raises(KeystoreLocked, match="certman renew is locked by another certman run"):
+            renew(keystore, settings)
+    assert not keystore.has("locked.example")
