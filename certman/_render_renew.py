@@ -17,12 +17,20 @@ def renew_report(report: Any, *, as_json: bool) -> str:
     results = report.results
     if not results:
         return "no certificates yet (see `certman issue --help` or declare some in certman.toml)"
-    rows = [[r.name, r.action, format_time(r.not_after) or "-", format_time(r.next_renewal) or "-",
-             f"{r.error} (hint: {r.hint})" if r.error and r.hint else r.error or r.reason]
+    rows = [[r.name, r.action, format_time(r.not_after) or "-", format_time(r.next_renewal) or "-", _why(r)]
             for r in results]
     counts = Counter(r.action for r in results)
     summary = ", ".join(f"{n} {action}" for action, n in sorted(counts.items()))
     failed = len(report.failed)
     lines = [table(["NAME", "ACTION", "NOT AFTER", "NEXT RENEWAL", "REASON / ERROR"], rows),
-             f"{len(results)} certificate(s): {summary}" + (f"; {failed} FAILED" if failed else "")]
+             f"{len(results)} certificate(s): {summary}"
+             + (f"; {failed} with an error (details on stderr)" if failed else "")]
     return "\n".join(lines)
+
+
+def _why(result: Any) -> str:
+    if result.error is None:
+        return str(result.reason)
+    if result.action == "failed":
+        return str(result.error)
+    return f"{result.reason}; error: {result.error}"

@@ -46,7 +46,7 @@ def test_a_failed_certificate_makes_the_run_exit_7_and_says_why(renew_env: Renew
                           {"names": ["broken.example"], "solver": [{"name": "webroot", "path": "/nonexistent"}]})
     done = run(renew_env, config, "renew", "--jobs", "2")
     assert done.returncode == 7
-    assert "1 FAILED" in done.stdout
+    assert "1 with an error" in done.stdout
     assert "broken.example  failed" in done.stdout
     assert "Traceback" not in done.stderr
 
