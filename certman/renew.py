@@ -218,7 +218,8 @@ class _Runner:
                 return self._issue(plan)
             if plan.action == renewal.DEPLOY:
                 spec = plan.spec or self.keystore.read_spec(plan.name)
-                plan.deployment = (spec, deployment_of(self.keystore, spec, str(plan.entry["serial"])))  # type: ignore[index]
+                serial = str((plan.entry or {}).get("serial", ""))
+                plan.deployment = (spec, deployment_of(self.keystore, spec, serial))
                 return replace(_skip_result(plan), action="deployed")
             return _skip_result(plan)
         except CertmanError as exc:

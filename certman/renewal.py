@@ -120,7 +120,9 @@ def renew_at(name: str, entry: Mapping[str, Any], state: Mapping[str, Any]) -> t
     """When this certificate is due, and the rule that says so."""
     ari = state.get("ari")
     if ari and ari_window_usable(entry, ari):
-        return parse_time(ari["chosen"]) or parse_time(ari["window_start"]), "inside the CA's ARI window"  # type: ignore[return-value]
+        chosen = parse_time(ari.get("chosen")) or parse_time(ari["window_start"])
+        if chosen is not None:
+            return chosen, "inside the CA's ARI window"
     if entry.get("renew_before_days") is not None:
         return lifetime_renew_at(name, entry), f"renew_before ({entry['renew_before_days']} days) reached"
     return lifetime_renew_at(name, entry), "at most 1/3 of its lifetime left (1/2 under 10 days)"
