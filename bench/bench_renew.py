@@ -149,9 +149,9 @@ def pebble_env(pebble: Any, webroot: Path, workdir: Path, label: str, names: lis
     config = workdir / f"{label}.toml"
     config.write_text(tomli_w.dumps({
         "server": pebble.directory_url, "ca_bundle": str(pebble.ca_bundle), "agree_tos": True,
-        "solver": "webroot", "webroot": str(webroot), "timeout": 60.0,
-        "certificate": [{"names": [n]} for n in names]}))
-    return {**os.environ, "CERTMAN_CONFIG": str(config), "CERTMAN_KEYSTORE": str(workdir / f"ks-{label}")}
+        "timeout": 60.0, "certificate": [{"names": [n]} for n in names]}))
+    return {**os.environ, "CERTMAN_CONFIG": str(config), "CERTMAN_KEYSTORE": str(workdir / f"ks-{label}"),
+            "CERTMAN_SOLVER": "webroot", "CERTMAN_WEBROOT": str(webroot)}
 
 
 def pebble_rows(workdir: Path, due: int) -> list[list[str]]:

@@ -21,12 +21,15 @@ def write_config(env: RenewEnv, *certificates: dict[str, object]) -> Path:
     settings = env.settings()
     path.write_text(tomli_w.dumps({
         "server": settings.server, "ca_bundle": settings.ca_bundle, "agree_tos": True,
-        "solver": "webroot", "webroot": settings.webroot, "certificate": list(certificates)}))
+        "certificate": list(certificates)}))
     return path
 
 
 def run(env: RenewEnv, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    environ = {**os.environ, "CERTMAN_CONFIG": str(config), "CERTMAN_KEYSTORE": str(env.keystore.root)}
+    # The run-wide solver through the environment: `solver` in certman.toml is also the
+    # name of the [[solver]] tables.
+    environ = {**os.environ, "CERTMAN_CONFIG": str(config), "CERTMAN_KEYSTORE": str(env.keystore.root),
+               "CERTMAN_SOLVER": "webroot", "CERTMAN_WEBROOT": str(env.webroot)}
     return subprocess.run([CERTMAN, *args], env=environ, capture_output=True, text=True, timeout=120)
 
 
