@@ -20,6 +20,9 @@ _LAZY = {
     "Settings": "certman.config",
     "load_settings": "certman.config",
     "spec_from_settings": "certman.config",
+    "renew": "certman.renew",
+    "RenewReport": "certman.renew",
+    "CertResult": "certman.renew",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import logging
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -91,6 +92,19 @@ class Network(acme_client.ClientNetwork):
         self.deadline = deadline
         self.ca_bundle = ca_bundle
 
+    def read_environment_once(self, url: str) -> None:
+        """Resolve proxy and CA-bundle environment variables for ``url`` now, not per request.
+
+        requests re-reads them on every request, which costs about 1 ms with a large
+        environment: a third of certman's CPU per certificate. A session talks to one CA.
+        """
+        proxies = requests.utils.get_environ_proxies(url)
+        if self.verify_ssl is True:
+            self.verify_ssl = (os.environ.get("REQUESTS_CA_BUNDLE")  # type: ignore[assignment]
+                               or os.environ.get("CURL_CA_BUNDLE") or True)
+        self.session.trust_env = False
+        self.session.proxies = dict(proxies)
+
     def _send_request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:
         if not url.startswith("https://"):
             raise ACMEError(f"refusing non-https URL from the CA: {url}",
@@ -124,6 +138,13 @@ class Network(acme_client.ClientNetwork):
         # library drops it on errors and then needs an extra round trip.
         if self.REPLAY_NONCE_HEADER in response.headers:
             self._add_nonce(response)
+        if response.status_code == 409 and response.headers.get("Content-Type", "").startswith(
+                self.JSON_ERROR_CONTENT_TYPE):
+            # The library turns any 409 into a bare ConflictError and drops the problem
+            # document; RFC 9773's alreadyReplaced is a 409 we must recognise.
+            conflict = messages.Error.from_json(response.json())
+            conflict.retry_after = parse_retry_after(response)  # type: ignore[attr-defined]
+            raise conflict
         try:
             return self._check_response(response, content_type=content_type)
         except messages.Error as error:
@@ -211,6 +232,16 @@ def problem_error(error: messages.Error, context: str) -> ACMEError:
 
 
 @dataclass(frozen=True)
+class RenewalInfo:
+    """RFC 9773 renewal information: the CA's suggested window for one certificate."""
+
+    window_start: datetime.datetime
+    window_end: datetime.datetime
+    explanation_url: str | None
+    retry_after: float | None
+
+
+@dataclass(frozen=True)
 class OrderResult:
     fullchain_pem: str
     alternative_fullchains_pem: tuple[str, ...]
@@ -228,6 +259,7 @@ class AcmeSession:
         alg = jwa.ES256 if isinstance(account_key, jwk.JWKEC) else jwa.RS256
         self.net = Network(account_key, alg=alg, ca_bundle=ca_bundle, timeout=request_timeout,
                            deadline=self.deadline)
+        self.net.read_environment_once(directory_url)
         with _acme_errors(f"fetching the directory {directory_url}"):
             directory = acme_client.ClientV2.get_directory(directory_url, self.net)
         self.client = acme_client.ClientV2(directory, self.net)
@@ -240,6 +272,32 @@ class AcmeSession:
     def terms_of_service(self) -> str | None:
         terms: str | None = self.directory.meta.terms_of_service
         return terms
+
+    @property
+    def supports_ari(self) -> bool:
+        try:
+            self.directory["renewalInfo"]
+        except KeyError:
+            return False
+        return True
+
+    def renewal_info(self, cert_id: str) -> RenewalInfo:
+        """GET ``renewalInfo/<CertID>`` (unauthenticated, RFC 9773 §4.1)."""
+        url = self.directory["renewalInfo"].rstrip("/") + "/" + cert_id
+        with _acme_errors("fetching renewal information"):
+            response = self.net.get(url)
+            body = response.json()
+            try:
+                window = body["suggestedWindow"]
+                start = _rfc3339(window["start"])
+                end = _rfc3339(window["end"])
+            except (KeyError, TypeError) as exc:
+                raise ValueError("no suggestedWindow") from exc
+        if end < start:
+            raise ACMEError("fetching renewal information: the CA sent a window that ends before it starts")
+        explanation = body.get("explanationURL")
+        return RenewalInfo(start, end, explanation if isinstance(explanation, str) else None,
+                           parse_retry_after(response))
 
     # -- account --------------------------------------------------------------------------
 
@@ -340,6 +398,15 @@ class NewOrder(messages.NewOrder):
     """newOrder with RFC 9773's ``replaces``, which the ``acme`` library lacks."""
 
     replaces: str | None = json_util.field("replaces", omitempty=True)
+
+
+def _rfc3339(value: Any) -> datetime.datetime:
+    if not isinstance(value, str):
+        raise ValueError(value)
+    moment = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError(value)
+    return moment.astimezone(datetime.timezone.utc)
 
 
 def _poll_delays() -> Iterator[float]:

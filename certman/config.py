@@ -189,6 +189,8 @@ class CertSpec:
     ca_bundle: str | None = None
     reloaders: tuple[Mapping[str, Any], ...] = ()
     profile: str | None = None
+    # Renew this many days before expiry instead of the lifetime rule (docs/renewal.md).
+    renew_before_days: float | None = None
 
     def __post_init__(self) -> None:
         check_cert_name(self.name)
@@ -234,6 +236,8 @@ class CertSpec:
                           for s in self.solvers]
         if self.reloaders:
             data["reloader"] = [dict(r) for r in self.reloaders]
+        if self.renew_before_days is not None:
+            data["renew_before_days"] = self.renew_before_days
         return data
 
     @classmethod
@@ -250,8 +254,10 @@ class CertSpec:
                        key_type=str(data.get("key_type", DEFAULT_KEY_TYPE)),
                        ca_bundle=data.get("ca_bundle"),
                        reloaders=tuple(data.get("reloader", ())),
-                       profile=data.get("profile"))
-        except (KeyError, TypeError) as exc:
+                       profile=data.get("profile"),
+                       renew_before_days=(float(data["renew_before_days"])
+                                          if data.get("renew_before_days") is not None else None))
+        except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"{origin}: missing or malformed field {exc}") from None
         except UsageError as exc:
             raise ConfigError(f"{origin}: {exc.message}", exc.hint) from None

@@ -60,13 +60,16 @@ class IssueResult:
 
 
 def issue(spec: CertSpec, keystore: FileKeystore, *, account: AccountSettings = AccountSettings(),
-          timeout: float = 90.0, clock: Clock = utc_now) -> IssueResult:
-    """Obtain a certificate for ``spec`` and make it the live version in ``keystore``."""
+          timeout: float = 90.0, clock: Clock = utc_now, replaces: str | None = None) -> IssueResult:
+    """Obtain a certificate for ``spec`` and make it the live version in ``keystore``.
+
+    ``replaces`` is the ARI CertID of the certificate this one renews (RFC 9773 §5).
+    """
     solvers = [create_solver(s.name, s.options) for s in spec.solvers]
     with keystore.lock_cert(spec.name):
         session = open_session(spec.directory_url, keystore, account, ca_bundle=spec.ca_bundle, timeout=timeout)
         key = generate_key(spec.key_type)
-        order = session.new_order(spec.identifiers, make_csr(key, spec.identifiers), profile=spec.profile)
+        order = new_order(session, spec, make_csr(key, spec.identifiers), replaces)
         reused = solve(session, spec, solvers, order)
         result = session.finalize(order)
         key_pem = key_to_pem(key)
@@ -80,6 +83,8 @@ def issue(spec: CertSpec, keystore: FileKeystore, *, account: AccountSettings = 
             "issued_at": utc_iso(clock()),
             "order_url": result.order_url,
         }
+        if spec.renew_before_days is not None:
+            meta["renew_before_days"] = spec.renew_before_days
         stored = keystore.store_version(spec, key_pem, leaf_pem, chain_pem, meta)
     log.info("stored %s version %s (serial %s)", spec.name, stored.version, facts.serial)
     return IssueResult(name=spec.name, version=stored.version, serial=facts.serial,
@@ -134,6 +139,24 @@ def _register(directory_url: str, ca: str, keystore: FileKeystore, account: Acco
     })
     log.info("registered account %s at %s", regr.uri, directory_url)
     return session
+
+
+def new_order(session: AcmeSession, spec: CertSpec, csr_pem: bytes,
+              replaces: str | None) -> messages.OrderResource:
+    """newOrder with ``replaces`` when given; once more without it if the CA refuses the
+    replacement (already replaced, or the old order belongs to another account)."""
+    try:
+        return session.new_order(spec.identifiers, csr_pem, profile=spec.profile, replaces=replaces)
+    except ACMEError as exc:
+        if replaces is None or not _replacement_refused(exc):
+            raise
+        log.info("the CA refused to mark %s as replaced (%s); ordering without replaces", replaces, exc)
+    return session.new_order(spec.identifiers, csr_pem, profile=spec.profile)
+
+
+def _replacement_refused(exc: ACMEError) -> bool:
+    kind = (exc.problem_type or "").rsplit(":", 1)[-1]
+    return kind in ("alreadyReplaced", "unauthorized")
 
 
 def solve(session: AcmeSession, spec: CertSpec, solvers: list[Solver], order: messages.OrderResource) -> int:

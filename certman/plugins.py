@@ -38,6 +38,7 @@ BUILTIN: dict[str, dict[str, str]] = {
         "haproxy": "certman.reloaders.haproxy:HAProxyReloader",
         "caddy": "certman.reloaders.caddy:CaddyReloader",
         "traefik": "certman.reloaders.traefik:TraefikReloader",
+        "command": "certman.reloaders.command:CommandReloader",
     },
 }
 

@@ -25,12 +25,19 @@ from . import CliContext
 @click.option("--webroot", type=click.Path(path_type=Path), help="Document root for the webroot solver.")
 @click.option("--name", "cert_name", help="Keystore name of the certificate (default: the first name).")
 @click.option("--timeout", type=float, help="Give up on the CA after this many seconds (default 90).")
+@click.option("--reload-cmd", "reload_cmds", multiple=True, metavar="JSON_ARGV",
+              help='Run this argv (a JSON list, no shell) after storing and after every renewal, '
+                   'e.g. \'["systemctl", "reload", "nginx"]\'. Repeatable.')
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
-def command(obj: CliContext, /, names: tuple[str, ...], cert_name: str | None, as_json: bool, **flags: object) -> None:
-    """Get a certificate for NAMES and make it live in the keystore."""
+def command(obj: CliContext, /, names: tuple[str, ...], cert_name: str | None, as_json: bool,
+            reload_cmds: tuple[str, ...], **flags: object) -> None:
+    """Get a certificate for NAMES, make it live in the keystore and run its reloaders."""
+    import dataclasses
+
     from .. import _render
     from ..config import spec_from_settings
+    from ..deploy import deploy_issued, reload_command_table
     from ..issuance import AccountSettings, issue
     from ..keystore import FileKeystore
 
@@ -39,7 +46,10 @@ def command(obj: CliContext, /, names: tuple[str, ...], cert_name: str | None, a
         flags["solver"] = "dns-01"
     settings = obj.settings(**flags)
     spec = spec_from_settings(names, settings, name=cert_name, use_solver_tables=flags.get("solver") is None)
+    if reload_cmds:
+        spec = dataclasses.replace(spec, reloaders=tuple(reload_command_table(c) for c in reload_cmds))
     keystore = FileKeystore(settings.keystore, lock_timeout=settings.lock_timeout)
     result = issue(spec, keystore, account=AccountSettings(settings.email, settings.agree_tos),
                    timeout=settings.timeout)
     click.echo(_render.issue_result(result, as_json=as_json))
+    deploy_issued(keystore, spec, result.serial)

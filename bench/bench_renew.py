@@ -1,0 +1,209 @@
+"""Renewal benchmarks; prints a table. Run: .venv/bin/python bench/bench_renew.py [--quick]
+
+1. No-op `certman renew` over N locally generated certificates (index.json + state.json
+   written directly; no Pebble): wall time of the CLI and of the library call.
+2. 100 certificates renewed against Pebble with `--force`, `--jobs 1` against `--jobs 8`.
+3. 10 declared certificates, all missing, issued by one `certman renew --jobs 10`.
+Peak RSS is the child process's ru_maxrss.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import functools
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Iterator
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
+
+import tomli_w  # noqa: E402
+from cryptography import x509  # noqa: E402
+from cryptography.hazmat.primitives import hashes  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
+from cryptography.x509.oid import NameOID  # noqa: E402
+
+from certman.keys import CertFacts  # noqa: E402
+from certman.renewal import format_time  # noqa: E402
+
+CERTMAN = str(Path(sys.executable).parent / "certman")
+UTC = datetime.timezone.utc
+
+
+def proc_cpu(pid: int) -> float:
+    """User+system CPU seconds a running process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+LAST_CPU = [0.0]
+
+
+def run_cli(args: list[str], env: dict[str, str]) -> tuple[float, int, int]:
+    """Wall seconds, exit status and peak RSS (MiB) of one `certman` run (CPU in LAST_CPU)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen([CERTMAN, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    LAST_CPU[0] = usage.ru_utime + usage.ru_stime
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode not in (0,):
+        sys.stderr.write(proc.stderr.read().decode()[-2000:] if proc.stderr else "")
+    return wall, proc.returncode, usage.ru_maxrss // 1024
+
+
+def fake_keystore(root: Path, count: int) -> None:
+    """A keystore of ``count`` certificates as a previous run leaves it, written directly."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench CA")])
+    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+    now = datetime.datetime.now(UTC)
+    certs: dict[str, Any] = {}
+    root.mkdir(mode=0o700, parents=True)
+    (root / "certs").mkdir(mode=0o700)
+    next_check = format_time(now + datetime.timedelta(hours=6))
+    for i in range(count):
+        name = f"host{i}.bench.example"
+        cert = (x509.CertificateBuilder().subject_name(x509.Name([])).issuer_name(ca_name)
+                .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=89))
+                .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
+                .sign(key, hashes.SHA256()))
+        facts = CertFacts.of(cert)
+        certs[name] = {"serial": facts.serial, "not_before": format_time(facts.not_before),
+                       "not_after": format_time(facts.not_after), "issuer": facts.issuer,
+                       "ari_cert_id": facts.ari_cert_id, "version": "000001", "identifiers": [name],
+                       "key_type": "ecdsa-p256", "server": "https://127.0.0.1:1/dir"}
+        cert_dir = root / "certs" / name
+        cert_dir.mkdir(mode=0o700)
+        state = {"format": 1, "consecutive_failures": 0,
+                 "ari": {"cert_id": facts.ari_cert_id, "unsupported": True, "next_check": next_check}}
+        fd = os.open(cert_dir / "state.json", os.O_WRONLY | os.O_CREAT, 0o600)
+        os.write(fd, json.dumps(state).encode())
+        os.close(fd)
+    fd = os.open(root / "index.json", os.O_WRONLY | os.O_CREAT, 0o600)
+    os.write(fd, json.dumps({"format": 1, "certificates": certs}).encode())
+    os.close(fd)
+
+
+def noop_rows(sizes: list[int], workdir: Path) -> list[list[str]]:
+    from certman.config import Settings
+    from certman.keystore import FileKeystore
+    from certman.renew import renew
+
+    rows = []
+    for n in sizes:
+        root = workdir / f"noop-{n}"
+        fake_keystore(root, n)
+        env = {**os.environ, "CERTMAN_KEYSTORE": str(root), "CERTMAN_CONFIG": str(workdir / "empty.toml")}
+        (workdir / "empty.toml").write_text("")
+        wall, code, rss = run_cli(["renew", "--json"], env)
+        assert code == 0, code
+        start = time.perf_counter()
+        report = renew(FileKeystore(root), Settings(keystore=root))
+        library = time.perf_counter() - start
+        assert all(r.action == "skipped" for r in report.results)
+        rows.append([f"no-op renew, N={n:,}", f"{wall:.3f}", f"{library:.3f}",
+                     f"{library / n * 1e6:.1f} µs/cert (library)", str(rss)])
+    return rows
+
+
+@contextlib.contextmanager
+def pebble_with_webroot(workdir: Path) -> Iterator[tuple[Any, Path]]:
+    import services
+
+    with services.start_pebble(workdir / "pebble") as pebble:
+        webroot = workdir / "webroot"
+        (webroot / ".well-known" / "acme-challenge").mkdir(parents=True)
+
+        class Quiet(SimpleHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 128  # the default 5 drops concurrent validations' SYNs
+            daemon_threads = True
+
+        server = Server(("127.0.0.1", pebble.http_port), functools.partial(Quiet, directory=str(webroot)))
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            yield pebble, webroot
+        finally:
+            server.shutdown()
+            server.server_close()
+
+
+def pebble_env(pebble: Any, webroot: Path, workdir: Path, label: str, names: list[str]) -> dict[str, str]:
+    config = workdir / f"{label}.toml"
+    config.write_text(tomli_w.dumps({
+        "server": pebble.directory_url, "ca_bundle": str(pebble.ca_bundle), "agree_tos": True,
+        "timeout": 60.0, "certificate": [{"names": [n]} for n in names]}))
+    return {**os.environ, "CERTMAN_CONFIG": str(config), "CERTMAN_KEYSTORE": str(workdir / f"ks-{label}"),
+            "CERTMAN_SOLVER": "webroot", "CERTMAN_WEBROOT": str(webroot)}
+
+
+def pebble_rows(workdir: Path, due: int) -> list[list[str]]:
+    rows = []
+    with pebble_with_webroot(workdir) as (pebble, webroot):
+        # Register the account (and warm Pebble) outside the measurements.
+        env = pebble_env(pebble, webroot, workdir, "declared10", [f"d{i}.bench.example" for i in range(10)])
+        warm = pebble_env(pebble, webroot, workdir, "warm", ["warm.bench.example"])
+        run_cli(["renew"], warm)
+        env["CERTMAN_KEYSTORE"] = warm["CERTMAN_KEYSTORE"]
+        wall, code, rss = run_cli(["renew", "--jobs", "10"], env)
+        rows.append(["10 declared missing, --jobs 10", f"{wall:.3f}", "-", f"exit {code}", str(rss)])
+
+        names = [f"r{i}.bench.example" for i in range(due)]
+        env = pebble_env(pebble, webroot, workdir, "due", names)
+        env["CERTMAN_KEYSTORE"] = warm["CERTMAN_KEYSTORE"]
+        wall, code, rss = run_cli(["renew", "--jobs", "8"], env)
+        rows.append([f"{due} declared missing, --jobs 8 (setup)", f"{wall:.3f}", "-", f"exit {code}", str(rss)])
+        walls = {}
+        pebble_pid = next(s.process.pid for s in pebble.services if s.name == "pebble" and s.process)
+        for jobs in (1, 8):
+            args = ["renew", "--force", "--jobs", str(jobs), *names]
+            pebble_before = proc_cpu(pebble_pid)
+            wall, code, rss = run_cli(args, env)
+            pebble_cpu = proc_cpu(pebble_pid) - pebble_before
+            walls[jobs] = wall
+            rows.append([f"{due} due (--force), --jobs {jobs}", f"{wall:.3f}", "-",
+                         f"exit {code}; CPU certman {LAST_CPU[0]:.1f} s + pebble {pebble_cpu:.1f} s", str(rss)])
+        rows.append([f"speedup --jobs 8 vs --jobs 1", f"{walls[1] / walls[8]:.2f}x", "-", "-", "-"])
+    return rows
+
+
+def print_table(rows: list[list[str]]) -> None:
+    headers = ["case", "CLI wall s", "library s", "note", "peak RSS MiB"]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (smoke test)")
+    parser.add_argument("--no-pebble", action="store_true", help="only the no-op cases")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-renew-") as tmp:
+        workdir = Path(tmp)
+        rows = noop_rows([100, 1000] if args.quick else [1000, 10000], workdir)
+        if not args.no_pebble:
+            rows += pebble_rows(workdir, 10 if args.quick else 100)
+        print_table(rows)
+
+
+if __name__ == "__main__":
+    main()

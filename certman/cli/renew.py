@@ -1,0 +1,42 @@
+"""`certman renew [NAME...]`: the unattended job for cron and systemd timers."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("renew")
+@click.argument("names", nargs=-1)
+@click.option("--force", is_flag=True, help="Renew now, whatever the due rule and the backoff say.")
+@click.option("--check", is_flag=True, help="No network: print what is due, when and why.")
+@click.option("--jobs", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Certificates renewed concurrently.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document with a result per certificate.")
+@click.option("--metrics-file", type=click.Path(dir_okay=False),
+              help="Write a Prometheus textfile-collector file here (atomically).")
+@click.option("--agree-tos", is_flag=True, default=None, help="Agree to the CA's terms of service.")
+@click.option("--timeout", type=float, help="Give up on the CA after this many seconds per certificate.")
+@click.pass_obj
+def command(obj, names: tuple[str, ...], force: bool, check: bool, jobs: int, as_json: bool,
+            metrics_file: str | None, **flags: object) -> None:
+    """Renew the certificates that are due (default: all stored and declared ones).
+
+    Exit status: 0 when every certificate is fine, 7 when at least one failed
+    (its error is printed and stored; the next run retries after a backoff).
+    """
+    from .. import _render_renew, metrics
+    from ..keystore import FileKeystore
+    from ..renew import renew
+
+    settings = obj.settings(**flags)
+    keystore = FileKeystore(settings.keystore, lock_timeout=settings.lock_timeout)
+    report = renew(keystore, settings, names=names, force=force, check=check, jobs=jobs)
+    if metrics_file and not check:
+        metrics.write_textfile(metrics_file, report)
+    click.echo(_render_renew.renew_report(report, as_json=as_json))
+    for failed in report.failed:
+        click.echo(f"certman: {failed.name}: {failed.error}", err=True)
+        if failed.hint:
+            click.echo(f"hint: {failed.hint}", err=True)
+    if report.exit_code:
+        click.get_current_context().exit(report.exit_code)

@@ -1,0 +1,44 @@
+"""`certman timer install|uninstall`: run `certman renew` from systemd or cron."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.group("timer")
+def command() -> None:
+    """Install or remove the twice-daily `certman renew` job."""
+
+
+@command.command("install")
+@click.option("--cron", is_flag=True, help="Install /etc/cron.d/certman instead of a systemd timer.")
+@click.option("--print", "show", is_flag=True, help="Print what would be written; change nothing.")
+@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path("/"), show_default=True,
+              help="Write below this directory (systemctl runs only when it is /).")
+@click.pass_obj
+def install_command(obj, cron: bool, show: bool, root: Path) -> None:
+    """Write and enable certman-renew.service and certman-renew.timer (or the cron line)."""
+    from .. import timer
+
+    settings = obj.settings()
+    files = timer.planned(root, cron=cron, keystore=settings.keystore.absolute(), config=obj.config_path)
+    if show:
+        for unit in files:
+            click.echo(f"# {unit.path}\n{unit.content}")
+        return
+    timer.install(files, systemctl=root == Path("/"))
+    for unit in files:
+        click.echo(f"wrote {unit.path}")
+
+
+@command.command("uninstall")
+@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path("/"), show_default=True,
+              help="Remove below this directory (systemctl runs only when it is /).")
+def uninstall_command(root: Path) -> None:
+    """Remove the systemd timer and service, or the cron line."""
+    from .. import timer
+
+    removed = timer.uninstall(root, systemctl=root == Path("/"))
+    click.echo("\n".join(f"removed {p}" for p in removed) or "nothing installed")
