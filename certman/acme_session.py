@@ -143,7 +143,7 @@ class Network(acme_client.ClientNetwork):
             # The library turns any 409 into a bare ConflictError and drops the problem
             # document; RFC 9773's alreadyReplaced is a 409 we must recognise.
             conflict = messages.Error.from_json(response.json())
-            conflict.retry_after = parse_retry_after(response)  # type: ignore[attr-defined]
+            conflict.retry_after = parse_retry_after(response)
             raise conflict
         try:
             return self._check_response(response, content_type=content_type)

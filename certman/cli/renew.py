@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from . import CliContext
+
 
 @click.command("renew")
 @click.argument("names", nargs=-1)
@@ -17,7 +19,7 @@ import click
 @click.option("--agree-tos", is_flag=True, default=None, help="Agree to the CA's terms of service.")
 @click.option("--timeout", type=float, help="Give up on the CA after this many seconds per certificate.")
 @click.pass_obj
-def command(obj, names: tuple[str, ...], force: bool, check: bool, jobs: int, as_json: bool,
+def command(obj: CliContext, /, names: tuple[str, ...], force: bool, check: bool, jobs: int, as_json: bool,
             metrics_file: str | None, **flags: object) -> None:
     """Renew the certificates that are due (default: all stored and declared ones).
 

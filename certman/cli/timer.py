@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from . import CliContext
+
 
 @click.group("timer")
 def command() -> None:
@@ -18,7 +20,7 @@ def command() -> None:
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path("/"), show_default=True,
               help="Write below this directory (systemctl runs only when it is /).")
 @click.pass_obj
-def install_command(obj, cron: bool, show: bool, root: Path) -> None:
+def install_command(obj: CliContext, /, cron: bool, show: bool, root: Path) -> None:
     """Write and enable certman-renew.service and certman-renew.timer (or the cron line)."""
     from .. import timer
 

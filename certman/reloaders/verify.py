@@ -22,6 +22,9 @@ DEFAULT_TIMEOUT = 10.0
 HANDSHAKE_TIMEOUT = 2.0
 FIRST_RETRY = 0.02
 MAX_RETRY = 0.5
+# After a reload the old workers may still accept a few connections while they drain
+# (nginx's graceful reload), so one good handshake is not yet proof: ask for several.
+CONFIRMATIONS = 3
 
 
 @dataclass(frozen=True)
@@ -153,10 +156,15 @@ def check_served(deployment: Deployment, endpoints: Iterable[Endpoint], *, timeo
     for endpoint in endpoints:
         deadline = clock() + timeout
         delay = FIRST_RETRY
+        confirmed = 0
         while True:
             check = check_once(deployment, endpoint, stored_der, stored_serial)
-            if check.is_ok or clock() + delay > deadline:
+            confirmed = confirmed + 1 if check.is_ok else 0
+            if confirmed >= CONFIRMATIONS or clock() + delay > deadline:
                 break
+            if check.is_ok:
+                sleep(FIRST_RETRY)
+                continue
             sleep(delay)
             delay = min(delay * 2, MAX_RETRY)
         checks.append(check)
