@@ -102,7 +102,9 @@ class Network(acme_client.ClientNetwork):
         except requests.exceptions.SSLError as exc:
             raise TLSVerifyFailed(f"TLS verification of the ACME server failed ({_short(url)})",
                                   "pass --ca-bundle with the CA that signed the server's certificate") from exc
-        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+                requests.exceptions.ChunkedEncodingError) as exc:
+            # A truncated body (ChunkedEncodingError) is a connection that broke mid-answer.
             raise _Transient(f"cannot reach the ACME server at {_short(url)}: {_reason(exc)}", None) from exc
         if response.status_code >= 500:
             raise _Transient(f"the ACME server answered {response.status_code} for {_short(url)}",

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from . import plugins
-from .acme_session import AcmeSession
+from .acme_session import REQUEST_TIMEOUT, AcmeSession
 from .config import CertSpec
 from .errors import ACMEError, UsageError
 from .keys import CertFacts, generate_key, key_to_pem, load_key, make_csr, public_keys_match, split_pem_chain
@@ -60,11 +60,13 @@ class IssueResult:
 
 
 def issue(spec: CertSpec, keystore: FileKeystore, *, account: AccountSettings = AccountSettings(),
-          timeout: float = 90.0, clock: Clock = utc_now) -> IssueResult:
+          timeout: float = 90.0, clock: Clock = utc_now,
+          request_timeout: float = REQUEST_TIMEOUT) -> IssueResult:
     """Obtain a certificate for ``spec`` and make it the live version in ``keystore``."""
     solvers = [create_solver(s.name, s.options) for s in spec.solvers]
     with keystore.lock_cert(spec.name):
-        session = open_session(spec.directory_url, keystore, account, ca_bundle=spec.ca_bundle, timeout=timeout)
+        session = open_session(spec.directory_url, keystore, account, ca_bundle=spec.ca_bundle, timeout=timeout,
+                               request_timeout=request_timeout)
         key = generate_key(spec.key_type)
         order = session.new_order(spec.identifiers, make_csr(key, spec.identifiers), profile=spec.profile)
         reused = solve(session, spec, solvers, order)
@@ -95,7 +97,8 @@ def create_solver(name: str, options: Any) -> Solver:
 
 
 def open_session(directory_url: str, keystore: FileKeystore, account: AccountSettings, *,
-                 ca_bundle: str | None, timeout: float) -> AcmeSession:
+                 ca_bundle: str | None, timeout: float,
+                 request_timeout: float = REQUEST_TIMEOUT) -> AcmeSession:
     """A session signed by this CA's stored account, registering one on first use."""
     ca = ca_id(directory_url)
     stored = keystore.load_account(ca)
@@ -104,9 +107,11 @@ def open_session(directory_url: str, keystore: FileKeystore, account: AccountSet
             # Another run may have registered while we waited for the lock.
             stored = keystore.load_account(ca)
             if stored is None:
-                return _register(directory_url, ca, keystore, account, ca_bundle=ca_bundle, timeout=timeout)
+                return _register(directory_url, ca, keystore, account, ca_bundle=ca_bundle, timeout=timeout,
+                                 request_timeout=request_timeout)
     key_pem, data = stored
-    session = AcmeSession(directory_url, account_jwk(key_pem), ca_bundle=ca_bundle, timeout=timeout)
+    session = AcmeSession(directory_url, account_jwk(key_pem), ca_bundle=ca_bundle, timeout=timeout,
+                          request_timeout=request_timeout)
     session.use_account(data["uri"])
     return session
 
@@ -117,9 +122,10 @@ def account_jwk(key_pem: bytes) -> jose.JWK:
 
 
 def _register(directory_url: str, ca: str, keystore: FileKeystore, account: AccountSettings, *,
-              ca_bundle: str | None, timeout: float) -> AcmeSession:
+              ca_bundle: str | None, timeout: float, request_timeout: float = REQUEST_TIMEOUT) -> AcmeSession:
     key = ec.generate_private_key(ec.SECP256R1())
-    session = AcmeSession(directory_url, jose.JWKEC(key=key), ca_bundle=ca_bundle, timeout=timeout)
+    session = AcmeSession(directory_url, jose.JWKEC(key=key), ca_bundle=ca_bundle, timeout=timeout,
+                          request_timeout=request_timeout)
     if not account.agree_tos:
         terms = session.terms_of_service
         raise UsageError(f"no account at {directory_url} yet, and registering needs agreement to the CA's terms"
