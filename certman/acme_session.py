@@ -299,13 +299,22 @@ class AcmeSession:
             except messages.Error as error:
                 if error.code != "orderNotReady":
                     raise
-        body = self._poll(lambda: self._get_json(order.uri, messages.Order),
+        return self.complete_order(order.uri, fetch_alternatives=fetch_alternatives)
+
+    def fetch_order(self, order_url: str) -> messages.Order:
+        """The order's current body, e.g. to continue an order a previous run left."""
+        body, _ = self._get_json(order_url, messages.Order)
+        return body
+
+    def complete_order(self, order_url: str, *, fetch_alternatives: bool = False) -> OrderResult:
+        """Wait for a finalized order to become valid and download its certificate."""
+        body = self._poll(lambda: self._get_json(order_url, messages.Order),
                           lambda b: b.status in (messages.STATUS_VALID, messages.STATUS_INVALID),
                           "issuance")
         if body.status != messages.STATUS_VALID or body.certificate is None:
             detail = body.error.detail if body.error is not None else "no reason given"
             raise ACMEError(f"the CA refused to issue the certificate: {detail}")
-        return self.download(body.certificate, order.uri, fetch_alternatives=fetch_alternatives)
+        return self.download(body.certificate, order_url, fetch_alternatives=fetch_alternatives)
 
     def download(self, cert_url: str, order_url: str, *, fetch_alternatives: bool = False) -> OrderResult:
         with _acme_errors("downloading the certificate"):

@@ -20,7 +20,7 @@ from acme import messages
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from . import plugins
+from . import plugins, resume
 from .acme_session import REQUEST_TIMEOUT, AcmeSession
 from .config import CertSpec
 from .errors import ACMEError, UsageError
@@ -67,12 +67,22 @@ def issue(spec: CertSpec, keystore: FileKeystore, *, account: AccountSettings = 
     with keystore.lock_cert(spec.name):
         session = open_session(spec.directory_url, keystore, account, ca_bundle=spec.ca_bundle, timeout=timeout,
                                request_timeout=request_timeout)
-        key = generate_key(spec.key_type)
-        order = session.new_order(spec.identifiers, make_csr(key, spec.identifiers), profile=spec.profile)
-        reused = solve(session, spec, solvers, order)
-        result = session.finalize(order)
-        key_pem = key_to_pem(key)
-        leaf_pem, chain_pem, facts = check_issued(spec, key_pem, result.fullchain_pem)
+        resumed = resume.continue_pending(session, spec, keystore)
+        if resumed is not None:
+            result, key_pem = resumed
+            reused = len(spec.identifiers)
+        else:
+            key = generate_key(spec.key_type)
+            order = session.new_order(spec.identifiers, make_csr(key, spec.identifiers), profile=spec.profile)
+            reused = solve(session, spec, solvers, order)
+            key_pem = key_to_pem(key)
+            resume.remember(keystore, spec, order.uri, key_pem, clock())
+            result = resume.finish(keystore, spec, lambda: session.finalize(order))
+        try:
+            leaf_pem, chain_pem, facts = check_issued(spec, key_pem, result.fullchain_pem)
+        except ACMEError:
+            keystore.clear_pending_order(spec.name)
+            raise
         meta: dict[str, Any] = {
             "serial": facts.serial,
             "not_before": utc_iso(facts.not_before),
@@ -83,6 +93,7 @@ def issue(spec: CertSpec, keystore: FileKeystore, *, account: AccountSettings = 
             "order_url": result.order_url,
         }
         stored = keystore.store_version(spec, key_pem, leaf_pem, chain_pem, meta)
+        keystore.clear_pending_order(spec.name)
     log.info("stored %s version %s (serial %s)", spec.name, stored.version, facts.serial)
     return IssueResult(name=spec.name, version=stored.version, serial=facts.serial,
                        not_before=facts.not_before, not_after=facts.not_after, issuer=facts.issuer,

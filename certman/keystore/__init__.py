@@ -17,11 +17,13 @@ from typing import Any, Iterator, Mapping
 
 from ..config import CertSpec
 from ..errors import ConfigError, KeystoreError, UsageError
-from . import files, locks
+from . import files, locks, pending
 from .layout import (CERT_FILE, CHAIN_FILE, COMBINED_FILE, FILE_MODES, FULLCHAIN_FILE, KEY_FILE,
                      META_FILE, SECRET_MODE, Layout, ca_id, version_name)
 
-__all__ = ["FileKeystore", "LivePaths", "StoredVersion", "ca_id"]
+__all__ = ["FileKeystore", "LivePaths", "PendingOrder", "StoredVersion", "ca_id"]
+
+PendingOrder = pending.PendingOrder
 
 INDEX_FORMAT = 1
 
@@ -153,6 +155,18 @@ class FileKeystore:
     def write_state(self, name: str, state: Mapping[str, Any]) -> None:
         files.ensure_dir(self.layout.cert_dir(name))
         files.write_file(self.layout.state(name), _dump_json(dict(state)), SECRET_MODE)
+
+    def read_pending_order(self, name: str) -> pending.PendingOrder | None:
+        """The unfinished order of ``name`` a previous run left to continue, if any."""
+        return pending.read(self.layout.cert_dir(name))
+
+    def write_pending_order(self, name: str, order: pending.PendingOrder) -> None:
+        files.ensure_dir(self.layout.cert_dir(name))
+        pending.write(self.layout.cert_dir(name), order)
+
+    def clear_pending_order(self, name: str) -> None:
+        if self.layout.cert_dir(name).is_dir():
+            pending.clear(self.layout.cert_dir(name))
 
     def live(self, name: str) -> LivePaths:
         return LivePaths(self.layout.live_link(name))
