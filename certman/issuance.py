@@ -64,7 +64,11 @@ def issue(spec: CertSpec, keystore: FileKeystore, *, account: AccountSettings = 
           request_timeout: float = REQUEST_TIMEOUT) -> IssueResult:
     """Obtain a certificate for ``spec`` and make it the live version in ``keystore``."""
     solvers = [create_solver(s.name, s.options) for s in spec.solvers]
+    seen = keystore.live_version(spec.name)
     with keystore.lock_cert(spec.name):
+        done = done_while_waiting(spec, keystore, seen)
+        if done is not None:
+            return done
         session = open_session(spec.directory_url, keystore, account, ca_bundle=spec.ca_bundle, timeout=timeout,
                                request_timeout=request_timeout)
         resumed = resume.continue_pending(session, spec, keystore)
@@ -99,6 +103,28 @@ def issue(spec: CertSpec, keystore: FileKeystore, *, account: AccountSettings = 
                        not_before=facts.not_before, not_after=facts.not_after, issuer=facts.issuer,
                        identifiers=facts.identifiers, live=keystore.live(spec.name),
                        reused_authorizations=reused)
+
+
+def done_while_waiting(spec: CertSpec, keystore: FileKeystore, seen: str | None) -> IssueResult | None:
+    """The version another run stored for the same names while we waited for the lock, if any.
+
+    Lock, re-check, work: two runs started together must not both order a certificate.
+    """
+    current = keystore.live_version(spec.name)
+    if current is None or current == seen:
+        return None
+    entry = keystore.read_index().get(spec.name)
+    if entry is None or set(entry.get("identifiers", ())) != {i.value for i in spec.identifiers}:
+        return None
+    log.info("%s: another run stored version %s while this one waited; nothing to do", spec.name, current)
+    return IssueResult(name=spec.name, version=current, serial=entry["serial"],
+                       not_before=_parse_utc(entry["not_before"]), not_after=_parse_utc(entry["not_after"]),
+                       issuer=entry["issuer"], identifiers=tuple(entry["identifiers"]),
+                       live=keystore.live(spec.name), reused_authorizations=0)
+
+
+def _parse_utc(text: str) -> datetime.datetime:
+    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
 
 
 def create_solver(name: str, options: Any) -> Solver:
