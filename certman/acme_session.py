@@ -269,8 +269,9 @@ class AcmeSession:
     def fetch_authorization(self, url: str) -> messages.AuthorizationResource:
         with _acme_errors("fetching an authorization"):
             response = self.client._post_as_get(url)
-            return messages.AuthorizationResource(body=messages.Authorization.from_json(response.json()),
-                                                  uri=url)
+            raw = response.json()
+            _check_raw_tokens(raw)
+            return messages.AuthorizationResource(body=messages.Authorization.from_json(raw), uri=url)
 
     def answer(self, challb: messages.ChallengeBody, response: Any) -> None:
         with _acme_errors("answering a challenge"):
@@ -356,6 +357,20 @@ def _poll_delays() -> Iterator[float]:
     while True:
         yield delay
         delay = min(delay * POLL_FACTOR, POLL_MAX)
+
+
+def _check_raw_tokens(authz: Any) -> None:
+    """Check every challenge token as the CA sent it.
+
+    The library decodes tokens leniently (base64 skips characters such as '.') and
+    re-encodes them, which would hide a hostile token; the check must see the original.
+    """
+    from .solvers.http01 import check_token
+
+    challenges = authz.get("challenges", []) if isinstance(authz, dict) else []
+    for challenge in challenges:
+        if isinstance(challenge, dict) and "token" in challenge:
+            check_token(str(challenge["token"]))
 
 
 def _authz_failure(authz: messages.Authorization) -> str:
