@@ -125,11 +125,24 @@ class Network(acme_client.ClientNetwork):
         # library drops it on errors and then needs an extra round trip.
         if self.REPLAY_NONCE_HEADER in response.headers:
             self._add_nonce(response)
+        return self._check_response(response, content_type=content_type)
+
+    @classmethod
+    def _check_response(cls, response: requests.Response, content_type: str | None = None) -> requests.Response:
+        # Every problem document carries the response's Retry-After, whatever the method
+        # (a 429 can answer the HEAD for a nonce as well as a POST).
         try:
-            return self._check_response(response, content_type=content_type)
+            return super()._check_response(response, content_type=content_type)
         except messages.Error as error:
             error.retry_after = parse_retry_after(response)  # type: ignore[attr-defined]
             raise
+        except acme_errors.ClientError as exc:
+            if response.status_code != 429:
+                raise
+            # A 429 without a problem document (e.g. to a HEAD) is still a rate limit.
+            limited = messages.Error.with_code("rateLimited", detail="the CA answered 429 Too Many Requests")
+            limited.retry_after = parse_retry_after(response)  # type: ignore[attr-defined]
+            raise limited from exc
 
     def post(self, *args: Any, **kwargs: Any) -> requests.Response:
         bad_nonces = 0

@@ -53,6 +53,20 @@ def test_rate_limit_stops_the_certificate_with_retry_after_and_the_cas_detail(
     assert snapshot(fresh_keystore.root) == before
 
 
+def test_a_429_to_the_nonce_request_is_a_rate_limit_with_retry_after(
+        fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore) -> None:
+    _seed(fault_proxy, pebble, fresh_keystore)
+    before = snapshot(fresh_keystore.root)
+    fault_proxy.add(path=r"^/nonce-plz", method="HEAD", status=429, retry_after="120")
+
+    with pytest.raises(RateLimited, match="429") as caught:
+        issue_for(make_spec(fault_proxy.directory_url, pebble, "a.example"), fresh_keystore)
+
+    assert caught.value.retry_after is not None
+    assert fault_proxy.count("POST", NEW_ORDER) == 0
+    assert snapshot(fresh_keystore.root) == before
+
+
 def test_5xx_whose_retry_after_passes_the_deadline_fails_at_once_as_unreachable(
         fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore) -> None:
     _seed(fault_proxy, pebble, fresh_keystore)
