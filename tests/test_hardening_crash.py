@@ -116,3 +116,38 @@ def test_clean_leftovers_removes_only_this_certificates_temporaries(tmp_path: Pa
 
     assert removed == [ours]
     assert theirs.is_symlink()
+
+
+FULL_DISK_SCRIPT = """
+set -e
+mount -t tmpfs -o size=256k tmpfs "$DISK"
+"$PYTHON" "$DRIVER" "$DISK/keystore"
+"$PYTHON" -c "$SNAPSHOT" "$DISK/keystore" > "$OUT/before"
+dd if=/dev/zero of="$DISK/filler" bs=4k 2>/dev/null || true
+set +e
+"$PYTHON" "$DRIVER" "$DISK/keystore" 2> "$OUT/stderr"
+echo $? > "$OUT/rc"
+"$PYTHON" -c "$SNAPSHOT" "$DISK/keystore" > "$OUT/after"
+"""
+
+SNAPSHOT = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+            "from fixtures.hardening import snapshot; from pathlib import Path; "
+            "print(sorted(snapshot(Path(sys.argv[1])).items()))")
+
+
+def test_a_really_full_disk_gives_a_storage_error_and_keeps_the_previous_version(tmp_path: Path) -> None:
+    disk, out = tmp_path / "disk", tmp_path / "out"
+    disk.mkdir()
+    out.mkdir()
+    env = {**os.environ, "DISK": str(disk), "OUT": str(out), "PYTHON": sys.executable,
+           "DRIVER": str(DRIVER), "SNAPSHOT": SNAPSHOT}
+
+    # A private mount namespace: the small tmpfs vanishes with the script.
+    done = subprocess.run([services.require_binary("unshare", "util-linux"), "-m", "sh", "-c", FULL_DISK_SCRIPT],
+                          env=env, capture_output=True, text=True, timeout=120)
+
+    assert done.returncode == 0, done.stderr
+    assert (out / "rc").read_text().strip() == "3"
+    assert re.fullmatch(r"certman: no space left while [a-z ]+ /\S+\n", (out / "stderr").read_text())
+    assert (out / "before").read_text() == (out / "after").read_text()
+    assert "privkey.pem" in (out / "before").read_text()
