@@ -63,7 +63,7 @@ def test_two_runs_for_the_same_certificate_make_exactly_one_order(
         thread.join(timeout=60)
 
     assert errors == []
-    assert fault_proxy.count("POST", r"^/order-plz") == 1
+    assert fault_proxy.count("POST", r"^/order-plz", succeeded=True) == 1
     assert {r.serial for r in results} == {results[0].serial}
     assert fresh_keystore.versions("a.example") == ["000001"]
 

@@ -95,5 +95,42 @@ def test_a_kept_order_for_other_names_is_dropped_for_a_new_order(
     result = issue_for(make_spec(fault_proxy.directory_url, pebble, "a.example", "b.example",
                                  name="a.example"), fresh_keystore)
 
-    assert fault_proxy.count("POST", NEW_ORDER) == 1
+    assert fault_proxy.count("POST", NEW_ORDER, succeeded=True) == 1
     assert set(result.identifiers) == {"a.example", "b.example"}
+
+
+def test_an_order_whose_finalization_failed_is_finalized_by_the_next_run_with_the_kept_key(
+        fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore) -> None:
+    _seed(fault_proxy, pebble, fresh_keystore)
+    spec = make_spec(fault_proxy.directory_url, pebble, "a.example")
+    broken = fault_proxy.add(path=r"^/finalize-order/", method="POST", status=503, retry_after="0")
+    with pytest.raises(CAUnreachable, match="answered 503"):
+        issue_for(spec, fresh_keystore)
+    pending = fresh_keystore.read_pending_order("a.example")
+    assert pending is not None
+    fault_proxy.rules.remove(broken)
+    fault_proxy.forget_requests()
+
+    result = issue_for(spec, fresh_keystore)
+
+    assert fault_proxy.count("POST", NEW_ORDER) == 0
+    assert fault_proxy.count("POST", r"^/finalize-order/", succeeded=True) == 1
+    assert result.live.privkey.read_bytes() == pending.key_pem
+
+
+def test_a_kept_order_the_ca_now_calls_invalid_is_dropped_for_a_new_order(
+        fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore) -> None:
+    _seed(fault_proxy, pebble, fresh_keystore)
+    spec = make_spec(fault_proxy.directory_url, pebble, "a.example")
+    broken = fault_proxy.add(path=r"^/certZ/", method="POST", status=500, retry_after="0")
+    with pytest.raises(CAUnreachable):
+        issue_for(spec, fresh_keystore)
+    fault_proxy.rules.remove(broken)
+    fault_proxy.add(path=r"^/my-order/", method="POST", order_status="invalid", times=1)
+    fault_proxy.forget_requests()
+
+    result = issue_for(spec, fresh_keystore)
+
+    assert fault_proxy.count("POST", NEW_ORDER, succeeded=True) == 1
+    assert result.version == "000002"
+    assert fresh_keystore.read_pending_order("a.example") is None

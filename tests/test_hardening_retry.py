@@ -33,7 +33,8 @@ def test_5xx_with_retry_after_is_retried_until_it_works(
     result = issue_for(make_spec(fault_proxy.directory_url, pebble, "a.example"), fresh_keystore)
 
     assert result.serial
-    assert fault_proxy.count("POST", NEW_ORDER) == 3
+    assert fault_proxy.count("POST", NEW_ORDER, status=503) == 2
+    assert fault_proxy.count("POST", NEW_ORDER, succeeded=True) == 1
 
 
 def test_rate_limit_stops_the_certificate_with_retry_after_and_the_cas_detail(
