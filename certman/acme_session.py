@@ -96,7 +96,9 @@ class Network(acme_client.ClientNetwork):
                             "an ACME server must use https for every resource")
         # No redirects: a redirect could downgrade us to plain http.
         kwargs["allow_redirects"] = False
-        kwargs.setdefault("timeout", self._timeout)
+        # Each socket wait is bounded by the request timeout and by what is left of the
+        # run's deadline, so a CA that stalls near the end cannot carry the run past it.
+        kwargs["timeout"] = max(0.05, min(self._timeout, self.deadline - time.monotonic()))
         try:
             response = super()._send_request(method, url, *args, **kwargs)
         except requests.exceptions.SSLError as exc:

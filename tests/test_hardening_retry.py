@@ -93,6 +93,19 @@ def test_a_response_that_stalls_after_its_headers_times_out_and_is_retried(
     assert fault_proxy.count("POST", ORDER) >= 2
 
 
+def test_a_stall_longer_than_the_run_deadline_fails_the_run_instead_of_outlasting_it(
+        fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore) -> None:
+    _seed(fault_proxy, pebble, fresh_keystore)
+    before = snapshot(fresh_keystore.root)
+    # Shorter than the request timeout (30 s), longer than the run's deadline (3 s).
+    fault_proxy.add(path=NEW_ORDER, method="POST", stall=20.0)
+
+    with pytest.raises(CAUnreachable):
+        issue_for(make_spec(fault_proxy.directory_url, pebble, "a.example"), fresh_keystore, timeout=3.0)
+
+    assert snapshot(fresh_keystore.root) == before
+
+
 def test_a_truncated_response_is_retried(
         fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore) -> None:
     _seed(fault_proxy, pebble, fresh_keystore)
