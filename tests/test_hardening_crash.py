@@ -151,3 +151,38 @@ def test_a_really_full_disk_gives_a_storage_error_and_keeps_the_previous_version
     assert re.fullmatch(r"certman: no space left while [a-z ]+ /\S+\n", (out / "stderr").read_text())
     assert (out / "before").read_text() == (out / "after").read_text()
     assert "privkey.pem" in (out / "before").read_text()
+
+
+def _certman_issue(pebble: services.Pebble, keystore: Path, *strace_args: str) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "certman", "--keystore", str(keystore), "issue", "--server",
+            pebble.directory_url, "--ca-bundle", str(pebble.ca_bundle), "--agree-tos",
+            "--http-address", "127.0.0.1", "--http-port", str(pebble.http_port), "a.example"]
+    if strace_args:
+        argv = [services.require_binary("strace", "strace"), "-f", "-o", os.devnull, *strace_args, *argv]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+
+
+def test_sigkill_at_any_rename_of_a_whole_issuance_leaves_a_usable_keystore(
+        pebble: services.Pebble, tmp_path: Path) -> None:
+    keystore = tmp_path / "keystore"
+    first = _certman_issue(pebble, keystore)
+    assert first.returncode == 0, first.stderr
+    summary = tmp_path / "summary.txt"
+    counted = _certman_issue(pebble, keystore, "-c", "-U", "name,calls", "-e", "trace=rename,renameat",
+                             "-o", str(summary))
+    assert counted.returncode == 0, counted.stderr
+    counts = {m.group(1): int(m.group(2))
+              for m in re.finditer(r"^(rename|renameat)\s+(\d+)$", summary.read_text(), re.M)}
+    # The kept order (order-key.pem, order.json) by renameat; version, link, spec, index by rename.
+    assert counts["rename"] >= 4 and counts["renameat"] >= 2
+
+    for syscall, calls in counts.items():
+        for n in range(1, calls + 1):
+            killed = _certman_issue(pebble, keystore, "-e", f"inject={syscall}:signal=SIGKILL:when={n}")
+            assert killed.returncode == -9, (syscall, n, killed.stderr)
+            _assert_live_is_a_complete_matching_pair(keystore)
+            again = _certman_issue(pebble, keystore)
+            assert again.returncode == 0, (syscall, n, again.stderr)
+            _assert_live_is_a_complete_matching_pair(keystore)
+            assert _temporaries(keystore) == [], (syscall, n)
+            assert not (keystore / "certs/a.example/order.json").exists(), (syscall, n)
