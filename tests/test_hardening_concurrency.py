@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import sys
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,9 +15,8 @@ from certman.issuance import IssueResult
 from certman.keys import load_key, public_keys_match, split_pem_chain
 from certman.keystore import FileKeystore
 from fixtures.fault_proxy import FaultProxy
-from fixtures.hardening import issue_for, make_spec
+from fixtures.hardening import issue_for, make_spec, wait_until
 
-WAIT_LIMIT = 10.0
 
 
 def _blocked_in_lock(threads: list[threading.Thread]) -> bool:
@@ -31,14 +28,6 @@ def _blocked_in_lock(threads: list[threading.Thread]) -> bool:
         if frame is None:
             return False
     return True
-
-
-def _wait_until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT_LIMIT
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        time.sleep(0.01)
 
 
 def test_two_runs_for_the_same_certificate_make_exactly_one_order(
@@ -58,7 +47,7 @@ def test_two_runs_for_the_same_certificate_make_exactly_one_order(
     with fresh_keystore.lock_cert("a.example"):
         for thread in threads:
             thread.start()
-        _wait_until(lambda: _blocked_in_lock(threads), "both runs wait for the lock")
+        wait_until(lambda: _blocked_in_lock(threads), "both runs wait for the lock")
     for thread in threads:
         thread.join(timeout=60)
 

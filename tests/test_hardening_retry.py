@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import email.utils
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,6 +53,20 @@ def test_rate_limit_stops_the_certificate_with_retry_after_and_the_cas_detail(
     assert 3590 <= (caught.value.retry_after - asked_at).total_seconds() <= 3610
     assert fault_proxy.count("POST", NEW_ORDER) == 1
     assert snapshot(fresh_keystore.root) == before
+
+
+def test_a_retry_after_given_as_an_http_date_is_understood(
+        fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore) -> None:
+    _seed(fault_proxy, pebble, fresh_keystore)
+    when = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0) + datetime.timedelta(hours=2)
+    fault_proxy.add(path=NEW_ORDER, method="POST", status=429, problem="rateLimited",
+                    retry_after=email.utils.format_datetime(when, usegmt=True))
+
+    with pytest.raises(RateLimited) as caught:
+        issue_for(make_spec(fault_proxy.directory_url, pebble, "a.example"), fresh_keystore)
+
+    assert caught.value.retry_after is not None
+    assert abs((caught.value.retry_after - when).total_seconds()) <= 5
 
 
 def test_a_429_to_the_nonce_request_is_a_rate_limit_with_retry_after(

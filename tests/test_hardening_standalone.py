@@ -7,8 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,12 +20,11 @@ from certman.names import Identifier
 from certman.solvers import Challenge
 from certman.solvers.http01.standalone import StandaloneSettings, StandaloneSolver
 from fixtures.fault_proxy import FaultProxy
-from fixtures.hardening import issue_for, make_spec
+from fixtures.hardening import issue_for, make_spec, wait_until
 
 TOKEN = "tok_" + "A" * 40
 OTHER_TOKEN = "tok_" + "B" * 40
 BATCH = (Challenge(Identifier("dns", "a.example"), "http-01", TOKEN, TOKEN + ".thumbprint"),)
-WAIT_LIMIT = 20.0
 
 
 def _port_is_free(port: int, address: str = "127.0.0.1") -> bool:
@@ -38,14 +36,6 @@ def _port_is_free(port: int, address: str = "127.0.0.1") -> bool:
         except OSError:
             return False
         return True
-
-
-def _wait_until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT_LIMIT
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        time.sleep(0.02)
 
 
 @pytest.fixture
@@ -142,7 +132,7 @@ def test_sigterm_while_validating_closes_the_port_and_exits_130(
             "--http-port", str(pebble.http_port), "a.example"]
     process = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_until(lambda: stall.fired > 0, "certman is waiting for the CA to take its challenge answer")
+        wait_until(lambda: stall.fired > 0, "certman is waiting for the CA to take its challenge answer")
         assert not _port_is_free(pebble.http_port)
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=20)
