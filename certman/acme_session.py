@@ -111,13 +111,17 @@ class Network(acme_client.ClientNetwork):
                             "an ACME server must use https for every resource")
         # No redirects: a redirect could downgrade us to plain http.
         kwargs["allow_redirects"] = False
-        kwargs.setdefault("timeout", self._timeout)
+        # Each socket wait is bounded by the request timeout and by what is left of the
+        # run's deadline, so a CA that stalls near the end cannot carry the run past it.
+        kwargs["timeout"] = max(0.05, min(self._timeout, self.deadline - time.monotonic()))
         try:
             response = super()._send_request(method, url, *args, **kwargs)
         except requests.exceptions.SSLError as exc:
             raise TLSVerifyFailed(f"TLS verification of the ACME server failed ({_short(url)})",
                                   "pass --ca-bundle with the CA that signed the server's certificate") from exc
-        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+                requests.exceptions.ChunkedEncodingError) as exc:
+            # A truncated body (ChunkedEncodingError) is a connection that broke mid-answer.
             raise _Transient(f"cannot reach the ACME server at {_short(url)}: {_reason(exc)}", None) from exc
         if response.status_code >= 500:
             raise _Transient(f"the ACME server answered {response.status_code} for {_short(url)}",
@@ -138,18 +142,31 @@ class Network(acme_client.ClientNetwork):
         # library drops it on errors and then needs an extra round trip.
         if self.REPLAY_NONCE_HEADER in response.headers:
             self._add_nonce(response)
+        return self._check_response(response, content_type=content_type)
+
+    @classmethod
+    def _check_response(cls, response: requests.Response, content_type: str | None = None) -> requests.Response:
+        # Every problem document carries the response's Retry-After, whatever the method
+        # (a 429 can answer the HEAD for a nonce as well as a POST).
         if response.status_code == 409 and response.headers.get("Content-Type", "").startswith(
-                self.JSON_ERROR_CONTENT_TYPE):
+                cls.JSON_ERROR_CONTENT_TYPE):
             # The library turns any 409 into a bare ConflictError and drops the problem
             # document; RFC 9773's alreadyReplaced is a 409 we must recognise.
             conflict = messages.Error.from_json(response.json())
             conflict.retry_after = parse_retry_after(response)
             raise conflict
         try:
-            return self._check_response(response, content_type=content_type)
+            return super()._check_response(response, content_type=content_type)
         except messages.Error as error:
             error.retry_after = parse_retry_after(response)
             raise
+        except acme_errors.ClientError as exc:
+            if response.status_code != 429:
+                raise
+            # A 429 without a problem document (e.g. to a HEAD) is still a rate limit.
+            limited = messages.Error.with_code("rateLimited", detail="the CA answered 429 Too Many Requests")
+            limited.retry_after = parse_retry_after(response)
+            raise limited from exc
 
     def post(self, *args: Any, **kwargs: Any) -> requests.Response:
         bad_nonces = 0
@@ -327,8 +344,9 @@ class AcmeSession:
     def fetch_authorization(self, url: str) -> messages.AuthorizationResource:
         with _acme_errors("fetching an authorization"):
             response = self.client._post_as_get(url)
-            return messages.AuthorizationResource(body=messages.Authorization.from_json(response.json()),
-                                                  uri=url)
+            raw = response.json()
+            _check_raw_tokens(raw)
+            return messages.AuthorizationResource(body=messages.Authorization.from_json(raw), uri=url)
 
     def answer(self, challb: messages.ChallengeBody, response: Any) -> None:
         with _acme_errors("answering a challenge"):
@@ -357,13 +375,22 @@ class AcmeSession:
             except messages.Error as error:
                 if error.code != "orderNotReady":
                     raise
-        body = self._poll(lambda: self._get_json(order.uri, messages.Order),
+        return self.complete_order(order.uri, fetch_alternatives=fetch_alternatives)
+
+    def fetch_order(self, order_url: str) -> messages.Order:
+        """The order's current body, e.g. to continue an order a previous run left."""
+        body, _ = self._get_json(order_url, messages.Order)
+        return body
+
+    def complete_order(self, order_url: str, *, fetch_alternatives: bool = False) -> OrderResult:
+        """Wait for a finalized order to become valid and download its certificate."""
+        body = self._poll(lambda: self._get_json(order_url, messages.Order),
                           lambda b: b.status in (messages.STATUS_VALID, messages.STATUS_INVALID),
                           "issuance")
         if body.status != messages.STATUS_VALID or body.certificate is None:
             detail = body.error.detail if body.error is not None else "no reason given"
             raise ACMEError(f"the CA refused to issue the certificate: {detail}")
-        return self.download(body.certificate, order.uri, fetch_alternatives=fetch_alternatives)
+        return self.download(body.certificate, order_url, fetch_alternatives=fetch_alternatives)
 
     def download(self, cert_url: str, order_url: str, *, fetch_alternatives: bool = False) -> OrderResult:
         with _acme_errors("downloading the certificate"):
@@ -414,6 +441,20 @@ def _poll_delays() -> Iterator[float]:
     while True:
         yield delay
         delay = min(delay * POLL_FACTOR, POLL_MAX)
+
+
+def _check_raw_tokens(authz: Any) -> None:
+    """Check every challenge token as the CA sent it.
+
+    The library decodes tokens leniently (base64 skips characters such as '.') and
+    re-encodes them, which would hide a hostile token; the check must see the original.
+    """
+    from .solvers.http01 import check_token
+
+    challenges = authz.get("challenges", []) if isinstance(authz, dict) else []
+    for challenge in challenges:
+        if isinstance(challenge, dict) and "token" in challenge:
+            check_token(str(challenge["token"]))
 
 
 def _authz_failure(authz: messages.Authorization) -> str:

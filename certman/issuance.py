@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from josepy import jwk
 
-from . import plugins
-from .acme_session import AcmeSession
+from . import plugins, resume
+from .acme_session import REQUEST_TIMEOUT, AcmeSession
 from .config import CertSpec
 from .errors import ACMEError, UsageError
 from .keys import CertFacts, generate_key, key_to_pem, load_key, make_csr, public_keys_match, split_pem_chain
@@ -60,20 +60,36 @@ class IssueResult:
 
 
 def issue(spec: CertSpec, keystore: FileKeystore, *, account: AccountSettings = AccountSettings(),
-          timeout: float = 90.0, clock: Clock = utc_now, replaces: str | None = None) -> IssueResult:
+          timeout: float = 90.0, clock: Clock = utc_now, replaces: str | None = None,
+          request_timeout: float = REQUEST_TIMEOUT) -> IssueResult:
     """Obtain a certificate for ``spec`` and make it the live version in ``keystore``.
 
     ``replaces`` is the ARI CertID of the certificate this one renews (RFC 9773 §5).
     """
     solvers = [create_solver(s.name, s.options) for s in spec.solvers]
+    seen = keystore.live_version(spec.name)
     with keystore.lock_cert(spec.name):
-        session = open_session(spec.directory_url, keystore, account, ca_bundle=spec.ca_bundle, timeout=timeout)
-        key = generate_key(spec.key_type)
-        order = new_order(session, spec, make_csr(key, spec.identifiers), replaces)
-        reused = solve(session, spec, solvers, order)
-        result = session.finalize(order)
-        key_pem = key_to_pem(key)
-        leaf_pem, chain_pem, facts = check_issued(spec, key_pem, result.fullchain_pem)
+        done = done_while_waiting(spec, keystore, seen)
+        if done is not None:
+            return done
+        session = open_session(spec.directory_url, keystore, account, ca_bundle=spec.ca_bundle, timeout=timeout,
+                               request_timeout=request_timeout)
+        resumed = resume.continue_pending(session, spec, keystore)
+        if resumed is not None:
+            result, key_pem = resumed
+            reused = len(spec.identifiers)
+        else:
+            key = generate_key(spec.key_type)
+            order = new_order(session, spec, make_csr(key, spec.identifiers), replaces)
+            reused = solve(session, spec, solvers, order)
+            key_pem = key_to_pem(key)
+            resume.remember(keystore, spec, order.uri, key_pem, clock())
+            result = resume.finish(keystore, spec, lambda: session.finalize(order))
+        try:
+            leaf_pem, chain_pem, facts = check_issued(spec, key_pem, result.fullchain_pem)
+        except ACMEError:
+            keystore.clear_pending_order(spec.name)
+            raise
         meta: dict[str, Any] = {
             "serial": facts.serial,
             "not_before": utc_iso(facts.not_before),
@@ -86,11 +102,34 @@ def issue(spec: CertSpec, keystore: FileKeystore, *, account: AccountSettings = 
         if spec.renew_before_days is not None:
             meta["renew_before_days"] = spec.renew_before_days
         stored = keystore.store_version(spec, key_pem, leaf_pem, chain_pem, meta)
+        keystore.clear_pending_order(spec.name)
     log.info("stored %s version %s (serial %s)", spec.name, stored.version, facts.serial)
     return IssueResult(name=spec.name, version=stored.version, serial=facts.serial,
                        not_before=facts.not_before, not_after=facts.not_after, issuer=facts.issuer,
                        identifiers=facts.identifiers, live=keystore.live(spec.name),
                        reused_authorizations=reused)
+
+
+def done_while_waiting(spec: CertSpec, keystore: FileKeystore, seen: str | None) -> IssueResult | None:
+    """The version another run stored for the same names while we waited for the lock, if any.
+
+    Lock, re-check, work: two runs started together must not both order a certificate.
+    """
+    current = keystore.live_version(spec.name)
+    if current is None or current == seen:
+        return None
+    entry = keystore.read_index().get(spec.name)
+    if entry is None or set(entry.get("identifiers", ())) != {i.value for i in spec.identifiers}:
+        return None
+    log.info("%s: another run stored version %s while this one waited; nothing to do", spec.name, current)
+    return IssueResult(name=spec.name, version=current, serial=entry["serial"],
+                       not_before=_parse_utc(entry["not_before"]), not_after=_parse_utc(entry["not_after"]),
+                       issuer=entry["issuer"], identifiers=tuple(entry["identifiers"]),
+                       live=keystore.live(spec.name), reused_authorizations=0)
+
+
+def _parse_utc(text: str) -> datetime.datetime:
+    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
 
 
 def create_solver(name: str, options: Any) -> Solver:
@@ -100,7 +139,8 @@ def create_solver(name: str, options: Any) -> Solver:
 
 
 def open_session(directory_url: str, keystore: FileKeystore, account: AccountSettings, *,
-                 ca_bundle: str | None, timeout: float) -> AcmeSession:
+                 ca_bundle: str | None, timeout: float,
+                 request_timeout: float = REQUEST_TIMEOUT) -> AcmeSession:
     """A session signed by this CA's stored account, registering one on first use."""
     ca = ca_id(directory_url)
     stored = keystore.load_account(ca)
@@ -109,9 +149,11 @@ def open_session(directory_url: str, keystore: FileKeystore, account: AccountSet
             # Another run may have registered while we waited for the lock.
             stored = keystore.load_account(ca)
             if stored is None:
-                return _register(directory_url, ca, keystore, account, ca_bundle=ca_bundle, timeout=timeout)
+                return _register(directory_url, ca, keystore, account, ca_bundle=ca_bundle, timeout=timeout,
+                                 request_timeout=request_timeout)
     key_pem, data = stored
-    session = AcmeSession(directory_url, account_jwk(key_pem), ca_bundle=ca_bundle, timeout=timeout)
+    session = AcmeSession(directory_url, account_jwk(key_pem), ca_bundle=ca_bundle, timeout=timeout,
+                          request_timeout=request_timeout)
     session.use_account(data["uri"])
     return session
 
@@ -122,9 +164,10 @@ def account_jwk(key_pem: bytes) -> jwk.JWK:
 
 
 def _register(directory_url: str, ca: str, keystore: FileKeystore, account: AccountSettings, *,
-              ca_bundle: str | None, timeout: float) -> AcmeSession:
+              ca_bundle: str | None, timeout: float, request_timeout: float = REQUEST_TIMEOUT) -> AcmeSession:
     key = ec.generate_private_key(ec.SECP256R1())
-    session = AcmeSession(directory_url, jwk.JWKEC(key=key), ca_bundle=ca_bundle, timeout=timeout)
+    session = AcmeSession(directory_url, jwk.JWKEC(key=key), ca_bundle=ca_bundle, timeout=timeout,
+                          request_timeout=request_timeout)
     if not account.agree_tos:
         terms = session.terms_of_service
         raise UsageError(f"no account at {directory_url} yet, and registering needs agreement to the CA's terms"

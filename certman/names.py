@@ -110,7 +110,7 @@ def _encode_label(label: str, shown: str) -> str:
     if len(encoded) > MAX_LABEL_LENGTH:
         raise UsageError(f"invalid identifier {shown}: label of {len(encoded)} characters, "
                          f"the limit is {MAX_LABEL_LENGTH}")
-    if not _LDH_LABEL.match(encoded):
+    if not _LDH_LABEL.fullmatch(encoded):
         raise UsageError(f"invalid identifier {shown}: label {encoded!r} is not a valid hostname label")
     return encoded
 
@@ -125,7 +125,7 @@ _CERT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 
 def check_cert_name(name: str) -> str:
     """A certificate name becomes a directory name: allow only a safe alphabet."""
-    if not _CERT_NAME.match(name) or ".." in name:
+    if not _CERT_NAME.fullmatch(name) or ".." in name:
         raise UsageError(f"invalid certificate name {ascii(name)}",
                          "use letters, digits, '.', '_' and '-' (at most 128), not starting with '.' or '-'")
     return name

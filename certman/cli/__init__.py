@@ -35,9 +35,11 @@ class CliContext:
 
 
 def fail(message: str, hint: str | None = None) -> None:
-    click.echo(f"certman: {message}", err=True)
+    from ..log import redact  # light: no acme, no cryptography
+
+    click.echo(f"certman: {redact(message)}", err=True)
     if hint:
-        click.echo(f"hint: {hint}", err=True)
+        click.echo(f"hint: {redact(hint)}", err=True)
 
 
 class _Terminated(BaseException):

@@ -18,7 +18,7 @@ from typing import Any, Iterator, Mapping
 from ..config import CertSpec
 from ..errors import ConfigError, KeystoreError, UsageError
 from ..names import check_cert_name
-from . import files, locks
+from . import files, locks, pending
 from .layout import (
     CERT_FILE,
     CHAIN_FILE,
@@ -33,7 +33,9 @@ from .layout import (
     version_name,
 )
 
-__all__ = ["FileKeystore", "LivePaths", "StoredVersion", "ca_id"]
+__all__ = ["FileKeystore", "LivePaths", "PendingOrder", "StoredVersion", "ca_id"]
+
+PendingOrder = pending.PendingOrder
 
 INDEX_FORMAT = 1
 
@@ -182,6 +184,18 @@ class FileKeystore:
         files.ensure_dir(self.layout.cert_dir(name))
         files.write_file(self.layout.state(name), _dump_json(dict(state)), SECRET_MODE)
 
+    def read_pending_order(self, name: str) -> pending.PendingOrder | None:
+        """The unfinished order of ``name`` a previous run left to continue, if any."""
+        return pending.read(self.layout.cert_dir(name))
+
+    def write_pending_order(self, name: str, order: pending.PendingOrder) -> None:
+        files.ensure_dir(self.layout.cert_dir(name))
+        pending.write(self.layout.cert_dir(name), order)
+
+    def clear_pending_order(self, name: str) -> None:
+        if self.layout.cert_dir(name).is_dir():
+            pending.clear(self.layout.cert_dir(name))
+
     def live(self, name: str) -> LivePaths:
         return LivePaths(self.layout.live_link(name))
 
@@ -221,35 +235,56 @@ class FileKeystore:
             COMBINED_FILE: fullchain + key_pem,
             META_FILE: _dump_json(meta),
         }
-        path = files.write_version(layout.versions(spec.name), version,
-                                   {n: (data, FILE_MODES[n]) for n, data in contents.items()})
         import tomli_w  # deferred: only writers need it
 
-        files.write_file(layout.spec(spec.name), tomli_w.dumps(spec.to_dict()).encode(), SECRET_MODE)
-        # live/ is shared by every certificate: swap under the keystore lock, so that
-        # clean_leftovers (same lock) never removes another run's temporary link.
-        with self.lock_keystore():
-            files.swap_symlink(layout.live_link(spec.name), f"../certs/{spec.name}/versions/{version}")
-        self._update_index(spec.name, {**meta, "identifiers": [i.value for i in spec.identifiers],
-                                       "key_type": spec.key_type, "server": spec.server})
-        return StoredVersion(spec.name, version, path, meta)
+        # Stage everything that needs disk space first, then commit with renames only:
+        # a full disk or an error leaves the keystore as it was, and a crash at any
+        # point leaves live/<name> on a complete version (old or new).
+        name = spec.name
+        staged: list[Path] = []
+        try:
+            staged.append(files.stage_version(layout.versions(name), {
+                n: (data, FILE_MODES[n]) for n, data in contents.items()}, tag=name))
+            staged.append(files.stage_file(layout.spec(name), tomli_w.dumps(spec.to_dict()).encode(),
+                                           SECRET_MODE, tag=name))
+            staged.append(files.stage_symlink(layout.live_link(name), f"../certs/{name}/versions/{version}",
+                                              tag=name))
+            with self.lock_keystore():
+                files.remove_leftovers(layout.root)
+                staged.append(files.stage_file(layout.index, self._index_bytes(name, {
+                    **meta, "identifiers": [i.value for i in spec.identifiers],
+                    "key_type": spec.key_type, "server": spec.server}), SECRET_MODE))
+                version_tmp, spec_tmp, link_tmp, index_tmp = staged
+                path = layout.versions(name) / version
+                files.commit(version_tmp, path)
+                files.commit(link_tmp, layout.live_link(name))
+                files.commit(spec_tmp, layout.spec(name))
+                files.commit(index_tmp, layout.index)
+                staged.clear()
+        finally:
+            for leftover in staged:
+                files.discard(leftover)
+        return StoredVersion(name, version, path, meta)
+
+    def _index_bytes(self, name: str, entry: Mapping[str, Any] | None) -> bytes:
+        """The index with ``name``'s entry replaced (None: removed); the caller holds the keystore lock."""
+        certs = self.read_index()
+        if entry is None:
+            certs.pop(name, None)
+        else:
+            certs[name] = dict(entry)
+        return _dump_json({"format": INDEX_FORMAT, "certificates": certs})
 
     def _update_index(self, name: str, entry: Mapping[str, Any] | None) -> None:
         with self.lock_keystore():
-            certs = self.read_index()
-            if entry is None:
-                certs.pop(name, None)
-            else:
-                certs[name] = dict(entry)
-            files.write_file(self.layout.index,
-                             _dump_json({"format": INDEX_FORMAT, "certificates": certs}), SECRET_MODE)
+            files.write_file(self.layout.index, self._index_bytes(name, entry), SECRET_MODE)
 
     def clean_leftovers(self, name: str) -> list[Path]:
         """Remove temporary files and directories a killed run left for ``name``."""
         removed = files.remove_leftovers(self.layout.versions(name))
         removed += files.remove_leftovers(self.layout.cert_dir(name))
-        with self.lock_keystore():
-            removed += files.remove_leftovers(self.layout.live)
+        # live/ is shared: only this certificate's temporaries are ours to remove.
+        removed += files.remove_leftovers(self.layout.live, tag=name)
         return removed
 
 

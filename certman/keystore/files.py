@@ -95,8 +95,10 @@ def _create_file(dir_fd: int, name: str, data: bytes, mode: int) -> None:
         os.close(fd)
 
 
-def _tmp_name() -> str:
-    return f"{TMP_PREFIX}{secrets.token_hex(6)}"
+def _tmp_name(tag: str = "") -> str:
+    # A tag (the certificate name) lets one certificate's cleanup leave the
+    # in-flight temporaries of another certificate alone; '~' is never in a name.
+    return f"{TMP_PREFIX}{tag}~{secrets.token_hex(6)}" if tag else f"{TMP_PREFIX}{secrets.token_hex(6)}"
 
 
 def write_file(path: Path, data: bytes, mode: int) -> None:
@@ -118,10 +120,10 @@ def write_file(path: Path, data: bytes, mode: int) -> None:
         os.close(dir_fd)
 
 
-def write_version(versions_dir: Path, final_name: str, files: Mapping[str, tuple[bytes, int]]) -> Path:
-    """Write ``files`` (name -> (bytes, mode)) as the new directory ``versions_dir/final_name``."""
+def stage_version(versions_dir: Path, files: Mapping[str, tuple[bytes, int]], *, tag: str = "") -> Path:
+    """Write ``files`` (name -> (bytes, mode)) complete and fsynced into a temporary directory."""
     ensure_dir(versions_dir)
-    tmp = versions_dir / _tmp_name()
+    tmp = versions_dir / _tmp_name(tag)
     try:
         os.mkdir(tmp, DIR_MODE)
         os.chmod(tmp, DIR_MODE)
@@ -132,37 +134,89 @@ def write_version(versions_dir: Path, final_name: str, files: Mapping[str, tuple
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
-        final = versions_dir / final_name
-        os.rename(tmp, final)
-        fsync_dir(versions_dir)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise storage_error(exc, versions_dir, "writing a new version in") from exc
+    return tmp
+
+
+def stage_file(path: Path, data: bytes, mode: int, *, tag: str = "") -> Path:
+    """Write ``data`` complete and fsynced to a temporary file beside ``path``."""
+    tmp = path.parent / _tmp_name(tag)
+    try:
+        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        raise storage_error(exc, path.parent, "opening") from exc
+    try:
+        _create_file(dir_fd, tmp.name, data, mode)
+    except OSError as exc:
+        _unlink_quietly(tmp.name, dir_fd)
+        raise storage_error(exc, path, "writing") from exc
+    finally:
+        os.close(dir_fd)
+    return tmp
+
+
+def stage_symlink(link: Path, target: str, *, tag: str = "") -> Path:
+    """A fresh symlink to ``target`` beside ``link``, ready to be renamed over it."""
+    ensure_dir(link.parent)
+    tmp = link.parent / _tmp_name(tag)
+    try:
+        os.symlink(target, tmp)
+    except OSError as exc:
+        raise storage_error(exc, link, "switching") from exc
+    return tmp
+
+
+def commit(staged: Path, final: Path) -> None:
+    """Move a staged entry into place with one rename(2): readers see the old or the new, never none."""
+    try:
+        os.rename(staged, final)
+        fsync_dir(final.parent)
+    except OSError as exc:
+        raise storage_error(exc, final, "moving into place") from exc
+
+
+def discard(staged: Path) -> None:
+    """Remove a staged entry that will not be committed (it may be gone already)."""
+    if staged.is_dir() and not staged.is_symlink():
+        shutil.rmtree(staged, ignore_errors=True)
+    else:
+        _unlink_quietly(str(staged), None)
+
+
+def write_version(versions_dir: Path, final_name: str, files: Mapping[str, tuple[bytes, int]]) -> Path:
+    """Write ``files`` (name -> (bytes, mode)) as the new directory ``versions_dir/final_name``."""
+    tmp = stage_version(versions_dir, files)
+    final = versions_dir / final_name
+    try:
+        commit(tmp, final)
+    except KeystoreError:
+        discard(tmp)
+        raise
     return final
 
 
 def swap_symlink(link: Path, target: str) -> None:
     """Point ``link`` at ``target`` by renaming a fresh symlink over it: readers see old or new, never none."""
-    ensure_dir(link.parent)
-    tmp = link.parent / _tmp_name()
+    tmp = stage_symlink(link, target)
     try:
-        os.symlink(target, tmp)
-        os.rename(tmp, link)
-        fsync_dir(link.parent)
-    except OSError as exc:
-        _unlink_quietly(str(tmp), None)
-        raise storage_error(exc, link, "switching") from exc
+        commit(tmp, link)
+    except KeystoreError:
+        discard(tmp)
+        raise
 
 
-def remove_leftovers(directory: Path) -> list[Path]:
-    """Remove temporary entries a killed run left behind in ``directory``; return them."""
+def remove_leftovers(directory: Path, *, tag: str | None = None) -> list[Path]:
+    """Remove temporary entries a killed run left behind in ``directory`` (only ``tag``'s, if given)."""
+    prefix = TMP_PREFIX if tag is None else f"{TMP_PREFIX}{tag}~"
     removed: list[Path] = []
     try:
         entries = list(os.scandir(directory))
     except FileNotFoundError:
         return removed
     for entry in entries:
-        if entry.name.startswith(TMP_PREFIX):
+        if entry.name.startswith(prefix):
             path = Path(entry.path)
             if entry.is_dir(follow_symlinks=False):
                 shutil.rmtree(path, ignore_errors=True)

@@ -25,6 +25,7 @@ CONNECTION_TIMEOUT = 5.0
 class StandaloneSettings:
     address: str = ""
     port: int = 80
+    connection_timeout: float = CONNECTION_TIMEOUT
 
 
 class _Server(ThreadingHTTPServer):
@@ -34,29 +35,39 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], responses: Mapping[str, bytes]) -> None:
+    def __init__(self, address: tuple[str, int], responses: Mapping[str, bytes], connection_timeout: float) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.responses = responses
+        self.connection_timeout = connection_timeout
         super().__init__(address, _Handler)
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
-    timeout = CONNECTION_TIMEOUT
     server_version = "certman"
     sys_version = ""
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.settimeout(self.server.connection_timeout)
 
     def do_GET(self) -> None:
         body = self.server.responses.get(self.path)
         if body is None:
-            self.send_error(404)
+            self._not_found()
             return
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def _not_found(self) -> None:
+        # Only GET on a token of the current batch is answered; anything else learns nothing.
+        self.send_error(404)
+
+    do_HEAD = do_POST = do_PUT = do_DELETE = do_OPTIONS = do_PATCH = do_TRACE = do_CONNECT = _not_found
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("standalone %s: " + format, self.client_address[0], *args)
@@ -74,13 +85,14 @@ class StandaloneSolver:
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> "StandaloneSolver":
-        unknown = set(options) - {"address", "port"}
+        unknown = set(options) - {"address", "port", "connection_timeout"}
         if unknown:
             raise UsageError(f"standalone solver: unknown option(s) {', '.join(sorted(unknown))}")
         port = int(options.get("port", 80))
         if not 0 < port < 65536:
             raise UsageError(f"standalone solver: port {port} is out of range")
-        return cls(StandaloneSettings(address=str(options.get("address", "")), port=port))
+        return cls(StandaloneSettings(address=str(options.get("address", "")), port=port,
+                                      connection_timeout=float(options.get("connection_timeout", CONNECTION_TIMEOUT))))
 
     @property
     def port(self) -> int:
@@ -90,7 +102,8 @@ class StandaloneSolver:
         responses = {challenge_path(c.token): c.validation.encode() for c in batch}
         where = f"{self.settings.address or '*'}:{self.settings.port}"
         try:
-            self._server = _Server((self.settings.address, self.settings.port), responses)
+            self._server = _Server((self.settings.address, self.settings.port), responses,
+                                   self.settings.connection_timeout)
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise SolverError(f"port {where} is already in use, so the HTTP-01 server cannot start",

@@ -56,10 +56,11 @@ class WebrootSolver:
         if not root.is_dir():
             raise SolverError(f"webroot {root} does not exist or is not a directory",
                               "create it, or pass the document root your web server serves for these names")
+        # Every token is checked before the first directory is created.
+        names = [check_token(c.token) for c in batch]
         dir_fd = self._open_challenge_dir(root)
         try:
-            for challenge in batch:
-                name = check_token(challenge.token)
+            for challenge, name in zip(batch, names):
                 try:
                     fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                                  PUBLIC_FILE_MODE, dir_fd=dir_fd)

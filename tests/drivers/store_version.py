@@ -1,0 +1,55 @@
+"""Store one new version of ``a.example`` in KEYSTORE: the unit the crash tests kill.
+
+Run as ``python store_version.py KEYSTORE``. The key and a self-signed certificate
+are made before anything touches the keystore, so a fault injected into the
+keystore's syscalls lands inside ``FileKeystore.store_version``. Exits like certman:
+0, or the error's exit code after ``certman: <message>`` on stderr.
+"""
+
+from __future__ import annotations
+
+import datetime
+import sys
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
+
+from certman.config import CertSpec, SolverSpec
+from certman.errors import CertmanError
+from certman.keys import generate_key, key_to_pem
+from certman.keystore import FileKeystore
+from certman.names import normalise_all
+
+
+def self_signed(name: str) -> tuple[bytes, bytes]:
+    key = generate_key("ecdsa-p256")
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=90))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .sign(key, hashes.SHA256()))
+    return key_to_pem(key), cert.public_bytes(Encoding.PEM)
+
+
+def main(root: str) -> int:
+    spec = CertSpec(name="a.example", identifiers=normalise_all(["a.example"]),
+                    server="https://127.0.0.1:1/dir", solvers=(SolverSpec("standalone"),))
+    key_pem, cert_pem = self_signed("a.example")
+    # store_version imports tomli_w lazily; importing it here first keeps a possible
+    # __pycache__ write (write + rename) out of the syscalls the crash tests count.
+    import tomli_w  # noqa: F401
+
+    try:
+        FileKeystore(root).store_version(spec, key_pem, cert_pem, cert_pem, {"serial": "01"})
+    except CertmanError as exc:
+        print(f"certman: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

@@ -1,0 +1,128 @@
+"""Locks: concurrent runs order once, and readers of live/ never see a torn or empty pair."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+import services
+from certman.errors import KeystoreLocked
+from certman.issuance import IssueResult
+from certman.keys import load_key, public_keys_match, split_pem_chain
+from certman.keystore import FileKeystore
+from fixtures.fault_proxy import FaultProxy
+from fixtures.hardening import issue_for, make_spec, wait_until
+
+
+
+def _blocked_in_lock(threads: list[threading.Thread]) -> bool:
+    frames = sys._current_frames()
+    for thread in threads:
+        frame = frames.get(thread.ident or -1)
+        while frame is not None and not frame.f_code.co_filename.endswith("keystore/locks.py"):
+            frame = frame.f_back
+        if frame is None:
+            return False
+    return True
+
+
+def test_two_runs_for_the_same_certificate_make_exactly_one_order(
+        fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore) -> None:
+    spec = make_spec(fault_proxy.directory_url, pebble, "a.example")
+    results: list[IssueResult] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            results.append(issue_for(spec, fresh_keystore))
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    # Hold the certificate's lock so both runs are known to wait for it.
+    with fresh_keystore.lock_cert("a.example"):
+        for thread in threads:
+            thread.start()
+        wait_until(lambda: _blocked_in_lock(threads), "both runs wait for the lock")
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    assert fault_proxy.count("POST", r"^/order-plz", succeeded=True) == 1
+    assert {r.serial for r in results} == {results[0].serial}
+    assert fresh_keystore.versions("a.example") == ["000001"]
+
+
+def test_a_run_after_the_first_finished_issues_again(
+        pebble: services.Pebble, fresh_keystore: FileKeystore) -> None:
+    spec = make_spec(pebble.directory_url, pebble, "a.example")
+    first = issue_for(spec, fresh_keystore)
+
+    second = issue_for(spec, fresh_keystore)
+
+    assert second.serial != first.serial
+    assert second.version == "000002"
+
+
+def test_a_lock_held_past_the_timeout_is_a_clear_error(tmp_path: Path) -> None:
+    holder = FileKeystore(tmp_path / "keystore")
+    waiter = FileKeystore(tmp_path / "keystore", lock_timeout=0.2)
+
+    with holder.lock_cert("a.example"):
+        with pytest.raises(KeystoreLocked, match=r"certificate a\.example is locked by another certman run"):
+            with waiter.lock_cert("a.example"):
+                pass
+
+
+def _read_pair(live: Path) -> tuple[bytes, bytes]:
+    # A TLS proxy resolves live/<name> once per reload; opening the directory and then
+    # both files relative to it is that view. Reading two paths through the link at two
+    # moments could straddle a swap, which no atomic store can prevent.
+    dir_fd = os.open(live, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        key = os.open("privkey.pem", os.O_RDONLY, dir_fd=dir_fd)
+        chain = os.open("fullchain.pem", os.O_RDONLY, dir_fd=dir_fd)
+        try:
+            return os.read(key, 1 << 16), os.read(chain, 1 << 16)
+        finally:
+            os.close(key)
+            os.close(chain)
+    finally:
+        os.close(dir_fd)
+
+
+def test_a_reader_of_live_never_sees_a_mismatch_or_an_empty_file_during_20_reissues(
+        pebble: services.Pebble, fresh_keystore: FileKeystore) -> None:
+    spec = make_spec(pebble.directory_url, pebble, "a.example")
+    live = issue_for(spec, fresh_keystore).live.directory
+    stop = threading.Event()
+    problems: list[str] = []
+    reads = [0]
+
+    def reader() -> None:
+        while not stop.is_set():
+            key_pem, fullchain_pem = _read_pair(live)
+            combined = (live / "combined.pem").read_bytes()
+            reads[0] += 1
+            if not key_pem or not fullchain_pem or not combined:
+                problems.append("empty file")
+            elif not public_keys_match(load_key(key_pem), split_pem_chain(fullchain_pem.decode())[0]):
+                problems.append("key does not match fullchain")
+            elif not public_keys_match(load_key(combined), split_pem_chain(combined.decode())[0]):
+                problems.append("combined.pem is torn")
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        serials = [issue_for(spec, fresh_keystore).serial for _ in range(20)]
+    finally:
+        stop.set()
+        thread.join()
+
+    assert problems == []
+    assert len(set(serials)) == 20
+    assert reads[0] > 20
