@@ -22,8 +22,25 @@ HMAC = "eab-hmac-Zm9vYmFyYmF6cXV4cXV1eA"
 
 
 def _key_lines(pem: bytes) -> list[str]:
-    """The base64 body lines of a PEM key: any of them in a log would leak key material."""
-    return [line for line in pem.decode().splitlines() if line and not line.startswith("-----")]
+    """Every spelling of the private scalar a log could carry: the PEM lines holding it, hex, base64url.
+
+    Only the lines that overlap the private scalar count: the rest of a PKCS#8 EC key
+    is the public point, which legitimately appears in CSRs and certificates.
+    """
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    key = load_pem_private_key(pem, None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    secret = key.private_numbers().private_value.to_bytes((key.curve.key_size + 7) // 8, "big")
+    body = [line for line in pem.decode().splitlines() if line and not line.startswith("-----")]
+    der = base64.b64decode("".join(body))
+    start = der.index(secret)
+    bytes_per_line = len(base64.b64decode(body[0]))
+    lines = body[start // bytes_per_line:(start + len(secret) - 1) // bytes_per_line + 1]
+    return [*lines, secret.hex(), base64.urlsafe_b64encode(secret).decode().rstrip("=")]
 
 
 @pytest.fixture
