@@ -2,8 +2,10 @@
 
 Certificates that share a reloader table (same name and options) are reloaded by one
 call, so ten renewed certificates behind one nginx cost one ``nginx -s reload``. Every
-reloader call has a timeout. The caller records the outcome per certificate in its
-state ("issued, not deployed"), so the next run retries the reload without issuing.
+reloader call has a timeout. When the table lists ``verify`` endpoints, a reload only
+counts once a TLS handshake with SNI shows the proxy serving the new leaf. The caller
+records the outcome per certificate in its state ("issued, not deployed"), so the next
+run retries the reload without issuing.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from .config import CertSpec
 from .errors import CertmanError, ReloadError, UsageError
 from .keystore import FileKeystore
 from .reloaders import Deployment, Reloader
+from .reloaders.verify import endpoints_from_options, verify_served
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +64,15 @@ def deploy(items: Sequence[tuple[CertSpec, Deployment]], *, timeout: float = DEF
             _run_with_timeout(create_reloader(table), deployments, timeout, str(table.get("name")))
         except CertmanError as exc:
             log.info("reloader %s failed for %s: %s", table.get("name"),
-                        ", ".join(d.name for d in deployments), exc)
+                     ", ".join(d.name for d in deployments), exc)
             for d in deployments:
+                errors[d.name] = errors[d.name] or exc
+            continue
+        endpoints = endpoints_from_options(table)
+        for d in deployments if endpoints else ():
+            try:
+                verify_served(d, endpoints)
+            except CertmanError as exc:
                 errors[d.name] = errors[d.name] or exc
     return DeployResult(errors)
 

@@ -61,10 +61,11 @@ class CommandReloader:
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> "CommandReloader":
-        unknown = set(options) - {"argv", "timeout"}
+        unknown = set(options) - {"argv", "timeout", "verify"}
         if unknown:
             raise UsageError(f"command reloader: unknown option(s) {', '.join(sorted(unknown))}",
-                             "the options are argv (a list of strings) and timeout (seconds)")
+                             "the options are argv (a list of strings), timeout (seconds) and verify "
+                             "(endpoints to check after the reload)")
         argv = options.get("argv")
         if not isinstance(argv, (list, tuple)) or not argv or not all(isinstance(a, str) for a in argv):
             raise UsageError("command reloader: argv must be a non-empty list of strings",

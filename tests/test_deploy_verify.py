@@ -1,0 +1,49 @@
+"""A renewal counts as deployed only once the proxy is seen serving the new certificate."""
+
+from __future__ import annotations
+
+import services
+from certman.config import Settings
+from certman.keystore import FileKeystore
+from certman.reloaders.verify import Endpoint
+from certman.renew import renew
+from fixtures.proxies import nginx_server_block, served_serial, tls_ready
+
+
+def settings_for(keystore: FileKeystore) -> Settings:
+    return Settings(keystore=keystore.root, agree_tos=True)
+
+
+def test_renew_reloads_nginx_and_verifies_the_new_serial_is_served(issue_cert, start_nginx,
+                                                                   keystore: FileKeystore) -> None:
+    endpoint = Endpoint("127.0.0.1", services.free_port())
+    first = issue_cert("verified.example")
+    nginx = start_nginx(nginx_server_block(endpoint.port, "verified.example", first.live),
+                        tls_ready(endpoint, "verified.example"))
+    first = issue_cert("verified.example", reloaders=(
+        {"name": "nginx", **nginx.reloader_options, "verify": [str(endpoint)]},))
+
+    report = renew(keystore, settings_for(keystore), force=True)
+
+    [result] = report.results
+    assert result.ok and result.serial != first.serial, result
+    assert served_serial(endpoint, "verified.example") == result.serial
+    assert keystore.read_state("verified.example")["deploy"]["pending"] is False
+
+
+def test_a_reload_that_leaves_the_old_certificate_served_is_an_error_and_stays_undeployed(
+        issue_cert, start_nginx, keystore: FileKeystore) -> None:
+    endpoint = Endpoint("127.0.0.1", services.free_port())
+    first = issue_cert("stale.example")
+    start_nginx(nginx_server_block(endpoint.port, "stale.example", first.live), tls_ready(endpoint, "stale.example"))
+    # A reload command that does not reload anything: the proxy keeps the old leaf.
+    issue_cert("stale.example", reloaders=({"name": "command", "argv": ["true"], "verify": [str(endpoint)]},))
+    served_before = served_serial(endpoint, "stale.example")
+
+    report = renew(keystore, settings_for(keystore), force=True)
+
+    [result] = report.results
+    assert not result.ok and report.exit_code == 7
+    assert served_before in (result.error or "") and (result.serial or "") in (result.error or "")
+    state = keystore.read_state("stale.example")
+    assert state["deploy"]["pending"] is True
