@@ -8,6 +8,7 @@ new syscall in store_version is swept without editing this test.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -186,3 +187,34 @@ def test_sigkill_at_any_rename_of_a_whole_issuance_leaves_a_usable_keystore(
             _assert_live_is_a_complete_matching_pair(keystore)
             assert _temporaries(keystore) == [], (syscall, n)
             assert not (keystore / "certs/a.example/order.json").exists(), (syscall, n)
+
+
+FULL_DISK_ISSUE_SCRIPT = """
+set -e
+mount -t tmpfs -o size=256k tmpfs "$DISK"
+"$PYTHON" -m certman --keystore "$DISK/keystore" issue $FLAGS --reload-cmd "$HOOK" a.example > /dev/null
+rm "$MARKER"
+dd if=/dev/zero of="$DISK/filler" bs=4k 2>/dev/null || true
+set +e
+"$PYTHON" -m certman --keystore "$DISK/keystore" issue $FLAGS --reload-cmd "$HOOK" a.example 2> "$OUT/stderr"
+echo $? > "$OUT/rc"
+"""
+
+
+def test_a_full_disk_during_issue_runs_no_reload_hook(pebble: services.Pebble, tmp_path: Path) -> None:
+    disk, out, marker = tmp_path / "disk", tmp_path / "out", tmp_path / "hook-ran"
+    disk.mkdir()
+    out.mkdir()
+    hook = json.dumps([sys.executable, "-c", "import sys; open(sys.argv[1], 'w').close()", str(marker)])
+    flags = (f"--server {pebble.directory_url} --ca-bundle {pebble.ca_bundle} --agree-tos "
+             f"--http-address 127.0.0.1 --http-port {pebble.http_port}")
+    env = {**os.environ, "DISK": str(disk), "OUT": str(out), "PYTHON": sys.executable, "FLAGS": flags,
+           "HOOK": hook, "MARKER": str(marker)}
+
+    done = subprocess.run([services.require_binary("unshare", "util-linux"), "-m", "sh", "-c",
+                           FULL_DISK_ISSUE_SCRIPT], env=env, capture_output=True, text=True, timeout=120)
+
+    assert done.returncode == 0, done.stderr
+    assert (out / "rc").read_text().strip() == "3"
+    assert "no space left" in (out / "stderr").read_text()
+    assert not marker.exists()
