@@ -1,0 +1,28 @@
+"""`certman explain [NAME...]`"""
+
+from __future__ import annotations
+
+import click
+
+from . import CliContext
+
+
+@click.command("explain")
+@click.argument("names", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print the explanations as JSON.")
+@click.pass_obj
+def command(obj: CliContext, /, names: tuple[str, ...], as_json: bool) -> None:
+    """Say why and when each certificate renews (ARI window, lifetime rule, backoff)."""
+    import json
+
+    from ..explain import explain
+    from ..keystore import FileKeystore
+
+    settings = obj.settings()
+    explanations = explain(FileKeystore(settings.keystore, lock_timeout=settings.lock_timeout), names)
+    if as_json:
+        click.echo(json.dumps({"certificates": [e.to_dict() for e in explanations]}, indent=2))
+        return
+    if not explanations:
+        click.echo("no certificates yet (see `certman issue --help`)")
+    click.echo("\n\n".join(" ".join(e.sentences) for e in explanations))
