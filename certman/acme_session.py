@@ -244,11 +244,49 @@ class AcmeSession:
     def register(self, email: str | None, *, eab: dict[str, Any] | None = None) -> messages.RegistrationResource:
         reg = messages.NewRegistration.from_data(email=email, terms_of_service_agreed=True,
                                                  external_account_binding=eab)
+        if eab is None and self.directory.meta.external_account_required:
+            raise ACMEError(f"the CA at {self.directory_url} requires external account binding",
+                            "pass --eab-kid and the HMAC key (--eab-hmac-key-file or CERTMAN_EAB_HMAC_KEY)")
         with _acme_errors("registering an account"):
             return self.client.new_account(reg)
 
     def use_account(self, uri: str) -> None:
         self.net.account = messages.RegistrationResource(uri=uri, body=messages.Registration())
+
+    def query_account(self) -> messages.RegistrationResource:
+        """The account as the CA sees it (POST-as-GET to the account URL, RFC 8555 §7.3.3)."""
+        return self._post_account(None, "reading the account")
+
+    def update_account(self, contact: tuple[str, ...]) -> messages.RegistrationResource:
+        return self._post_account(messages.Registration(contact=contact), "updating the account")
+
+    def deactivate_account(self) -> messages.RegistrationResource:
+        return self._post_account(messages.Registration.from_json({"status": "deactivated"}),
+                                  "deactivating the account")
+
+    def _post_account(self, body: messages.Registration | None, context: str) -> messages.RegistrationResource:
+        uri = self.net.account.uri if self.net.account is not None else None
+        if uri is None:
+            raise ACMEError(f"{context}: no account URL", "this is a certman bug; please report it")
+        with _acme_errors(context):
+            response = self.client._post(uri, body)
+            return messages.RegistrationResource(body=messages.Registration.from_json(response.json()), uri=uri)
+
+    def change_account_key(self, inner: jose.JWS, new_key: jose.JWK) -> None:
+        """POST a keyChange (RFC 8555 §7.3.5) signed by the current key, then sign with ``new_key``."""
+        url = self.directory["keyChange"]
+        with _acme_errors("rolling the account key over"):
+            self.client._post(url, inner)
+        self.net.key = new_key
+        self.net.alg = jose.ES256 if isinstance(new_key, jose.JWKEC) else jose.RS256
+        self.account_key = new_key
+
+    def revoke(self, cert_der: bytes, reason: int) -> None:
+        """Revoke a certificate, signed by the account (or, with no account set, the certificate's key)."""
+        from cryptography import x509
+
+        with _acme_errors("revoking the certificate"):
+            self.client.revoke(x509.load_der_x509_certificate(cert_der), reason)
 
     # -- order ----------------------------------------------------------------------------
 

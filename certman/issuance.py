@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from . import plugins
 from .acme_session import AcmeSession
 from .config import CertSpec
+from .eab import ExternalAccount
 from .errors import ACMEError, UsageError
 from .keys import CertFacts, generate_key, key_to_pem, load_key, make_csr, public_keys_match, split_pem_chain
 from .keystore import FileKeystore, LivePaths, ca_id, utc_iso
@@ -44,6 +45,8 @@ class AccountSettings:
 
     email: str | None = None
     agree_tos: bool = False
+    # Needed only when registering with a CA that requires external account binding.
+    eab: ExternalAccount | None = None
 
 
 @dataclass(frozen=True)
@@ -125,7 +128,8 @@ def _register(directory_url: str, ca: str, keystore: FileKeystore, account: Acco
         raise UsageError(f"no account at {directory_url} yet, and registering needs agreement to the CA's terms"
                          + (f" ({terms})" if terms else ""),
                          "read them, then pass --agree-tos (or agree_tos = true in certman.toml)")
-    regr = session.register(account.email)
+    binding = account.eab.binding(session.account_key.public_key(), session.directory) if account.eab else None
+    regr = session.register(account.email, eab=binding)
     keystore.save_account(ca, key_to_pem(key), {
         "uri": regr.uri,
         "directory": directory_url,

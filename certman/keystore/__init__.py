@@ -108,6 +108,30 @@ class FileKeystore:
         files.write_file(directory / "key.pem", key_pem, SECRET_MODE)
         files.write_file(directory / "account.json", _dump_json(dict(data)), SECRET_MODE)
 
+    def account_cas(self) -> list[str]:
+        """The CA ids that have a stored account."""
+        try:
+            return sorted(e for e in os.listdir(self.layout.accounts)
+                          if (self.layout.account_dir(e) / "account.json").exists())
+        except FileNotFoundError:
+            return []
+
+    def save_pending_account_key(self, ca: str, key_pem: bytes | None) -> None:
+        """Keep a rollover's new key on disk before the CA switches to it (None: forget it).
+
+        If the run dies between the CA's answer and ``save_account``, the key the CA
+        now expects is still here for the operator to recover.
+        """
+        path = self.layout.pending_account_key(ca)
+        if key_pem is None:
+            path.unlink(missing_ok=True)
+        else:
+            files.write_file(path, key_pem, SECRET_MODE)
+
+    def archive_account(self, ca: str, stamp: str) -> Path:
+        """Move an account out of use into ``archive/accounts/<ca>-<stamp>``."""
+        return self._move_to_archive(self.layout.account_dir(ca), self.layout.archive / "accounts", f"{ca}-{stamp}")
+
     # -- certificates --------------------------------------------------------------------
 
     def read_index(self) -> dict[str, dict[str, Any]]:
@@ -153,6 +177,55 @@ class FileKeystore:
     def write_state(self, name: str, state: Mapping[str, Any]) -> None:
         files.ensure_dir(self.layout.cert_dir(name))
         files.write_file(self.layout.state(name), _dump_json(dict(state)), SECRET_MODE)
+
+    def read_revocation(self, name: str) -> dict[str, Any] | None:
+        """The revocation marker of ``name`` (serial, reason, revoked_at), or None if not revoked."""
+        try:
+            return dict(json.loads(self.layout.revoked(name).read_text()))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise KeystoreError(f"revocation marker {self.layout.revoked(name)} is unreadable: {exc}") from exc
+
+    def mark_revoked(self, name: str, data: Mapping[str, Any]) -> None:
+        files.write_file(self.layout.revoked(name), _dump_json(dict(data)), SECRET_MODE)
+
+    def clear_revocation(self, name: str) -> None:
+        try:
+            self.layout.revoked(name).unlink(missing_ok=True)
+        except OSError as exc:
+            raise files.storage_error(exc, self.layout.revoked(name), "removing") from exc
+
+    def archive_cert(self, name: str, stamp: str) -> Path:
+        """Take ``name`` out of service: its directory moves to ``archive/<name>-<stamp>``.
+
+        The caller holds ``lock_cert(name)``. The live link goes first, so a proxy
+        configured with it fails loudly instead of serving a certificate that is no
+        longer managed; the index entry goes last.
+        """
+        if not self.layout.cert_dir(name).is_dir():
+            raise UsageError(f"no certificate named {name!r} in {self.root}", "see `certman list` for the names")
+        link = self.layout.live_link(name)
+        try:
+            link.unlink(missing_ok=True)
+        except OSError as exc:
+            raise files.storage_error(exc, link, "removing") from exc
+        target = self._move_to_archive(self.layout.cert_dir(name), self.layout.archive, f"{name}-{stamp}")
+        self._update_index(name, None)
+        return target
+
+    def _move_to_archive(self, source: Path, archive_dir: Path, entry: str) -> Path:
+        files.ensure_dir(archive_dir)
+        target = archive_dir / entry
+        if target.exists():
+            raise KeystoreError(f"archive entry {target} already exists", "retry in a second")
+        try:
+            os.rename(source, target)
+            files.fsync_dir(source.parent)
+            files.fsync_dir(archive_dir)
+        except OSError as exc:
+            raise files.storage_error(exc, source, "archiving") from exc
+        return target
 
     def live(self, name: str) -> LivePaths:
         return LivePaths(self.layout.live_link(name))
