@@ -84,8 +84,6 @@ def issue(spec: CertSpec, keystore: FileKeystore, *, account: AccountSettings = 
             "order_url": result.order_url,
         }
         stored = keystore.store_version(spec, key_pem, leaf_pem, chain_pem, meta)
-        # Issuing again is the explicit ask that lifts a revocation (see certman.lifecycle).
-        keystore.clear_revocation(spec.name)
     log.info("stored %s version %s (serial %s)", spec.name, stored.version, facts.serial)
     return IssueResult(name=spec.name, version=stored.version, serial=facts.serial,
                        not_before=facts.not_before, not_after=facts.not_after, issuer=facts.issuer,

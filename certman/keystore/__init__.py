@@ -154,47 +154,23 @@ class FileKeystore:
     def has(self, name: str) -> bool:
         return self.layout.live_link(name).exists()
 
-    def read_spec(self, name: str) -> CertSpec:
-        path = self.layout.spec(name)
-        try:
-            with open(path, "rb") as fh:
-                data = tomllib.load(fh)
-        except FileNotFoundError:
-            raise UsageError(f"no certificate named {name!r} in {self.root}",
-                             "see `certman list` for the names") from None
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"{path} is unreadable: {exc}") from exc
-        return CertSpec.from_dict(data, str(path))
-
-    def read_state(self, name: str) -> dict[str, Any]:
-        try:
-            return dict(json.loads(self.layout.state(name).read_text()))
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as exc:
-            raise KeystoreError(f"state file {self.layout.state(name)} is unreadable: {exc}") from exc
-
-    def write_state(self, name: str, state: Mapping[str, Any]) -> None:
-        files.ensure_dir(self.layout.cert_dir(name))
-        files.write_file(self.layout.state(name), _dump_json(dict(state)), SECRET_MODE)
-
     def read_revocation(self, name: str) -> dict[str, Any] | None:
-        """The revocation marker of ``name`` (serial, reason, revoked_at), or None if not revoked."""
+        """The revocation marker of ``name``'s live certificate (serial, reason, revoked_at), else None.
+
+        The marker names the serial it was written for, so issuing a new version
+        lifts it without anyone having to remember to delete it.
+        """
         try:
-            return dict(json.loads(self.layout.revoked(name).read_text()))
+            marker = dict(json.loads(self.layout.revoked(name).read_text()))
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
             raise KeystoreError(f"revocation marker {self.layout.revoked(name)} is unreadable: {exc}") from exc
+        live_serial = self.read_index().get(name, {}).get("serial")
+        return marker if marker.get("serial") == live_serial else None
 
     def mark_revoked(self, name: str, data: Mapping[str, Any]) -> None:
         files.write_file(self.layout.revoked(name), _dump_json(dict(data)), SECRET_MODE)
-
-    def clear_revocation(self, name: str) -> None:
-        try:
-            self.layout.revoked(name).unlink(missing_ok=True)
-        except OSError as exc:
-            raise files.storage_error(exc, self.layout.revoked(name), "removing") from exc
 
     def archive_cert(self, name: str, stamp: str) -> Path:
         """Take ``name`` out of service: its directory moves to ``archive/<name>-<stamp>``.
@@ -226,6 +202,30 @@ class FileKeystore:
         except OSError as exc:
             raise files.storage_error(exc, source, "archiving") from exc
         return target
+
+    def read_spec(self, name: str) -> CertSpec:
+        path = self.layout.spec(name)
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise UsageError(f"no certificate named {name!r} in {self.root}",
+                             "see `certman list` for the names") from None
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{path} is unreadable: {exc}") from exc
+        return CertSpec.from_dict(data, str(path))
+
+    def read_state(self, name: str) -> dict[str, Any]:
+        try:
+            return dict(json.loads(self.layout.state(name).read_text()))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise KeystoreError(f"state file {self.layout.state(name)} is unreadable: {exc}") from exc
+
+    def write_state(self, name: str, state: Mapping[str, Any]) -> None:
+        files.ensure_dir(self.layout.cert_dir(name))
+        files.write_file(self.layout.state(name), _dump_json(dict(state)), SECRET_MODE)
 
     def live(self, name: str) -> LivePaths:
         return LivePaths(self.layout.live_link(name))
