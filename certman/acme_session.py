@@ -230,6 +230,12 @@ class AcmeSession:
         with _acme_errors(f"fetching the directory {directory_url}"):
             directory = acme_client.ClientV2.get_directory(directory_url, self.net)
         self.client = acme_client.ClientV2(directory, self.net)
+        # Issuer CN of the chain to prefer among the CA's alternates (see prefer_chain).
+        self.preferred_chain: str | None = None
+
+    def prefer_chain(self, issuer_cn: str | None) -> None:
+        """Make ``download`` return the chain issued by ``issuer_cn`` when the CA offers one."""
+        self.preferred_chain = issuer_cn
 
     @property
     def directory(self) -> messages.Directory:
@@ -292,6 +298,10 @@ class AcmeSession:
 
     def new_order(self, identifiers: tuple[Identifier, ...], csr_pem: bytes, *,
                   profile: str | None = None, replaces: str | None = None) -> messages.OrderResource:
+        if profile is not None:
+            from .profiles import check_profile
+
+            check_profile(self.directory.meta.profiles, profile, self.directory_url)
         body = NewOrder(identifiers=[messages.Identifier(typ=messages.IdentifierType(i.type), value=i.value)
                                      for i in identifiers],
                         profile=profile, replaces=replaces)
@@ -347,9 +357,15 @@ class AcmeSession:
         with _acme_errors("downloading the certificate"):
             response = self.client._post_as_get(cert_url)
             alternatives: list[str] = []
-            if fetch_alternatives:
+            if fetch_alternatives or self.preferred_chain:
                 for url in self.client._get_links(response, "alternate"):
                     alternatives.append(self.client._post_as_get(url).text)
+        if self.preferred_chain:
+            from .chains import pick_chain
+
+            chosen = pick_chain([response.text, *alternatives], self.preferred_chain)
+            others = tuple(c for c in [response.text, *alternatives] if c is not chosen)
+            return OrderResult(chosen, others, order_url)
         return OrderResult(response.text, tuple(alternatives), order_url)
 
     # -- polling --------------------------------------------------------------------------

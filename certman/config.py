@@ -72,6 +72,8 @@ class Settings:
     webroot: str | None = None
     lock_timeout: float = 30.0
     timeout: float = 90.0
+    profile: str | None = None
+    preferred_chain: str | None = None
     # Declared certificates ([[certificate]] tables), kept raw for the renewal job.
     certificates: tuple[Mapping[str, Any], ...] = ()
 
@@ -184,11 +186,19 @@ class CertSpec:
     ca_bundle: str | None = None
     reloaders: tuple[Mapping[str, Any], ...] = ()
     profile: str | None = None
+    # Issuer CN of the chain to prefer when the CA offers alternates.
+    preferred_chain: str | None = None
+    # CAs tried in order when ``server`` fails: {"server": url, "ca_bundle": path (optional)}.
+    fallback: tuple[Mapping[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         check_cert_name(self.name)
         check_key_type(self.key_type)
         resolve_server(self.server)
+        for entry in self.fallback:
+            if not isinstance(entry, Mapping) or not isinstance(entry.get("server"), str):
+                raise UsageError(f"certificate {self.name}: a fallback CA needs a 'server' URL")
+            resolve_server(entry["server"])
         if not self.solvers:
             raise UsageError(f"certificate {self.name}: no solver configured")
         for ident in self.identifiers:
@@ -225,6 +235,10 @@ class CertSpec:
             data["ca_bundle"] = self.ca_bundle
         if self.profile:
             data["profile"] = self.profile
+        if self.preferred_chain:
+            data["preferred_chain"] = self.preferred_chain
+        if self.fallback:
+            data["fallback"] = [dict(f) for f in self.fallback]
         data["solver"] = [{"name": s.name, **({"match": list(s.match)} if s.match else {}), **dict(s.options)}
                           for s in self.solvers]
         if self.reloaders:
@@ -245,7 +259,9 @@ class CertSpec:
                        key_type=str(data.get("key_type", DEFAULT_KEY_TYPE)),
                        ca_bundle=data.get("ca_bundle"),
                        reloaders=tuple(data.get("reloader", ())),
-                       profile=data.get("profile"))
+                       profile=data.get("profile"),
+                       preferred_chain=data.get("preferred_chain"),
+                       fallback=tuple(data.get("fallback", ())))
         except (KeyError, TypeError) as exc:
             raise ConfigError(f"{origin}: missing or malformed field {exc}") from None
         except UsageError as exc:
@@ -272,4 +288,6 @@ def spec_from_settings(names: list[str] | tuple[str, ...], settings: Settings, *
                     server=resolve_server(settings.server),
                     solvers=(solver_from_settings(settings),),
                     key_type=settings.key_type,
-                    ca_bundle=settings.ca_bundle)
+                    ca_bundle=settings.ca_bundle,
+                    profile=settings.profile,
+                    preferred_chain=settings.preferred_chain)

@@ -68,6 +68,7 @@ def issue(spec: CertSpec, keystore: FileKeystore, *, account: AccountSettings = 
     solvers = [create_solver(s.name, s.options) for s in spec.solvers]
     with keystore.lock_cert(spec.name):
         session = open_session(spec.directory_url, keystore, account, ca_bundle=spec.ca_bundle, timeout=timeout)
+        session.prefer_chain(spec.preferred_chain)
         key = generate_key(spec.key_type)
         order = session.new_order(spec.identifiers, make_csr(key, spec.identifiers), profile=spec.profile)
         reused = solve(session, spec, solvers, order)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -22,19 +23,28 @@ from ..config import KEY_TYPES, SERVER_ALIASES
 @click.option("--webroot", type=click.Path(path_type=Path), help="Document root for the webroot solver.")
 @click.option("--name", "cert_name", help="Keystore name of the certificate (default: the first name).")
 @click.option("--timeout", type=float, help="Give up on the CA after this many seconds (default 90).")
+@click.option("--profile", help="ACME profile to request; must be listed in the CA's directory.")
+@click.option("--preferred-chain", help="Issuer CN of the chain to prefer when the CA offers several.")
+@click.option("--fallback-server", "fallback_servers", multiple=True,
+              help="CA to try when --server fails (repeatable, in order; uses --ca-bundle).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
-def command(obj, names: tuple[str, ...], cert_name: str | None, as_json: bool, **flags: object) -> None:
+def command(obj, names: tuple[str, ...], cert_name: str | None, as_json: bool, fallback_servers: tuple[str, ...],
+            **flags: object) -> None:
     """Get a certificate for NAMES and make it live in the keystore."""
     from .. import _render
     from ..config import spec_from_settings
-    from ..issuance import AccountSettings, issue
+    from ..fallback import issue_with_fallback
+    from ..issuance import AccountSettings
     from ..keystore import FileKeystore
 
     flags = {k: (str(v) if isinstance(v, Path) and k != "keystore" else v) for k, v in flags.items()}
     settings = obj.settings(**flags)
     spec = spec_from_settings(names, settings, name=cert_name)
+    if fallback_servers:
+        spec = replace(spec, fallback=tuple({"server": s, **({"ca_bundle": spec.ca_bundle} if spec.ca_bundle else {})}
+                                            for s in fallback_servers))
     keystore = FileKeystore(settings.keystore, lock_timeout=settings.lock_timeout)
-    result = issue(spec, keystore, account=AccountSettings(settings.email, settings.agree_tos),
+    result = issue_with_fallback(spec, keystore, account=AccountSettings(settings.email, settings.agree_tos),
                    timeout=settings.timeout)
     click.echo(_render.issue_result(result, as_json=as_json))

@@ -203,6 +203,12 @@ class FileKeystore:
             raise files.storage_error(exc, source, "archiving") from exc
         return target
 
+    def write_spec(self, spec: CertSpec) -> None:
+        """Rewrite ``spec.toml`` alone (the caller holds ``lock_cert(spec.name)``)."""
+        import tomli_w  # deferred: only writers need it
+
+        files.write_file(self.layout.spec(spec.name), tomli_w.dumps(spec.to_dict()).encode(), SECRET_MODE)
+
     def read_spec(self, name: str) -> CertSpec:
         path = self.layout.spec(name)
         try:
