@@ -112,7 +112,7 @@ def rollover(keystore: FileKeystore, ca: CAEndpoint, *, clock: Clock = utc_now) 
 
     ca_key = ca_id(ca.directory_url)
     with keystore.lock_keystore():
-        old_pem, data = _stored(keystore, ca)
+        _, data = _stored(keystore, ca)
         session = _session(keystore, ca)
         new_key = ec.generate_private_key(ec.SECP256R1())
         new_pem = key_to_pem(new_key)

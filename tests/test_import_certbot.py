@@ -45,34 +45,34 @@ def test_every_archive_version_is_imported_and_certbots_live_one_is_live(keystor
     assert set(keystore.read_index()) == {"cb.example", "web.example"}
 
 
-def test_the_spec_comes_from_the_renewal_conf(keystore, certbot_dir, pebble):
+def test_the_spec_comes_from_the_renewal_conf(keystore, certbot_dir, certbot_pebble):
     result = import_certbot(keystore, certbot_dir.config_dir)
 
     standalone = keystore.read_spec("cb.example")
     webroot = keystore.read_spec("web.example")
     assert [i.value for i in standalone.identifiers] == ["cb.example", "www.cb.example"]
     assert standalone.key_type == "ecdsa-p256"
-    assert standalone.server == pebble.directory_url
+    assert standalone.server == certbot_pebble.directory_url
     assert [(s.name, dict(s.options)) for s in standalone.solvers] == [
-        ("standalone", {"address": "127.0.0.1", "port": pebble.http_port})]
+        ("standalone", {"address": "127.0.0.1", "port": certbot_pebble.http_port})]
     assert standalone.reloaders == ({"name": "command", "argv": ["/bin/sh", "-c", "echo deployed"]},)
     assert webroot.key_type == "rsa2048"
     assert [(s.name, dict(s.options)) for s in webroot.solvers] == [("webroot", {"path": str(certbot_dir.webroot)})]
-    assert result.warnings == ["cb.example: certbot pre-hook 'echo pre' was not imported; "
-                               "certman runs reloaders after storing, add a command reloader if needed"]
+    assert result.warnings == [("cb.example: certbot pre-hook 'echo pre' was not imported; "
+                                "certman runs reloaders after storing, add a command reloader if needed")]
 
 
-def test_the_account_keeps_its_url_and_certman_renews_through_it(keystore, certbot_dir, pebble):
-    import_certbot(keystore, certbot_dir.config_dir, ca_bundle=str(pebble.ca_bundle))
+def test_the_account_keeps_its_url_and_certman_renews_through_it(keystore, certbot_dir, certbot_pebble):
+    import_certbot(keystore, certbot_dir.config_dir, ca_bundle=str(certbot_pebble.ca_bundle))
     certbot_uri = _certbot_account_uri(certbot_dir.config_dir)
 
     renewed = issue(keystore.read_spec("cb.example"), keystore, timeout=60)
 
-    assert keystore.account_cas() == [ca_id(pebble.directory_url)]
-    assert keystore.load_account(ca_id(pebble.directory_url))[1]["uri"] == certbot_uri
-    ca = CAEndpoint(pebble.directory_url, str(pebble.ca_bundle))
+    assert keystore.account_cas() == [ca_id(certbot_pebble.directory_url)]
+    assert keystore.load_account(ca_id(certbot_pebble.directory_url))[1]["uri"] == certbot_uri
+    ca = CAEndpoint(certbot_pebble.directory_url, str(certbot_pebble.ca_bundle))
     assert show_account(keystore, ca).status == "valid"
-    assert pebble.cert_status(renewed.serial)["Status"] == "Valid"
+    assert certbot_pebble.cert_status(renewed.serial)["Status"] == "Valid"
     assert renewed.version == "000003"
 
 
@@ -96,10 +96,10 @@ def test_certbots_files_are_left_untouched(keystore, certbot_dir):
     assert _snapshot(certbot_dir.config_dir) == before
 
 
-def test_a_later_certbot_renewal_imports_only_the_new_version(keystore, pebble, tmp_path):
-    certbot_standalone(pebble, tmp_path, "later.example")
+def test_a_later_certbot_renewal_imports_only_the_new_version(keystore, certbot_pebble, tmp_path):
+    certbot_standalone(certbot_pebble, tmp_path, "later.example")
     import_certbot(keystore, tmp_path / "conf")
-    certbot_standalone(pebble, tmp_path, "later.example", extra=("--force-renewal",))
+    certbot_standalone(certbot_pebble, tmp_path, "later.example", extra=("--force-renewal",))
 
     result = import_certbot(keystore, tmp_path / "conf")
 
@@ -123,11 +123,11 @@ def test_cli_import_json(tmp_path, certbot_dir):
     assert sorted(json.loads(result.stdout)["certificates_imported"]) == ["cb.example", "web.example"]
 
 
-def test_an_existing_certman_account_for_the_ca_is_not_replaced(keystore, certbot_dir, pebble, agreed):
-    ca = CAEndpoint(pebble.directory_url, str(pebble.ca_bundle))
+def test_an_existing_certman_account_for_the_ca_is_not_replaced(keystore, certbot_dir, certbot_pebble, agreed):
+    ca = CAEndpoint(certbot_pebble.directory_url, str(certbot_pebble.ca_bundle))
     mine = register_account(keystore, ca, agreed)
 
     result = import_certbot(keystore, certbot_dir.config_dir)
 
-    assert keystore.load_account(ca_id(pebble.directory_url))[1]["uri"] == mine.uri
+    assert keystore.load_account(ca_id(certbot_pebble.directory_url))[1]["uri"] == mine.uri
     assert list(result.skipped) == [f"account {_certbot_account_uri(certbot_dir.config_dir)}"]
