@@ -74,6 +74,8 @@ class Settings:
     timeout: float = 90.0
     profile: str | None = None
     preferred_chain: str | None = None
+    tls_address: str = ""
+    tls_port: int = 443
     # Declared certificates ([[certificate]] tables), kept raw for the renewal job.
     certificates: tuple[Mapping[str, Any], ...] = ()
 
@@ -276,6 +278,8 @@ def solver_from_settings(settings: Settings) -> SolverSpec:
         if not settings.webroot:
             raise UsageError("the webroot solver needs a directory", "pass --webroot /var/www/html")
         return SolverSpec("webroot", {"path": settings.webroot})
+    if settings.solver == "tls-alpn-01":
+        return SolverSpec("tls-alpn-01", {"address": settings.tls_address, "port": settings.tls_port})
     return SolverSpec(settings.solver)
 
 

@@ -158,3 +158,32 @@ def test_cli_account_show_json_matches_the_library(tmp_path, pebble, agreed):
 
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) | {"created_at": None} == registered.to_dict() | {"created_at": None}
+
+
+def test_cli_issue_registers_with_eab_on_first_use(tmp_path, eab_pebble, monkeypatch):
+    monkeypatch.setenv("CERTMAN_EAB_HMAC_KEY", eab_pebble.hmac_key)
+    pebble = eab_pebble.pebble
+
+    result = CliRunner().invoke(cli, [
+        "--keystore", str(tmp_path / "ks"), "issue", "--server", pebble.directory_url,
+        "--ca-bundle", str(pebble.ca_bundle), "--agree-tos", "--eab-kid", eab_pebble.kid,
+        "--http-address", "127.0.0.1", "--http-port", str(pebble.http_port), "--json", "eab.example"])
+
+    assert result.exit_code == 0, result.output
+    assert pebble.cert_status(json.loads(result.stdout)["serial"])["Status"] == "Valid"
+
+
+def test_cli_rollover_and_deactivate_print_json(tmp_path, pebble, agreed):
+    keystore = FileKeystore(tmp_path / "ks")
+    ca = CAEndpoint(pebble.directory_url, str(pebble.ca_bundle))
+    before = register_account(keystore, ca, agreed)
+    flags = ["--server", pebble.directory_url, "--ca-bundle", str(pebble.ca_bundle), "--json"]
+
+    rolled = CliRunner().invoke(cli, ["--keystore", str(keystore.root), "account", "rollover", *flags])
+    gone = CliRunner().invoke(cli, ["--keystore", str(keystore.root), "account", "deactivate", "--yes", *flags])
+
+    assert rolled.exit_code == 0, rolled.output
+    assert json.loads(rolled.stdout)["uri"] == before.uri
+    assert json.loads(rolled.stdout)["key_thumbprint"] != before.key_thumbprint
+    assert gone.exit_code == 0, gone.output
+    assert json.loads(gone.stdout)["status"] == "deactivated"

@@ -9,9 +9,12 @@ from dataclasses import replace
 import pytest
 from click.testing import CliRunner
 
+from certman.accounts import CAEndpoint, register_account
 from certman.cli import cli
+from certman.eab import external_account
 from certman.errors import ACMEError, SolverError
 from certman.fallback import issue_with_fallback
+from certman.issuance import AccountSettings
 from certman.keystore import ca_id
 from fixtures.lifecycle import standalone_spec
 
@@ -95,3 +98,24 @@ def test_cli_fallback_server(tmp_path, pebble, stopped_pebble):
 
     assert result.exit_code == 0, result.output
     assert pebble.cert_status(json.loads(result.stdout)["serial"])["Status"] == "Valid"
+
+
+def test_fallback_to_a_ca_requiring_eab_uses_its_preregistered_account(keystore, stopped_pebble, eab_pebble, agreed):
+    eab_ca = eab_pebble.pebble
+    register_account(keystore, CAEndpoint(eab_ca.directory_url, str(eab_ca.ca_bundle)),
+                     AccountSettings(agree_tos=True, eab=external_account(
+                         eab_pebble.kid, env={"CERTMAN_EAB_HMAC_KEY": eab_pebble.hmac_key})))
+    spec = _with_stopped_primary(eab_ca, stopped_pebble, "eab-fallback.example")
+
+    result = issue_with_fallback(spec, keystore, account=agreed, timeout=TIMEOUT)
+
+    assert eab_ca.cert_status(result.serial)["Status"] == "Valid"
+
+
+def test_fallback_to_a_ca_requiring_eab_without_an_account_names_the_need(keystore, stopped_pebble, eab_pebble,
+                                                                         agreed):
+    spec = _with_stopped_primary(eab_pebble.pebble, stopped_pebble, "no-eab.example")
+
+    with pytest.raises(ACMEError, match="requires external account binding"):
+        issue_with_fallback(spec, keystore, account=agreed, timeout=TIMEOUT)
+    assert keystore.account_cas() == []

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import socket
 import ssl
 
 import pytest
+from click.testing import CliRunner
 from cryptography import x509
 
 import services
+from certman.cli import cli
 from certman.config import CertSpec, SolverSpec
 from certman.errors import SolverError, UsageError
 from certman.issuance import issue
@@ -98,3 +101,13 @@ def test_pebble_validates_through_tls_alpn_01(keystore, pebble, agreed):
 
     assert set(result.identifiers) == {"alpn.example", "www.alpn.example"}
     assert pebble.cert_status(result.serial)["Status"] == "Valid"
+
+
+def test_cli_issue_with_the_tls_alpn_01_solver(tmp_path, pebble):
+    result = CliRunner().invoke(cli, [
+        "--keystore", str(tmp_path / "ks"), "issue", "--server", pebble.directory_url,
+        "--ca-bundle", str(pebble.ca_bundle), "--agree-tos", "--solver", "tls-alpn-01",
+        "--tls-address", "127.0.0.1", "--tls-port", str(pebble.tls_port), "--json", "cli-alpn.example"])
+
+    assert result.exit_code == 0, result.output
+    assert pebble.cert_status(json.loads(result.stdout)["serial"])["Status"] == "Valid"

@@ -14,10 +14,12 @@ from ..config import SERVER_ALIASES
 @click.command("doctor")
 @click.option("--server", help=f"ACME directory URL, or one of: {', '.join(SERVER_ALIASES)}.")
 @click.option("--ca-bundle", type=click.Path(path_type=Path), help="CA certificates to trust for the ACME server's TLS.")
-@click.option("--solver", help="Challenge solver to check: standalone or webroot.")
+@click.option("--solver", help="Challenge solver to check: standalone, webroot or tls-alpn-01.")
 @click.option("--http-address", help="Address the standalone HTTP-01 server binds (default: all).")
 @click.option("--http-port", type=int, help="Port of the standalone HTTP-01 server (default 80).")
 @click.option("--webroot", type=click.Path(path_type=Path), help="Document root for the webroot solver.")
+@click.option("--tls-address", help="Address the tls-alpn-01 solver binds (default: all).")
+@click.option("--tls-port", type=int, help="Port of the tls-alpn-01 solver (default 443).")
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
 @click.pass_obj
 def command(obj: Any, /, as_json: bool, **flags: Any) -> None:
