@@ -45,10 +45,10 @@ class AccountInfo:
                 "status": self.status, "key_thumbprint": self.key_thumbprint, "created_at": self.created_at}
 
 
-def _thumbprint(jwk: Any) -> str:
-    import josepy as jose
+def _thumbprint(key: Any) -> str:
+    from josepy import b64
 
-    return str(jose.b64encode(jwk.thumbprint()).decode())
+    return b64.b64encode(key.thumbprint()).decode()
 
 
 def _stored(keystore: FileKeystore, ca: CAEndpoint) -> tuple[bytes, dict[str, Any]]:
@@ -104,9 +104,9 @@ def update_email(keystore: FileKeystore, ca: CAEndpoint, emails: tuple[str, ...]
 
 def rollover(keystore: FileKeystore, ca: CAEndpoint, *, clock: Clock = utc_now) -> AccountInfo:
     """Replace the account key with a fresh ECDSA P-256 key, at the CA and then in the keystore."""
-    import josepy as jose
     from acme import jws
     from cryptography.hazmat.primitives.asymmetric import ec
+    from josepy import jwa, jwk
 
     from .keys import key_to_pem
 
@@ -116,11 +116,11 @@ def rollover(keystore: FileKeystore, ca: CAEndpoint, *, clock: Clock = utc_now) 
         session = _session(keystore, ca)
         new_key = ec.generate_private_key(ec.SECP256R1())
         new_pem = key_to_pem(new_key)
-        new_jwk = jose.JWKEC(key=new_key)
+        new_jwk = jwk.JWKEC(key=new_key)
         url = session.directory["keyChange"]
         payload = json.dumps({"account": data["uri"],
                               "oldKey": session.account_key.public_key().to_partial_json()}).encode()
-        inner = jws.JWS.sign(payload, key=new_jwk, alg=jose.ES256, nonce=None, url=url)
+        inner = jws.JWS.sign(payload, key=new_jwk, alg=jwa.ES256, nonce=None, url=url)
         keystore.save_pending_account_key(ca_key, new_pem)
         session.change_account_key(inner, new_jwk)
         data = {**data, "key_rolled_at": utc_iso(clock())}

@@ -278,13 +278,18 @@ class AcmeSession:
             response = self.client._post(uri, body)
             return messages.RegistrationResource(body=messages.Registration.from_json(response.json()), uri=uri)
 
-    def change_account_key(self, inner: jose.JWS, new_key: jose.JWK) -> None:
-        """POST a keyChange (RFC 8555 §7.3.5) signed by the current key, then sign with ``new_key``."""
+    def change_account_key(self, inner: Any, new_key: Any) -> None:
+        """POST a keyChange (RFC 8555 §7.3.5) signed by the current key, then sign with ``new_key``.
+
+        ``inner`` is the josepy JWS signed by ``new_key`` (see ``certman.accounts.rollover``).
+        """
+        from josepy import jwa, jwk
+
         url = self.directory["keyChange"]
         with _acme_errors("rolling the account key over"):
             self.client._post(url, inner)
         self.net.key = new_key
-        self.net.alg = jose.ES256 if isinstance(new_key, jose.JWKEC) else jose.RS256
+        self.net.alg = jwa.ES256 if isinstance(new_key, jwk.JWKEC) else jwa.RS256
         self.account_key = new_key
 
     def revoke(self, cert_der: bytes, reason: int) -> None:

@@ -79,7 +79,8 @@ def import_certbot(keystore: FileKeystore, config_dir: Path = DEFAULT_CONFIG_DIR
 
 def _import_account(keystore: FileKeystore, config_dir: Path, directory: Path, result: ImportResult,
                     now: datetime.datetime) -> None:
-    import josepy as jose
+    from josepy import errors as jose_errors
+    from josepy import jwk
 
     from ..keys import key_to_pem
 
@@ -87,8 +88,8 @@ def _import_account(keystore: FileKeystore, config_dir: Path, directory: Path, r
     server = "https://" + "/".join(relative[:-1])
     try:
         uri = json.loads((directory / "regr.json").read_text())["uri"]
-        jwk = jose.JWK.json_loads((directory / "private_key.json").read_text())
-    except (OSError, ValueError, KeyError, jose.DeserializationError) as exc:
+        account_key = jwk.JWK.json_loads((directory / "private_key.json").read_text())
+    except (OSError, ValueError, KeyError, jose_errors.DeserializationError) as exc:
         result.skipped[f"account {directory}"] = f"unreadable: {exc}"
         return
     ca = ca_id(server)
@@ -101,7 +102,7 @@ def _import_account(keystore: FileKeystore, config_dir: Path, directory: Path, r
                                                 f"({existing[1].get('uri')}); not replaced")
         return
     with keystore.lock_keystore():
-        keystore.save_account(ca, key_to_pem(jwk.key), {
+        keystore.save_account(ca, key_to_pem(account_key.key), {
             "uri": uri, "directory": server, "contact": [], "created_at": utc_iso(now),
             "imported_from": str(directory)})
     result.accounts_imported.append(uri)

@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
-import josepy as jose
 from acme import challenges
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from josepy import jwk
 
 from ..errors import SolverError, UsageError
 from ..names import Identifier
@@ -55,7 +55,7 @@ class TLSALPN01(challenges.KeyAuthorizationChallenge):
     response_cls = TLSALPN01Response
     typ = response_cls.typ
 
-    def validation(self, account_key: jose.JWK, **kwargs: Any) -> str:
+    def validation(self, account_key: jwk.JWK, **kwargs: Any) -> str:
         return self.key_authorization(account_key)
 
 
