@@ -82,6 +82,17 @@ def test_revoking_twice_is_refused(keystore, pebble, agreed):
         revoke(keystore, "twice.example")
 
 
+def test_show_says_a_revoked_certificate_is_not_renewed(keystore, pebble, agreed):
+    issued = issue(standalone_spec(pebble, "shown-revoked.example"), keystore, account=agreed)
+    revoke(keystore, "shown-revoked.example")
+
+    result = _cli(keystore, "show", "shown-revoked.example")
+
+    assert result.exit_code == 0, result.output
+    assert f"REVOKED:  serial {issued.serial}" in result.stdout
+    assert "not renewed until issued again" in result.stdout
+
+
 def test_issuing_again_lifts_the_revocation_marker(keystore, pebble, agreed):
     spec = standalone_spec(pebble, "again.example")
     issue(spec, keystore, account=agreed)
