@@ -123,18 +123,31 @@ def revoke(keystore: FileKeystore, name: str, *, reason: str = "unspecified", ti
         if already is not None and already.get("serial") == serial:
             raise UsageError(f"certificate {name} (serial {serial}) is already revoked",
                              "`certman issue` it again to get a new certificate")
-        stored = keystore.load_account(ca_id(spec.directory_url))
+        directory_url, ca_bundle = _issuing_ca(keystore, spec)
+        stored = keystore.load_account(ca_id(directory_url))
         if stored is not None:
-            session = AcmeSession(spec.directory_url, account_jwk(stored[0]), ca_bundle=spec.ca_bundle,
-                                  timeout=timeout)
+            session = AcmeSession(directory_url, account_jwk(stored[0]), ca_bundle=ca_bundle, timeout=timeout)
             session.use_account(stored[1]["uri"])
         else:
-            session = AcmeSession(spec.directory_url, account_jwk(live.privkey.read_bytes()),
-                                  ca_bundle=spec.ca_bundle, timeout=timeout)
+            session = AcmeSession(directory_url, account_jwk(live.privkey.read_bytes()), ca_bundle=ca_bundle,
+                                  timeout=timeout)
         session.revoke(cert_der, REVOCATION_REASONS[reason])
         revoked_at = utc_iso(clock())
         keystore.mark_revoked(name, {"serial": serial, "reason": reason, "revoked_at": revoked_at})
     return RevokeResult(name, serial, reason, revoked_at)
+
+
+def _issuing_ca(keystore: FileKeystore, spec: Any) -> tuple[str, str | None]:
+    """The CA that issued the live version: the index records it, which differs from the
+    spec's first CA after a fallback (see certman.fallback)."""
+    from .config import resolve_server
+    from .fallback import endpoints
+
+    issued_by = keystore.read_index().get(spec.name, {}).get("server") or spec.server
+    for ca in endpoints(spec):
+        if ca["server"] == issued_by:
+            return resolve_server(ca["server"]), ca["ca_bundle"]
+    return resolve_server(issued_by), spec.ca_bundle
 
 
 def _leaf_der_and_serial(path: Path) -> tuple[bytes, str]:

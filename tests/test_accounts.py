@@ -14,6 +14,7 @@ from certman.cli import cli
 from certman.eab import external_account
 from certman.errors import ACMEError, UsageError
 from certman.issuance import AccountSettings, account_jwk, issue
+from certman.keys import generate_key, key_to_pem
 from certman.keystore import FileKeystore, ca_id
 from fixtures.lifecycle import standalone_spec
 
@@ -187,3 +188,14 @@ def test_cli_rollover_and_deactivate_print_json(tmp_path, pebble, agreed):
     assert json.loads(rolled.stdout)["key_thumbprint"] != before.key_thumbprint
     assert gone.exit_code == 0, gone.output
     assert json.loads(gone.stdout)["status"] == "deactivated"
+
+
+def test_show_offline_does_not_ask_the_ca(keystore, stopped_pebble):
+    ca = CAEndpoint(stopped_pebble.directory_url, str(stopped_pebble.ca_bundle))
+    keystore.save_account(ca_id(ca.directory_url), key_to_pem(generate_key("ecdsa-p256")),
+                          {"uri": "https://ca.test/acct/1", "contact": ["mailto:a@example.org"]})
+
+    shown = show_account(keystore, ca, ask_ca=False)
+
+    assert shown.status is None
+    assert shown.uri == "https://ca.test/acct/1"

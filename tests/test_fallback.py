@@ -15,6 +15,7 @@ from certman.eab import external_account
 from certman.errors import ACMEError, SolverError
 from certman.fallback import issue_with_fallback
 from certman.issuance import AccountSettings
+from certman.lifecycle import revoke
 from certman.keystore import ca_id
 from fixtures.lifecycle import standalone_spec
 
@@ -119,3 +120,12 @@ def test_fallback_to_a_ca_requiring_eab_without_an_account_names_the_need(keysto
     with pytest.raises(ACMEError, match="requires external account binding"):
         issue_with_fallback(spec, keystore, account=agreed, timeout=TIMEOUT)
     assert keystore.account_cas() == []
+
+
+def test_revoke_goes_to_the_fallback_ca_that_issued_the_certificate(keystore, pebble, stopped_pebble, agreed):
+    spec = _with_stopped_primary(pebble, stopped_pebble, "revoke-fallback.example")
+    issued = issue_with_fallback(spec, keystore, account=agreed, timeout=TIMEOUT)
+
+    revoke(keystore, spec.name, timeout=TIMEOUT)
+
+    assert pebble.cert_status(issued.serial)["Status"] == "Revoked"
