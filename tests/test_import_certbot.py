@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 
 from click.testing import CliRunner
 from cryptography import x509
@@ -131,3 +132,17 @@ def test_an_existing_certman_account_for_the_ca_is_not_replaced(keystore, certbo
 
     assert keystore.load_account(ca_id(certbot_pebble.directory_url))[1]["uri"] == mine.uri
     assert list(result.skipped) == [f"account {_certbot_account_uri(certbot_dir.config_dir)}"]
+
+
+def test_a_lineage_with_an_authenticator_certman_lacks_is_skipped_with_the_reason(keystore, certbot_dir, tmp_path):
+    copy = tmp_path / "conf"
+    shutil.copytree(certbot_dir.config_dir, copy, symlinks=True)
+    conf = copy / "renewal" / "web.example.conf"
+    conf.write_text(conf.read_text().replace("authenticator = webroot", "authenticator = nginx"))
+
+    result = import_certbot(keystore, copy)
+
+    assert result.skipped == {"certificate web.example":
+                              "certbot authenticator 'nginx' has no certman equivalent to import"}
+    assert list(result.certificates_imported) == ["cb.example"]
+    assert "web.example" not in keystore.read_index()

@@ -175,18 +175,19 @@ class FileKeystore:
     def archive_cert(self, name: str, stamp: str) -> Path:
         """Take ``name`` out of service: its directory moves to ``archive/<name>-<stamp>``.
 
-        The caller holds ``lock_cert(name)``. The live link goes first, so a proxy
-        configured with it fails loudly instead of serving a certificate that is no
-        longer managed; the index entry goes last.
+        The caller holds ``lock_cert(name)``. The move comes first, so a failure
+        leaves everything as it was; from then on the live link dangles, so a proxy
+        still configured with it fails loudly rather than serve an unmanaged
+        certificate. Then the link and the index entry go.
         """
         if not self.layout.cert_dir(name).is_dir():
             raise UsageError(f"no certificate named {name!r} in {self.root}", "see `certman list` for the names")
+        target = self._move_to_archive(self.layout.cert_dir(name), self.layout.archive, f"{name}-{stamp}")
         link = self.layout.live_link(name)
         try:
             link.unlink(missing_ok=True)
         except OSError as exc:
             raise files.storage_error(exc, link, "removing") from exc
-        target = self._move_to_archive(self.layout.cert_dir(name), self.layout.archive, f"{name}-{stamp}")
         self._update_index(name, None)
         return target
 
