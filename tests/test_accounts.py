@@ -199,3 +199,17 @@ def test_show_offline_does_not_ask_the_ca(keystore, stopped_pebble):
 
     assert shown.status is None
     assert shown.uri == "https://ca.test/acct/1"
+
+
+def test_cli_deactivate_asks_first_and_a_no_keeps_the_account(tmp_path, pebble, agreed):
+    keystore = FileKeystore(tmp_path / "ks")
+    ca = CAEndpoint(pebble.directory_url, str(pebble.ca_bundle))
+    register_account(keystore, ca, agreed)
+
+    result = CliRunner().invoke(cli, ["--keystore", str(keystore.root), "account", "deactivate",
+                                      "--server", pebble.directory_url, "--ca-bundle", str(pebble.ca_bundle)],
+                                input="n\n")
+
+    assert result.exit_code == 2
+    assert "certman: the account was not deactivated" in result.stderr
+    assert show_account(keystore, ca).status == "valid"

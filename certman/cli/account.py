@@ -117,8 +117,10 @@ def deactivate(obj: Any, server: str | None, ca_bundle: Path | None, timeout: fl
                yes: bool) -> None:
     """Deactivate the account at the CA for good, and archive it locally."""
     from ..accounts import deactivate as deact
+    from ..errors import UsageError
 
     _, ca, keystore = _context(obj, server, ca_bundle, timeout)
-    if not yes:
-        click.confirm(f"Deactivate the account at {ca.directory_url}? The CA cannot undo this", abort=True)
+    if not yes and not click.confirm(f"Deactivate the account at {ca.directory_url}? The CA cannot undo this",
+                                     default=False):
+        raise UsageError("the account was not deactivated", "pass --yes to deactivate without the question")
     _echo(deact(keystore, ca), as_json, "deactivated ")
