@@ -71,10 +71,16 @@ def _session(keystore: FileKeystore, ca: CAEndpoint) -> Any:
 
 
 def show_account(keystore: FileKeystore, ca: CAEndpoint, *, ask_ca: bool = True) -> AccountInfo:
-    """The stored account, with its status as the CA reports it unless ``ask_ca`` is false."""
-    key_pem, data = _stored(keystore, ca)
+    """The stored account, with its status as the CA reports it unless ``ask_ca`` is false.
+
+    Asking the CA also finishes a rollover that a crash interrupted.
+    """
     if not ask_ca:
+        key_pem, data = _stored(keystore, ca)
         return _info(ca, key_pem, data, None)
+    with keystore.lock_keystore():
+        _finish_interrupted_rollover(keystore, ca)
+        key_pem, data = _stored(keystore, ca)
     regr = _session(keystore, ca).query_account()
     return _info(ca, key_pem, {**data, "contact": list(regr.body.contact)}, regr.body.status)
 
@@ -95,6 +101,7 @@ def update_email(keystore: FileKeystore, ca: CAEndpoint, emails: tuple[str, ...]
     """Replace the account's contacts with ``emails`` (none: remove every contact)."""
     contact = tuple(f"mailto:{e}" for e in emails)
     with keystore.lock_keystore():
+        _finish_interrupted_rollover(keystore, ca)
         key_pem, data = _stored(keystore, ca)
         regr = _session(keystore, ca).update_account(contact)
         data = {**data, "contact": list(regr.body.contact)}
@@ -102,25 +109,34 @@ def update_email(keystore: FileKeystore, ca: CAEndpoint, emails: tuple[str, ...]
     return _info(ca, key_pem, data, regr.body.status)
 
 
+def key_change_request(session: Any, account_uri: str, new_key: Any) -> Any:
+    """The inner keyChange JWS (RFC 8555 §7.3.5): signed by ``new_key`` with its jwk, no nonce,
+    carrying the account URL and the current (old) public key."""
+    from acme import jws
+    from josepy import jwa, jwk
+
+    alg = jwa.ES256 if isinstance(new_key, jwk.JWKEC) else jwa.RS256
+    payload = json.dumps({"account": account_uri,
+                          "oldKey": session.account_key.public_key().to_partial_json()}).encode()
+    return jws.JWS.sign(payload, key=new_key, alg=alg, nonce=None, url=session.directory["keyChange"])
+
+
 def rollover(keystore: FileKeystore, ca: CAEndpoint, *, clock: Clock = utc_now) -> AccountInfo:
     """Replace the account key with a fresh ECDSA P-256 key, at the CA and then in the keystore."""
-    from acme import jws
     from cryptography.hazmat.primitives.asymmetric import ec
-    from josepy import jwa, jwk
+    from josepy import jwk
 
     from .keys import key_to_pem
 
     ca_key = ca_id(ca.directory_url)
     with keystore.lock_keystore():
+        _finish_interrupted_rollover(keystore, ca)
         _, data = _stored(keystore, ca)
         session = _session(keystore, ca)
         new_key = ec.generate_private_key(ec.SECP256R1())
         new_pem = key_to_pem(new_key)
         new_jwk = jwk.JWKEC(key=new_key)
-        url = session.directory["keyChange"]
-        payload = json.dumps({"account": data["uri"],
-                              "oldKey": session.account_key.public_key().to_partial_json()}).encode()
-        inner = jws.JWS.sign(payload, key=new_jwk, alg=jwa.ES256, nonce=None, url=url)
+        inner = key_change_request(session, data["uri"], new_jwk)
         keystore.save_pending_account_key(ca_key, new_pem)
         session.change_account_key(inner, new_jwk)
         data = {**data, "key_rolled_at": utc_iso(clock())}
@@ -129,9 +145,39 @@ def rollover(keystore: FileKeystore, ca: CAEndpoint, *, clock: Clock = utc_now) 
     return _info(ca, new_pem, data, "valid")
 
 
+def _finish_interrupted_rollover(keystore: FileKeystore, ca: CAEndpoint) -> None:
+    """A rollover that died after writing ``key.pem.next``: keep whichever key the CA accepts.
+
+    The caller holds the keystore lock.
+    """
+    from .acme_session import AcmeSession
+    from .errors import ACMEError
+
+    ca_key = ca_id(ca.directory_url)
+    pending = keystore.load_pending_account_key(ca_key)
+    if pending is None:
+        return
+    key_pem, data = _stored(keystore, ca)
+    for candidate in (key_pem, pending):
+        session = AcmeSession(ca.directory_url, account_jwk(candidate), ca_bundle=ca.ca_bundle, timeout=ca.timeout)
+        session.use_account(data["uri"])
+        try:
+            session.query_account()
+        except ACMEError:
+            continue
+        if candidate is pending:
+            keystore.save_account(ca_key, pending, data)
+        keystore.save_pending_account_key(ca_key, None)
+        return
+    raise ACMEError(f"the CA accepts neither the account key nor the key of an interrupted rollover "
+                    f"for {data['uri']}",
+                    f"both are kept in {keystore.root}/accounts/{ca_key}/ (key.pem, key.pem.next)")
+
+
 def deactivate(keystore: FileKeystore, ca: CAEndpoint, *, clock: Clock = utc_now) -> AccountInfo:
     """Deactivate the account at the CA (irreversible) and move it to the keystore's archive."""
     with keystore.lock_keystore():
+        _finish_interrupted_rollover(keystore, ca)
         key_pem, data = _stored(keystore, ca)
         regr = _session(keystore, ca).deactivate_account()
         keystore.archive_account(ca_id(ca.directory_url), clock().strftime("%Y%m%dT%H%M%SZ"))

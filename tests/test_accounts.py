@@ -8,7 +8,8 @@ import josepy as jose
 import pytest
 from click.testing import CliRunner
 
-from certman.accounts import CAEndpoint, deactivate, register_account, rollover, show_account, update_email
+from certman.accounts import (CAEndpoint, deactivate, key_change_request, register_account, rollover, show_account,
+                              update_email)
 from certman.acme_session import AcmeSession
 from certman.cli import cli
 from certman.eab import external_account
@@ -213,3 +214,37 @@ def test_cli_deactivate_asks_first_and_a_no_keeps_the_account(tmp_path, pebble, 
     assert result.exit_code == 2
     assert "certman: the account was not deactivated" in result.stderr
     assert show_account(keystore, ca).status == "valid"
+
+
+def _interrupted_rollover(keystore, ca, *, reached_the_ca: bool) -> bytes:
+    """The keystore as a rollover leaves it when killed after writing key.pem.next."""
+    key_pem, data = keystore.load_account(ca_id(ca.directory_url))
+    new_key = generate_key("ecdsa-p256")
+    keystore.save_pending_account_key(ca_id(ca.directory_url), key_to_pem(new_key))
+    if reached_the_ca:
+        session = AcmeSession(ca.directory_url, account_jwk(key_pem), ca_bundle=ca.ca_bundle, timeout=30)
+        session.use_account(data["uri"])
+        new_jwk = jose.JWKEC(key=new_key)
+        session.change_account_key(key_change_request(session, data["uri"], new_jwk), new_jwk)
+    return key_to_pem(new_key)
+
+
+def test_a_rollover_killed_after_the_ca_switched_keys_is_finished_on_next_use(keystore, ca, agreed):
+    register_account(keystore, ca, agreed)
+    new_pem = _interrupted_rollover(keystore, ca, reached_the_ca=True)
+
+    shown = show_account(keystore, ca)
+
+    assert shown.status == "valid"
+    assert keystore.load_account(ca_id(ca.directory_url))[0] == new_pem
+    assert keystore.load_pending_account_key(ca_id(ca.directory_url)) is None
+
+
+def test_a_rollover_killed_before_the_ca_answered_keeps_the_old_key(keystore, ca, agreed):
+    register_account(keystore, ca, agreed)
+    old_pem, _ = keystore.load_account(ca_id(ca.directory_url))
+    _interrupted_rollover(keystore, ca, reached_the_ca=False)
+
+    assert show_account(keystore, ca).status == "valid"
+    assert keystore.load_account(ca_id(ca.directory_url))[0] == old_pem
+    assert keystore.load_pending_account_key(ca_id(ca.directory_url)) is None

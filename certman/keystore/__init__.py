@@ -128,6 +128,14 @@ class FileKeystore:
         else:
             files.write_file(path, key_pem, SECRET_MODE)
 
+    def load_pending_account_key(self, ca: str) -> bytes | None:
+        try:
+            return self.layout.pending_account_key(ca).read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise files.storage_error(exc, self.layout.pending_account_key(ca), "reading") from exc
+
     def archive_account(self, ca: str, stamp: str) -> Path:
         """Move an account out of use into ``archive/accounts/<ca>-<stamp>``."""
         return self._move_to_archive(self.layout.account_dir(ca), self.layout.archive / "accounts", f"{ca}-{stamp}")
