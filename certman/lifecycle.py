@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -18,6 +19,8 @@ from .errors import KeystoreError, UsageError
 from .keystore import FileKeystore, utc_iso
 
 Clock = Callable[[], datetime.datetime]
+
+log = logging.getLogger(__name__)
 
 # RFC 5280 §5.3.1 CRLReason codes that RFC 8555 §7.6 lets a subscriber ask for.
 REVOCATION_REASONS = {
@@ -72,6 +75,8 @@ class RevokeResult:
     serial: str
     reason: str
     revoked_at: str
+    # "account" or "certificate key": who signed the request.
+    signed_by: str
 
 
 @dataclass(frozen=True)
@@ -104,8 +109,12 @@ def revoke(keystore: FileKeystore, name: str, *, reason: str = "unspecified", ti
            clock: Clock = _utc_now) -> RevokeResult:
     """Revoke the live certificate of ``name`` at its CA and mark it so renewal skips it.
 
-    The request is signed by the CA's stored account or, if there is none (a
-    keystore copied from elsewhere), by the certificate's own key (RFC 8555 §7.6).
+    RFC 8555 §7.6 accepts a request signed by the account or by the certificate's
+    key. A signature by the certificate key demonstrates the key's compromise, so
+    Let's Encrypt then records keyCompromise (whatever the reason sent) and blocks
+    the key: certman signs with it for ``keyCompromise``, and otherwise with the
+    stored account, falling back to the certificate key only when there is none
+    (a keystore copied from elsewhere).
     """
     from .acme_session import AcmeSession
     from .issuance import account_jwk
@@ -125,16 +134,22 @@ def revoke(keystore: FileKeystore, name: str, *, reason: str = "unspecified", ti
                              "`certman issue` it again to get a new certificate")
         directory_url, ca_bundle = _issuing_ca(keystore, spec)
         stored = keystore.load_account(ca_id(directory_url))
-        if stored is not None:
+        if stored is not None and reason != "keyCompromise":
+            signed_by = "account"
             session = AcmeSession(directory_url, account_jwk(stored[0]), ca_bundle=ca_bundle, timeout=timeout)
             session.use_account(stored[1]["uri"])
         else:
+            signed_by = "certificate key"
+            if reason != "keyCompromise":
+                log.warning("no account for %s in the keystore: signing with the certificate key, which a CA "
+                            "may record as keyCompromise", directory_url)
             session = AcmeSession(directory_url, account_jwk(live.privkey.read_bytes()), ca_bundle=ca_bundle,
                                   timeout=timeout)
         session.revoke(cert_der, REVOCATION_REASONS[reason])
         revoked_at = utc_iso(clock())
-        keystore.mark_revoked(name, {"serial": serial, "reason": reason, "revoked_at": revoked_at})
-    return RevokeResult(name, serial, reason, revoked_at)
+        keystore.mark_revoked(name, {"serial": serial, "reason": reason, "revoked_at": revoked_at,
+                                     "signed_by": signed_by})
+    return RevokeResult(name, serial, reason, revoked_at, signed_by)
 
 
 def _issuing_ca(keystore: FileKeystore, spec: Any) -> tuple[str, str | None]:

@@ -74,6 +74,17 @@ def test_revoke_revokes_at_the_ca_and_marks_the_certificate(keystore, pebble, ag
     assert keystore.read_revocation("revoke.example")["serial"] == issued.serial
 
 
+def test_key_compromise_is_signed_by_the_certificate_key_other_reasons_by_the_account(keystore, pebble, agreed):
+    issue(standalone_spec(pebble, "compromised.example"), keystore, account=agreed)
+    issue(standalone_spec(pebble, "superseded.example"), keystore, account=agreed)
+
+    compromised = revoke(keystore, "compromised.example", reason="keyCompromise")
+    superseded = revoke(keystore, "superseded.example", reason="superseded")
+
+    assert (compromised.signed_by, superseded.signed_by) == ("certificate key", "account")
+    assert pebble.cert_status(superseded.serial)["Reason"] == 4
+
+
 def test_revoking_twice_is_refused(keystore, pebble, agreed):
     issue(standalone_spec(pebble, "twice.example"), keystore, account=agreed)
     revoke(keystore, "twice.example")
@@ -107,8 +118,9 @@ def test_revoke_without_a_stored_account_signs_with_the_certificate_key(keystore
     issued = issue(standalone_spec(pebble, "nokey.example"), keystore, account=agreed)
     shutil.rmtree(keystore.root / "accounts")
 
-    revoke(keystore, "nokey.example", reason="superseded")
+    result = revoke(keystore, "nokey.example", reason="superseded")
 
+    assert result.signed_by == "certificate key"
     assert pebble.cert_status(issued.serial)["Status"] == "Revoked"
 
 
