@@ -14,7 +14,8 @@ from ..config import SERVER_ALIASES
 
 def _ca_options(func: Callable[..., Any]) -> Callable[..., Any]:
     @click.option("--server", help=f"ACME directory URL, or one of: {', '.join(SERVER_ALIASES)}.")
-    @click.option("--ca-bundle", type=click.Path(path_type=Path), help="CA certificates to trust for the ACME server's TLS.")
+    @click.option("--ca-bundle", type=click.Path(path_type=Path),
+                  help="CA certificates to trust for the ACME server's TLS.")
     @click.option("--timeout", type=float, help="Give up on the CA after this many seconds (default 90).")
     @click.option("--json", "as_json", is_flag=True, help="Print the account as JSON.")
     @functools.wraps(func)

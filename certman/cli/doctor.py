@@ -13,7 +13,8 @@ from ..config import SERVER_ALIASES
 
 @click.command("doctor")
 @click.option("--server", help=f"ACME directory URL, or one of: {', '.join(SERVER_ALIASES)}.")
-@click.option("--ca-bundle", type=click.Path(path_type=Path), help="CA certificates to trust for the ACME server's TLS.")
+@click.option("--ca-bundle", type=click.Path(path_type=Path),
+              help="CA certificates to trust for the ACME server's TLS.")
 @click.option("--solver", help="Challenge solver to check: standalone, webroot or tls-alpn-01.")
 @click.option("--http-address", help="Address the standalone HTTP-01 server binds (default: all).")
 @click.option("--http-port", type=int, help="Port of the standalone HTTP-01 server (default 80).")

@@ -30,5 +30,5 @@ def command(obj: Any, name: str, reason: str, timeout: float | None, as_json: bo
         click.echo(json.dumps({"name": result.name, "serial": result.serial, "reason": result.reason,
                                "revoked_at": result.revoked_at, "signed_by": result.signed_by}, indent=2))
     else:
-        click.echo(f"revoked {result.name} (serial {result.serial}, {result.reason}, signed by the {result.signed_by}); "
-                   f"it will not be renewed until you issue it again")
+        click.echo(f"revoked {result.name} (serial {result.serial}, {result.reason}, "
+                   f"signed by the {result.signed_by}); it will not be renewed until you issue it again")
