@@ -16,6 +16,7 @@ from certman.importers.certbot import import_certbot
 from certman.issuance import issue
 from certman.keystore import ca_id
 from fixtures.certbot import certbot_standalone
+from fixtures.lifecycle import standalone_spec
 
 
 def _snapshot(root):
@@ -146,3 +147,13 @@ def test_a_lineage_with_an_authenticator_certman_lacks_is_skipped_with_the_reaso
                               "certbot authenticator 'nginx' has no certman equivalent to import"}
     assert list(result.certificates_imported) == ["cb.example"]
     assert "web.example" not in keystore.read_index()
+
+
+def test_a_name_certman_already_manages_is_not_mixed_with_certbots(keystore, certbot_dir, certbot_pebble, agreed):
+    issue(standalone_spec(certbot_pebble, "cb.example"), keystore, account=agreed)
+    before = _snapshot(keystore.root / "certs" / "cb.example")
+
+    result = import_certbot(keystore, certbot_dir.config_dir)
+
+    assert result.skipped["certificate cb.example"].startswith("certman already manages a certificate named")
+    assert _snapshot(keystore.root / "certs" / "cb.example") == before

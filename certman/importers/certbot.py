@@ -123,7 +123,11 @@ def _import_lineage(keystore: FileKeystore, config_dir: Path, name: str, conf_pa
     live_cert = config_dir / "live" / name / "cert.pem"
     live_number = _live_number(live_cert if os.path.lexists(live_cert) else Path(conf.get("cert", "")))
     order = [n for n in versions if n != live_number] + ([live_number] if live_number in versions else [])
-    known = {str(v.get("serial")) for v in _stored_metas(keystore, name)}
+    stored = _stored_metas(keystore, name)
+    if stored and not any(m.get("imported_from") for m in stored):
+        raise UsageError(f"certman already manages a certificate named {name!r}; certbot's lineage is not mixed in",
+                         f"`certman remove {name}` first to take certbot's instead")
+    known = {str(m.get("serial")) for m in stored}
     spec: CertSpec | None = None
     added: list[str] = []
     for number in order:
