@@ -43,11 +43,12 @@ def _attempt_spec(spec: CertSpec, index: int) -> CertSpec:
 def issue_with_fallback(spec: CertSpec, keystore: FileKeystore, **kwargs: Any) -> IssueResult:
     """``issuance.issue`` against each CA of ``spec`` in turn until one issues; same keywords."""
     cas = endpoints(spec)
+    issued_by = keystore.read_index().get(spec.name, {}).get("server", spec.server)
     failures: list[str] = []
     for index, ca in enumerate(cas):
         attempt = _attempt_spec(spec, index)
-        # An ARI "replaces" names a certificate of the first CA; another CA would refuse it.
-        extra = kwargs if index == 0 else {k: v for k, v in kwargs.items() if k != "replaces"}
+        # An ARI "replaces" names the live certificate, which only the CA that issued it knows.
+        extra = kwargs if ca["server"] == issued_by else {k: v for k, v in kwargs.items() if k != "replaces"}
         try:
             result = issue(attempt, keystore, **extra)
         except ACMEError as exc:
