@@ -280,6 +280,12 @@ class AcmeSession:
         with _acme_errors(f"fetching the directory {directory_url}"):
             directory = acme_client.ClientV2.get_directory(directory_url, self.net)
         self.client = acme_client.ClientV2(directory, self.net)
+        # Issuer CN of the chain to prefer among the CA's alternates (see prefer_chain).
+        self.preferred_chain: str | None = None
+
+    def prefer_chain(self, issuer_cn: str | None) -> None:
+        """Make ``download`` return the chain issued by ``issuer_cn`` when the CA offers one."""
+        self.preferred_chain = issuer_cn
 
     @property
     def directory(self) -> messages.Directory:
@@ -321,16 +327,63 @@ class AcmeSession:
     def register(self, email: str | None, *, eab: dict[str, Any] | None = None) -> messages.RegistrationResource:
         reg = messages.NewRegistration.from_data(email=email, terms_of_service_agreed=True,
                                                  external_account_binding=eab)
+        if eab is None and self.directory.meta.external_account_required:
+            raise ACMEError(f"the CA at {self.directory_url} requires external account binding",
+                            "pass --eab-kid and the HMAC key (--eab-hmac-key-file or CERTMAN_EAB_HMAC_KEY)")
         with _acme_errors("registering an account"):
             return self.client.new_account(reg)
 
     def use_account(self, uri: str) -> None:
         self.net.account = messages.RegistrationResource(uri=uri, body=messages.Registration())
 
+    def query_account(self) -> messages.RegistrationResource:
+        """The account as the CA sees it (POST-as-GET to the account URL, RFC 8555 §7.3.3)."""
+        return self._post_account(None, "reading the account")
+
+    def update_account(self, contact: tuple[str, ...]) -> messages.RegistrationResource:
+        return self._post_account(messages.Registration(contact=contact), "updating the account")
+
+    def deactivate_account(self) -> messages.RegistrationResource:
+        return self._post_account(messages.Registration.from_json({"status": "deactivated"}),
+                                  "deactivating the account")
+
+    def _post_account(self, body: messages.Registration | None, context: str) -> messages.RegistrationResource:
+        uri = self.net.account.uri if self.net.account is not None else None
+        if uri is None:
+            raise ACMEError(f"{context}: no account URL", "this is a certman bug; please report it")
+        with _acme_errors(context):
+            response = self.client._post(uri, body)
+            return messages.RegistrationResource(body=messages.Registration.from_json(response.json()), uri=uri)
+
+    def change_account_key(self, inner: Any, new_key: Any) -> None:
+        """POST a keyChange (RFC 8555 §7.3.5) signed by the current key, then sign with ``new_key``.
+
+        ``inner`` is the josepy JWS signed by ``new_key`` (see ``certman.accounts.rollover``).
+        """
+        from josepy import jwa, jwk
+
+        url = self.directory["keyChange"]
+        with _acme_errors("rolling the account key over"):
+            self.client._post(url, inner)
+        self.net.key = new_key
+        self.net.alg = jwa.ES256 if isinstance(new_key, jwk.JWKEC) else jwa.RS256
+        self.account_key = new_key
+
+    def revoke(self, cert_der: bytes, reason: int) -> None:
+        """Revoke a certificate, signed by the account (or, with no account set, the certificate's key)."""
+        from cryptography import x509
+
+        with _acme_errors("revoking the certificate"):
+            self.client.revoke(x509.load_der_x509_certificate(cert_der), reason)
+
     # -- order ----------------------------------------------------------------------------
 
     def new_order(self, identifiers: tuple[Identifier, ...], csr_pem: bytes, *,
                   profile: str | None = None, replaces: str | None = None) -> messages.OrderResource:
+        if profile is not None:
+            from .profiles import check_profile
+
+            check_profile(self.directory.meta.profiles, profile, self.directory_url)
         body = NewOrder(identifiers=[messages.Identifier(typ=messages.IdentifierType(i.type), value=i.value)
                                      for i in identifiers],
                         profile=profile, replaces=replaces)
@@ -396,9 +449,15 @@ class AcmeSession:
         with _acme_errors("downloading the certificate"):
             response = self.client._post_as_get(cert_url)
             alternatives: list[str] = []
-            if fetch_alternatives:
+            if fetch_alternatives or self.preferred_chain:
                 for url in self.client._get_links(response, "alternate"):
                     alternatives.append(self.client._post_as_get(url).text)
+        if self.preferred_chain:
+            from .chains import pick_chain
+
+            chosen = pick_chain([response.text, *alternatives], self.preferred_chain)
+            others = tuple(c for c in [response.text, *alternatives] if c is not chosen)
+            return OrderResult(chosen, others, order_url)
         return OrderResult(response.text, tuple(alternatives), order_url)
 
     # -- polling --------------------------------------------------------------------------

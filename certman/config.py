@@ -77,6 +77,10 @@ class Settings:
     dns_provider: str | None = None
     # Solvers per name pattern ([[solver]] tables: name, match = [...], options), kept raw.
     solvers: tuple[Mapping[str, Any], ...] = ()
+    profile: str | None = None
+    preferred_chain: str | None = None
+    tls_address: str = ""
+    tls_port: int = 443
     # Declared certificates ([[certificate]] tables), kept raw for the renewal job.
     certificates: tuple[Mapping[str, Any], ...] = ()
 
@@ -191,11 +195,19 @@ class CertSpec:
     profile: str | None = None
     # Renew this many days before expiry instead of the lifetime rule (docs/renewal.md).
     renew_before_days: float | None = None
+    # Issuer CN of the chain to prefer when the CA offers alternates.
+    preferred_chain: str | None = None
+    # CAs tried in order when ``server`` fails: {"server": url, "ca_bundle": path (optional)}.
+    fallback: tuple[Mapping[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         check_cert_name(self.name)
         check_key_type(self.key_type)
         resolve_server(self.server)
+        for entry in self.fallback:
+            if not isinstance(entry, Mapping) or not isinstance(entry.get("server"), str):
+                raise UsageError(f"certificate {self.name}: a fallback CA needs a 'server' URL")
+            resolve_server(entry["server"])
         if not self.solvers:
             raise UsageError(f"certificate {self.name}: no solver configured")
         for ident in self.identifiers:
@@ -232,6 +244,10 @@ class CertSpec:
             data["ca_bundle"] = self.ca_bundle
         if self.profile:
             data["profile"] = self.profile
+        if self.preferred_chain:
+            data["preferred_chain"] = self.preferred_chain
+        if self.fallback:
+            data["fallback"] = [dict(f) for f in self.fallback]
         data["solver"] = [{"name": s.name, **({"match": list(s.match)} if s.match else {}), **dict(s.options)}
                           for s in self.solvers]
         if self.reloaders:
@@ -256,7 +272,9 @@ class CertSpec:
                        reloaders=tuple(data.get("reloader", ())),
                        profile=data.get("profile"),
                        renew_before_days=(float(data["renew_before_days"])
-                                          if data.get("renew_before_days") is not None else None))
+                                          if data.get("renew_before_days") is not None else None),
+                       preferred_chain=data.get("preferred_chain"),
+                       fallback=tuple(data.get("fallback", ())))
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"{origin}: missing or malformed field {exc}") from None
         except UsageError as exc:
@@ -273,6 +291,8 @@ def solver_from_settings(settings: Settings) -> SolverSpec:
         return SolverSpec("webroot", {"path": settings.webroot})
     if settings.solver == "dns-01":
         return SolverSpec("dns-01", {"provider": settings.dns_provider} if settings.dns_provider else {})
+    if settings.solver == "tls-alpn-01":
+        return SolverSpec("tls-alpn-01", {"address": settings.tls_address, "port": settings.tls_port})
     return SolverSpec(settings.solver)
 
 
@@ -301,12 +321,13 @@ def spec_from_settings(names: list[str] | tuple[str, ...], settings: Settings, *
     identifiers = normalise_all(names)
     if use_solver_tables and settings.solvers:
         solvers = solvers_from_tables(settings.solvers, "config")
-        return CertSpec(name=check_cert_name(name) if name else default_cert_name(identifiers),
-                        identifiers=identifiers, server=resolve_server(settings.server), solvers=solvers,
-                        key_type=settings.key_type, ca_bundle=settings.ca_bundle)
+    else:
+        solvers = (solver_from_settings(settings),)
     return CertSpec(name=check_cert_name(name) if name else default_cert_name(identifiers),
                     identifiers=identifiers,
                     server=resolve_server(settings.server),
-                    solvers=(solver_from_settings(settings),),
+                    solvers=solvers,
                     key_type=settings.key_type,
-                    ca_bundle=settings.ca_bundle)
+                    ca_bundle=settings.ca_bundle,
+                    profile=settings.profile,
+                    preferred_chain=settings.preferred_chain)

@@ -23,6 +23,7 @@ from josepy import jwk
 from . import plugins, resume
 from .acme_session import REQUEST_TIMEOUT, AcmeSession
 from .config import CertSpec
+from .eab import ExternalAccount
 from .errors import ACMEError, UsageError
 from .keys import CertFacts, generate_key, key_to_pem, load_key, make_csr, public_keys_match, split_pem_chain
 from .keystore import FileKeystore, LivePaths, ca_id, utc_iso
@@ -44,6 +45,8 @@ class AccountSettings:
 
     email: str | None = None
     agree_tos: bool = False
+    # Needed only when registering with a CA that requires external account binding.
+    eab: ExternalAccount | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,7 @@ def issue(spec: CertSpec, keystore: FileKeystore, *, account: AccountSettings = 
             return done
         session = open_session(spec.directory_url, keystore, account, ca_bundle=spec.ca_bundle, timeout=timeout,
                                request_timeout=request_timeout)
+        session.prefer_chain(spec.preferred_chain)
         resumed = resume.continue_pending(session, spec, keystore)
         if resumed is not None:
             result, key_pem = resumed
@@ -173,7 +177,8 @@ def _register(directory_url: str, ca: str, keystore: FileKeystore, account: Acco
         raise UsageError(f"no account at {directory_url} yet, and registering needs agreement to the CA's terms"
                          + (f" ({terms})" if terms else ""),
                          "read them, then pass --agree-tos (or agree_tos = true in certman.toml)")
-    regr = session.register(account.email)
+    binding = account.eab.binding(session.account_key.public_key(), session.directory) if account.eab else None
+    regr = session.register(account.email, eab=binding)
     keystore.save_account(ca, key_to_pem(key), {
         "uri": regr.uri,
         "directory": directory_url,

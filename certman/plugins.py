@@ -26,6 +26,7 @@ BUILTIN: dict[str, dict[str, str]] = {
     "solvers": {
         "standalone": "certman.solvers.http01.standalone:StandaloneSolver",
         "webroot": "certman.solvers.http01.webroot:WebrootSolver",
+        "tls-alpn-01": "certman.solvers.tlsalpn01:TLSALPN01Solver",
         "dns-01": "certman.solvers.dns01:DNS01Solver",
     },
     "dns_providers": {

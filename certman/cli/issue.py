@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -17,28 +18,39 @@ from . import CliContext
 @click.option("--email", help="Contact address for the ACME account.")
 @click.option("--agree-tos", is_flag=True, default=None, help="Agree to the CA's terms of service.")
 @click.option("--key-type", type=click.Choice(KEY_TYPES), help="Certificate key type (default ecdsa-p256).")
-@click.option("--solver", help="Challenge solver: standalone, webroot or dns-01 (overrides [[solver]] tables).")
+@click.option("--solver", help="Challenge solver: standalone, webroot, dns-01 or tls-alpn-01 "
+                               "(overrides [[solver]] tables).")
 @click.option("--dns-provider", help="DNS provider of the dns-01 solver, e.g. rfc2136 or exec "
                                      "(its settings: `certman plugins NAME`).")
 @click.option("--http-address", help="Address the standalone HTTP-01 server binds (default: all).")
 @click.option("--http-port", type=int, help="Port of the standalone HTTP-01 server (default 80).")
 @click.option("--webroot", type=click.Path(path_type=Path), help="Document root for the webroot solver.")
+@click.option("--tls-address", help="Address the tls-alpn-01 solver binds (default: all).")
+@click.option("--tls-port", type=int, help="Port of the tls-alpn-01 solver (default 443).")
 @click.option("--name", "cert_name", help="Keystore name of the certificate (default: the first name).")
 @click.option("--timeout", type=float, help="Give up on the CA after this many seconds (default 90).")
+@click.option("--profile", help="ACME profile to request; must be listed in the CA's directory.")
+@click.option("--preferred-chain", help="Issuer CN of the chain to prefer when the CA offers several.")
+@click.option("--fallback-server", "fallback_servers", multiple=True,
+              help="CA to try when --server fails (repeatable, in order; uses --ca-bundle).")
+@click.option("--eab-kid", help="External account binding key id, for registering with a CA that requires it.")
+@click.option("--eab-hmac-key-file", type=click.Path(path_type=Path),
+              help="File holding the EAB HMAC key (or set CERTMAN_EAB_HMAC_KEY[_FILE]).")
 @click.option("--reload-cmd", "reload_cmds", multiple=True, metavar="JSON_ARGV",
               help='Run this argv (a JSON list, no shell) after storing and after every renewal, '
                    'e.g. \'["systemctl", "reload", "nginx"]\'. Repeatable.')
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
 def command(obj: CliContext, /, names: tuple[str, ...], cert_name: str | None, as_json: bool,
+            fallback_servers: tuple[str, ...], eab_kid: str | None, eab_hmac_key_file: Path | None,
             reload_cmds: tuple[str, ...], **flags: object) -> None:
     """Get a certificate for NAMES, make it live in the keystore and run its reloaders."""
-    import dataclasses
-
     from .. import _render
     from ..config import spec_from_settings
     from ..deploy import deploy_issued, reload_command_table
-    from ..issuance import AccountSettings, issue
+    from ..eab import external_account
+    from ..fallback import issue_with_fallback
+    from ..issuance import AccountSettings
     from ..keystore import FileKeystore
 
     flags = {k: (str(v) if isinstance(v, Path) and k != "keystore" else v) for k, v in flags.items()}
@@ -47,9 +59,12 @@ def command(obj: CliContext, /, names: tuple[str, ...], cert_name: str | None, a
     settings = obj.settings(**flags)
     spec = spec_from_settings(names, settings, name=cert_name, use_solver_tables=flags.get("solver") is None)
     if reload_cmds:
-        spec = dataclasses.replace(spec, reloaders=tuple(reload_command_table(c) for c in reload_cmds))
+        spec = replace(spec, reloaders=tuple(reload_command_table(c) for c in reload_cmds))
+    if fallback_servers:
+        spec = replace(spec, fallback=tuple({"server": s, **({"ca_bundle": spec.ca_bundle} if spec.ca_bundle else {})}
+                                            for s in fallback_servers))
     keystore = FileKeystore(settings.keystore, lock_timeout=settings.lock_timeout)
-    result = issue(spec, keystore, account=AccountSettings(settings.email, settings.agree_tos),
-                   timeout=settings.timeout)
+    account = AccountSettings(settings.email, settings.agree_tos, external_account(eab_kid, eab_hmac_key_file))
+    result = issue_with_fallback(spec, keystore, account=account, timeout=settings.timeout)
     click.echo(_render.issue_result(result, as_json=as_json))
     deploy_issued(keystore, spec, result.serial)

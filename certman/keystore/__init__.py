@@ -122,6 +122,38 @@ class FileKeystore:
         files.write_file(directory / "key.pem", key_pem, SECRET_MODE)
         files.write_file(directory / "account.json", _dump_json(dict(data)), SECRET_MODE)
 
+    def account_cas(self) -> list[str]:
+        """The CA ids that have a stored account."""
+        try:
+            return sorted(e for e in os.listdir(self.layout.accounts)
+                          if (self.layout.account_dir(e) / "account.json").exists())
+        except FileNotFoundError:
+            return []
+
+    def save_pending_account_key(self, ca: str, key_pem: bytes | None) -> None:
+        """Keep a rollover's new key on disk before the CA switches to it (None: forget it).
+
+        If the run dies between the CA's answer and ``save_account``, the key the CA
+        now expects is still here for the operator to recover.
+        """
+        path = self.layout.pending_account_key(ca)
+        if key_pem is None:
+            path.unlink(missing_ok=True)
+        else:
+            files.write_file(path, key_pem, SECRET_MODE)
+
+    def load_pending_account_key(self, ca: str) -> bytes | None:
+        try:
+            return self.layout.pending_account_key(ca).read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise files.storage_error(exc, self.layout.pending_account_key(ca), "reading") from exc
+
+    def archive_account(self, ca: str, stamp: str) -> Path:
+        """Move an account out of use into ``archive/accounts/<ca>-<stamp>``."""
+        return self._move_to_archive(self.layout.account_dir(ca), self.layout.archive / "accounts", f"{ca}-{stamp}")
+
     # -- certificates --------------------------------------------------------------------
 
     def read_index(self) -> dict[str, dict[str, Any]]:
@@ -143,6 +175,62 @@ class FileKeystore:
 
     def has(self, name: str) -> bool:
         return self.layout.live_link(name).exists()
+
+    def read_revocation(self, name: str) -> dict[str, Any] | None:
+        """The revocation marker of ``name``'s live certificate (serial, reason, revoked_at), else None.
+
+        The marker names the serial it was written for, so issuing a new version
+        lifts it without anyone having to remember to delete it.
+        """
+        try:
+            marker = dict(json.loads(self.layout.revoked(name).read_text()))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise KeystoreError(f"revocation marker {self.layout.revoked(name)} is unreadable: {exc}") from exc
+        live_serial = self.read_index().get(name, {}).get("serial")
+        return marker if marker.get("serial") == live_serial else None
+
+    def mark_revoked(self, name: str, data: Mapping[str, Any]) -> None:
+        files.write_file(self.layout.revoked(name), _dump_json(dict(data)), SECRET_MODE)
+
+    def archive_cert(self, name: str, stamp: str) -> Path:
+        """Take ``name`` out of service: its directory moves to ``archive/<name>-<stamp>``.
+
+        The caller holds ``lock_cert(name)``. The move comes first, so a failure
+        leaves everything as it was; from then on the live link dangles, so a proxy
+        still configured with it fails loudly rather than serve an unmanaged
+        certificate. Then the link and the index entry go.
+        """
+        if not self.layout.cert_dir(name).is_dir():
+            raise UsageError(f"no certificate named {name!r} in {self.root}", "see `certman list` for the names")
+        target = self._move_to_archive(self.layout.cert_dir(name), self.layout.archive, f"{name}-{stamp}")
+        link = self.layout.live_link(name)
+        try:
+            link.unlink(missing_ok=True)
+        except OSError as exc:
+            raise files.storage_error(exc, link, "removing") from exc
+        self._update_index(name, None)
+        return target
+
+    def _move_to_archive(self, source: Path, archive_dir: Path, entry: str) -> Path:
+        files.ensure_dir(archive_dir)
+        target = archive_dir / entry
+        if target.exists():
+            raise KeystoreError(f"archive entry {target} already exists", "retry in a second")
+        try:
+            os.rename(source, target)
+            files.fsync_dir(source.parent)
+            files.fsync_dir(archive_dir)
+        except OSError as exc:
+            raise files.storage_error(exc, source, "archiving") from exc
+        return target
+
+    def write_spec(self, spec: CertSpec) -> None:
+        """Rewrite ``spec.toml`` alone (the caller holds ``lock_cert(spec.name)``)."""
+        import tomli_w  # deferred: only writers need it
+
+        files.write_file(self.layout.spec(spec.name), tomli_w.dumps(spec.to_dict()).encode(), SECRET_MODE)
 
     def read_spec(self, name: str) -> CertSpec:
         path = self.layout.spec(name)

@@ -8,6 +8,9 @@
       certs/<name>/versions/000001/       immutable once renamed into place
       live/<name> -> ../certs/<name>/versions/000001
       index.json                          per name: the facts `list` and `renew` need
+      certs/<name>/revoked.json           present once revoked: renewal leaves the name alone
+      archive/<name>-<stamp>/             a removed certificate's whole directory
+      archive/accounts/<ca-id>-<stamp>/   a deactivated or replaced account
       locks/                              empty flock files; they carry no data
 
 Certificate names and CA ids are checked here before they become path components.
@@ -80,6 +83,16 @@ class Layout:
 
     def versions(self, name: str) -> Path:
         return self.cert_dir(name) / "versions"
+
+    def revoked(self, name: str) -> Path:
+        return self.cert_dir(name) / "revoked.json"
+
+    @property
+    def archive(self) -> Path:
+        return self.root / "archive"
+
+    def pending_account_key(self, ca: str) -> Path:
+        return self.account_dir(ca) / "key.pem.next"
 
     @property
     def live(self) -> Path:

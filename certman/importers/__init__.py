@@ -1,0 +1,1 @@
+"""Importers: take over certificates and ACME accounts that another client manages."""

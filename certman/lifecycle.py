@@ -1,0 +1,183 @@
+"""What happens to a stored certificate after issuance: show it, revoke it, remove it.
+
+A revoked certificate gets a marker (``certs/<name>/revoked.json``, read with
+``FileKeystore.read_revocation``) so that renewal leaves it alone until someone
+issues it again on purpose; ``issue`` clears the marker. Removing never deletes:
+the certificate's directory moves to ``<keystore>/archive/<name>-<stamp>/``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from .errors import KeystoreError, UsageError
+from .keystore import FileKeystore, utc_iso
+
+Clock = Callable[[], datetime.datetime]
+
+log = logging.getLogger(__name__)
+
+# RFC 5280 §5.3.1 CRLReason codes that RFC 8555 §7.6 lets a subscriber ask for.
+REVOCATION_REASONS = {
+    "unspecified": 0,
+    "keyCompromise": 1,
+    "affiliationChanged": 3,
+    "superseded": 4,
+    "cessationOfOperation": 5,
+}
+
+
+def _utc_now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    version: str
+    is_live: bool
+    meta: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class CertificateReport:
+    """Everything the keystore knows about one certificate, uninterpreted."""
+
+    name: str
+    identifiers: tuple[str, ...]
+    live_version: str | None
+    live_path: Path
+    versions: tuple[VersionInfo, ...]
+    spec: Mapping[str, Any]
+    state: Mapping[str, Any]
+    revocation: Mapping[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "identifiers": list(self.identifiers),
+            "live_version": self.live_version,
+            "live": str(self.live_path),
+            "versions": [{"version": v.version, "live": v.is_live, **v.meta} for v in self.versions],
+            "spec": dict(self.spec),
+            "state": dict(self.state),
+            "revoked": dict(self.revocation) if self.revocation else None,
+        }
+
+
+@dataclass(frozen=True)
+class RevokeResult:
+    name: str
+    serial: str
+    reason: str
+    revoked_at: str
+    # "account" or "certificate key": who signed the request.
+    signed_by: str
+
+
+@dataclass(frozen=True)
+class RemoveResult:
+    name: str
+    archived_to: Path
+
+
+def describe(keystore: FileKeystore, name: str) -> CertificateReport:
+    """The identifiers, versions (with their meta.json), spec, state and revocation marker of ``name``."""
+    spec = keystore.read_spec(name)
+    live = keystore.live_version(name)
+    versions = tuple(VersionInfo(v, v == live, _read_meta(keystore, name, v)) for v in keystore.versions(name))
+    return CertificateReport(name=name, identifiers=tuple(i.value for i in spec.identifiers), live_version=live,
+                             live_path=keystore.live(name).directory, versions=versions, spec=spec.to_dict(),
+                             state=keystore.read_state(name), revocation=keystore.read_revocation(name))
+
+
+def _read_meta(keystore: FileKeystore, name: str, version: str) -> dict[str, Any]:
+    path = keystore.layout.versions(name) / version / "meta.json"
+    try:
+        return dict(json.loads(path.read_text()))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise KeystoreError(f"{path} is unreadable: {exc}") from exc
+
+
+def revoke(keystore: FileKeystore, name: str, *, reason: str = "unspecified", timeout: float = 90.0,
+           clock: Clock = _utc_now) -> RevokeResult:
+    """Revoke the live certificate of ``name`` at its CA and mark it so renewal skips it.
+
+    RFC 8555 §7.6 accepts a request signed by the account or by the certificate's
+    key. A signature by the certificate key demonstrates the key's compromise, so
+    Let's Encrypt then records keyCompromise (whatever the reason sent) and blocks
+    the key: certman signs with it for ``keyCompromise``, and otherwise with the
+    stored account, falling back to the certificate key only when there is none
+    (a keystore copied from elsewhere).
+    """
+    from .acme_session import AcmeSession
+    from .issuance import account_jwk
+    from .keystore import ca_id
+
+    if reason not in REVOCATION_REASONS:
+        raise UsageError(f"unknown revocation reason {reason!r}", f"choose one of: {', '.join(REVOCATION_REASONS)}")
+    spec = keystore.read_spec(name)
+    with keystore.lock_cert(name):
+        live = keystore.live(name)
+        if keystore.live_version(name) is None:
+            raise UsageError(f"certificate {name} has no live version to revoke")
+        already = keystore.read_revocation(name)
+        cert_der, serial = _leaf_der_and_serial(live.cert)
+        if already is not None and already.get("serial") == serial:
+            raise UsageError(f"certificate {name} (serial {serial}) is already revoked",
+                             "`certman issue` it again to get a new certificate")
+        directory_url, ca_bundle = _issuing_ca(keystore, spec)
+        stored = keystore.load_account(ca_id(directory_url))
+        if stored is not None and reason != "keyCompromise":
+            signed_by = "account"
+            session = AcmeSession(directory_url, account_jwk(stored[0]), ca_bundle=ca_bundle, timeout=timeout)
+            session.use_account(stored[1]["uri"])
+        else:
+            signed_by = "certificate key"
+            if reason != "keyCompromise":
+                log.warning("no account for %s in the keystore: signing with the certificate key, which a CA "
+                            "may record as keyCompromise", directory_url)
+            session = AcmeSession(directory_url, account_jwk(live.privkey.read_bytes()), ca_bundle=ca_bundle,
+                                  timeout=timeout)
+        session.revoke(cert_der, REVOCATION_REASONS[reason])
+        revoked_at = utc_iso(clock())
+        keystore.mark_revoked(name, {"serial": serial, "reason": reason, "revoked_at": revoked_at,
+                                     "signed_by": signed_by})
+    return RevokeResult(name, serial, reason, revoked_at, signed_by)
+
+
+def _issuing_ca(keystore: FileKeystore, spec: Any) -> tuple[str, str | None]:
+    """The CA that issued the live version: the index records it, which differs from the
+    spec's first CA after a fallback (see certman.fallback)."""
+    from .config import resolve_server
+    from .fallback import endpoints
+
+    issued_by = keystore.read_index().get(spec.name, {}).get("server") or spec.server
+    for ca in endpoints(spec):
+        if ca["server"] == issued_by:
+            return resolve_server(ca["server"]), ca["ca_bundle"]
+    return resolve_server(issued_by), spec.ca_bundle
+
+
+def _leaf_der_and_serial(path: Path) -> tuple[bytes, str]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    try:
+        cert = x509.load_pem_x509_certificate(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise KeystoreError(f"{path} is not a readable certificate: {exc}") from exc
+    return cert.public_bytes(Encoding.DER), format(cert.serial_number, "x")
+
+
+def remove(keystore: FileKeystore, name: str, *, clock: Clock = _utc_now) -> RemoveResult:
+    """Take ``name`` out of the keystore into its archive; nothing is deleted."""
+    with keystore.lock_cert(name):
+        target = keystore.archive_cert(name, clock().strftime("%Y%m%dT%H%M%SZ"))
+    return RemoveResult(name, target)
