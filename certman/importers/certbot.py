@@ -142,8 +142,8 @@ def _import_lineage(keystore: FileKeystore, config_dir: Path, name: str, conf_pa
                 "issued_at": utc_iso(facts.not_before), "imported_at": utc_iso(now),
                 "imported_from": str(archive / f"cert{number}.pem")}
         with keystore.lock_cert(name):
-            stored = keystore.store_version(spec, key_pem, leaf_pem, chain_pem, meta)
-        added.append(stored.version)
+            version = keystore.store_version(spec, key_pem, leaf_pem, chain_pem, meta)
+        added.append(version.version)
     if added:
         result.certificates_imported[name] = added
     else:
