@@ -170,6 +170,11 @@ def _plan(keystore: FileKeystore, name: str, entry: Mapping[str, Any] | None, st
             return _Plan(name, renewal.SKIP, f"{reason}; backing off after {failures} failure(s) until "
                          f"{format_time(next_attempt)}", entry, state, declared, next_attempt)
         return _Plan(name, ISSUE, reason, entry, state, declared, now)
+    revoked = None if force else keystore.read_revocation(name, str(entry.get("serial")))
+    if revoked is not None:
+        return _Plan(name, renewal.SKIP, f"revoked ({revoked.get('reason', 'unspecified')}) on "
+                     f"{revoked.get('revoked_at', 'an unknown date')}; `certman renew --force {name}` or "
+                     "`certman issue` renews it", entry, state, declared)
     decision = renewal.decide(name, entry, state, now, force=force)
     check_ari = decision.action == renewal.SKIP and renewal.ari_check_due(entry, state, now)
     return _Plan(name, decision.action, decision.reason, entry, state, declared, decision.renew_at, check_ari)
@@ -281,7 +286,8 @@ class _Runner:
         plan.action, plan.reason, plan.renew_at = decision.action, decision.reason, decision.renew_at
 
     def _issue(self, plan: _Plan) -> CertResult:
-        from .issuance import AccountSettings, issue
+        from .fallback import issue_with_fallback
+        from .issuance import AccountSettings
 
         spec = plan.spec or self.keystore.read_spec(plan.name)
         replaces = None
@@ -291,8 +297,8 @@ class _Runner:
                 replaces = str(plan.entry["ari_cert_id"])
         now = self.now
         account = self.account or AccountSettings(self.settings.email, self.settings.agree_tos)
-        result = issue(spec, self.keystore, account=account, timeout=self.settings.timeout,
-                       clock=lambda: now, replaces=replaces)
+        result = issue_with_fallback(spec, self.keystore, account=account, timeout=self.settings.timeout,
+                                     clock=lambda: now, replaces=replaces)
         state = plan.state
         state.update({
             "last_attempt": format_time(now),

@@ -163,3 +163,17 @@ def test_a_run_that_cannot_get_the_run_lock_in_time_fails_cleanly(renew_env: Ren
         with pytest.raises(KeystoreLocked, match="certman renew is locked by another certman run"):
             renew(keystore, settings)
     assert not keystore.has("locked.example")
+
+
+def test_a_revoked_certificate_is_not_renewed_unless_forced(renew_env: RenewEnv):
+    from certman.lifecycle import revoke
+
+    issue_declared(renew_env, declare("revoked.example"))
+    revoked_serial = renew_env.keystore.read_index()["revoked.example"]["serial"]
+    revoke(renew_env.keystore, "revoked.example", reason="superseded")
+
+    skipped = renew(renew_env.keystore, renew_env.settings(), now=later(days=3.5)).results[0]
+    forced = renew(renew_env.keystore, renew_env.settings(), force=True).results[0]
+
+    assert skipped.action == "skipped" and skipped.reason.startswith("revoked (superseded)")
+    assert forced.action == "renewed" and forced.serial != revoked_serial

@@ -176,7 +176,7 @@ class FileKeystore:
     def has(self, name: str) -> bool:
         return self.layout.live_link(name).exists()
 
-    def read_revocation(self, name: str) -> dict[str, Any] | None:
+    def read_revocation(self, name: str, live_serial: str | None = None) -> dict[str, Any] | None:
         """The revocation marker of ``name``'s live certificate (serial, reason, revoked_at), else None.
 
         The marker names the serial it was written for, so issuing a new version
@@ -188,7 +188,8 @@ class FileKeystore:
             return None
         except (OSError, ValueError) as exc:
             raise KeystoreError(f"revocation marker {self.layout.revoked(name)} is unreadable: {exc}") from exc
-        live_serial = self.read_index().get(name, {}).get("serial")
+        if live_serial is None:
+            live_serial = self.read_index().get(name, {}).get("serial")
         return marker if marker.get("serial") == live_serial else None
 
     def mark_revoked(self, name: str, data: Mapping[str, Any]) -> None:
