@@ -55,6 +55,8 @@ class CertificateReport:
     spec: Mapping[str, Any]
     state: Mapping[str, Any]
     revocation: Mapping[str, Any] | None
+    # What the next `certman renew` does: action, at (UTC), reason (see certman.renewal).
+    next_renewal: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -66,6 +68,7 @@ class CertificateReport:
             "spec": dict(self.spec),
             "state": dict(self.state),
             "revoked": dict(self.revocation) if self.revocation else None,
+            "next_renewal": dict(self.next_renewal) if self.next_renewal else None,
         }
 
 
@@ -85,14 +88,33 @@ class RemoveResult:
     archived_to: Path
 
 
-def describe(keystore: FileKeystore, name: str) -> CertificateReport:
-    """The identifiers, versions (with their meta.json), spec, state and revocation marker of ``name``."""
+def describe(keystore: FileKeystore, name: str, *, now: datetime.datetime | None = None) -> CertificateReport:
+    """The identifiers, versions (with their meta.json), spec, state, revocation marker and next renewal."""
     spec = keystore.read_spec(name)
     live = keystore.live_version(name)
     versions = tuple(VersionInfo(v, v == live, _read_meta(keystore, name, v)) for v in keystore.versions(name))
+    state = keystore.read_state(name)
+    revocation = keystore.read_revocation(name)
+    entry = keystore.read_index().get(name)
     return CertificateReport(name=name, identifiers=tuple(i.value for i in spec.identifiers), live_version=live,
                              live_path=keystore.live(name).directory, versions=versions, spec=spec.to_dict(),
-                             state=keystore.read_state(name), revocation=keystore.read_revocation(name))
+                             state=state, revocation=revocation,
+                             next_renewal=_next_renewal(name, entry, state, revocation, now or _utc_now())
+                             if entry else None)
+
+
+def _next_renewal(name: str, entry: Mapping[str, Any], state: Mapping[str, Any],
+                  revocation: Mapping[str, Any] | None, now: datetime.datetime) -> dict[str, Any]:
+    """The same decision `certman renew` would take now, with the rule behind it."""
+    from . import renewal
+
+    if revocation:
+        return {"action": renewal.SKIP, "at": None,
+                "reason": "revoked: not renewed until issued again or `certman renew --force`"}
+    decision = renewal.decide(name, entry, state, now)
+    _, rule = renewal.renew_at(name, entry, state)
+    reason = rule if decision.action != renewal.SKIP or decision.reason.startswith("not due") else decision.reason
+    return {"action": decision.action, "at": renewal.format_time(decision.renew_at), "reason": reason}
 
 
 def _read_meta(keystore: FileKeystore, name: str, version: str) -> dict[str, Any]:

@@ -54,6 +54,20 @@ def test_show_json_carries_spec_state_and_versions(keystore, pebble, agreed):
     assert data["versions"][0]["live"] is True
 
 
+def test_show_gives_the_next_renewal_and_the_rule_behind_it(keystore, pebble, agreed):
+    from certman.renewal import lifetime_renew_at
+
+    issued = issue(standalone_spec(pebble, "next.example"), keystore, account=agreed)
+    entry = keystore.read_index()["next.example"]
+
+    result = _cli(keystore, "show", "next.example")
+
+    assert result.exit_code == 0, result.output
+    due = lifetime_renew_at("next.example", entry)
+    assert issued.not_before < due < issued.not_after
+    assert f"renewal:  {due:%Y-%m-%dT%H:%M:%SZ} (at most 1/3 of its lifetime left" in result.stdout
+
+
 def test_show_of_an_unknown_name_exits_2_with_a_hint(keystore):
     result = _cli(keystore, "show", "nothing.example")
 

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import Any
-
 import click
+
+from . import CliContext
 
 
 @click.command("show")
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
 @click.pass_obj
-def command(obj: Any, name: str, as_json: bool) -> None:
+def command(obj: CliContext, /, name: str, as_json: bool) -> None:
     """Show a certificate's identifiers, versions, spec, state and revocation."""
     from .. import _render
     from ..keystore import FileKeystore
@@ -34,6 +34,10 @@ def command(obj: Any, name: str, as_json: bool) -> None:
     lines.append(f"  solvers:  {', '.join(s['name'] for s in spec.get('solver', []))}")
     if spec.get("reloader"):
         lines.append(f"  reload:   {', '.join(str(r.get('name')) for r in spec['reloader'])}")
+    if report.next_renewal:
+        renewal = report.next_renewal
+        when = renewal["at"] or ("now" if renewal["action"] != "skip" else "not scheduled")
+        lines.append(f"  renewal:  {when} ({renewal['reason']})")
     if report.state:
         lines.append("  state:    " + ", ".join(f"{k}={v}" for k, v in sorted(report.state.items())))
     rows = [[("* " if v.is_live else "  ") + v.version, str(v.meta.get("serial", "-")),
