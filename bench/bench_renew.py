@@ -180,7 +180,7 @@ def pebble_rows(workdir: Path, due: int) -> list[list[str]]:
             walls[jobs] = wall
             rows.append([f"{due} due (--force), --jobs {jobs}", f"{wall:.3f}", "-",
                          f"exit {code}; CPU certman {LAST_CPU[0]:.1f} s + pebble {pebble_cpu:.1f} s", str(rss)])
-        rows.append([f"speedup --jobs 8 vs --jobs 1", f"{walls[1] / walls[8]:.2f}x", "-", "-", "-"])
+        rows.append(["speedup --jobs 8 vs --jobs 1", f"{walls[1] / walls[8]:.2f}x", "-", "-", "-"])
     return rows
 
 

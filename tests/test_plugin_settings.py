@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from certman import plugins
 from certman.errors import ConfigError
 from certman.log import redact
 from certman.plugin_settings import setting, settings_from
