@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 from . import renewal
+from .config import Settings
 from .errors import UsageError
 from .keystore import FileKeystore
 from .renewal import format_time, parse_time
@@ -28,23 +29,41 @@ class Explanation:
                 "explanation": list(self.sentences)}
 
 
-def explain(keystore: FileKeystore, names: Iterable[str] = (), *,
+def explain(keystore: FileKeystore, names: Iterable[str] = (), *, settings: Settings | None = None,
             now: datetime.datetime | None = None) -> list[Explanation]:
-    """One explanation per stored certificate (or per name in ``names``)."""
+    """One explanation per stored or declared certificate (or per name in ``names``).
+
+    The verdict comes from `renew.next_step`, the very planning `certman renew` runs,
+    so revocation, declarations and backoff are judged the same way.
+    """
+    from .declared import declared_specs
+    from .renew import next_step
+
     now = now or datetime.datetime.now(datetime.timezone.utc)
     index = keystore.read_index()
-    wanted = list(dict.fromkeys(names)) or sorted(index)
-    unknown = [n for n in wanted if n not in index]
+    declared = declared_specs(settings) if settings is not None else {}
+    wanted = list(dict.fromkeys(names)) or sorted(set(index) | set(declared))
+    unknown = [n for n in wanted if n not in index and n not in declared]
     if unknown:
         raise UsageError(f"no certificate named {', '.join(map(repr, unknown))} in {keystore.root}",
                          "see `certman list` for the names")
     states = keystore.read_states(wanted)
-    return [explain_one(name, index[name], states[name], now) for name in wanted]
+    explanations = []
+    for name in wanted:
+        decision = next_step(keystore, name, index.get(name), states[name], declared.get(name), now)
+        if name not in index:
+            explanations.append(Explanation(name, decision.action, decision.renew_at, (
+                f"{name} is declared in certman.toml but not issued yet: {decision.reason}.",
+                _verdict(decision, now))))
+        else:
+            explanations.append(explain_one(name, index[name], states[name], now, decision))
+    return explanations
 
 
 def explain_one(name: str, entry: Mapping[str, Any], state: Mapping[str, Any],
-                now: datetime.datetime) -> Explanation:
-    decision = renewal.decide(name, entry, state, now)
+                now: datetime.datetime, decision: renewal.Decision | None = None) -> Explanation:
+    """Sentences for one stored certificate; ``decision`` defaults to the pure due rule."""
+    decision = decision or renewal.decide(name, entry, state, now)
     sentences = [_lifetime(name, entry, now), *_rule(name, entry, state), *_failures(state, now),
                  *_deploy(entry, state), _verdict(decision, now)]
     return Explanation(name, decision.action, decision.renew_at, tuple(s for s in sentences if s))
@@ -128,6 +147,8 @@ def _deploy(entry: Mapping[str, Any], state: Mapping[str, Any]) -> list[str]:
 
 
 def _verdict(decision: renewal.Decision, now: datetime.datetime) -> str:
+    if decision.reason.startswith("revoked"):
+        return f"Next `certman renew` leaves it alone: it was {decision.reason}."
     if decision.action == renewal.RENEW:
         return f"Next `certman renew` renews it now ({decision.reason})."
     if decision.action == renewal.DEPLOY:

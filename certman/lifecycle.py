@@ -99,21 +99,20 @@ def describe(keystore: FileKeystore, name: str, *, now: datetime.datetime | None
     return CertificateReport(name=name, identifiers=tuple(i.value for i in spec.identifiers), live_version=live,
                              live_path=keystore.live(name).directory, versions=versions, spec=spec.to_dict(),
                              state=state, revocation=revocation,
-                             next_renewal=_next_renewal(name, entry, state, revocation, now or _utc_now())
+                             next_renewal=_next_renewal(keystore, name, entry, state, now or _utc_now())
                              if entry else None)
 
 
-def _next_renewal(name: str, entry: Mapping[str, Any], state: Mapping[str, Any],
-                  revocation: Mapping[str, Any] | None, now: datetime.datetime) -> dict[str, Any]:
+def _next_renewal(keystore: FileKeystore, name: str, entry: Mapping[str, Any], state: Mapping[str, Any],
+                  now: datetime.datetime) -> dict[str, Any]:
     """The same decision `certman renew` would take now, with the rule behind it."""
     from . import renewal
+    from .renew import next_step
 
-    if revocation:
-        return {"action": renewal.SKIP, "at": None,
-                "reason": "revoked: not renewed until issued again or `certman renew --force`"}
-    decision = renewal.decide(name, entry, state, now)
-    _, rule = renewal.renew_at(name, entry, state)
-    reason = rule if decision.action != renewal.SKIP or decision.reason.startswith("not due") else decision.reason
+    decision = next_step(keystore, name, entry, dict(state), None, now)
+    reason = decision.reason
+    if decision.action == renewal.SKIP and reason.startswith("not due"):
+        reason = renewal.renew_at(name, entry, state)[1]
     return {"action": decision.action, "at": renewal.format_time(decision.renew_at), "reason": reason}
 
 

@@ -180,6 +180,16 @@ def _plan(keystore: FileKeystore, name: str, entry: Mapping[str, Any] | None, st
     return _Plan(name, decision.action, decision.reason, entry, state, declared, decision.renew_at, check_ari)
 
 
+def next_step(keystore: FileKeystore, name: str, entry: Mapping[str, Any] | None, state: dict[str, Any],
+              declared: CertSpec | None, now: datetime.datetime) -> renewal.Decision:
+    """What the next `certman renew` (without --force) does with ``name``, and why.
+
+    The one place `explain` and `show` ask, so that they can never drift from renew.
+    """
+    plan = _plan(keystore, name, entry, state, declared, now, False)
+    return renewal.Decision(renewal.RENEW if plan.action == ISSUE else plan.action, plan.reason, plan.renew_at)
+
+
 def _declaration_changed(keystore: FileKeystore, declared: CertSpec) -> bool:
     return keystore.read_spec(declared.name).to_dict() != declared.to_dict()
 

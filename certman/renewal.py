@@ -146,12 +146,14 @@ def next_attempt_after_failure(attempted_at: datetime.datetime, consecutive_fail
 def decide(name: str, entry: Mapping[str, Any], state: Mapping[str, Any], now: datetime.datetime, *,
            force: bool = False) -> Decision:
     """Renew, deploy again, or skip; ``--force`` overrides the due rule and the backoff."""
-    deploy = state.get("deploy") or {}
-    if deploy.get("pending") and deploy.get("serial") == entry.get("serial") and not force:
-        return Decision(DEPLOY, "issued, not deployed: retrying the reload")
     if force:
         return Decision(RENEW, "forced")
     due, why = renew_at(name, entry, state)
+    deploy = state.get("deploy") or {}
+    # A reload that keeps failing must not pin an expiring certificate: once it is
+    # due, renewing (and deploying the new one) wins over retrying the old deploy.
+    if deploy.get("pending") and deploy.get("serial") == entry.get("serial") and now < due:
+        return Decision(DEPLOY, "issued, not deployed: retrying the reload", due)
     failures = int(state.get("consecutive_failures") or 0)
     next_attempt = parse_time(state.get("next_attempt"))
     if failures and next_attempt is not None and now < next_attempt:

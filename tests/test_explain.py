@@ -77,3 +77,28 @@ def test_explain_of_an_unknown_name_is_a_usage_error(renew_env: RenewEnv) -> Non
                              env={"CERTMAN_CONFIG": None})
     assert out.exit_code == 2
     assert out.stderr.startswith("certman: no certificate named 'nope.example'")
+
+
+def test_a_revoked_certificate_is_explained_as_left_alone(renew_env: RenewEnv) -> None:
+    from certman.explain import explain
+    from certman.lifecycle import revoke
+
+    settings = renew_env.settings(certificates=({"names": ["gone.example"]},))
+    renew(renew_env.keystore, settings)
+    revoke(renew_env.keystore, "gone.example", reason="superseded")
+
+    [explanation] = explain(renew_env.keystore, settings=settings, now=later(days=3.5))
+
+    assert explanation.action == "skip"
+    assert "leaves it alone: it was revoked (superseded)" in explanation.sentences[-1]
+
+
+def test_a_declared_certificate_not_yet_issued_is_explained(renew_env: RenewEnv) -> None:
+    from certman.explain import explain
+
+    settings = renew_env.settings(certificates=({"names": ["todo.example"]},))
+
+    [explanation] = explain(renew_env.keystore, settings=settings)
+
+    assert explanation.action == "renew"
+    assert explanation.sentences[0].startswith("todo.example is declared in certman.toml but not issued yet")

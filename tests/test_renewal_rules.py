@@ -77,6 +77,12 @@ def test_an_undeployed_certificate_is_deployed_again_without_issuing():
     assert decide("a", entry(), state, T0).action == renewal.DEPLOY
 
 
+def test_a_deploy_that_keeps_failing_does_not_stop_a_due_renewal():
+    state = {"deploy": {"pending": True, "serial": "abc"}}
+    due, _ = renewal.renew_at("a", entry(), state)
+    assert decide("a", entry(), state, due + datetime.timedelta(minutes=1)).action == renewal.RENEW
+
+
 def ari_state(cert_id: str, start: datetime.datetime, end: datetime.datetime) -> dict[str, object]:
     return {"ari": {"cert_id": cert_id, "window_start": format_time(start), "window_end": format_time(end),
                     "chosen": format_time(renewal.ari_renew_at(cert_id, start, end))}}

@@ -19,7 +19,8 @@ def command(obj: CliContext, /, names: tuple[str, ...], as_json: bool) -> None:
     from ..keystore import FileKeystore
 
     settings = obj.settings()
-    explanations = explain(FileKeystore(settings.keystore, lock_timeout=settings.lock_timeout), names)
+    explanations = explain(FileKeystore(settings.keystore, lock_timeout=settings.lock_timeout), names,
+                           settings=settings)
     if as_json:
         click.echo(json.dumps({"certificates": [e.to_dict() for e in explanations]}, indent=2))
         return
