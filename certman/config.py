@@ -233,6 +233,15 @@ class CertSpec:
     def with_identifiers(self, identifiers: tuple[Identifier, ...]) -> "CertSpec":
         return replace(self, identifiers=identifiers)
 
+    def storable(self) -> "CertSpec":
+        """This spec without inline secrets: spec.toml records how to re-issue, never a secret."""
+        from .plugin_settings import secret_option_names
+
+        solvers = tuple(replace(s, options={k: v for k, v in s.options.items()
+                                            if k not in secret_option_names("solvers", s.name, s.options)})
+                        for s in self.solvers)
+        return replace(self, solvers=solvers)
+
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "name": self.name,

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Mapping
 
 from .errors import ConfigError
-from .log import register_secret
+from .log import is_secret, register_secret
+
+EAB_HMAC_VAR = "CERTMAN_EAB_HMAC_KEY"
 
 
 def read_secret(var: str, env: Mapping[str, str] | None = None) -> str | None:
@@ -25,7 +27,7 @@ def read_secret(var: str, env: Mapping[str, str] | None = None) -> str | None:
     if direct is not None and path is not None:
         raise ConfigError(f"both {var} and {file_var} are set", f"set only one of them (prefer {file_var})")
     if path is not None:
-        value = _read_secret_file(Path(path), file_var)
+        value = read_secret_file(Path(path), file_var)
     elif direct is not None:
         value = direct
     else:
@@ -36,7 +38,8 @@ def read_secret(var: str, env: Mapping[str, str] | None = None) -> str | None:
     return value
 
 
-def _read_secret_file(path: Path, file_var: str) -> str:
+def read_secret_file(path: Path, file_var: str) -> str:
+    """A secret file's text; refused if every user may read it (the secret is then not one)."""
     try:
         with open(path, "rb") as fh:
             mode = os.fstat(fh.fileno()).st_mode
@@ -50,3 +53,31 @@ def _read_secret_file(path: Path, file_var: str) -> str:
         return data.decode().removesuffix("\n")
     except UnicodeDecodeError:
         raise ConfigError(f"{file_var}: {path} is not UTF-8 text") from None
+
+
+def scrubbed_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``env`` without certman's secrets, for the programs certman starts (hooks, DNS scripts).
+
+    Drops every secret setting of every plugin (and its ``_FILE`` variant), the EAB
+    HMAC key, and any variable whose value is a secret certman has read.
+    """
+    env = os.environ if env is None else env
+    names = _secret_variables()
+    return {k: v for k, v in env.items() if k not in names and not is_secret(v)}
+
+
+def _secret_variables() -> set[str]:
+    import dataclasses
+
+    from . import plugins
+
+    names = {EAB_HMAC_VAR}
+    for kind in plugins.GROUPS:
+        for ref in plugins.available(kind).values():
+            try:
+                classes = getattr(ref.load(), "settings_classes", ())
+            except ConfigError:
+                continue
+            names |= {f.metadata["env"] for cls in classes for f in dataclasses.fields(cls)
+                      if f.metadata.get("secret") and f.metadata.get("env")}
+    return names | {f"{name}_FILE" for name in names}

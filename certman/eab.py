@@ -11,10 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from .credentials import EAB_HMAC_VAR as HMAC_ENV
 from .errors import ConfigError, UsageError
 from .log import register_secret
-
-HMAC_ENV = "CERTMAN_EAB_HMAC_KEY"
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from dataclasses import MISSING, dataclass
 from pathlib import Path
 from typing import Any, Mapping, TypeVar
 
+from .credentials import read_secret, read_secret_file
 from .errors import ConfigError
 from .log import register_secret
 
@@ -93,10 +94,25 @@ def settings_from(cls: type[T], options: Mapping[str, Any], *, plugin: str,
         if f.metadata.get("secret"):
             register_secret(values[name])
             if origin == f"option {name}":
-                # Solver options are saved in spec.toml for renewal; a file keeps the secret out of it.
-                log.warning("%s: %s is written inline in the configuration; prefer %s_file or the %s_FILE "
-                            "environment variable", plugin, name, name, f.metadata.get("env") or "")
+                # spec.toml never keeps a secret (CertSpec.storable), so a renewal needs it from a file.
+                log.warning("%s: %s is written inline; it is not saved with the certificate, so renewals "
+                            "need %s_file or the %s_FILE environment variable", plugin, name, name,
+                            f.metadata.get("env") or "")
     return cls(**values)
+
+
+def secret_option_names(kind: str, name: str, options: Mapping[str, Any]) -> set[str]:
+    """The options of plugin ``name`` that hold secrets, per its settings' metadata.
+
+    A solver that names a DNS ``provider`` carries that provider's settings too.
+    """
+    from . import plugins
+
+    classes = list(getattr(plugins.lookup(kind, name), "settings_classes", ()))
+    provider = options.get("provider")
+    if kind == "solvers" and isinstance(provider, str):
+        classes += getattr(plugins.lookup("dns_providers", provider), "settings_classes", ())
+    return {f.name for cls in classes for f in dataclasses.fields(cls) if f.metadata.get("secret")}
 
 
 def _raw_value(f: dataclasses.Field[Any], options: Mapping[str, Any], env: Mapping[str, str]) -> tuple[Any, str]:
@@ -105,20 +121,16 @@ def _raw_value(f: dataclasses.Field[Any], options: Mapping[str, Any], env: Mappi
     if f.name in options:
         return options[f.name], f"option {f.name}"
     if secret and f"{f.name}_file" in options:
-        return _read_secret_file(str(options[f"{f.name}_file"]), f"option {f.name}_file"), f"option {f.name}_file"
+        path = Path(str(options[f"{f.name}_file"])).expanduser()
+        return read_secret_file(path, f"option {f.name}_file"), f"option {f.name}_file"
+    if secret and var:
+        value = read_secret(var, env)
+        if value is not None:
+            return value, f"env {var}" + ("_FILE" if f"{var}_FILE" in env else "")
+        return MISSING, ""
     if var and var in env:
         return env[var], f"env {var}"
-    if secret and var and f"{var}_FILE" in env:
-        return _read_secret_file(env[f"{var}_FILE"], f"env {var}_FILE"), f"env {var}_FILE"
     return MISSING, ""
-
-
-def _read_secret_file(path: str, origin: str) -> str:
-    try:
-        return Path(path).expanduser().read_text().strip()
-    except OSError as exc:
-        raise ConfigError(f"{origin}: cannot read secret file {path}: {exc.strerror}",
-                          "check the path and that this user may read it") from None
 
 
 def _coerce(raw: Any, kind: Any, plugin: str, name: str, origin: str, secret: bool) -> Any:

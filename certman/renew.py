@@ -191,7 +191,7 @@ def next_step(keystore: FileKeystore, name: str, entry: Mapping[str, Any] | None
 
 
 def _declaration_changed(keystore: FileKeystore, declared: CertSpec) -> bool:
-    return keystore.read_spec(declared.name).to_dict() != declared.to_dict()
+    return keystore.read_spec(declared.name).to_dict() != declared.storable().to_dict()
 
 
 def _check_result(plan: _Plan, now: datetime.datetime) -> CertResult:

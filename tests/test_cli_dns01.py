@@ -17,6 +17,7 @@ WRONG_SECRET = "d3Jvbmcgc2VjcmV0IGZvciB0aGUgY2xpIHRlc3Q="
 def dns_env(bind: Bind, tmp_path: Path, secret: str) -> dict[str, str]:
     secret_file = tmp_path / "tsig.secret"
     secret_file.write_text(secret)
+    secret_file.chmod(0o600)
     return {
         "CERTMAN_RFC2136_SERVER": bind.address,
         "CERTMAN_RFC2136_KEY_NAME": bind.key_name,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -144,3 +145,23 @@ def test_key_material_lives_only_in_0600_files(pebble: services.Pebble, tmp_path
 
     assert set(holders.values()) == {"0o600"}
     assert {Path(p).name for p in holders} == {"key.pem", "privkey.pem", "combined.pem"}
+
+
+def test_a_reload_hook_never_sees_certmans_secrets(pebble: services.Pebble, tmp_path: Path) -> None:
+    keystore, seen = tmp_path / "keystore", tmp_path / "hook-env.txt"
+    secret_file = tmp_path / "tsig.secret"
+    secret_file.write_text("dHNpZy1zZWNyZXQtZm9yLXRoZS1ob29rLXRlc3Q=")
+    secret_file.chmod(0o600)
+    hook = ["/bin/sh", "-c", f"env > {seen}"]
+    env = {**os.environ, "CERTMAN_EAB_HMAC_KEY": HMAC, "CERTMAN_RFC2136_SECRET": "c2VjcmV0LWluLWVudg==",
+           "CERTMAN_RFC2136_SECRET_FILE": str(secret_file), "CERTMAN_KEYSTORE": str(keystore)}
+    done = subprocess.run(
+        [sys.executable, "-m", "certman", "issue", "--server", pebble.directory_url, "--ca-bundle",
+         str(pebble.ca_bundle), "--agree-tos", "--http-address", "127.0.0.1", "--http-port", str(pebble.http_port),
+         "--reload-cmd", json.dumps(hook), "hookenv.example"],
+        env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    hook_env = seen.read_text()
+    assert "CERTMAN_NAME=hookenv.example" in hook_env  # the hook ran and got its own variables
+    for leaked in (HMAC, "c2VjcmV0LWluLWVudg==", "CERTMAN_RFC2136_SECRET", "CERTMAN_EAB_HMAC_KEY", str(secret_file)):
+        assert leaked not in hook_env

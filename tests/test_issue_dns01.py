@@ -63,6 +63,17 @@ def test_wildcard_and_apex_are_issued_together(tmp_path: Path, dns_pebble: servi
     assert bind.txt("_acme-challenge.wildapex.example.test") == set()
 
 
+def test_an_inline_tsig_secret_is_not_written_to_the_stored_spec(tmp_path: Path, dns_pebble: services.Pebble,
+                                                                  rfc2136_options: dict[str, Any],
+                                                                  propagation_options: dict[str, Any]) -> None:
+    keystore = FileKeystore(tmp_path / "ks")
+    cert = spec(dns_pebble, ["inline.example.test"], rfc2136_solver(rfc2136_options, propagation_options))
+    issue(cert, keystore, account=ACCOUNT)
+    stored = (keystore.layout.spec(cert.name)).read_text()
+    assert rfc2136_options["key_secret"] not in stored
+    assert "key_secret" not in stored and 'key_name = "' in stored
+
+
 def test_the_record_is_served_while_the_ca_validates_and_gone_afterwards(
         tmp_path: Path, dns_pebble: services.Pebble, bind: Bind, rfc2136_options: dict[str, Any],
         propagation_options: dict[str, Any]) -> None:

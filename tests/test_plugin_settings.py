@@ -30,12 +30,14 @@ def test_an_option_wins_over_the_environment() -> None:
 
 def test_a_secret_is_read_from_the_file_named_by_its_FILE_variable(tmp_path: Path) -> None:
     (tmp_path / "token").write_text("tok-from-file\n")
+    (tmp_path / "token").chmod(0o600)
     settings = settings_from(DemoSettings, {}, plugin="demo", env={"CERTMAN_DEMO_TOKEN_FILE": str(tmp_path / "token")})
     assert settings.token == "tok-from-file"
 
 
 def test_a_secret_is_read_from_the_file_named_by_its_file_option(tmp_path: Path) -> None:
     (tmp_path / "token").write_text("tok-option-file")
+    (tmp_path / "token").chmod(0o600)
     settings = settings_from(DemoSettings, {"token_file": str(tmp_path / "token")}, plugin="demo", env={})
     assert settings.token == "tok-option-file"
 

@@ -52,6 +52,7 @@ def test_the_zone_is_found_by_soa_lookup(rfc2136_options: dict[str, Any]) -> Non
 def test_settings_and_a_secret_file_come_from_the_environment(tmp_path: Path, bind: Bind) -> None:
     secret_file = tmp_path / "tsig.secret"
     secret_file.write_text(bind.key_secret + "\n")
+    secret_file.chmod(0o600)
     provider = RFC2136Provider.from_options({}, env={
         "CERTMAN_RFC2136_SERVER": bind.address,
         "CERTMAN_RFC2136_KEY_NAME": bind.key_name,
@@ -78,3 +79,25 @@ def test_a_secret_that_is_not_base64_is_a_config_error_without_the_secret(rfc213
     with pytest.raises(ConfigError) as raised:
         RFC2136Provider.from_options({**rfc2136_options, "key_secret": "not*base64!"}, env={})
     assert "not*base64!" not in raised.value.message
+
+
+def test_a_secret_file_every_user_can_read_is_refused(tmp_path: Path, bind: Bind) -> None:
+    secret_file = tmp_path / "tsig.secret"
+    secret_file.write_text(bind.key_secret)
+    secret_file.chmod(0o644)
+    with pytest.raises(ConfigError, match="readable by every user") as raised:
+        RFC2136Provider.from_options({}, env={"CERTMAN_RFC2136_SERVER": bind.address,
+                                              "CERTMAN_RFC2136_KEY_NAME": bind.key_name,
+                                              "CERTMAN_RFC2136_SECRET_FILE": str(secret_file)})
+    assert bind.key_secret not in str(raised.value)
+
+
+def test_a_secret_set_both_inline_and_as_a_file_is_ambiguous(tmp_path: Path, bind: Bind) -> None:
+    secret_file = tmp_path / "tsig.secret"
+    secret_file.write_text(bind.key_secret)
+    secret_file.chmod(0o600)
+    with pytest.raises(ConfigError, match="both CERTMAN_RFC2136_SECRET and CERTMAN_RFC2136_SECRET_FILE"):
+        RFC2136Provider.from_options({}, env={"CERTMAN_RFC2136_SERVER": bind.address,
+                                              "CERTMAN_RFC2136_KEY_NAME": bind.key_name,
+                                              "CERTMAN_RFC2136_SECRET": bind.key_secret,
+                                              "CERTMAN_RFC2136_SECRET_FILE": str(secret_file)})

@@ -231,7 +231,7 @@ class FileKeystore:
         """Rewrite ``spec.toml`` alone (the caller holds ``lock_cert(spec.name)``)."""
         import tomli_w  # deferred: only writers need it
 
-        files.write_file(self.layout.spec(spec.name), tomli_w.dumps(spec.to_dict()).encode(), SECRET_MODE)
+        files.write_file(self.layout.spec(spec.name), tomli_w.dumps(spec.storable().to_dict()).encode(), SECRET_MODE)
 
     def read_spec(self, name: str) -> CertSpec:
         path = self.layout.spec(name)
@@ -334,7 +334,7 @@ class FileKeystore:
         try:
             staged.append(files.stage_version(layout.versions(name), {
                 n: (data, FILE_MODES[n]) for n, data in contents.items()}, tag=name))
-            staged.append(files.stage_file(layout.spec(name), tomli_w.dumps(spec.to_dict()).encode(),
+            staged.append(files.stage_file(layout.spec(name), tomli_w.dumps(spec.storable().to_dict()).encode(),
                                            SECRET_MODE, tag=name))
             staged.append(files.stage_symlink(layout.live_link(name), f"../certs/{name}/versions/{version}",
                                               tag=name))

@@ -22,6 +22,7 @@ import subprocess
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
+from ..credentials import scrubbed_env
 from ..errors import ReloadError, UsageError
 from ..log import redact
 from . import Deployment
@@ -78,7 +79,7 @@ class CommandReloader:
 
     def reload(self, deployments: Sequence[Deployment]) -> None:
         argv = list(self.settings.argv)
-        env = {**os.environ, **deployment_env(deployments)}
+        env = {**scrubbed_env(), **deployment_env(deployments)}
         try:
             done = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True,
                                   timeout=self.settings.timeout, check=False)

@@ -6,6 +6,7 @@ import subprocess
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from ..credentials import scrubbed_env
 from ..errors import ConfigError, ReloadError
 
 DEFAULT_TIMEOUT = 30.0
@@ -22,7 +23,7 @@ def run_program(argv: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT) -> Pro
     """Run ``argv``; a missing program or a timeout is a ReloadError, a non-zero exit is returned."""
     try:
         done = subprocess.run(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, timeout=timeout, check=False)
+                              stderr=subprocess.STDOUT, timeout=timeout, check=False, env=scrubbed_env())
     except FileNotFoundError as exc:
         raise ReloadError(f"cannot run {argv[0]}: not found", "install it, or set the reloader's binary "
                           "or command option to its full path") from exc

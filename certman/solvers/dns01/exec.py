@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from ...credentials import scrubbed_env
 from ...errors import ConfigError, SolverError
 from ...log import redact
 from ...plugin_settings import setting, settings_from
@@ -38,7 +39,7 @@ class ExecProvider:
             raise ConfigError(f"exec DNS provider: {settings.program} is not an executable file",
                               "give the full path of an executable program (chmod +x)")
         self.settings = settings
-        self.env = dict(os.environ if env is None else env)
+        self.env = scrubbed_env(os.environ if env is None else env)
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], env: Mapping[str, str] | None = None) -> "ExecProvider":
