@@ -46,34 +46,55 @@ def deployment_of(keystore: FileKeystore, spec: CertSpec, serial: str) -> Deploy
 
 
 def create_reloader(table: Mapping[str, Any]) -> Reloader:
+    """The reloader a ``[[reloader]]`` table describes; a bad table is a UsageError."""
     options = {k: v for k, v in table.items() if k != "name"}
-    reloader: Reloader = plugins.lookup("reloaders", str(table.get("name", ""))).from_options(options)
+    factory = plugins.lookup("reloaders", str(table.get("name", "")))
+    try:
+        reloader: Reloader = factory.from_options(options)
+    except CertmanError:
+        raise
+    except Exception as exc:  # a third-party reloader's own validation
+        raise UsageError(f"reloader {table.get('name')!r}: invalid options: {type(exc).__name__}: {exc}") from exc
     return reloader
 
 
+def check_reloaders(spec: CertSpec) -> None:
+    """Build every reloader of ``spec`` once, so a bad table fails before a certificate is ordered."""
+    for table in spec.reloaders:
+        create_reloader(table)
+
+
 def deploy(items: Sequence[tuple[CertSpec, Deployment]], *, timeout: float = DEFAULT_TIMEOUT) -> DeployResult:
-    """Run every distinct reloader of ``items`` once with all the certificates it serves."""
+    """Run every distinct reloader of ``items`` once with all the certificates it serves.
+
+    Tables that differ only in their ``verify`` endpoints are one proxy: it is reloaded
+    once, and each certificate is then checked at its own table's endpoints.
+    """
     errors: dict[str, CertmanError | None] = {spec.name: None for spec, _ in items}
-    groups: dict[str, tuple[Mapping[str, Any], list[Deployment]]] = {}
+    groups: dict[str, tuple[Mapping[str, Any], list[tuple[Deployment, Mapping[str, Any]]]]] = {}
     for spec, deployment in items:
         for table in spec.reloaders:
-            key = json.dumps(dict(table), sort_keys=True, default=str)
-            groups.setdefault(key, (table, []))[1].append(deployment)
-    for table, deployments in groups.values():
+            without_verify = {k: v for k, v in table.items() if k != "verify"}
+            key = json.dumps(without_verify, sort_keys=True, default=str)
+            groups.setdefault(key, (without_verify, []))[1].append((deployment, table))
+    for proxy, members in groups.values():
+        deployments = [d for d, _ in members]
         try:
-            _run_with_timeout(create_reloader(table), deployments, timeout, str(table.get("name")))
+            _run_with_timeout(create_reloader(proxy), deployments, timeout, str(proxy.get("name")))
         except CertmanError as exc:
-            log.info("reloader %s failed for %s: %s", table.get("name"),
+            log.info("reloader %s failed for %s: %s", proxy.get("name"),
                      ", ".join(d.name for d in deployments), exc)
             for d in deployments:
                 errors[d.name] = errors[d.name] or exc
             continue
-        endpoints = endpoints_from_options(table)
-        for d in deployments if endpoints else ():
+        for deployment, table in members:
+            endpoints = endpoints_from_options(table)
+            if not endpoints:
+                continue
             try:
-                verify_served(d, endpoints)
+                verify_served(deployment, endpoints)
             except CertmanError as exc:
-                errors[d.name] = errors[d.name] or exc
+                errors[deployment.name] = errors[deployment.name] or exc
     return DeployResult(errors)
 
 

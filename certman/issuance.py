@@ -23,9 +23,18 @@ from josepy import jwk
 from . import plugins, resume
 from .acme_session import REQUEST_TIMEOUT, AcmeSession
 from .config import CertSpec
+from .deploy import check_reloaders
 from .eab import ExternalAccount
 from .errors import ACMEError, UsageError
-from .keys import CertFacts, generate_key, key_to_pem, load_key, make_csr, public_keys_match, split_pem_chain
+from .keys import (
+    CertFacts,
+    generate_key,
+    key_to_pem,
+    load_key,
+    make_csr,
+    public_keys_match,
+    split_pem_chain,
+)
 from .keystore import FileKeystore, LivePaths, ca_id, utc_iso
 from .names import Identifier
 from .solvers import Challenge, Solver
@@ -70,6 +79,7 @@ def issue(spec: CertSpec, keystore: FileKeystore, *, account: AccountSettings = 
     ``replaces`` is the ARI CertID of the certificate this one renews (RFC 9773 §5).
     """
     solvers = [create_solver(s.name, s.options) for s in spec.solvers]
+    check_reloaders(spec)
     seen = keystore.live_version(spec.name)
     with keystore.lock_cert(spec.name):
         done = done_while_waiting(spec, keystore, seen)

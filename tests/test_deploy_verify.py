@@ -47,3 +47,29 @@ def test_a_reload_that_leaves_the_old_certificate_served_is_an_error_and_stays_u
     assert served_before in (result.error or "") and (result.serial or "") in (result.error or "")
     state = keystore.read_state("stale.example")
     assert state["deploy"]["pending"] is True
+
+
+def test_one_proxy_is_reloaded_once_for_two_certificates_with_different_verify_endpoints(
+        issue_cert, keystore: FileKeystore, tmp_path) -> None:
+    import dataclasses
+    import sys
+
+    from certman.deploy import deploy
+    from fixtures.proxies import deployment_of
+
+    counter = tmp_path / "reloads"
+    argv = [sys.executable, "-c", "import sys; open(sys.argv[1], 'a').write('x')", str(counter)]
+    items = []
+    for name in ("one.example", "two.example"):
+        issued = issue_cert(name)
+        spec = keystore.read_spec(name)
+        # Each certificate names its own endpoint; no proxy listens there, so verify fails
+        # per certificate, but the reload itself ran just once for both.
+        endpoint = f"127.0.0.1:{services.free_port()}"
+        table = {"name": "command", "argv": argv, "verify": [endpoint]}
+        items.append((dataclasses.replace(spec, reloaders=(table,)), deployment_of(issued)))
+
+    result = deploy(items)
+
+    assert counter.read_text() == "x"
+    assert result.failed == ["one.example", "two.example"]

@@ -177,3 +177,17 @@ def test_a_revoked_certificate_is_not_renewed_unless_forced(renew_env: RenewEnv)
 
     assert skipped.action == "skipped" and skipped.reason.startswith("revoked (superseded)")
     assert forced.action == "renewed" and forced.serial != revoked_serial
+
+
+def test_a_bad_reloader_table_fails_before_any_certificate_is_ordered(renew_env: RenewEnv):
+    settings = renew_env.settings(certificates=(
+        {"names": ["badhook.example"], "reloader": [{"name": "nosuch"}]},
+        {"names": ["goodhook.example"]}))
+
+    report = renew(renew_env.keystore, settings)
+
+    results = {r.name: r for r in report.results}
+    assert "unknown reloader 'nosuch'" in (results["badhook.example"].error or "")
+    assert renew_env.keystore.versions("badhook.example") == []
+    assert results["goodhook.example"].ok
+    assert report.exit_code == 7
