@@ -207,8 +207,9 @@ class Network(acme_client.ClientNetwork):
         # Exponential backoff with full jitter, unless the CA said how long to wait.
         wait = fault.retry_after if fault.retry_after is not None else random.uniform(0, 0.25 * 2 ** attempt)
         if attempt > TRANSIENT_RETRIES or time.monotonic() + wait > self.deadline:
+            come_back = _now() + datetime.timedelta(seconds=fault.retry_after) if fault.retry_after else None
             raise CAUnreachable(fault.what, "check the --server URL and that the CA is up; "
-                                "the next run retries") from fault
+                                "the next run retries", retry_after=come_back) from fault
         log.debug("%s; retrying in %.2fs", fault.what, wait)
         time.sleep(wait)
 

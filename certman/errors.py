@@ -74,7 +74,15 @@ class ACMEError(CertmanError):
 
 
 class CAUnreachable(ACMEError):
-    """No usable answer from the ACME server (network, timeout, 5xx)."""
+    """No usable answer from the ACME server (network, timeout, 5xx).
+
+    ``retry_after`` is when the CA said to come back (a 503 with Retry-After), if it did.
+    """
+
+    def __init__(self, message: str, hint: str | None = None, *,
+                 retry_after: datetime.datetime | None = None) -> None:
+        super().__init__(message, hint)
+        self.retry_after = retry_after
 
 
 class TLSVerifyFailed(CAUnreachable):

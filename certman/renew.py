@@ -25,7 +25,7 @@ from . import renewal
 from .config import CertSpec, Settings
 from .declared import declared_specs
 from .deploy import deploy, deployment_of
-from .errors import CertmanError, PartialFailure, RateLimited, UsageError
+from .errors import CAUnreachable, CertmanError, PartialFailure, RateLimited, UsageError
 from .keystore import FileKeystore, ca_id, locks
 from .reloaders import Deployment
 from .renewal import format_time, parse_time
@@ -334,7 +334,8 @@ class _Runner:
         now = self.now
         state = plan.state
         failures = int(state.get("consecutive_failures") or 0) + 1
-        retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
+        # A rate limit, or a 503 that said when to come back: honoured across runs.
+        retry_after = exc.retry_after if isinstance(exc, RateLimited | CAUnreachable) else None
         next_attempt = renewal.next_attempt_after_failure(now, failures, retry_after)
         state.update({
             "last_attempt": format_time(now),

@@ -89,11 +89,15 @@ def test_5xx_whose_retry_after_passes_the_deadline_fails_at_once_as_unreachable(
     before = snapshot(fresh_keystore.root)
     fault_proxy.add(path=NEW_ORDER, method="POST", status=503, retry_after="600")
 
-    with pytest.raises(CAUnreachable, match="answered 503"):
+    with pytest.raises(CAUnreachable, match="answered 503") as raised:
         issue_for(make_spec(fault_proxy.directory_url, pebble, "a.example"), fresh_keystore)
 
     assert fault_proxy.count("POST", NEW_ORDER) == 1
     assert snapshot(fresh_keystore.root) == before
+    # The CA's word on when to come back travels with the error, for renew to persist.
+    retry_after = raised.value.retry_after
+    assert retry_after is not None
+    assert 590 <= (retry_after - datetime.datetime.now(datetime.timezone.utc)).total_seconds() <= 600
 
 
 def test_a_response_that_stalls_after_its_headers_times_out_and_is_retried(
