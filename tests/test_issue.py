@@ -209,3 +209,12 @@ def listening_on(port: int) -> Iterator[None]:
 def _port_open(port: int) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_keystore_can_be_given_after_the_subcommand(certman: CertmanRun, pebble: services.Pebble,
+                                                    tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    assert certman("issue", "--keystore", str(elsewhere), *issue_flags(pebble), "after.example").exit_code == 0
+    assert (elsewhere / "live" / "after.example" / "fullchain.pem").exists()
+    assert "after.example" in certman("list", "--keystore", str(elsewhere)).stdout
+    assert not (certman.keystore / "live" / "after.example").exists()

@@ -113,7 +113,25 @@ def _register_commands() -> None:
         module = importlib.import_module(f"{__name__}.{info.name}")
         command = getattr(module, "command", None)
         if isinstance(command, click.Command):
+            _accept_keystore_option(command)
             cli.add_command(command)
+
+
+def _keystore_callback(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
+    if value is not None:
+        ctx.find_object(CliContext).overrides["keystore"] = value  # type: ignore[union-attr]
+
+
+def _accept_keystore_option(command: click.Command) -> None:
+    """Let `certman issue --keystore DIR` work as well as `certman --keystore DIR issue`."""
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _accept_keystore_option(sub)
+        return
+    if not any("--keystore" in getattr(p, "opts", ()) for p in command.params):
+        command.params.append(click.Option(["--keystore"], type=click.Path(path_type=Path), expose_value=False,
+                                           callback=_keystore_callback,
+                                           help="Keystore directory (same as certman --keystore)."))
 
 
 _register_commands()
