@@ -27,11 +27,11 @@ def certman(*args: str, env: dict[str, str]) -> None:
         sys.exit(code)
 
 
-def run_demo(directory_url: str, ca_bundle: str, http_port: int) -> None:
+def run_demo(directory_url: str, ca_bundle: str, http_port: int, http_address: str = "127.0.0.1") -> None:
     env = {**os.environ, "CERTMAN_KEYSTORE": str(DEMO / "keystore"), "CERTMAN_CONFIG": str(DEMO / "certman.toml")}
     (DEMO / "certman.toml").write_text("# demo: all settings come from flags\n")
     certman("issue", "--server", directory_url, "--ca-bundle", ca_bundle, "--agree-tos",
-            "--email", "demo@example.com", "--http-address", "127.0.0.1", "--http-port", str(http_port),
+            "--email", "demo@example.com", "--http-address", http_address, "--http-port", str(http_port),
             *NAMES, env=env)
     certman("list", env=env)
     live = DEMO / "keystore" / "live" / NAMES[0]
@@ -57,7 +57,8 @@ def with_docker() -> None:
 
         services.wait_for(lambda: _reachable("https://localhost:14000/dir", bundle), timeout=30,
                           what="Pebble in Docker answering")
-        run_demo("https://localhost:14000/dir", str(bundle), 5002)
+        # Pebble in its container dials the host's bridge address, not loopback.
+        run_demo("https://localhost:14000/dir", str(bundle), 5002, http_address="")
     finally:
         subprocess.run([*compose, "down"], check=False)
 
