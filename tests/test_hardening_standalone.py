@@ -144,3 +144,54 @@ def test_sigterm_while_validating_closes_the_port_and_exits_130(
     assert stderr == "certman: interrupted\n"
     assert _port_is_free(pebble.http_port)
     assert not (keystore / "live").exists()
+
+
+# How a SIGTERM can reach certman without interrupting the call its main thread is
+# blocked in. Each prelude runs in the certman process before the CLI starts.
+LOST_WAKEUP = """
+import signal, threading, time
+# The signal lands after the main thread last checked for signals and before it
+# blocks (CPython only notices it when the blocking call returns): modelled by a
+# thread that takes SIGTERM for the process while the main thread has it blocked.
+threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+"""
+SWALLOWED = """
+import gc, os, signal, sys, threading
+# The handler runs inside a garbage-collector callback (as it can inside __del__, an
+# io object's finaliser or a weakref callback), where CPython discards its exception.
+def swallow(phase, info):
+    if (phase == "stop" and "certman.issuance" in sys.modules and not swallow.done
+            and threading.current_thread() is threading.main_thread()):
+        swallow.done = True
+        os.kill(os.getpid(), signal.SIGTERM)
+        sum(range(10000))  # the handler runs here and its exception goes nowhere
+swallow.done = False
+gc.callbacks.append(swallow)
+sys.unraisablehook = lambda unraisable: None
+"""
+
+
+@pytest.mark.parametrize("prelude", [LOST_WAKEUP, SWALLOWED], ids=["lost-wakeup", "swallowed"])
+def test_a_sigterm_the_main_thread_misses_still_stops_the_run(
+        fault_proxy: FaultProxy, pebble: services.Pebble, tmp_path: Path, prelude: str) -> None:
+    stall = fault_proxy.add(path=r"^/chalZ/", method="POST", stall=25.0)
+    keystore = tmp_path / "keystore"
+    env = {**os.environ, "CERTMAN_KEYSTORE": str(keystore)}
+    args = ["issue", "--server", fault_proxy.directory_url, "--ca-bundle", str(pebble.ca_bundle), "--agree-tos",
+            "--http-address", "127.0.0.1", "--http-port", str(pebble.http_port), "a.example"]
+    code = prelude + f"\nimport sys\nsys.argv = ['certman', *{args!r}]\nfrom certman.cli import main\nmain()\n"
+    process = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        if prelude is LOST_WAKEUP:
+            wait_until(lambda: stall.fired > 0, "certman is waiting for the CA to take its challenge answer")
+            process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+    assert process.returncode == 130
+    assert stderr == "certman: interrupted\n"
+    assert _port_is_free(pebble.http_port)
+    assert not (keystore / "live").exists()

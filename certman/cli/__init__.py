@@ -9,7 +9,6 @@ modules import the library inside their functions, so ``--help`` stays instant.
 from __future__ import annotations
 
 import logging
-import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ import click
 
 from .. import __version__
 from ..errors import EXIT_INTERNAL, EXIT_INTERRUPTED, CertmanError
+from ._termination import Terminated, TerminationGuard
 
 log = logging.getLogger("certman")
 
@@ -42,21 +42,11 @@ def fail(message: str, hint: str | None = None) -> None:
         click.echo(f"hint: {redact(hint)}", err=True)
 
 
-class _Terminated(BaseException):
-    """SIGTERM, raised in the main thread so that every cleanup (solvers, locks) runs."""
-
-
-def _on_sigterm(signum: int, frame: Any) -> None:
-    raise _Terminated()
-
-
 class CertmanGroup(click.Group):
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
-        try:
-            previous = signal.signal(signal.SIGTERM, _on_sigterm)
-        except ValueError:  # not the main thread (e.g. a test runner thread)
-            previous = None
+        # SIGTERM becomes Terminated in the main thread, so that every cleanup runs.
+        guard = TerminationGuard.install()  # None off the main thread (e.g. a test runner thread)
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except CertmanError as exc:
@@ -69,7 +59,7 @@ class CertmanGroup(click.Group):
         except click.ClickException as exc:
             fail(exc.format_message())
             code = exc.exit_code
-        except (click.Abort, KeyboardInterrupt, _Terminated):
+        except (click.Abort, KeyboardInterrupt, Terminated):
             fail("interrupted")
             code = EXIT_INTERRUPTED
         except Exception as exc:
@@ -78,8 +68,8 @@ class CertmanGroup(click.Group):
                  "run again with -vv to see the details")
             code = EXIT_INTERNAL
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
+            if guard is not None:
+                guard.uninstall()
         sys.exit(code or 0)
 
 
