@@ -1,8 +1,8 @@
 """Store one new version of ``a.example`` in KEYSTORE: the unit the crash tests kill.
 
-Run as ``python store_version.py KEYSTORE``. The key and a self-signed certificate
-are made before anything touches the keystore, so a fault injected into the
-keystore's syscalls lands inside ``FileKeystore.store_version``. Exits like certman:
+Run as ``python store_version.py KEYSTORE [NAME]`` (NAME: a.example). The key and a
+self-signed certificate are made before anything touches the keystore, so a fault
+injected into the keystore's syscalls lands inside ``FileKeystore.store_version``. Exits like certman:
 0, or the error's exit code after ``certman: <message>`` on stderr.
 """
 
@@ -23,7 +23,7 @@ from certman.keystore import FileKeystore
 from certman.names import normalise_all
 
 
-def self_signed(name: str) -> tuple[bytes, bytes]:
+def self_signed(name: str) -> tuple[bytes, bytes, str]:
     key = generate_key("ecdsa-p256")
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -32,19 +32,20 @@ def self_signed(name: str) -> tuple[bytes, bytes]:
             .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=90))
             .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
             .sign(key, hashes.SHA256()))
-    return key_to_pem(key), cert.public_bytes(Encoding.PEM)
+    return key_to_pem(key), cert.public_bytes(Encoding.PEM), format(cert.serial_number, "x")
 
 
-def main(root: str) -> int:
-    spec = CertSpec(name="a.example", identifiers=normalise_all(["a.example"]),
+def main(root: str, name: str = "a.example") -> int:
+    spec = CertSpec(name=name, identifiers=normalise_all([name]),
                     server="https://127.0.0.1:1/dir", solvers=(SolverSpec("standalone"),))
-    key_pem, cert_pem = self_signed("a.example")
+    # The real serial, so a test can tell which version the index describes.
+    key_pem, cert_pem, serial = self_signed(name)
     # store_version imports tomli_w lazily; importing it here first keeps a possible
     # __pycache__ write (write + rename) out of the syscalls the crash tests count.
     import tomli_w  # noqa: F401
 
     try:
-        FileKeystore(root).store_version(spec, key_pem, cert_pem, cert_pem, {"serial": "01"})
+        FileKeystore(root).store_version(spec, key_pem, cert_pem, cert_pem, {"serial": serial})
     except CertmanError as exc:
         print(f"certman: {exc.message}", file=sys.stderr)
         return exc.exit_code
@@ -52,4 +53,4 @@ def main(root: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(*sys.argv[1:3]))
