@@ -149,6 +149,18 @@ def test_clean_leftovers_of_the_certificate_repairs_its_index_entry(seeded: Path
     _assert_index_agrees_with_live(seeded)
 
 
+def test_renew_after_such_a_crash_plans_from_the_live_version(seeded: Path) -> None:
+    _killed_after_the_link_moved(seeded)
+
+    done = subprocess.run([sys.executable, "-m", "certman", "--keystore", str(seeded), "renew", "--check", "--json"],
+                          capture_output=True, text=True, timeout=60)
+
+    assert done.returncode == 0, done.stderr
+    [planned] = json.loads(done.stdout)["certificates"]
+    assert planned["serial"] == _live_meta(seeded)["serial"]
+    _assert_index_agrees_with_live(seeded)
+
+
 def test_repair_index_adds_a_first_version_whose_index_entry_a_crash_lost(seeded: Path) -> None:
     # The first store of b.example, killed after its link moved: the index has no entry at all.
     run = _run_driver(seeded, "-e", KILL_AFTER_THE_LINK_MOVED, name="b.example")

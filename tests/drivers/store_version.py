@@ -18,12 +18,12 @@ from cryptography.x509.oid import NameOID
 
 from certman.config import CertSpec, SolverSpec
 from certman.errors import CertmanError
-from certman.keys import generate_key, key_to_pem
-from certman.keystore import FileKeystore
+from certman.keys import CertFacts, generate_key, key_to_pem
+from certman.keystore import FileKeystore, utc_iso
 from certman.names import normalise_all
 
 
-def self_signed(name: str) -> tuple[bytes, bytes, str]:
+def self_signed(name: str) -> tuple[bytes, bytes, dict[str, str]]:
     key = generate_key("ecdsa-p256")
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -32,20 +32,23 @@ def self_signed(name: str) -> tuple[bytes, bytes, str]:
             .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=90))
             .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
             .sign(key, hashes.SHA256()))
-    return key_to_pem(key), cert.public_bytes(Encoding.PEM), format(cert.serial_number, "x")
+    facts = CertFacts.of(cert)
+    # The facts issuance records, so tests can tell versions apart and plan renewals from them.
+    meta = {"serial": facts.serial, "not_before": utc_iso(facts.not_before),
+            "not_after": utc_iso(facts.not_after), "issuer": facts.issuer}
+    return key_to_pem(key), cert.public_bytes(Encoding.PEM), meta
 
 
 def main(root: str, name: str = "a.example") -> int:
     spec = CertSpec(name=name, identifiers=normalise_all([name]),
                     server="https://127.0.0.1:1/dir", solvers=(SolverSpec("standalone"),))
-    # The real serial, so a test can tell which version the index describes.
-    key_pem, cert_pem, serial = self_signed(name)
+    key_pem, cert_pem, meta = self_signed(name)
     # store_version imports tomli_w lazily; importing it here first keeps a possible
     # __pycache__ write (write + rename) out of the syscalls the crash tests count.
     import tomli_w  # noqa: F401
 
     try:
-        FileKeystore(root).store_version(spec, key_pem, cert_pem, cert_pem, {"serial": serial})
+        FileKeystore(root).store_version(spec, key_pem, cert_pem, cert_pem, meta)
     except CertmanError as exc:
         print(f"certman: {exc.message}", file=sys.stderr)
         return exc.exit_code
