@@ -24,7 +24,7 @@ from . import plugins, resume
 from .acme_session import REQUEST_TIMEOUT, AcmeSession
 from .config import CertSpec
 from .eab import ExternalAccount
-from .errors import ACMEError, KeystoreError, UsageError
+from .errors import ACMEError, UsageError
 from .keys import CertFacts, generate_key, key_to_pem, load_key, make_csr, public_keys_match, split_pem_chain
 from .keystore import FileKeystore, LivePaths, ca_id, utc_iso
 from .names import Identifier
@@ -159,14 +159,12 @@ def open_session(directory_url: str, keystore: FileKeystore, account: AccountSet
         # A rollover died half-way: key.pem may be the key the CA no longer accepts, and
         # only `certman account` commands used to settle that, so unattended renewals
         # kept failing. Settle it here, under the keystore lock like a rollover itself.
-        from .accounts import CAEndpoint, _finish_interrupted_rollover  # deferred: accounts imports this module
+        from .accounts import CAEndpoint, _finish_interrupted_rollover, _stored  # deferred: accounts imports us
 
+        endpoint = CAEndpoint(directory_url, ca_bundle, timeout)
         with keystore.lock_keystore():
-            _finish_interrupted_rollover(keystore, CAEndpoint(directory_url, ca_bundle, timeout))
-            stored = keystore.load_account(ca)
-        if stored is None:
-            raise KeystoreError(f"the account for {directory_url} vanished while finishing its key rollover",
-                                "run `certman account show` to see what is stored")
+            _finish_interrupted_rollover(keystore, endpoint)
+            stored = _stored(keystore, endpoint)
     key_pem, data = stored
     session = AcmeSession(directory_url, account_jwk(key_pem), ca_bundle=ca_bundle, timeout=timeout,
                           request_timeout=request_timeout)

@@ -255,7 +255,7 @@ def test_sigkill_at_any_rename_of_a_whole_issuance_leaves_a_usable_keystore(
     assert counted.returncode == 0, counted.stderr
     counts = {m.group(1): int(m.group(2))
               for m in re.finditer(r"^(rename|renameat)\s+(\d+)$", summary.read_text(), re.M)}
-    # The kept order (order-key.pem, order.json) by renameat; version, link, spec, index by rename.
+    # The kept order (order-key.pem, order.json) by renameat; version, spec, link, index by rename.
     assert counts["rename"] >= 4 and counts["renameat"] >= 2
 
     for syscall, calls in counts.items():
