@@ -165,6 +165,16 @@ def open_session(directory_url: str, keystore: FileKeystore, account: AccountSet
             if stored is None:
                 return _register(directory_url, ca, keystore, account, ca_bundle=ca_bundle, timeout=timeout,
                                  request_timeout=request_timeout)
+    if keystore.load_pending_account_key(ca) is not None:
+        # A rollover died half-way: key.pem may be the key the CA no longer accepts, and
+        # only `certman account` commands used to settle that, so unattended renewals
+        # kept failing. Settle it here, under the keystore lock like a rollover itself.
+        from .accounts import CAEndpoint, _finish_interrupted_rollover, _stored  # deferred: accounts imports us
+
+        endpoint = CAEndpoint(directory_url, ca_bundle, timeout)
+        with keystore.lock_keystore():
+            _finish_interrupted_rollover(keystore, endpoint)
+            stored = _stored(keystore, endpoint)
     key_pem, data = stored
     session = AcmeSession(directory_url, account_jwk(key_pem), ca_bundle=ca_bundle, timeout=timeout,
                           request_timeout=request_timeout)

@@ -248,3 +248,19 @@ def test_a_rollover_killed_before_the_ca_answered_keeps_the_old_key(keystore, ca
     assert show_account(keystore, ca).status == "valid"
     assert keystore.load_account(ca_id(ca.directory_url))[0] == old_pem
     assert keystore.load_pending_account_key(ca_id(ca.directory_url)) is None
+
+
+@pytest.mark.parametrize("reached_the_ca", [True, False])
+def test_issue_after_an_interrupted_rollover_finishes_it_and_signs_with_the_key_the_ca_accepts(
+        keystore, ca, agreed, pebble, reached_the_ca):
+    # Unattended renewal runs no `certman account` command: issuance itself must settle
+    # the half-done rollover, or every order is signed with a key the CA refuses.
+    register_account(keystore, ca, agreed)
+    old_pem, _ = keystore.load_account(ca_id(ca.directory_url))
+    new_pem = _interrupted_rollover(keystore, ca, reached_the_ca=reached_the_ca)
+
+    result = issue(standalone_spec(pebble, "interrupted.example"), keystore, timeout=60)
+
+    assert pebble.cert_status(result.serial)["Status"] == "Valid"
+    assert keystore.load_account(ca_id(ca.directory_url))[0] == (new_pem if reached_the_ca else old_pem)
+    assert keystore.load_pending_account_key(ca_id(ca.directory_url)) is None

@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 
 import services
+from certman.config import Settings
 from certman.errors import KeystoreLocked
 from certman.issuance import IssueResult
 from certman.keys import load_key, public_keys_match, split_pem_chain
-from certman.keystore import FileKeystore
+from certman.keystore import FileKeystore, locks
+from certman.renew import RUN_LOCK, RenewReport, renew
 from fixtures.fault_proxy import FaultProxy
 from fixtures.hardening import issue_for, make_spec, wait_until
 
@@ -55,6 +57,42 @@ def test_two_runs_for_the_same_certificate_make_exactly_one_order(
     assert fault_proxy.count("POST", r"^/order-plz", succeeded=True) == 1
     assert {r.serial for r in results} == {results[0].serial}
     assert fresh_keystore.versions("a.example") == ["000001"]
+
+
+def test_two_renew_runs_forced_to_overlap_make_exactly_one_order_per_certificate(
+        fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore) -> None:
+    # Two `certman renew` runs (a timer and an operator) that both planned to issue
+    # the same certificates before either got the run lock.
+    standalone = [{"name": "standalone", "address": "127.0.0.1", "port": pebble.http_port}]
+    settings = Settings(server=fault_proxy.directory_url, ca_bundle=str(pebble.ca_bundle), agree_tos=True,
+                        keystore=fresh_keystore.root, timeout=30.0,
+                        certificates=({"names": ["a.example"], "solver": standalone},
+                                      {"names": ["b.example"], "solver": standalone}))
+    reports: list[RenewReport] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            # One job: the two certificates share the standalone solver's port.
+            reports.append(renew(fresh_keystore, settings, jobs=1))
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    with locks.hold(fresh_keystore.layout.locks / RUN_LOCK, timeout=5, what="the test"):
+        for thread in threads:
+            thread.start()
+        # Both have planned "issue" for both names and now wait for the run lock.
+        wait_until(lambda: _blocked_in_lock(threads), "both renew runs wait for the run lock")
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert errors == []
+    assert fault_proxy.count("POST", r"^/order-plz", succeeded=True) == 2
+    actions = sorted(tuple(r.action for r in report.results) for report in reports)
+    assert actions == [("issued", "issued"), ("skipped", "skipped")]
+    assert fresh_keystore.versions("a.example") == ["000001"]
+    assert fresh_keystore.versions("b.example") == ["000001"]
 
 
 def test_a_run_after_the_first_finished_issues_again(

@@ -28,8 +28,9 @@ KILL_SYSCALLS = ("rename", "symlink", "mkdir", "write", "fsync")
 ENOSPC_SYSCALLS = ("write", "symlink", "mkdir")
 
 
-def _run_driver(root: Path, *strace_args: str, strace_output: Path | None = None) -> subprocess.CompletedProcess[str]:
-    argv = [sys.executable, str(DRIVER), str(root)]
+def _run_driver(root: Path, *strace_args: str, strace_output: Path | None = None,
+                name: str = "a.example") -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, str(DRIVER), str(root), name]
     if strace_args:
         strace = services.require_binary("strace", "strace")
         argv = [strace, "-f", "-o", str(strace_output or os.devnull), *strace_args, *argv]
@@ -61,6 +62,25 @@ def _assert_live_is_a_complete_matching_pair(root: Path) -> None:
     assert (live / "combined.pem").read_bytes() == fullchain_pem + key_pem
 
 
+def _live_meta(root: Path, name: str = "a.example") -> dict:
+    return json.loads((root / "live" / name / "meta.json").read_text())
+
+
+def _assert_index_agrees_with_live(root: Path, name: str = "a.example") -> None:
+    entry = json.loads((root / "index.json").read_text())["certificates"][name]
+    meta = _live_meta(root, name)
+    assert (entry["version"], entry["serial"]) == (os.readlink(root / "live" / name).rsplit("/", 1)[-1],
+                                                   meta["serial"])
+    assert (entry["identifiers"], entry["key_type"]) == ([name], "ecdsa-p256")
+
+
+def _listed(root: Path) -> dict:
+    done = subprocess.run([sys.executable, "-m", "certman", "--keystore", str(root), "list", "--json"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return {c["name"]: c for c in json.loads(done.stdout)["certificates"]}
+
+
 def _temporaries(root: Path) -> list[str]:
     return [str(Path(d) / e) for d, dirs, names in os.walk(root) for e in dirs + names if e.startswith(TMP_PREFIX)]
 
@@ -85,12 +105,73 @@ def test_sigkill_at_any_syscall_of_storing_leaves_live_complete_and_the_next_run
             assert run.returncode == -9, (syscall, n, run.stderr)
             killed += 1
             _assert_live_is_a_complete_matching_pair(seeded)
+            # Whatever the index says after the kill, `certman list` shows what is live.
+            listed = _listed(seeded)["a.example"]
+            assert listed["serial"] == _live_meta(seeded)["serial"], (syscall, n)
+            _assert_index_agrees_with_live(seeded)
             recovery = _run_driver(seeded)
             assert recovery.returncode == 0, (syscall, n, recovery.stderr)
             _assert_live_is_a_complete_matching_pair(seeded)
+            _assert_index_agrees_with_live(seeded)
             assert _temporaries(seeded) == [], (syscall, n)
 
     assert killed == sum(counts.values())
+
+
+# rename 1 commits the version, 2 the spec, 3 the live link, 4 the index.
+KILL_AFTER_THE_LINK_MOVED = "inject=rename:signal=SIGKILL:when=4"
+
+
+def _killed_after_the_link_moved(root: Path) -> str:
+    """Kill a store between moving live/a.example and the index; return the stale serial."""
+    stale = json.loads((root / "index.json").read_text())["certificates"]["a.example"]["serial"]
+    run = _run_driver(root, "-e", KILL_AFTER_THE_LINK_MOVED)
+    assert run.returncode == -9, run.stderr
+    assert _live_meta(root)["serial"] != stale
+    assert json.loads((root / "index.json").read_text())["certificates"]["a.example"]["serial"] == stale
+    return stale
+
+
+def test_storing_another_certificate_after_such_a_crash_repairs_the_index(seeded: Path) -> None:
+    _killed_after_the_link_moved(seeded)
+
+    assert _run_driver(seeded, name="b.example").returncode == 0
+
+    _assert_index_agrees_with_live(seeded, "a.example")
+    _assert_index_agrees_with_live(seeded, "b.example")
+
+
+def test_clean_leftovers_of_the_certificate_repairs_its_index_entry(seeded: Path) -> None:
+    _killed_after_the_link_moved(seeded)
+
+    FileKeystore(seeded).clean_leftovers("a.example")
+
+    _assert_index_agrees_with_live(seeded)
+
+
+def test_renew_after_such_a_crash_plans_from_the_live_version(seeded: Path) -> None:
+    _killed_after_the_link_moved(seeded)
+
+    done = subprocess.run([sys.executable, "-m", "certman", "--keystore", str(seeded), "renew", "--check", "--json"],
+                          capture_output=True, text=True, timeout=60)
+
+    assert done.returncode == 0, done.stderr
+    [planned] = json.loads(done.stdout)["certificates"]
+    assert planned["serial"] == _live_meta(seeded)["serial"]
+    _assert_index_agrees_with_live(seeded)
+
+
+def test_repair_index_adds_a_first_version_whose_index_entry_a_crash_lost(seeded: Path) -> None:
+    # The first store of b.example, killed after its link moved: the index has no entry at all.
+    run = _run_driver(seeded, "-e", KILL_AFTER_THE_LINK_MOVED, name="b.example")
+    assert run.returncode == -9, run.stderr
+    keystore = FileKeystore(seeded)
+    assert "b.example" not in keystore.read_index() and keystore.crashed()
+
+    assert keystore.repair_index() == ["b.example"]
+
+    _assert_index_agrees_with_live(seeded, "b.example")
+    assert _listed(seeded)["b.example"]["serial"] == _live_meta(seeded, "b.example")["serial"]
 
 
 def test_a_full_disk_at_any_write_gives_a_storage_error_and_changes_nothing(seeded: Path) -> None:
@@ -174,7 +255,7 @@ def test_sigkill_at_any_rename_of_a_whole_issuance_leaves_a_usable_keystore(
     assert counted.returncode == 0, counted.stderr
     counts = {m.group(1): int(m.group(2))
               for m in re.finditer(r"^(rename|renameat)\s+(\d+)$", summary.read_text(), re.M)}
-    # The kept order (order-key.pem, order.json) by renameat; version, link, spec, index by rename.
+    # The kept order (order-key.pem, order.json) by renameat; version, spec, link, index by rename.
     assert counts["rename"] >= 4 and counts["renameat"] >= 2
 
     for syscall, calls in counts.items():

@@ -17,4 +17,8 @@ def command(obj: CliContext, /, as_json: bool) -> None:
 
     settings = obj.settings()
     keystore = FileKeystore(settings.keystore, lock_timeout=settings.lock_timeout)
+    if keystore.crashed():
+        # A run killed between moving live/ and the index leaves the index stale; the
+        # listing comes from the index, so repair it first.
+        keystore.repair_index()
     click.echo(_render.certificate_list(keystore.read_index(), as_json=as_json))

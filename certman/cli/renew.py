@@ -32,6 +32,10 @@ def command(obj: CliContext, /, names: tuple[str, ...], force: bool, check: bool
 
     settings = obj.settings(**flags)
     keystore = FileKeystore(settings.keystore, lock_timeout=settings.lock_timeout)
+    if keystore.crashed():
+        # A run killed between moving live/ and the index leaves the index stale; the
+        # plan comes from the index, so repair it first.
+        keystore.repair_index()
     report = renew(keystore, settings, names=names, force=force, check=check, jobs=jobs)
     if metrics_file and not check:
         metrics.write_textfile(metrics_file, report)

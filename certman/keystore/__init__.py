@@ -28,6 +28,7 @@ from .layout import (
     KEY_FILE,
     META_FILE,
     SECRET_MODE,
+    TMP_PREFIX,
     Layout,
     ca_id,
     version_name,
@@ -339,15 +340,19 @@ class FileKeystore:
             staged.append(files.stage_symlink(layout.live_link(name), f"../certs/{name}/versions/{version}",
                                               tag=name))
             with self.lock_keystore():
-                files.remove_leftovers(layout.root)
+                # A temporary in the root means a run died mid-commit, perhaps with live/
+                # moved and the index not: repair before removing that sign of it.
+                self._repair_index_locked(only_after_crash=True)
                 staged.append(files.stage_file(layout.index, self._index_bytes(name, {
                     **meta, "identifiers": [i.value for i in spec.identifiers],
                     "key_type": spec.key_type, "server": spec.server}), SECRET_MODE))
                 version_tmp, spec_tmp, link_tmp, index_tmp = staged
                 path = layout.versions(name) / version
                 files.commit(version_tmp, path)
-                files.commit(link_tmp, layout.live_link(name))
+                # The spec goes before the link, so once live/ has moved, spec.toml is the
+                # one it was issued for and a repair can rebuild the index entry from them.
                 files.commit(spec_tmp, layout.spec(name))
+                files.commit(link_tmp, layout.live_link(name))
                 files.commit(index_tmp, layout.index)
                 staged.clear()
         finally:
@@ -369,12 +374,89 @@ class FileKeystore:
             files.write_file(self.layout.index, self._index_bytes(name, entry), SECRET_MODE)
 
     def clean_leftovers(self, name: str) -> list[Path]:
-        """Remove temporary files and directories a killed run left for ``name``."""
+        """Remove temporary files and directories a killed run left for ``name``, and bring
+        its index entry in line with live/ if a run died between moving the link and the index."""
         removed = files.remove_leftovers(self.layout.versions(name))
         removed += files.remove_leftovers(self.layout.cert_dir(name))
         # live/ is shared: only this certificate's temporaries are ours to remove.
         removed += files.remove_leftovers(self.layout.live, tag=name)
+        if self._live_entry(name, self.read_index().get(name)) is not None:
+            with self.lock_keystore():
+                certs = self.read_index()
+                entry = self._live_entry(name, certs.get(name))
+                if entry is not None:
+                    certs[name] = entry
+                    self._write_index(certs)
         return removed
+
+    def crashed(self) -> bool:
+        """Whether a temporary lies in the root or live/: a run may have died mid-commit.
+
+        Cheap (two directory listings), so commands can check on every start and pay
+        for ``repair_index`` only after a crash.
+        """
+        for directory in (self.layout.root, self.layout.live):
+            try:
+                if any(e.startswith(TMP_PREFIX) for e in os.listdir(directory)):
+                    return True
+            except FileNotFoundError:
+                pass
+        return False
+
+    def repair_index(self) -> list[str]:
+        """Rebuild every index entry that disagrees with live/; return the names repaired."""
+        with self.lock_keystore():
+            return self._repair_index_locked(only_after_crash=False)
+
+    def _repair_index_locked(self, *, only_after_crash: bool) -> list[str]:
+        # Only runs holding the keystore lock stage files in the root, so under it every
+        # temporary there is a dead run's; live/ temporaries may be another certificate's
+        # store in flight, and stay for that certificate's clean_leftovers.
+        if not files.remove_leftovers(self.layout.root) and only_after_crash:
+            return []
+        certs = self.read_index()
+        try:
+            linked = [e for e in os.listdir(self.layout.live) if not e.startswith(TMP_PREFIX)]
+        except FileNotFoundError:
+            linked = []
+        repaired = []
+        for name in sorted(set(certs) | set(linked)):
+            entry = self._live_entry(name, certs.get(name))
+            if entry is not None:
+                certs[name] = entry
+                repaired.append(name)
+        if repaired:
+            self._write_index(certs)
+        return repaired
+
+    def _live_entry(self, name: str, entry: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        """``name``'s index entry rebuilt from the version live/<name> points at, or None
+        when the index already agrees (or the link dangles: archived, nothing to list)."""
+        version = self.live_version(name)
+        if version is None or (entry is not None and entry.get("version") == version):
+            return None
+        from cryptography import x509  # deferred: only a repair parses a certificate
+
+        from ..keys import CertFacts
+
+        directory = self.layout.versions(name) / version
+        try:
+            meta = json.loads((directory / META_FILE).read_text())
+            leaf = x509.load_pem_x509_certificate((directory / CERT_FILE).read_bytes())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise KeystoreError(f"live version {directory} of {name} is unreadable: {exc}",
+                                "run `certman doctor`") from exc
+        spec = self.read_spec(name)
+        # Identifiers from the certificate itself: the spec may have been edited since.
+        return {**meta, "version": version, "identifiers": list(CertFacts.of(leaf).identifiers),
+                "key_type": spec.key_type, "server": spec.server}
+
+    def _write_index(self, certs: Mapping[str, Any]) -> None:
+        """Replace the whole index; the caller holds the keystore lock."""
+        files.write_file(self.layout.index, _dump_json({"format": INDEX_FORMAT, "certificates": dict(certs)}),
+                         SECRET_MODE)
 
 
 def utc_iso(moment: datetime.datetime) -> str:

@@ -1,8 +1,8 @@
 """Store one new version of ``a.example`` in KEYSTORE: the unit the crash tests kill.
 
-Run as ``python store_version.py KEYSTORE``. The key and a self-signed certificate
-are made before anything touches the keystore, so a fault injected into the
-keystore's syscalls lands inside ``FileKeystore.store_version``. Exits like certman:
+Run as ``python store_version.py KEYSTORE [NAME]`` (NAME: a.example). The key and a
+self-signed certificate are made before anything touches the keystore, so a fault
+injected into the keystore's syscalls lands inside ``FileKeystore.store_version``. Exits like certman:
 0, or the error's exit code after ``certman: <message>`` on stderr.
 """
 
@@ -18,12 +18,12 @@ from cryptography.x509.oid import NameOID
 
 from certman.config import CertSpec, SolverSpec
 from certman.errors import CertmanError
-from certman.keys import generate_key, key_to_pem
-from certman.keystore import FileKeystore
+from certman.keys import CertFacts, generate_key, key_to_pem
+from certman.keystore import FileKeystore, utc_iso
 from certman.names import normalise_all
 
 
-def self_signed(name: str) -> tuple[bytes, bytes]:
+def self_signed(name: str) -> tuple[bytes, bytes, dict[str, str]]:
     key = generate_key("ecdsa-p256")
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -32,19 +32,23 @@ def self_signed(name: str) -> tuple[bytes, bytes]:
             .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=90))
             .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
             .sign(key, hashes.SHA256()))
-    return key_to_pem(key), cert.public_bytes(Encoding.PEM)
+    facts = CertFacts.of(cert)
+    # The facts issuance records, so tests can tell versions apart and plan renewals from them.
+    meta = {"serial": facts.serial, "not_before": utc_iso(facts.not_before),
+            "not_after": utc_iso(facts.not_after), "issuer": facts.issuer}
+    return key_to_pem(key), cert.public_bytes(Encoding.PEM), meta
 
 
-def main(root: str) -> int:
-    spec = CertSpec(name="a.example", identifiers=normalise_all(["a.example"]),
+def main(root: str, name: str = "a.example") -> int:
+    spec = CertSpec(name=name, identifiers=normalise_all([name]),
                     server="https://127.0.0.1:1/dir", solvers=(SolverSpec("standalone"),))
-    key_pem, cert_pem = self_signed("a.example")
+    key_pem, cert_pem, meta = self_signed(name)
     # store_version imports tomli_w lazily; importing it here first keeps a possible
     # __pycache__ write (write + rename) out of the syscalls the crash tests count.
     import tomli_w  # noqa: F401
 
     try:
-        FileKeystore(root).store_version(spec, key_pem, cert_pem, cert_pem, {"serial": "01"})
+        FileKeystore(root).store_version(spec, key_pem, cert_pem, cert_pem, meta)
     except CertmanError as exc:
         print(f"certman: {exc.message}", file=sys.stderr)
         return exc.exit_code
@@ -52,4 +56,4 @@ def main(root: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(*sys.argv[1:3]))
