@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Mapping
 
 from .errors import ConfigError
-from .log import is_secret, register_secret
+from .log import register_secret
 
 EAB_HMAC_VAR = "CERTMAN_EAB_HMAC_KEY"
 
@@ -58,12 +58,13 @@ def read_secret_file(path: Path, file_var: str) -> str:
 def scrubbed_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     """``env`` without certman's secrets, for the programs certman starts (hooks, DNS scripts).
 
-    Drops every secret setting of every plugin (and its ``_FILE`` variant), the EAB
-    HMAC key, and any variable whose value is a secret certman has read.
+    Drops every secret setting of every plugin (and its ``_FILE`` variant) and the EAB
+    HMAC key, by name. Variables of the operator's own stay: an exec DNS hook may
+    need its own credentials to do its job.
     """
     env = os.environ if env is None else env
     names = _secret_variables()
-    return {k: v for k, v in env.items() if k not in names and not is_secret(v)}
+    return {k: v for k, v in env.items() if k not in names}
 
 
 def _secret_variables() -> set[str]:

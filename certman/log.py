@@ -17,11 +17,6 @@ _JWK_PRIVATE = re.compile(r'("(?:d|p|q|dp|dq|qi|k)"\s*:\s*")[A-Za-z0-9_-]{16,}("
 _secrets: set[str] = set()
 
 
-def is_secret(value: str) -> bool:
-    """Whether ``value`` is a secret certman has read (so it must not be passed on)."""
-    return value in _secrets
-
-
 def register_secret(value: str) -> None:
     """Remember a secret (TSIG, EAB HMAC, API token) so that no log line or error can carry it."""
     if len(value) >= 4:
