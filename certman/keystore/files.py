@@ -61,14 +61,31 @@ def ensure_dir(path: Path) -> None:
     except FileExistsError:
         check_safe_dir(path)
         return
-    except FileNotFoundError:
+    except FileNotFoundError as exc:
+        # Create the missing parents once, then try exactly once more: some file
+        # systems (/proc, /sys) answer ENOENT although the parent exists, and
+        # retrying there would recurse forever.
+        if path.parent == path or os.path.lexists(path.parent):
+            raise _cannot_create(exc, path) from exc
         ensure_dir(path.parent)
-        ensure_dir(path)
-        return
+        try:
+            os.mkdir(path, DIR_MODE)
+        except FileExistsError:
+            check_safe_dir(path)
+            return
+        except OSError as again:
+            raise _cannot_create(again, path) from again
     except OSError as exc:
         raise storage_error(exc, path, "creating") from exc
     os.chmod(path, DIR_MODE, follow_symlinks=False)
     fsync_dir(path.parent)
+
+
+def _cannot_create(exc: OSError, path: Path) -> KeystoreError:
+    error = storage_error(exc, path, "creating")
+    if error.hint is None:
+        error.hint = "choose a --keystore (or keystore in certman.toml) on a writable local file system"
+    return error
 
 
 def fsync_dir(path: Path) -> None:
