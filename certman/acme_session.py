@@ -31,6 +31,7 @@ from josepy import errors as jose_errors
 from josepy import interfaces, json_util, jwa, jwk
 
 from . import __version__
+from .config import check_ca_bundle
 from .errors import ACMEError, AuthorizationFailed, CAUnreachable, CertmanError, RateLimited, TLSVerifyFailed
 from .names import Identifier
 
@@ -123,6 +124,15 @@ class Network(acme_client.ClientNetwork):
                 requests.exceptions.ChunkedEncodingError) as exc:
             # A truncated body (ChunkedEncodingError) is a connection that broke mid-answer.
             raise _Transient(f"cannot reach the ACME server at {_short(url)}: {_reason(exc)}", None) from exc
+        except OSError as exc:
+            if isinstance(exc, requests.exceptions.RequestException):
+                raise
+            # requests raises a bare OSError when the CA bundle it was given cannot be
+            # loaded (e.g. a spec.toml naming a bundle that was since removed).
+            if isinstance(self.verify_ssl, str):
+                check_ca_bundle(self.verify_ssl, "CA bundle")
+            raise CAUnreachable(f"cannot talk to the ACME server at {_short(url)}: {exc}",
+                                "check --ca-bundle and the network settings") from exc
         if response.status_code >= 500:
             raise _Transient(f"the ACME server answered {response.status_code} for {_short(url)}",
                              parse_retry_after(response))

@@ -50,6 +50,25 @@ def resolve_server(value: str) -> str:
     return url
 
 
+_CA_BUNDLE_HINT = "set --ca-bundle (or ca_bundle) to the PEM file of the CA that signed the server's certificate"
+
+
+def check_ca_bundle(path: str | None, origin: str = "CA bundle") -> str | None:
+    """Insist that a CA bundle is a readable file, before any request needs it."""
+    if path is None:
+        return None
+    try:
+        with open(path, "rb"):
+            pass
+    except IsADirectoryError:
+        raise ConfigError(f"{origin} {path} is a directory, not a file of CA certificates",
+                          _CA_BUNDLE_HINT) from None
+    except OSError as exc:
+        raise ConfigError(f"{origin} {path} cannot be read: {exc.strerror}",
+                          _CA_BUNDLE_HINT) from None
+    return path
+
+
 def check_key_type(value: str) -> str:
     if value not in KEY_TYPES:
         raise UsageError(f"unknown key type {value!r}", f"choose one of: {', '.join(KEY_TYPES)}")
@@ -337,6 +356,6 @@ def spec_from_settings(names: list[str] | tuple[str, ...], settings: Settings, *
                     server=resolve_server(settings.server),
                     solvers=solvers,
                     key_type=settings.key_type,
-                    ca_bundle=settings.ca_bundle,
+                    ca_bundle=check_ca_bundle(settings.ca_bundle),
                     profile=settings.profile,
                     preferred_chain=settings.preferred_chain)

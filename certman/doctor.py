@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from .config import CertSpec, Settings, load_settings, resolve_server
+from .config import CertSpec, Settings, check_ca_bundle, load_settings, resolve_server
 from .errors import CertmanError
 
 # Files that hold key material, wherever they sit in the keystore.
@@ -182,6 +182,13 @@ def check_ca(directory_url: str, ca_bundle: str | None) -> Check:
     except requests.exceptions.RequestException as exc:
         reason = "timed out" if isinstance(exc, requests.exceptions.Timeout) else "connection failed"
         return Check(name, False, f"unreachable ({reason})", "check the URL, DNS, firewall and proxy settings")
+    except OSError as exc:
+        # requests raises a bare OSError when the CA bundle cannot be loaded.
+        try:
+            check_ca_bundle(ca_bundle)
+        except CertmanError as bad_bundle:
+            return Check(name, False, bad_bundle.message, bad_bundle.hint)
+        return Check(name, False, f"cannot connect: {exc}", "check --ca-bundle and the network settings")
     try:
         directory = response.json()
         ok = response.status_code == 200 and isinstance(directory, dict) and "newNonce" in directory

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import services
 from fixtures.cli import CertmanRun
-from test_cli_errors import assert_one_line_error
+from test_cli_errors import assert_one_line_error, closed_port
 
 
 def test_keystore_under_proc_exits_3_naming_the_path(certman: CertmanRun) -> None:
@@ -17,3 +18,36 @@ def test_keystore_with_missing_parents_is_created_0700(certman: CertmanRun, tmp_
     keystore = tmp_path / "a" / "b" / "keystore"
     assert certman("--keystore", str(keystore), "list").exit_code == 0
     assert (keystore.stat().st_mode & 0o777, keystore.parent.stat().st_mode & 0o777) == (0o700, 0o700)
+
+
+def test_issue_with_a_missing_ca_bundle_exits_2_naming_it_before_any_request(certman: CertmanRun) -> None:
+    # The server would be unreachable (exit 4) if certman tried to talk to it.
+    result = certman("issue", "--server", f"https://127.0.0.1:{closed_port()}/dir", "--agree-tos",
+                     "--ca-bundle", "/nonexistent/ca.pem", "a.example")
+    assert_one_line_error(result, 2, "/nonexistent/ca.pem")
+
+
+def test_a_ca_bundle_that_is_a_directory_exits_2_naming_it(certman: CertmanRun, tmp_path: Path) -> None:
+    result = certman("issue", "--server", f"https://127.0.0.1:{closed_port()}/dir", "--agree-tos",
+                     "--ca-bundle", str(tmp_path), "a.example")
+    assert_one_line_error(result, 2, str(tmp_path), "directory")
+
+
+def test_account_register_with_a_missing_ca_bundle_exits_2_naming_it(certman: CertmanRun,
+                                                                     pebble: services.Pebble) -> None:
+    # No spec is built here: the bundle is first opened by the ACME session itself.
+    result = certman("account", "register", "--server", pebble.directory_url, "--agree-tos",
+                     "--ca-bundle", "/nonexistent/ca.pem")
+    assert_one_line_error(result, 2, "/nonexistent/ca.pem")
+
+
+def test_doctor_with_a_missing_ca_bundle_prints_a_fail_line_naming_it(certman: CertmanRun,
+                                                                      pebble: services.Pebble) -> None:
+    result = certman("doctor", "--server", pebble.directory_url, "--ca-bundle", "/nonexistent/ca.pem",
+                     "--http-address", "127.0.0.1", "--http-port", str(services.free_port()))
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    fail_lines = [line for line in result.stdout.splitlines() if line.startswith("FAIL")]
+    assert fail_lines == [f"FAIL  CA {pebble.directory_url}: CA bundle /nonexistent/ca.pem cannot be read: "
+                          "No such file or directory (hint: set --ca-bundle (or ca_bundle) to the PEM file "
+                          "of the CA that signed the server's certificate)"]
