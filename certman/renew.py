@@ -129,35 +129,63 @@ def renew(keystore: FileKeystore, settings: Settings, *, names: Iterable[str] = 
         raise UsageError(f"no certificate named {', '.join(repr(n) for n in unknown)} in {keystore.root} "
                          "or certman.toml", "see `certman list` for the names")
     selected = names or sorted(set(index) | set(declared))
-    states = keystore.read_states(selected)
-    plans = [_plan(keystore, name, index.get(name), states[name], declared.get(name), now, force)
-             for name in selected]
+    plans, unplanned = _plan_each(keystore, selected, index, declared, now, force)
     if check:
-        return RenewReport(tuple(_check_result(p, now) for p in plans), now)
+        checked = {p.name: _check_result(p, now) for p in plans}
+        return RenewReport(tuple({**unplanned, **checked}[n] for n in selected), now)
 
     busy = [p for p in plans if p.action != renewal.SKIP or p.check_ari]
     results: dict[str, CertResult] = {p.name: _skip_result(p) for p in plans if p not in busy}
+    results.update(unplanned)
     if busy:
         # One renew run at a time: a second one (a timer firing while an operator runs
         # `certman renew`) waits, then decides again on fresh state, never issuing twice.
         with locks.hold(keystore.layout.locks / RUN_LOCK, timeout=keystore.lock_timeout, what="certman renew"):
-            fresh = _replan(keystore, busy, now, force, declared)
+            fresh, unplanned = _replan(keystore, busy, now, force, declared)
+            results.update(unplanned)
             runner = _Runner(keystore, settings, account, now)
             with concurrent.futures.ThreadPoolExecutor(max_workers=min(jobs, len(busy)),
                                                        thread_name_prefix="renew") as pool:
                 for plan, result in zip(fresh, pool.map(runner.run, fresh)):
                     results[plan.name] = result
             _deploy_all(keystore, fresh, results, now, deploy_timeout)
-    return RenewReport(tuple(results[p.name] for p in plans), now)
+    return RenewReport(tuple(results[n] for n in selected), now)
+
+
+def _plan_each(keystore: FileKeystore, names: list[str], index: Mapping[str, Mapping[str, Any]],
+               declared: Mapping[str, CertSpec], now: datetime.datetime,
+               force: bool) -> tuple[list[_Plan], dict[str, CertResult]]:
+    """A plan per certificate; one that cannot be planned (say, a corrupt state.json)
+    becomes a failed result of its own instead of stopping the whole batch."""
+    try:
+        states: Mapping[str, dict[str, Any]] | None = keystore.read_states(names)
+    except CertmanError:
+        # Some state file is unreadable: read them one by one so only its certificate fails.
+        states = None
+    plans: list[_Plan] = []
+    unplanned: dict[str, CertResult] = {}
+    for name in names:
+        try:
+            state = states[name] if states is not None else keystore.read_state(name)
+            plans.append(_plan(keystore, name, index.get(name), state, declared.get(name), now, force))
+        except CertmanError as exc:
+            unplanned[name] = CertResult(name, "failed", "could not decide whether to renew",
+                                         error=exc.message, hint=exc.hint)
+        except (TypeError, ValueError, AttributeError) as exc:
+            # Only stored data can carry wrong types here: a hand-edited or corrupt state file.
+            log.debug("planning %s failed", name, exc_info=True)
+            unplanned[name] = CertResult(
+                name, "failed", "could not decide whether to renew",
+                error=f"malformed renewal state in {keystore.layout.state(name)}: {exc}",
+                hint="fix or remove that state.json: it holds renewal bookkeeping (retries, ARI, "
+                     "pending deploys), not the certificate")
+    return plans, unplanned
 
 
 def _replan(keystore: FileKeystore, plans: list[_Plan], now: datetime.datetime, force: bool,
-            declared: Mapping[str, CertSpec]) -> list[_Plan]:
+            declared: Mapping[str, CertSpec]) -> tuple[list[_Plan], dict[str, CertResult]]:
     """The plans again from the index and states as they are now that we hold the run lock."""
-    names = [p.name for p in plans]
-    index = keystore.read_index()
-    states = keystore.read_states(names)
-    return [_plan(keystore, n, index.get(n), states[n], declared.get(n), now, force) for n in names]
+    return _plan_each(keystore, [p.name for p in plans], keystore.read_index(), declared, now, force)
 
 
 def _plan(keystore: FileKeystore, name: str, entry: Mapping[str, Any] | None, state: dict[str, Any],

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pytest
+
 import services
-from fixtures.cli import CertmanRun
+from fixtures.cli import CertmanRun, issue_flags
 from test_cli_errors import assert_one_line_error, closed_port
 
 
@@ -51,3 +54,22 @@ def test_doctor_with_a_missing_ca_bundle_prints_a_fail_line_naming_it(certman: C
     assert fail_lines == [f"FAIL  CA {pebble.directory_url}: CA bundle /nonexistent/ca.pem cannot be read: "
                           "No such file or directory (hint: set --ca-bundle (or ca_bundle) to the PEM file "
                           "of the CA that signed the server's certificate)"]
+
+
+@pytest.mark.parametrize("state", ["[1, 2]", '{"next_attempt": "bogus", "consecutive_failures": 1}',
+                                   '{"consecutive_failures": "x"}', '{"last_success": 5}', "{not json"])
+def test_a_corrupt_state_file_fails_only_its_certificate(certman: CertmanRun, pebble: services.Pebble,
+                                                         state: str) -> None:
+    for name in ("good.example", "bad.example"):
+        assert certman("issue", *issue_flags(pebble), name).exit_code == 0
+    state_file = certman.keystore / "certs" / "bad.example" / "state.json"
+    state_file.write_text(state)
+    # One at a time: both certificates' standalone solvers use the same port.
+    result = certman("renew", "--force", "--jobs", "1", "--json")
+    assert result.exit_code == 7, result.output
+    actions = {r["name"]: (r["action"], r["error"] or "")
+               for r in json.loads(result.stdout)["certificates"]}
+    assert actions["good.example"] == ("renewed", "")
+    assert actions["bad.example"][0] == "failed"
+    assert str(state_file) in actions["bad.example"][1]
+    assert "Traceback" not in result.output

@@ -39,6 +39,7 @@ __all__ = ["FileKeystore", "LivePaths", "PendingOrder", "StoredVersion", "ca_id"
 PendingOrder = pending.PendingOrder
 
 INDEX_FORMAT = 1
+_STATE_HINT = "fix or remove it: it holds renewal bookkeeping (retries, ARI, pending deploys), not the certificate"
 
 
 @dataclass(frozen=True)
@@ -247,12 +248,14 @@ class FileKeystore:
         return CertSpec.from_dict(data, str(path))
 
     def read_state(self, name: str) -> dict[str, Any]:
+        path = self.layout.state(name)
         try:
-            return dict(json.loads(self.layout.state(name).read_text()))
+            state = json.loads(path.read_text())
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as exc:
-            raise KeystoreError(f"state file {self.layout.state(name)} is unreadable: {exc}") from exc
+            raise KeystoreError(f"state file {path} is unreadable: {exc}", _STATE_HINT) from exc
+        return _state_object(state, path)
 
     def read_states(self, names: list[str]) -> dict[str, dict[str, Any]]:
         """``read_state`` for many certificates at once: a renew run over 10,000 names
@@ -263,11 +266,13 @@ class FileKeystore:
             path = os.path.join(certs, check_cert_name(name), "state.json")
             try:
                 with open(path, "rb") as fh:
-                    states[name] = dict(json.loads(fh.read()))
+                    state = json.loads(fh.read())
             except FileNotFoundError:
                 states[name] = {}
+                continue
             except (OSError, ValueError) as exc:
-                raise KeystoreError(f"state file {path} is unreadable: {exc}") from exc
+                raise KeystoreError(f"state file {path} is unreadable: {exc}", _STATE_HINT) from exc
+            states[name] = _state_object(state, path)
         return states
 
     def write_state(self, name: str, state: Mapping[str, Any]) -> None:
@@ -457,6 +462,36 @@ class FileKeystore:
         """Replace the whole index; the caller holds the keystore lock."""
         files.write_file(self.layout.index, _dump_json({"format": INDEX_FORMAT, "certificates": dict(certs)}),
                          SECRET_MODE)
+
+
+_STATE_TIMES = ("last_attempt", "last_success", "last_failure", "next_attempt", "retry_after")
+
+
+def _state_object(state: Any, path: Path | str) -> dict[str, Any]:
+    """The state as read, if its fields have the types renewal relies on.
+
+    Checked here, once, so a hand-edited file fails its own certificate with a
+    message naming it, instead of a TypeError somewhere in the middle of a batch.
+    """
+    # dict() of a JSON list would "work" for [[k, v]] and fail oddly otherwise.
+    if not isinstance(state, dict):
+        raise KeystoreError(f"state file {path} is malformed: not a JSON object", _STATE_HINT)
+    failures = state.get("consecutive_failures")
+    if failures is not None and (not isinstance(failures, int) or isinstance(failures, bool) or failures < 0):
+        raise KeystoreError(f"state file {path} is malformed: consecutive_failures = {failures!r}", _STATE_HINT)
+    for key in _STATE_TIMES:
+        value = state.get(key)
+        if value is None:
+            continue
+        try:
+            datetime.datetime.fromisoformat(value)
+        except (TypeError, ValueError):
+            raise KeystoreError(f"state file {path} is malformed: {key} = {value!r} is not a time",
+                                _STATE_HINT) from None
+    for key in ("ari", "deploy"):
+        if not isinstance(state.get(key) or {}, dict):
+            raise KeystoreError(f"state file {path} is malformed: {key} is not an object", _STATE_HINT)
+    return state
 
 
 def utc_iso(moment: datetime.datetime) -> str:
