@@ -73,3 +73,46 @@ def test_a_corrupt_state_file_fails_only_its_certificate(certman: CertmanRun, pe
     assert actions["bad.example"][0] == "failed"
     assert str(state_file) in actions["bad.example"][1]
     assert "Traceback" not in result.output
+
+
+def test_an_index_that_is_not_an_object_exits_3_naming_it(certman: CertmanRun) -> None:
+    certman.keystore.mkdir(mode=0o700)
+    (certman.keystore / "index.json").write_text("[1, 2]")
+    assert_one_line_error(certman("list"), 3, str(certman.keystore / "index.json"), "certman doctor")
+
+
+def _corrupt_index_entry(certman: CertmanRun, pebble: services.Pebble, name: str, **changes: object) -> None:
+    assert certman("issue", *issue_flags(pebble), name).exit_code == 0
+    index_file = certman.keystore / "index.json"
+    index = json.loads(index_file.read_text())
+    entry = index["certificates"][name]
+    for key, value in changes.items():
+        if value is None:
+            del entry[key]
+        else:
+            entry[key] = value
+    index_file.write_text(json.dumps(index))
+
+
+@pytest.mark.parametrize("command", ["list", "renew", "renew --check", "explain idx.example", "show idx.example"])
+def test_an_index_entry_with_a_garbage_not_after_exits_3_naming_it(certman: CertmanRun, pebble: services.Pebble,
+                                                                   command: str) -> None:
+    _corrupt_index_entry(certman, pebble, "idx.example", not_after="garbage")
+    assert_one_line_error(certman(*command.split()), 3, "'idx.example'", "not_after", "'garbage'")
+
+
+def test_an_index_entry_without_not_before_exits_3_naming_it(certman: CertmanRun, pebble: services.Pebble) -> None:
+    _corrupt_index_entry(certman, pebble, "idx.example", not_before=None)
+    assert_one_line_error(certman("renew"), 3, "'idx.example'", "not_before", "missing")
+
+
+def test_deleting_a_malformed_index_entry_and_issuing_again_repairs_it(certman: CertmanRun,
+                                                                        pebble: services.Pebble) -> None:
+    # What the error's hint tells the operator to do.
+    _corrupt_index_entry(certman, pebble, "idx.example", not_after="garbage")
+    index_file = certman.keystore / "index.json"
+    index = json.loads(index_file.read_text())
+    del index["certificates"]["idx.example"]
+    index_file.write_text(json.dumps(index))
+    assert certman("issue", *issue_flags(pebble), "--name", "idx.example", "idx.example").exit_code == 0
+    assert "idx.example" in certman("list").stdout

@@ -40,7 +40,9 @@ def test_concurrent_stores_of_different_certificates_all_go_live(tmp_path: Path)
                         solvers=(SolverSpec("webroot", {"path": "/srv"}),))
         key_pem, leaf_pem = self_signed(name)
         with keystore.lock_cert(name):
-            keystore.store_version(spec, key_pem, leaf_pem, b"", {"serial": str(i)})
+            # The index entry needs the validity times for read_index to accept it.
+            meta = {"serial": str(i), "not_before": "2026-01-01T00:00:00Z", "not_after": "2026-01-02T00:00:00Z"}
+            keystore.store_version(spec, key_pem, leaf_pem, b"", meta)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(store, range(COUNT)))

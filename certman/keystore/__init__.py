@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import re
 import tomllib
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -160,6 +161,13 @@ class FileKeystore:
 
     def read_index(self) -> dict[str, dict[str, Any]]:
         """Per certificate name, the facts of its live version (no PEM parsing needed)."""
+        certs = self._index_entries()
+        for name, entry in certs.items():
+            _check_index_entry(self.layout.index, name, entry)
+        return certs
+
+    def _index_entries(self) -> dict[str, Any]:
+        """The index's entries, checked only for shape (``read_index`` checks each one)."""
         try:
             raw = json.loads(self.layout.index.read_text())
         except FileNotFoundError:
@@ -167,9 +175,10 @@ class FileKeystore:
         except (OSError, ValueError) as exc:
             raise KeystoreError(f"index {self.layout.index} is unreadable: {exc}",
                                 "run `certman doctor`; the certificates themselves are intact") from exc
-        certs = raw.get("certificates", {})
+        certs = raw.get("certificates", {}) if isinstance(raw, dict) else None
         if not isinstance(certs, dict):
-            raise KeystoreError(f"index {self.layout.index} is malformed")
+            raise KeystoreError(f"index {self.layout.index} is malformed: no \"certificates\" object",
+                                "run `certman doctor`; the certificates themselves are intact")
         return certs
 
     def names(self) -> list[str]:
@@ -367,7 +376,9 @@ class FileKeystore:
 
     def _index_bytes(self, name: str, entry: Mapping[str, Any] | None) -> bytes:
         """The index with ``name``'s entry replaced (None: removed); the caller holds the keystore lock."""
-        certs = self.read_index()
+        # Entries are kept as they are: writing one certificate's entry must not
+        # depend on every other entry being well-formed.
+        certs = self._index_entries()
         if entry is None:
             certs.pop(name, None)
         else:
@@ -462,6 +473,27 @@ class FileKeystore:
         """Replace the whole index; the caller holds the keystore lock."""
         files.write_file(self.layout.index, _dump_json({"format": INDEX_FORMAT, "certificates": dict(certs)}),
                          SECRET_MODE)
+
+
+_INDEX_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
+
+
+def _check_index_entry(path: Path, name: str, entry: Any) -> None:
+    """Refuse an index entry that list, renew and explain could not use."""
+    hint = (f"delete the {name!r} entry from {path}, then `certman issue --name {name} NAME...` "
+            "rewrites it; the certificate files are intact")
+    if not isinstance(entry, dict):
+        raise KeystoreError(f"index {path}: the entry of {name!r} is not an object", hint)
+    for key in ("not_before", "not_after"):
+        value = entry.get(key)
+        # The format utc_iso writes; fromisoformat then rejects impossible dates.
+        try:
+            if not isinstance(value, str) or not _INDEX_TIME.fullmatch(value):
+                raise ValueError(value)
+            datetime.datetime.fromisoformat(value)
+        except ValueError:
+            shown = "missing" if value is None else f"{value!r}, not a YYYY-MM-DDTHH:MM:SSZ time"
+            raise KeystoreError(f"index {path}: {key} of {name!r} is {shown}", hint) from None
 
 
 _STATE_TIMES = ("last_attempt", "last_success", "last_failure", "next_attempt", "retry_after")
