@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import tomli_w
 
 import services
 from fixtures.cli import CertmanRun, issue_flags
@@ -116,3 +117,28 @@ def test_deleting_a_malformed_index_entry_and_issuing_again_repairs_it(certman: 
     index_file.write_text(json.dumps(index))
     assert certman("issue", *issue_flags(pebble), "--name", "idx.example", "idx.example").exit_code == 0
     assert "idx.example" in certman("list").stdout
+
+
+@pytest.mark.parametrize("solver", ["standalone", "tls-alpn-01"])
+def test_a_solver_port_that_is_not_a_number_exits_2_naming_it(certman: CertmanRun, tmp_path: Path,
+                                                              solver: str) -> None:
+    config = tmp_path / "certman.toml"
+    config.write_text(f'[[solver]]\nname = "{solver}"\nport = "abc"\n')
+    result = certman("--config", str(config), "issue", "--server", f"https://127.0.0.1:{closed_port()}/dir",
+                     "--agree-tos", "x.example")
+    assert_one_line_error(result, 2, f"{solver} solver", "port = 'abc'")
+
+
+@pytest.mark.parametrize("reloader", ["nginx", "haproxy", "caddy"])
+def test_a_reloader_timeout_that_is_not_a_number_fails_the_deploy_naming_it(certman: CertmanRun,
+                                                                            pebble: services.Pebble,
+                                                                            tmp_path: Path, reloader: str) -> None:
+    config = tmp_path / "certman.toml"
+    config.write_text(tomli_w.dumps({
+        "server": pebble.directory_url, "ca_bundle": str(pebble.ca_bundle), "agree_tos": True,
+        "http_address": "127.0.0.1", "http_port": pebble.http_port,
+        "certificate": [{"names": ["reload.example"], "reloader": [{"name": reloader, "timeout": "abc"}]}]}))
+    result = certman("--config", str(config), "renew", "--json")
+    assert result.exit_code == 7, result.output
+    [cert] = json.loads(result.stdout)["certificates"]
+    assert f"{reloader} reloader: option timeout = 'abc'" in cert["error"]

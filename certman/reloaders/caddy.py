@@ -19,6 +19,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
+from .._options import number_option
 from ..errors import ConfigError, ReloadError
 from . import Deployment
 from .programs import last_words
@@ -45,7 +46,8 @@ class CaddyReloader:
         if ":" not in admin or "/" in admin:
             raise ConfigError(f"caddy reloader: admin must be host:port, not {admin!r}",
                               "use the address of Caddy's admin listener, e.g. admin = \"localhost:2019\"")
-        return cls(admin=admin, timeout=float(options.get("timeout", DEFAULT_TIMEOUT)))
+        return cls(admin=admin, timeout=number_option(options, "timeout", DEFAULT_TIMEOUT, float, "caddy reloader",
+                                                      positive=True, error=ConfigError))
 
     def _request(self, method: str, path: str, body: bytes | None = None,
                  headers: Mapping[str, str] | None = None) -> bytes:

@@ -21,6 +21,7 @@ import socket
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
+from .._options import number_option
 from ..errors import ConfigError, ReloadError
 from . import Deployment
 from .programs import DEFAULT_TIMEOUT, argv_option, last_words, run_program
@@ -89,7 +90,8 @@ class HAProxyReloader:
                               f"known options: {', '.join(sorted(OPTIONS - {'name'}))}")
         return cls(socket=str(options.get("socket", DEFAULT_SOCKET)),
                    command=argv_option(dict(options), "command", "haproxy"),
-                   timeout=float(options.get("timeout", DEFAULT_TIMEOUT)))
+                   timeout=number_option(options, "timeout", DEFAULT_TIMEOUT, float, "haproxy reloader",
+                                         positive=True, error=ConfigError))
 
     def reload(self, deployments: Sequence[Deployment]) -> None:
         api = RuntimeAPI(self.socket, timeout=self.timeout)

@@ -19,6 +19,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
+from .._options import number_option
 from ..errors import ConfigError, ReloadError
 from . import Deployment
 from .programs import DEFAULT_TIMEOUT, argv_option, last_words, run_program
@@ -46,7 +47,8 @@ class NginxReloader:
                    config=_optional_str(options, "config"),
                    prefix=_optional_str(options, "prefix"),
                    command=argv_option(dict(options), "command", "nginx"),
-                   timeout=float(options.get("timeout", DEFAULT_TIMEOUT)))
+                   timeout=number_option(options, "timeout", DEFAULT_TIMEOUT, float, "nginx reloader",
+                                         positive=True, error=ConfigError))
 
     def _base_argv(self) -> list[str]:
         argv = [self.binary]

@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from josepy import jwk
 
+from .._options import number_option
 from ..errors import SolverError, UsageError
 from ..names import Identifier
 from . import ChallengeBatch
@@ -165,7 +166,7 @@ class TLSALPN01Solver:
         unknown = set(options) - {"address", "port"}
         if unknown:
             raise UsageError(f"tls-alpn-01 solver: unknown option(s) {', '.join(sorted(unknown))}")
-        port = int(options.get("port", 443))
+        port = number_option(options, "port", 443, int, "tls-alpn-01 solver")
         if not 0 < port < 65536:
             raise UsageError(f"tls-alpn-01 solver: port {port} is out of range")
         return cls(TLSALPN01Settings(address=str(options.get("address", "")), port=port))

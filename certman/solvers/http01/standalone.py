@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar, Mapping
 
+from ..._options import number_option
 from ...errors import SolverError, UsageError
 from .. import ChallengeBatch
 from . import challenge_path
@@ -88,11 +89,13 @@ class StandaloneSolver:
         unknown = set(options) - {"address", "port", "connection_timeout"}
         if unknown:
             raise UsageError(f"standalone solver: unknown option(s) {', '.join(sorted(unknown))}")
-        port = int(options.get("port", 80))
+        port = number_option(options, "port", 80, int, "standalone solver")
         if not 0 < port < 65536:
             raise UsageError(f"standalone solver: port {port} is out of range")
         return cls(StandaloneSettings(address=str(options.get("address", "")), port=port,
-                                      connection_timeout=float(options.get("connection_timeout", CONNECTION_TIMEOUT))))
+                                      connection_timeout=number_option(options, "connection_timeout",
+                                                                       CONNECTION_TIMEOUT, float, "standalone solver",
+                                                                       positive=True)))
 
     @property
     def port(self) -> int:
