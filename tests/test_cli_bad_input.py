@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -142,3 +143,20 @@ def test_a_reloader_timeout_that_is_not_a_number_fails_the_deploy_naming_it(cert
     assert result.exit_code == 7, result.output
     [cert] = json.loads(result.stdout)["certificates"]
     assert f"{reloader} reloader: option timeout = 'abc'" in cert["error"]
+
+
+@pytest.mark.parametrize("bad_conf", ["not-utf8", "directory"])
+def test_an_unreadable_certbot_renewal_conf_skips_only_its_lineage(certman: CertmanRun, certbot_dir,
+                                                                  tmp_path: Path, bad_conf: str) -> None:
+    config_dir = tmp_path / "letsencrypt"
+    shutil.copytree(certbot_dir.config_dir, config_dir, symlinks=True)
+    conf = config_dir / "renewal" / "bad.example.conf"
+    if bad_conf == "directory":
+        conf.mkdir()
+    else:
+        conf.write_bytes(b"version = 2.0\n\xff\xfe\n")
+    result = certman("import", "certbot", "--config-dir", str(config_dir), "--json")
+    assert result.exit_code == 0, result.output
+    imported = json.loads(result.stdout)
+    assert set(imported["certificates_imported"]) == {"cb.example", "web.example"}
+    assert str(conf) in imported["skipped"]["certificate bad.example"]

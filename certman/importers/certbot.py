@@ -110,7 +110,14 @@ def _import_account(keystore: FileKeystore, config_dir: Path, directory: Path, r
 
 def _import_lineage(keystore: FileKeystore, config_dir: Path, name: str, conf_path: Path,
                     ca_bundle: str | None, result: ImportResult, now: datetime.datetime) -> None:
-    conf = renewal_conf.parse(conf_path.read_text(), str(conf_path))
+    try:
+        text = conf_path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{conf_path} is not UTF-8 text") from None
+    except OSError as exc:
+        # e.g. a directory named x.conf: skip that lineage, import the others.
+        raise ConfigError(f"cannot read {conf_path}: {exc.strerror}") from None
+    conf = renewal_conf.parse(text, str(conf_path))
     params = conf.get("renewalparams", {})
     # Paths under the given config dir win over the absolute ones in the conf, so a
     # copy of /etc/letsencrypt imports from the copy.
