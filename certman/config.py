@@ -7,6 +7,7 @@ and how to (re)issue it, stored as ``spec.toml`` beside its versions.
 from __future__ import annotations
 
 import fnmatch
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field, fields, replace
@@ -109,6 +110,7 @@ class Settings:
 
 
 _FIELD_TYPES = {f.name: f.type for f in fields(Settings)}
+_FIELD_DEFAULTS = {f.name: f.default for f in fields(Settings)}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -128,7 +130,15 @@ def _coerce(key: str, value: Any, origin: str) -> Any:
                 raise ValueError(value)
             return int(value)
         if kind == "float":
-            return float(value)
+            if isinstance(value, bool):
+                raise ValueError(value)
+            number = float(value)
+            # Every float setting is a duration (timeout, lock_timeout): nan, inf or a
+            # negative one would make waits never end or fail at once, far from the cause.
+            if not math.isfinite(number) or number <= 0:
+                raise ConfigError(f"{origin}: {key} = {value!r} must be a positive number of seconds",
+                                  f"for example {key} = {_FIELD_DEFAULTS[key]:g}")
+            return number
         if kind == "Path":
             return Path(str(value)).expanduser()
         if key in ("certificates", "solvers"):

@@ -160,3 +160,18 @@ def test_an_unreadable_certbot_renewal_conf_skips_only_its_lineage(certman: Cert
     imported = json.loads(result.stdout)
     assert set(imported["certificates_imported"]) == {"cb.example", "web.example"}
     assert str(conf) in imported["skipped"]["certificate bad.example"]
+
+
+@pytest.mark.parametrize("timeout", ["-1", "0", "nan", "inf"])
+def test_a_timeout_that_is_not_a_positive_finite_number_exits_2_naming_it(certman: CertmanRun,
+                                                                          timeout: str) -> None:
+    result = certman("issue", "--server", f"https://127.0.0.1:{closed_port()}/dir", "--agree-tos",
+                     "--timeout", timeout, "a.example")
+    assert_one_line_error(result, 2, "--timeout", "positive number of seconds")
+
+
+@pytest.mark.parametrize("lock_timeout", ["-1", "nan"])
+def test_a_lock_timeout_that_is_not_a_positive_finite_number_exits_2_naming_it(certman: CertmanRun,
+                                                                               lock_timeout: str) -> None:
+    result = certman("list", env={"CERTMAN_LOCK_TIMEOUT": lock_timeout})
+    assert_one_line_error(result, 2, "CERTMAN_LOCK_TIMEOUT", "positive number of seconds")
