@@ -175,3 +175,14 @@ def test_a_lock_timeout_that_is_not_a_positive_finite_number_exits_2_naming_it(c
                                                                                lock_timeout: str) -> None:
     result = certman("list", env={"CERTMAN_LOCK_TIMEOUT": lock_timeout})
     assert_one_line_error(result, 2, "CERTMAN_LOCK_TIMEOUT", "positive number of seconds")
+
+
+def test_an_unwritable_metrics_file_exits_3_after_printing_the_results(certman: CertmanRun,
+                                                                       pebble: services.Pebble,
+                                                                       tmp_path: Path) -> None:
+    assert certman("issue", *issue_flags(pebble), "metrics.example").exit_code == 0
+    metrics_file = tmp_path / "no-such-dir" / "certman.prom"
+    result = certman("renew", "--json", "--metrics-file", str(metrics_file))
+    assert_one_line_error(result, 3, str(metrics_file))
+    [cert] = json.loads(result.stdout)["certificates"]
+    assert (cert["name"], cert["action"]) == ("metrics.example", "skipped")

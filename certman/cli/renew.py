@@ -37,12 +37,14 @@ def command(obj: CliContext, /, names: tuple[str, ...], force: bool, check: bool
         # plan comes from the index, so repair it first.
         keystore.repair_index()
     report = renew(keystore, settings, names=names, force=force, check=check, jobs=jobs)
-    if metrics_file and not check:
-        metrics.write_textfile(metrics_file, report)
+    # The per-certificate results first: a metrics file that cannot be written
+    # (exit 3) must not hide what the run did.
     click.echo(_render_renew.renew_report(report, as_json=as_json))
     for failed in report.failed:
         click.echo(f"certman: {failed.name}: {failed.error}", err=True)
         if failed.hint:
             click.echo(f"hint: {failed.hint}", err=True)
+    if metrics_file and not check:
+        metrics.write_textfile(metrics_file, report)
     if report.exit_code:
         click.get_current_context().exit(report.exit_code)
