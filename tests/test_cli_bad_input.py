@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import shutil
 from pathlib import Path
@@ -186,3 +187,14 @@ def test_an_unwritable_metrics_file_exits_3_after_printing_the_results(certman: 
     assert_one_line_error(result, 3, str(metrics_file))
     [cert] = json.loads(result.stdout)["certificates"]
     assert (cert["name"], cert["action"]) == ("metrics.example", "skipped")
+
+
+def test_the_lock_timeout_hint_names_settings_that_exist(certman: CertmanRun, pebble: services.Pebble) -> None:
+    lock = certman.keystore / "locks" / "locked.example.lock"
+    lock.parent.mkdir(parents=True, mode=0o700)
+    certman.keystore.chmod(0o700)
+    with open(lock, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        result = certman("issue", *issue_flags(pebble), "locked.example", env={"CERTMAN_LOCK_TIMEOUT": "0.2"})
+    assert_one_line_error(result, 3, "hint: wait for the other run to finish, or set lock_timeout in certman.toml "
+                                     "or CERTMAN_LOCK_TIMEOUT")

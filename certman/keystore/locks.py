@@ -31,7 +31,8 @@ def hold(path: Path, *, timeout: float, what: str) -> Iterator[None]:
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     raise KeystoreLocked(f"{what} is locked by another certman run ({path})",
-                                         "wait for the other run to finish, or raise --lock-timeout") from None
+                                         "wait for the other run to finish, or set lock_timeout in certman.toml "
+                                         "or CERTMAN_LOCK_TIMEOUT") from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.25)
         yield
