@@ -259,9 +259,6 @@ class CertSpec:
     def directory_url(self) -> str:
         return resolve_server(self.server)
 
-    def with_identifiers(self, identifiers: tuple[Identifier, ...]) -> "CertSpec":
-        return replace(self, identifiers=identifiers)
-
     def storable(self) -> "CertSpec":
         """This spec without inline secrets: spec.toml records how to re-issue, never a secret."""
         from .plugin_settings import secret_option_names

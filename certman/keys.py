@@ -29,14 +29,6 @@ def generate_key(key_type: str) -> PrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=int(key_type[3:]))
 
 
-def key_type_of(key: object) -> str:
-    if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
-        return "ecdsa-p384" if key.curve.name == "secp384r1" else "ecdsa-p256"
-    if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
-        return check_key_type(f"rsa{key.key_size}")
-    raise UsageError(f"unsupported key algorithm {type(key).__name__}")
-
-
 def key_to_pem(key: PrivateKey) -> bytes:
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())

@@ -202,28 +202,6 @@ def discard(staged: Path) -> None:
         _unlink_quietly(str(staged), None)
 
 
-def write_version(versions_dir: Path, final_name: str, files: Mapping[str, tuple[bytes, int]]) -> Path:
-    """Write ``files`` (name -> (bytes, mode)) as the new directory ``versions_dir/final_name``."""
-    tmp = stage_version(versions_dir, files)
-    final = versions_dir / final_name
-    try:
-        commit(tmp, final)
-    except KeystoreError:
-        discard(tmp)
-        raise
-    return final
-
-
-def swap_symlink(link: Path, target: str) -> None:
-    """Point ``link`` at ``target`` by renaming a fresh symlink over it: readers see old or new, never none."""
-    tmp = stage_symlink(link, target)
-    try:
-        commit(tmp, link)
-    except KeystoreError:
-        discard(tmp)
-        raise
-
-
 def remove_leftovers(directory: Path, *, tag: str | None = None) -> list[Path]:
     """Remove temporary entries a killed run left behind in ``directory`` (only ``tag``'s, if given)."""
     prefix = TMP_PREFIX if tag is None else f"{TMP_PREFIX}{tag}~"
