@@ -11,7 +11,6 @@ which happens before any order because solvers are built first.
 from __future__ import annotations
 
 import datetime
-import errno
 import hashlib
 import ipaddress
 import logging
@@ -19,7 +18,6 @@ import socket
 import socketserver
 import ssl
 import tempfile
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
@@ -32,9 +30,10 @@ from cryptography.x509.oid import NameOID
 from josepy import jwk
 
 from .._options import number_option
-from ..errors import SolverError, UsageError
+from ..errors import UsageError
 from ..names import Identifier
 from . import ChallengeBatch
+from .serving import BackgroundServer
 
 log = logging.getLogger(__name__)
 
@@ -158,8 +157,7 @@ class TLSALPN01Solver:
 
     def __init__(self, settings: TLSALPN01Settings) -> None:
         self.settings = settings
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._running: BackgroundServer[_Server] | None = None
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> "TLSALPN01Solver":
@@ -173,7 +171,7 @@ class TLSALPN01Solver:
 
     @property
     def port(self) -> int:
-        return self._server.server_address[1] if self._server else self.settings.port
+        return self._running.port if self._running else self.settings.port
 
     def present(self, batch: ChallengeBatch) -> None:
         contexts: dict[str, ssl.SSLContext] = {}
@@ -183,29 +181,16 @@ class TLSALPN01Solver:
                                  "wildcards need DNS-01")
             contexts[sni_name(challenge.identifier)] = _context_for(
                 *challenge_certificate(challenge.identifier, challenge.validation))
-        where = f"{self.settings.address or '*'}:{self.settings.port}"
-        try:
-            self._server = _Server((self.settings.address, self.settings.port), contexts)
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise SolverError(f"port {where} is already in use, so the TLS-ALPN-01 server cannot start",
-                                  "stop what holds it, or use another solver (http-01 or dns-01)") from exc
-            if exc.errno == errno.EACCES:
-                raise SolverError(f"not allowed to listen on {where}", "run as root, or use another port") from exc
-            raise SolverError(f"cannot listen on {where}: {exc.strerror}") from exc
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="certman-tlsalpn01", daemon=True)
-        self._thread.start()
+        self._running = BackgroundServer(
+            lambda: _Server((self.settings.address, self.settings.port), contexts),
+            where=f"{self.settings.address or '*'}:{self.settings.port}", what="TLS-ALPN-01 server",
+            in_use_hint="stop what holds it, or use another solver (http-01 or dns-01)",
+            denied_hint="run as root, or use another port", thread_name="certman-tlsalpn01")
 
     def wait_ready(self, batch: ChallengeBatch) -> None:
         return None
 
     def cleanup(self, batch: ChallengeBatch) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        self._server = None
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        if self._running is not None:
+            self._running.stop()
+            self._running = None

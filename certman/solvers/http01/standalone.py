@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import errno
 import logging
 import socket
-import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar, Mapping
 
 from ..._options import number_option
-from ...errors import SolverError, UsageError
+from ...errors import UsageError
 from .. import ChallengeBatch
+from ..serving import BackgroundServer
 from . import challenge_path
 
 log = logging.getLogger(__name__)
@@ -81,8 +80,7 @@ class StandaloneSolver:
 
     def __init__(self, settings: StandaloneSettings) -> None:
         self.settings = settings
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._running: BackgroundServer[_Server] | None = None
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> "StandaloneSolver":
@@ -99,37 +97,22 @@ class StandaloneSolver:
 
     @property
     def port(self) -> int:
-        return self._server.server_address[1] if self._server else self.settings.port
+        return self._running.port if self._running else self.settings.port
 
     def present(self, batch: ChallengeBatch) -> None:
         responses = {challenge_path(c.token): c.validation.encode() for c in batch}
-        where = f"{self.settings.address or '*'}:{self.settings.port}"
-        try:
-            self._server = _Server((self.settings.address, self.settings.port), responses,
-                                   self.settings.connection_timeout)
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise SolverError(f"port {where} is already in use, so the HTTP-01 server cannot start",
-                                  "stop what holds it, or let your proxy forward /.well-known/acme-challenge/ "
-                                  "to a free --http-port, or use --solver webroot") from exc
-            if exc.errno == errno.EACCES:
-                raise SolverError(f"not allowed to listen on {where}",
-                                  "run as root, or use --http-port above 1023 behind your proxy") from exc
-            raise SolverError(f"cannot listen on {where}: {exc.strerror}",
-                              "check --http-address") from exc
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.005},
-                                        name="certman-http01", daemon=True)
-        self._thread.start()
+        self._running = BackgroundServer(
+            lambda: _Server((self.settings.address, self.settings.port), responses, self.settings.connection_timeout),
+            where=f"{self.settings.address or '*'}:{self.settings.port}", what="HTTP-01 server",
+            in_use_hint="stop what holds it, or let your proxy forward /.well-known/acme-challenge/ "
+                        "to a free --http-port, or use --solver webroot",
+            denied_hint="run as root, or use --http-port above 1023 behind your proxy",
+            thread_name="certman-http01")
 
     def wait_ready(self, batch: ChallengeBatch) -> None:
         return None
 
     def cleanup(self, batch: ChallengeBatch) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        self._server = None
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        if self._running is not None:
+            self._running.stop()
+            self._running = None
