@@ -198,7 +198,8 @@ def _plan(keystore: FileKeystore, name: str, entry: Mapping[str, Any] | None, st
             return _Plan(name, renewal.SKIP, f"{reason}; backing off after {failures} failure(s) until "
                          f"{format_time(next_attempt)}", entry, state, declared, next_attempt)
         return _Plan(name, ISSUE, reason, entry, state, declared, now)
-    revoked = None if force else keystore.read_revocation(name, str(entry.get("serial")))
+    marked = not force and entry.get("revoked_serial") is not None and entry.get("revoked_serial") == entry.get("serial")
+    revoked = keystore.read_revocation(name, str(entry.get("serial"))) if marked else None
     if revoked is not None:
         return _Plan(name, renewal.SKIP, f"revoked ({revoked.get('reason', 'unspecified')}) on "
                      f"{revoked.get('revoked_at', 'an unknown date')}; `certman renew --force {name}` or "

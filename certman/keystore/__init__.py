@@ -162,8 +162,9 @@ class FileKeystore:
     def read_index(self) -> dict[str, dict[str, Any]]:
         """Per certificate name, the facts of its live version (no PEM parsing needed)."""
         certs = self._index_entries()
+        path = self.layout.index
         for name, entry in certs.items():
-            _check_index_entry(self.layout.index, name, entry)
+            _check_index_entry(path, name, entry)
         return certs
 
     def _index_entries(self) -> dict[str, Any]:
@@ -205,6 +206,13 @@ class FileKeystore:
 
     def mark_revoked(self, name: str, data: Mapping[str, Any]) -> None:
         files.write_file(self.layout.revoked(name), _dump_json(dict(data)), SECRET_MODE)
+        # The index names the revoked serial too, so that a renew run over thousands of
+        # certificates opens a marker only for those (a new version's entry drops it).
+        with self.lock_keystore():
+            entry = self.read_index().get(name)
+            if entry is not None:
+                files.write_file(self.layout.index, self._index_bytes(
+                    name, {**entry, "revoked_serial": data.get("serial")}), SECRET_MODE)
 
     def archive_cert(self, name: str, stamp: str) -> Path:
         """Take ``name`` out of service: its directory moves to ``archive/<name>-<stamp>``.
@@ -480,10 +488,8 @@ _INDEX_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 
 def _check_index_entry(path: Path, name: str, entry: Any) -> None:
     """Refuse an index entry that list, renew and explain could not use."""
-    hint = (f"delete the {name!r} entry from {path}, then `certman issue --name {name} NAME...` "
-            "rewrites it; the certificate files are intact")
     if not isinstance(entry, dict):
-        raise KeystoreError(f"index {path}: the entry of {name!r} is not an object", hint)
+        raise KeystoreError(f"index {path}: the entry of {name!r} is not an object", _index_hint(path, name))
     for key in ("not_before", "not_after"):
         value = entry.get(key)
         # The format utc_iso writes; fromisoformat then rejects impossible dates.
@@ -493,7 +499,12 @@ def _check_index_entry(path: Path, name: str, entry: Any) -> None:
             datetime.datetime.fromisoformat(value)
         except ValueError:
             shown = "missing" if value is None else f"{value!r}, not a YYYY-MM-DDTHH:MM:SSZ time"
-            raise KeystoreError(f"index {path}: {key} of {name!r} is {shown}", hint) from None
+            raise KeystoreError(f"index {path}: {key} of {name!r} is {shown}", _index_hint(path, name)) from None
+
+
+def _index_hint(path: Path, name: str) -> str:
+    return (f"delete the {name!r} entry from {path}, then `certman issue --name {name} NAME...` "
+            "rewrites it; the certificate files are intact")
 
 
 _STATE_TIMES = ("last_attempt", "last_success", "last_failure", "next_attempt", "retry_after")
