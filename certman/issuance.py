@@ -23,7 +23,6 @@ from josepy import jwk
 from . import plugins, resume
 from .acme_session import REQUEST_TIMEOUT, AcmeSession
 from .config import CertSpec
-from .deploy import check_reloaders
 from .eab import ExternalAccount
 from .errors import ACMEError, UsageError
 from .keys import (
@@ -79,7 +78,10 @@ def issue(spec: CertSpec, keystore: FileKeystore, *, account: AccountSettings = 
     ``replaces`` is the ARI CertID of the certificate this one renews (RFC 9773 §5).
     """
     solvers = [create_solver(s.name, s.options) for s in spec.solvers]
-    check_reloaders(spec)
+    if spec.reloaders:
+        from .deploy import check_reloaders
+
+        check_reloaders(spec)
     seen = keystore.live_version(spec.name)
     with keystore.lock_cert(spec.name):
         done = done_while_waiting(spec, keystore, seen)

@@ -43,6 +43,19 @@ def fail(message: str, hint: str | None = None) -> None:
 
 
 class CertmanGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module_name = COMMANDS.get(cmd_name)
+        if module_name is None:
+            return None
+        import importlib
+
+        command: click.Command = importlib.import_module(f"{__name__}.{module_name}").command
+        _accept_keystore_option(command)
+        return command
+
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
         # SIGTERM becomes Terminated in the main thread, so that every cleanup runs.
@@ -93,18 +106,13 @@ def main() -> None:
     cli.main(prog_name="certman")
 
 
-def _register_commands() -> None:
-    # Every module of this package that defines ``command`` is a subcommand; the
-    # modules import the library lazily, so loading them all costs little.
-    import importlib
-    import pkgutil
-
-    for info in pkgutil.iter_modules(__path__):
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        command = getattr(module, "command", None)
-        if isinstance(command, click.Command):
-            _accept_keystore_option(command)
-            cli.add_command(command)
+# Subcommand name -> module of this package defining it as ``command``. Modules load
+# only when their command runs (or for --help), which keeps start-up short.
+COMMANDS = {
+    "account": "account", "doctor": "doctor", "explain": "explain", "import": "import_certbot",
+    "issue": "issue", "list": "listing", "plugins": "plugins", "remove": "remove", "renew": "renew",
+    "revoke": "revoke", "show": "show", "timer": "timer", "verify": "verify",
+}
 
 
 def _keystore_callback(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
@@ -123,5 +131,3 @@ def _accept_keystore_option(command: click.Command) -> None:
                                            callback=_keystore_callback,
                                            help="Keystore directory (same as certman --keystore)."))
 
-
-_register_commands()

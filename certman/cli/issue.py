@@ -47,7 +47,6 @@ def command(obj: CliContext, /, names: tuple[str, ...], cert_name: str | None, a
     """Get a certificate for NAMES, make it live in the keystore and run its reloaders."""
     from .. import _render
     from ..config import spec_from_settings
-    from ..deploy import deploy_issued, reload_command_table
     from ..eab import external_account
     from ..fallback import issue_with_fallback
     from ..issuance import AccountSettings
@@ -59,6 +58,8 @@ def command(obj: CliContext, /, names: tuple[str, ...], cert_name: str | None, a
     settings = obj.settings(**flags)
     spec = spec_from_settings(names, settings, name=cert_name, use_solver_tables=flags.get("solver") is None)
     if reload_cmds:
+        from ..deploy import reload_command_table
+
         spec = replace(spec, reloaders=tuple(reload_command_table(c) for c in reload_cmds))
     if fallback_servers:
         spec = replace(spec, fallback=tuple({"server": s, **({"ca_bundle": spec.ca_bundle} if spec.ca_bundle else {})}
@@ -67,4 +68,7 @@ def command(obj: CliContext, /, names: tuple[str, ...], cert_name: str | None, a
     account = AccountSettings(settings.email, settings.agree_tos, external_account(eab_kid, eab_hmac_key_file))
     result = issue_with_fallback(spec, keystore, account=account, timeout=settings.timeout)
     click.echo(_render.issue_result(result, as_json=as_json))
-    deploy_issued(keystore, spec, result.serial)
+    if spec.reloaders:
+        from ..deploy import deploy_issued
+
+        deploy_issued(keystore, spec, result.serial)
