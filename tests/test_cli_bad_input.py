@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
 import shutil
 from pathlib import Path
@@ -11,7 +10,7 @@ import pytest
 import tomli_w
 
 import services
-from fixtures.cli import CertmanRun, issue_flags
+from fixtures.cli import CertmanRun, holding_cert_lock, issue_flags
 from test_cli_errors import assert_one_line_error, closed_port
 
 
@@ -190,11 +189,7 @@ def test_an_unwritable_metrics_file_exits_3_after_printing_the_results(certman: 
 
 
 def test_the_lock_timeout_hint_names_settings_that_exist(certman: CertmanRun, pebble: services.Pebble) -> None:
-    lock = certman.keystore / "locks" / "locked.example.lock"
-    lock.parent.mkdir(parents=True, mode=0o700)
-    certman.keystore.chmod(0o700)
-    with open(lock, "w") as held:
-        fcntl.flock(held, fcntl.LOCK_EX)
+    with holding_cert_lock(certman.keystore, "locked.example"):
         result = certman("issue", *issue_flags(pebble), "locked.example", env={"CERTMAN_LOCK_TIMEOUT": "0.2"})
     assert_one_line_error(result, 3, "hint: wait for the other run to finish, or set lock_timeout in certman.toml "
                                      "or CERTMAN_LOCK_TIMEOUT")

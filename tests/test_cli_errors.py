@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import signal
 import socket
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import services
-from fixtures.cli import CertmanRun, issue_flags, snapshot
+from fixtures.cli import CertmanRun, holding_cert_lock, issue_flags, snapshot
 
 
 def stderr_lines(result) -> list[str]:
@@ -80,11 +79,7 @@ def test_world_writable_keystore_exits_3_naming_the_path(certman: CertmanRun) ->
 
 
 def test_locked_certificate_exits_3(certman: CertmanRun, pebble: services.Pebble) -> None:
-    lock = certman.keystore / "locks" / "locked.example.lock"
-    lock.parent.mkdir(parents=True, mode=0o700)
-    certman.keystore.chmod(0o700)
-    with open(lock, "w") as held:
-        fcntl.flock(held, fcntl.LOCK_EX)
+    with holding_cert_lock(certman.keystore, "locked.example"):
         result = certman("issue", *issue_flags(pebble), "locked.example", env={"CERTMAN_LOCK_TIMEOUT": "0.2"})
     assert_one_line_error(result, 3, "locked by another certman run")
 
@@ -120,12 +115,8 @@ def test_missing_webroot_exits_5(certman: CertmanRun, pebble: services.Pebble, t
 
 def test_sigterm_exits_130_and_releases_everything(certman: CertmanRun, pebble: services.Pebble,
                                                    tmp_path: Path) -> None:
-    lock = certman.keystore / "locks" / "term.example.lock"
-    lock.parent.mkdir(parents=True, mode=0o700)
-    certman.keystore.chmod(0o700)
     env = {**os.environ, "CERTMAN_KEYSTORE": str(certman.keystore), "CERTMAN_LOCK_TIMEOUT": "60"}
-    with open(lock, "w") as held:
-        fcntl.flock(held, fcntl.LOCK_EX)
+    with holding_cert_lock(certman.keystore, "term.example") as lock:
         proc = subprocess.Popen([sys.executable, "-m", "certman", "issue", *issue_flags(pebble), "term.example"],
                                 env=env, stderr=subprocess.PIPE, text=True)
         # It waits for our lock; once it has opened the lock file, stop it.
