@@ -55,19 +55,26 @@ def check_safe_dir(path: Path) -> None:
 
 
 def ensure_dir(path: Path) -> None:
-    """Create ``path`` (and parents) 0700 whatever the umask; check it if it exists."""
+    """Create ``path`` (and parents) 0700 whatever the umask; check it if it exists.
+
+    Idempotent under concurrency: any number of threads or processes may create
+    the same directory, or directories sharing a missing parent, at once; each
+    returns once the directory exists and is safe.
+    """
     try:
         os.mkdir(path, DIR_MODE)
     except FileExistsError:
         check_safe_dir(path)
         return
     except FileNotFoundError as exc:
-        # Create the missing parents once, then try exactly once more: some file
-        # systems (/proc, /sys) answer ENOENT although the parent exists, and
-        # retrying there would recurse forever.
-        if path.parent == path or os.path.lexists(path.parent):
+        if path.parent == path:
             raise _cannot_create(exc, path) from exc
-        ensure_dir(path.parent)
+        # The parent is missing, or another run created it a moment ago. Ensure it
+        # (existing parents outside the keystore, such as /tmp, are not ours to
+        # check), then try exactly once more: some file systems (/proc, /sys) answer
+        # ENOENT although the parent exists, and retrying there would never end.
+        if not os.path.lexists(path.parent):
+            ensure_dir(path.parent)
         try:
             os.mkdir(path, DIR_MODE)
         except FileExistsError:

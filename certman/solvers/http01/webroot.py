@@ -15,6 +15,8 @@ from . import check_token
 # The web server must read these files; they hold no secret (the CA publishes them).
 PUBLIC_FILE_MODE = 0o644
 PUBLIC_DIR_MODE = 0o755
+# A directory another run removes between our mkdir and open is made again, a few times at most.
+_CREATE_ATTEMPTS = 5
 _SUBDIRS = (".well-known", "acme-challenge")
 
 
@@ -89,16 +91,7 @@ class WebrootSolver:
         for part in _SUBDIRS:
             path = path / part
             try:
-                try:
-                    os.mkdir(part, PUBLIC_DIR_MODE, dir_fd=fd)
-                    os.chmod(part, PUBLIC_DIR_MODE, dir_fd=fd, follow_symlinks=False)
-                    self._written.created_dirs.append(str(path))
-                except FileExistsError:
-                    if stat.S_ISLNK(os.lstat(part, dir_fd=fd).st_mode):
-                        raise SolverError(f"refusing to follow the symlink {path}",
-                                          "remove it; certman never writes through a symlink in the webroot"
-                                          ) from None
-                child = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+                child = self._make_public_dir(fd, part, path)
             except OSError as exc:
                 os.close(fd)
                 raise SolverError(f"cannot prepare {path}: {exc.strerror}",
@@ -109,6 +102,30 @@ class WebrootSolver:
             os.close(fd)
             fd = child
         return fd
+
+    def _make_public_dir(self, parent_fd: int, part: str, path: Path) -> int:
+        """Open ``part`` under ``parent_fd``, creating it world-readable if missing.
+
+        Another solver on the same webroot (a parallel renew) may create it, or
+        remove it in its cleanup, between our mkdir and open: then try again.
+        """
+        for _ in range(_CREATE_ATTEMPTS):
+            try:
+                os.mkdir(part, PUBLIC_DIR_MODE, dir_fd=parent_fd)
+                os.chmod(part, PUBLIC_DIR_MODE, dir_fd=parent_fd, follow_symlinks=False)
+                self._written.created_dirs.append(str(path))
+            except FileExistsError:
+                if stat.S_ISLNK(os.lstat(part, dir_fd=parent_fd).st_mode):
+                    raise SolverError(f"refusing to follow the symlink {path}",
+                                      "remove it; certman never writes through a symlink in the webroot") from None
+            except FileNotFoundError:
+                continue
+            try:
+                return os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
+            except FileNotFoundError:
+                continue
+        raise SolverError(f"cannot prepare {path}: it keeps disappearing",
+                          "something else removes it while certman writes there; check other ACME clients")
 
     def cleanup(self, batch: ChallengeBatch) -> None:
         challenge_dir = self.settings.path.joinpath(*_SUBDIRS)
