@@ -18,10 +18,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 import services  # noqa: E402
 from fixtures.bind import start_bind  # noqa: E402
 
-from certman.config import CertSpec, SolverSpec  # noqa: E402
-from certman.issuance import AccountSettings, issue  # noqa: E402
-from certman.keystore import FileKeystore  # noqa: E402
-from certman.names import normalise_all  # noqa: E402
+from certman.config import CertSpec, SolverSpec
+from certman.issuance.issue import AccountSettings, issue
+from certman.keystore import FileKeystore
+from certman.names import normalise_all
 
 CERTBOT_RFC2136_DEFAULT_WAIT = 60.0
 TARGET = 3.0
@@ -31,18 +31,27 @@ def main(rounds: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         (work / "bind").mkdir()
-        with start_bind(work / "bind") as bind, \
-                services.start_pebble(work / "pebble", dns_server=bind.address) as pebble:
+        with (
+            start_bind(work / "bind") as bind,
+            services.start_pebble(work / "pebble", dns_server=bind.address) as pebble,
+        ):
             keystore = FileKeystore(work / "ks")
             secret_file = work / "tsig.secret"
             secret_file.write_text(bind.key_secret)
             secret_file.chmod(0o600)
-            options = {"provider": "rfc2136", "server": bind.address, "key_name": bind.key_name,
-                       "key_secret_file": str(secret_file), "resolvers": [bind.address],
-                       "nameserver_port": bind.port}
-            cases = {"one name": lambda i: [f"bench{i}.example.test"],
-                     "wildcard + apex": lambda i: [f"wild{i}.example.test", f"*.wild{i}.example.test"],
-                     "CNAME-delegated": lambda i: ["delegated.example.test"]}
+            options = {
+                "provider": "rfc2136",
+                "server": bind.address,
+                "key_name": bind.key_name,
+                "key_secret_file": str(secret_file),
+                "resolvers": [bind.address],
+                "nameserver_port": bind.port,
+            }
+            cases = {
+                "one name": lambda i: [f"bench{i}.example.test"],
+                "wildcard + apex": lambda i: [f"wild{i}.example.test", f"*.wild{i}.example.test"],
+                "CNAME-delegated": lambda i: ["delegated.example.test"],
+            }
             # The first issue registers the account; keep it out of the figures.
             run(keystore, pebble, options, ["warmup.example.test"])
             rows = []
@@ -59,9 +68,13 @@ def main(rounds: int) -> None:
 
 def run(keystore: FileKeystore, pebble: services.Pebble, options: dict[str, object], names: list[str]) -> float:
     identifiers = normalise_all(names)
-    spec = CertSpec(name=identifiers[0].value.replace("*", "_"), identifiers=identifiers,
-                    server=pebble.directory_url, solvers=(SolverSpec("dns-01", options),),
-                    ca_bundle=str(pebble.ca_bundle))
+    spec = CertSpec(
+        name=identifiers[0].value.replace("*", "_"),
+        identifiers=identifiers,
+        server=pebble.directory_url,
+        solvers=(SolverSpec("dns-01", options),),
+        ca_bundle=str(pebble.ca_bundle),
+    )
     started = time.perf_counter()
     issue(spec, keystore, account=AccountSettings(agree_tos=True))
     return time.perf_counter() - started

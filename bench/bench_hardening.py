@@ -19,27 +19,31 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+import josepy as jose  # noqa: E402
 import services  # noqa: E402
 from acme import challenges, client, messages  # noqa: E402
-import josepy as jose  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 
-from certman.config import CertSpec, SolverSpec  # noqa: E402
-from certman.issuance import AccountSettings, issue  # noqa: E402
-from certman.keys import generate_key, make_csr  # noqa: E402
-from certman.keystore import FileKeystore  # noqa: E402
-from certman.names import normalise_all  # noqa: E402
-from certman.solvers import Challenge  # noqa: E402
-from certman.solvers.http01.standalone import StandaloneSettings, StandaloneSolver  # noqa: E402
+from certman.config import CertSpec, SolverSpec
+from certman.issuance.issue import AccountSettings, issue
+from certman.keys import generate_key, make_csr
+from certman.keystore import FileKeystore
+from certman.names import normalise_all
+from certman.solvers import Challenge
+from certman.solvers.http01.standalone import StandaloneSettings, StandaloneSolver
 
 NAME = "a.example"
 
 
 def run_certman(pebble: services.Pebble, runs: int, workdir: Path) -> tuple[int, float]:
     keystore = FileKeystore(workdir / "keystore")
-    spec = CertSpec(name=NAME, identifiers=normalise_all([NAME]), server=pebble.directory_url,
-                    solvers=(SolverSpec("standalone", {"address": "127.0.0.1", "port": pebble.http_port}),),
-                    ca_bundle=str(pebble.ca_bundle))
+    spec = CertSpec(
+        name=NAME,
+        identifiers=normalise_all([NAME]),
+        server=pebble.directory_url,
+        solvers=(SolverSpec("standalone", {"address": "127.0.0.1", "port": pebble.http_port}),),
+        ca_bundle=str(pebble.ca_bundle),
+    )
     ok = 0
     started = time.monotonic()
     for _ in range(runs):
@@ -54,8 +58,7 @@ def run_certman(pebble: services.Pebble, runs: int, workdir: Path) -> tuple[int,
 def _raw_account(pebble: services.Pebble) -> tuple[client.ClientV2, jose.JWK]:
     """One registered account, as certman keeps one per CA: only issuances are measured."""
     account_key = jose.JWKEC(key=ec.generate_private_key(ec.SECP256R1()))
-    net = client.ClientNetwork(account_key, alg=jose.ES256, user_agent="bench",
-                               verify_ssl=str(pebble.ca_bundle))  # type: ignore[arg-type]
+    net = client.ClientNetwork(account_key, alg=jose.ES256, user_agent="bench", verify_ssl=str(pebble.ca_bundle))  # type: ignore[arg-type]
     acme = client.ClientV2(client.ClientV2.get_directory(pebble.directory_url, net), net)
     for _ in range(10):  # registration is not what is measured: retry it until it works
         try:
@@ -105,10 +108,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--reject", type=int, default=30, help="PEBBLE_WFE_NONCEREJECT percentage")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, services.start_pebble(
-            Path(tmp) / "pebble", env={"PEBBLE_WFE_NONCEREJECT": str(args.reject)}) as pebble:
-        rows = [("certman.issue", *run_certman(pebble, args.runs, Path(tmp))),
-                ("acme ClientV2 (raw)", *run_raw(pebble, args.runs))]
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        services.start_pebble(Path(tmp) / "pebble", env={"PEBBLE_WFE_NONCEREJECT": str(args.reject)}) as pebble,
+    ):
+        rows = [
+            ("certman.issue", *run_certman(pebble, args.runs, Path(tmp))),
+            ("acme ClientV2 (raw)", *run_raw(pebble, args.runs)),
+        ]
     print(f"\nIssuances with PEBBLE_WFE_NONCEREJECT={args.reject}, {args.runs} runs each")
     print(f"{'client':<22}{'succeeded':>12}{'rate':>8}{'total s':>10}{'s/issue':>10}")
     for label, ok, seconds in rows:

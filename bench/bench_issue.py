@@ -45,14 +45,30 @@ def main() -> None:
         # No injected nonce rejects here: we measure speed, not resilience.
         with services.start_pebble(work / "pebble", env={"PEBBLE_WFE_NONCEREJECT": "0"}) as pebble:
             env = {**os.environ, "CERTMAN_KEYSTORE": str(work / "ks")}
-            flags = ["--server", pebble.directory_url, "--ca-bundle", str(pebble.ca_bundle), "--agree-tos",
-                     "--http-address", "127.0.0.1", "--http-port", str(pebble.http_port)]
+            flags = [
+                "--server",
+                pebble.directory_url,
+                "--ca-bundle",
+                str(pebble.ca_bundle),
+                "--agree-tos",
+                "--http-address",
+                "127.0.0.1",
+                "--http-port",
+                str(pebble.http_port),
+            ]
             certman = [python, "-m", "certman", "issue", *flags]
             timed([*certman, "warmup.example"], env)  # registers the account
             account_dir = next((work / "ks" / "accounts").iterdir())
             account_uri = json.loads((account_dir / "account.json").read_text())["uri"]
-            floor = [python, str(HERE / "floor_client.py"), pebble.directory_url, str(pebble.ca_bundle),
-                     str(account_dir / "key.pem"), account_uri, str(pebble.http_port)]
+            floor = [
+                python,
+                str(HERE / "floor_client.py"),
+                pebble.directory_url,
+                str(pebble.ca_bundle),
+                str(account_dir / "key.pem"),
+                account_uri,
+                str(pebble.http_port),
+            ]
             one, base = [], []
             for i in range(RUNS):
                 one.append(timed([*certman, f"one{i}.example"], env))

@@ -53,19 +53,56 @@ def main() -> None:
             alpn = [timed([*issue, *tls, f"a{i}.example"], env) for i in range(RUNS)]
             rows.append(("issue, TLS-ALPN-01", median_ms(alpn), RUNS))
             certman = [python, "-m", "certman"]
-            rows.append(("show NAME", median_ms([timed([*certman, "show", "h0.example"], env)
-                                                  for _ in range(RUNS)]), RUNS))
-            rows.append(("revoke NAME", median_ms([timed([*certman, "revoke", f"h{i}.example"], env)
-                                                    for i in range(RUNS)]), RUNS))
-            rows.append(("remove NAME", median_ms([timed([*certman, "remove", f"h{i}.example"], env)
-                                                    for i in range(RUNS)]), RUNS))
-            rows.append(("account show", median_ms([timed([*certman, "account", "show", *ca], env)
-                                                     for _ in range(RUNS)]), RUNS))
-            rows.append(("account rollover", median_ms([timed([*certman, "account", "rollover", *ca], env)
-                                                         for _ in range(RUNS)]), RUNS))
-            rows.append(("doctor", median_ms([timed([*certman, "doctor", *ca, "--http-address", "127.0.0.1",
-                                                     "--http-port", str(services.free_port())], env)
-                                              for _ in range(RUNS)]), RUNS))
+            rows.append(
+                ("show NAME", median_ms([timed([*certman, "show", "h0.example"], env) for _ in range(RUNS)]), RUNS)
+            )
+            rows.append(
+                (
+                    "revoke NAME",
+                    median_ms([timed([*certman, "revoke", f"h{i}.example"], env) for i in range(RUNS)]),
+                    RUNS,
+                )
+            )
+            rows.append(
+                (
+                    "remove NAME",
+                    median_ms([timed([*certman, "remove", f"h{i}.example"], env) for i in range(RUNS)]),
+                    RUNS,
+                )
+            )
+            rows.append(
+                ("account show", median_ms([timed([*certman, "account", "show", *ca], env) for _ in range(RUNS)]), RUNS)
+            )
+            rows.append(
+                (
+                    "account rollover",
+                    median_ms([timed([*certman, "account", "rollover", *ca], env) for _ in range(RUNS)]),
+                    RUNS,
+                )
+            )
+            rows.append(
+                (
+                    "doctor",
+                    median_ms(
+                        [
+                            timed(
+                                [
+                                    *certman,
+                                    "doctor",
+                                    *ca,
+                                    "--http-address",
+                                    "127.0.0.1",
+                                    "--http-port",
+                                    str(services.free_port()),
+                                ],
+                                env,
+                            )
+                            for _ in range(RUNS)
+                        ]
+                    ),
+                    RUNS,
+                )
+            )
             conf = _certbot_dir(certbot, pebble, work / "certbot")
             firsts, agains = [], []
             for i in range(3):
@@ -84,12 +121,34 @@ def main() -> None:
 def _certbot_dir(certbot: str, pebble: services.Pebble, base: Path) -> Path:
     env = {**os.environ, "REQUESTS_CA_BUNDLE": str(pebble.ca_bundle)}
     for i in range(LINEAGES):
-        subprocess.run([certbot, "certonly", "--standalone", "--non-interactive", "--agree-tos",
-                        "--register-unsafely-without-email", "--server", pebble.directory_url,
-                        "--http-01-address", "127.0.0.1", "--http-01-port", str(pebble.http_port),
-                        "--config-dir", str(base / "conf"), "--work-dir", str(base / "work"),
-                        "--logs-dir", str(base / "logs"), "-d", f"cb{i}.example"],
-                       env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        subprocess.run(
+            [
+                certbot,
+                "certonly",
+                "--standalone",
+                "--non-interactive",
+                "--agree-tos",
+                "--register-unsafely-without-email",
+                "--server",
+                pebble.directory_url,
+                "--http-01-address",
+                "127.0.0.1",
+                "--http-01-port",
+                str(pebble.http_port),
+                "--config-dir",
+                str(base / "conf"),
+                "--work-dir",
+                str(base / "work"),
+                "--logs-dir",
+                str(base / "logs"),
+                "-d",
+                f"cb{i}.example",
+            ],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
     return base / "conf"
 
 

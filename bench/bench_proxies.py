@@ -22,14 +22,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import services  # noqa: E402
-from certman import plugins  # noqa: E402
-from certman.config import CertSpec, SolverSpec  # noqa: E402
-from certman.issuance import AccountSettings, issue  # noqa: E402
-from certman.keystore import FileKeystore  # noqa: E402
-from certman.names import normalise_all  # noqa: E402
-from certman.reloaders import Deployment  # noqa: E402
-from certman.reloaders.verify import Endpoint, served_leaf, verify_served  # noqa: E402
 from fixtures.proxies import HandshakeLoop, haproxy_frontend, nginx_server_block  # noqa: E402
+
+from certman.config import CertSpec, SolverSpec
+from certman.deploy.reloaders import Deployment
+from certman.deploy.served import Endpoint, served_leaf, verify_served
+from certman.issuance.issue import AccountSettings, issue
+from certman.keystore import FileKeystore
+from certman.names import normalise_all
+from certman.plugins import registry as plugins
 
 NAME = "a.example"
 
@@ -51,14 +52,18 @@ def start_nginx(stack, work: Path, live, port: int):
     prefix = work / "nginx"
     (prefix / "tmp").mkdir(parents=True)
     conf = prefix / "nginx.conf"
-    conf.write_text(f"pid {prefix}/nginx.pid;\nerror_log stderr notice;\nworker_processes 1;\n"
-                    f"events {{}}\nhttp {{\n access_log off;\n{nginx_server_block(port, NAME, live)}}}\n")
+    conf.write_text(
+        f"pid {prefix}/nginx.pid;\nerror_log stderr notice;\nworker_processes 1;\n"
+        f"events {{}}\nhttp {{\n access_log off;\n{nginx_server_block(port, NAME, live)}}}\n"
+    )
     binary = services.require_binary("nginx", "nginx-light")
-    service = services.Service("nginx", [binary, "-p", str(prefix), "-c", str(conf), "-e", "stderr",
-                                         "-g", "daemon off;"], prefix / "nginx.log")
+    service = services.Service(
+        "nginx", [binary, "-p", str(prefix), "-c", str(conf), "-e", "stderr", "-g", "daemon off;"], prefix / "nginx.log"
+    )
     stack.enter_context(services.running(service, lambda: bool(served_leaf(Endpoint("127.0.0.1", port), NAME))))
-    return plugins.lookup("reloaders", "nginx").from_options({"binary": binary, "prefix": str(prefix),
-                                                              "config": str(conf)})
+    return plugins.lookup("reloaders", "nginx").from_options(
+        {"binary": binary, "prefix": str(prefix), "config": str(conf)}
+    )
 
 
 def start_haproxy(stack, work: Path, live, port: int):
@@ -66,11 +71,14 @@ def start_haproxy(stack, work: Path, live, port: int):
     prefix.mkdir()
     sock = prefix / "admin.sock"
     conf = prefix / "haproxy.cfg"
-    conf.write_text(f"global\n  stats socket {sock} mode 600 level admin\n"
-                    "defaults\n  mode http\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n"
-                    + haproxy_frontend(port, live.combined))
-    service = services.Service("haproxy", [services.require_binary("haproxy", "haproxy"), "-db", "-W", "-f",
-                                           str(conf)], prefix / "haproxy.log")
+    conf.write_text(
+        f"global\n  stats socket {sock} mode 600 level admin\n"
+        "defaults\n  mode http\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n"
+        + haproxy_frontend(port, live.combined)
+    )
+    service = services.Service(
+        "haproxy", [services.require_binary("haproxy", "haproxy"), "-db", "-W", "-f", str(conf)], prefix / "haproxy.log"
+    )
     stack.enter_context(services.running(service, lambda: bool(served_leaf(Endpoint("127.0.0.1", port), NAME))))
     return plugins.lookup("reloaders", "haproxy").from_options({"socket": str(sock)})
 
@@ -80,13 +88,23 @@ def start_caddy(stack, work: Path, live, port: int):
     prefix.mkdir()
     admin = f"127.0.0.1:{services.free_port()}"
     caddyfile = prefix / "Caddyfile"
-    caddyfile.write_text(f"{{\n  admin {admin}\n  auto_https off\n  storage file_system {prefix}/data\n}}\n"
-                         f"https://{NAME}:{port} {{\n  bind 127.0.0.1\n  tls {live.fullchain} {live.privkey}\n"
-                         "  respond \"ok\"\n}\n")
-    env = {**os.environ, "HOME": str(prefix), "XDG_DATA_HOME": str(prefix / "data"),
-           "XDG_CONFIG_HOME": str(prefix / "config")}
-    service = services.Service("caddy", [services.require_binary("caddy", "caddy"), "run", "--config",
-                                         str(caddyfile), "--adapter", "caddyfile"], prefix / "caddy.log", env=env)
+    caddyfile.write_text(
+        f"{{\n  admin {admin}\n  auto_https off\n  storage file_system {prefix}/data\n}}\n"
+        f"https://{NAME}:{port} {{\n  bind 127.0.0.1\n  tls {live.fullchain} {live.privkey}\n"
+        '  respond "ok"\n}\n'
+    )
+    env = {
+        **os.environ,
+        "HOME": str(prefix),
+        "XDG_DATA_HOME": str(prefix / "data"),
+        "XDG_CONFIG_HOME": str(prefix / "config"),
+    }
+    service = services.Service(
+        "caddy",
+        [services.require_binary("caddy", "caddy"), "run", "--config", str(caddyfile), "--adapter", "caddyfile"],
+        prefix / "caddy.log",
+        env=env,
+    )
     stack.enter_context(services.running(service, lambda: bool(served_leaf(Endpoint("127.0.0.1", port), NAME))))
     return plugins.lookup("reloaders", "caddy").from_options({"admin": admin})
 
@@ -98,9 +116,13 @@ def main(rounds: int) -> None:
         work = Path(tmp)
         pebble = stack.enter_context(services.start_pebble(work / "pebble"))
         keystore = FileKeystore(work / "keystore")
-        spec = CertSpec(name=NAME, identifiers=normalise_all([NAME]), server=pebble.directory_url,
-                        solvers=(SolverSpec("standalone", {"address": "127.0.0.1", "port": pebble.http_port}),),
-                        ca_bundle=str(pebble.ca_bundle))
+        spec = CertSpec(
+            name=NAME,
+            identifiers=normalise_all([NAME]),
+            server=pebble.directory_url,
+            solvers=(SolverSpec("standalone", {"address": "127.0.0.1", "port": pebble.http_port}),),
+            ca_bundle=str(pebble.ca_bundle),
+        )
 
         def reissue() -> Deployment:
             result = issue(spec, keystore, account=AccountSettings(agree_tos=True))
@@ -124,17 +146,32 @@ def main(rounds: int) -> None:
             deployment = reissue()
             reloader.reload([deployment])
             verify_served(deployment, [endpoint])
-            wait_for(lambda loop=loop, serial=deployment.serial: loop.serials.get(serial, 0) >= 100 and loop.total >= 300)
+            wait_for(
+                lambda loop=loop, serial=deployment.serial: loop.serials.get(serial, 0) >= 100 and loop.total >= 300
+            )
             loop.stop()
             failures.extend(f"{proxy}: {f}" for f in loop.failures)
-            rows.append((proxy, statistics.median(reload_s), max(reload_s), statistics.median(served_s),
-                         max(served_s), loop.total, len(loop.failures)))
+            rows.append(
+                (
+                    proxy,
+                    statistics.median(reload_s),
+                    max(reload_s),
+                    statistics.median(served_s),
+                    max(served_s),
+                    loop.total,
+                    len(loop.failures),
+                )
+            )
     print(f"proxy reload+verify, {rounds} rounds each (ms)")
-    print(f"{'proxy':8} {'reload med':>10} {'reload max':>10} {'served med':>10} {'served max':>10} "
-          f"{'handshakes':>10} {'failed':>6}")
+    print(
+        f"{'proxy':8} {'reload med':>10} {'reload max':>10} {'served med':>10} {'served max':>10} "
+        f"{'handshakes':>10} {'failed':>6}"
+    )
     for proxy, rmed, rmax, smed, smax, total, failed in rows:
-        print(f"{proxy:8} {rmed * 1000:10.1f} {rmax * 1000:10.1f} {smed * 1000:10.1f} {smax * 1000:10.1f} "
-              f"{total:10d} {failed:6d}")
+        print(
+            f"{proxy:8} {rmed * 1000:10.1f} {rmax * 1000:10.1f} {smed * 1000:10.1f} {smax * 1000:10.1f} "
+            f"{total:10d} {failed:6d}"
+        )
     for failure in failures:
         print(f"failed handshake: {failure}")
 

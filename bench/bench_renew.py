@@ -20,9 +20,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -35,10 +36,10 @@ from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 from cryptography.x509.oid import NameOID  # noqa: E402
 
 from certman.keys import CertFacts  # noqa: E402
-from certman.renewal import format_time  # noqa: E402
+from certman.renewal.rules import format_time  # noqa: E402
 
 CERTMAN = str(Path(sys.executable).parent / "certman")
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 
 
 def proc_cpu(pid: int) -> float:
@@ -75,21 +76,37 @@ def fake_keystore(root: Path, count: int) -> None:
     next_check = format_time(now + datetime.timedelta(hours=6))
     for i in range(count):
         name = f"host{i}.bench.example"
-        cert = (x509.CertificateBuilder().subject_name(x509.Name([])).issuer_name(ca_name)
-                .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=89))
-                .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
-                .sign(key, hashes.SHA256()))
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([]))
+            .issuer_name(ca_name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=89))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
+            .sign(key, hashes.SHA256())
+        )
         facts = CertFacts.of(cert)
-        certs[name] = {"serial": facts.serial, "not_before": format_time(facts.not_before),
-                       "not_after": format_time(facts.not_after), "issuer": facts.issuer,
-                       "ari_cert_id": facts.ari_cert_id, "version": "000001", "identifiers": [name],
-                       "key_type": "ecdsa-p256", "server": "https://127.0.0.1:1/dir"}
+        certs[name] = {
+            "serial": facts.serial,
+            "not_before": format_time(facts.not_before),
+            "not_after": format_time(facts.not_after),
+            "issuer": facts.issuer,
+            "ari_cert_id": facts.ari_cert_id,
+            "version": "000001",
+            "identifiers": [name],
+            "key_type": "ecdsa-p256",
+            "server": "https://127.0.0.1:1/dir",
+        }
         cert_dir = root / "certs" / name
         cert_dir.mkdir(mode=0o700)
-        state = {"format": 1, "consecutive_failures": 0,
-                 "ari": {"cert_id": facts.ari_cert_id, "unsupported": True, "next_check": next_check}}
+        state = {
+            "format": 1,
+            "consecutive_failures": 0,
+            "ari": {"cert_id": facts.ari_cert_id, "unsupported": True, "next_check": next_check},
+        }
         fd = os.open(cert_dir / "state.json", os.O_WRONLY | os.O_CREAT, 0o600)
         os.write(fd, json.dumps(state).encode())
         os.close(fd)
@@ -101,7 +118,7 @@ def fake_keystore(root: Path, count: int) -> None:
 def noop_rows(sizes: list[int], workdir: Path) -> list[list[str]]:
     from certman.config import Settings
     from certman.keystore import FileKeystore
-    from certman.renew import renew
+    from certman.renewal.job import renew
 
     rows = []
     for n in sizes:
@@ -115,8 +132,15 @@ def noop_rows(sizes: list[int], workdir: Path) -> list[list[str]]:
         report = renew(FileKeystore(root), Settings(keystore=root))
         library = time.perf_counter() - start
         assert all(r.action == "skipped" for r in report.results)
-        rows.append([f"no-op renew, N={n:,}", f"{wall:.3f}", f"{library:.3f}",
-                     f"{library / n * 1e6:.1f} µs/cert (library)", str(rss)])
+        rows.append(
+            [
+                f"no-op renew, N={n:,}",
+                f"{wall:.3f}",
+                f"{library:.3f}",
+                f"{library / n * 1e6:.1f} µs/cert (library)",
+                str(rss),
+            ]
+        )
     return rows
 
 
@@ -147,11 +171,24 @@ def pebble_with_webroot(workdir: Path) -> Iterator[tuple[Any, Path]]:
 
 def pebble_env(pebble: Any, webroot: Path, workdir: Path, label: str, names: list[str]) -> dict[str, str]:
     config = workdir / f"{label}.toml"
-    config.write_text(tomli_w.dumps({
-        "server": pebble.directory_url, "ca_bundle": str(pebble.ca_bundle), "agree_tos": True,
-        "timeout": 60.0, "certificate": [{"names": [n]} for n in names]}))
-    return {**os.environ, "CERTMAN_CONFIG": str(config), "CERTMAN_KEYSTORE": str(workdir / f"ks-{label}"),
-            "CERTMAN_SOLVER": "webroot", "CERTMAN_WEBROOT": str(webroot)}
+    config.write_text(
+        tomli_w.dumps(
+            {
+                "server": pebble.directory_url,
+                "ca_bundle": str(pebble.ca_bundle),
+                "agree_tos": True,
+                "timeout": 60.0,
+                "certificate": [{"names": [n]} for n in names],
+            }
+        )
+    )
+    return {
+        **os.environ,
+        "CERTMAN_CONFIG": str(config),
+        "CERTMAN_KEYSTORE": str(workdir / f"ks-{label}"),
+        "CERTMAN_SOLVER": "webroot",
+        "CERTMAN_WEBROOT": str(webroot),
+    }
 
 
 def pebble_rows(workdir: Path, due: int) -> list[list[str]]:
@@ -178,8 +215,15 @@ def pebble_rows(workdir: Path, due: int) -> list[list[str]]:
             wall, code, rss = run_cli(args, env)
             pebble_cpu = proc_cpu(pebble_pid) - pebble_before
             walls[jobs] = wall
-            rows.append([f"{due} due (--force), --jobs {jobs}", f"{wall:.3f}", "-",
-                         f"exit {code}; CPU certman {LAST_CPU[0]:.1f} s + pebble {pebble_cpu:.1f} s", str(rss)])
+            rows.append(
+                [
+                    f"{due} due (--force), --jobs {jobs}",
+                    f"{wall:.3f}",
+                    "-",
+                    f"exit {code}; CPU certman {LAST_CPU[0]:.1f} s + pebble {pebble_cpu:.1f} s",
+                    str(rss),
+                ]
+            )
         rows.append(["speedup --jobs 8 vs --jobs 1", f"{walls[1] / walls[8]:.2f}x", "-", "-", "-"])
     return rows
 
@@ -187,9 +231,9 @@ def pebble_rows(workdir: Path, due: int) -> list[list[str]]:
 def print_table(rows: list[list[str]]) -> None:
     headers = ["case", "CLI wall s", "library s", "note", "peak RSS MiB"]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    print("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
     for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)))
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
 
 
 def main() -> None:

@@ -27,9 +27,13 @@ def main(directory_url: str, ca_bundle: str, account_key_path: str, account_uri:
     acme = client.ClientV2(directory, net)
     net.account = messages.RegistrationResource(uri=account_uri, body=messages.Registration())
     cert_key = ec.generate_private_key(ec.SECP256R1())
-    csr = (x509.CertificateSigningRequestBuilder().subject_name(x509.Name([]))
-           .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-           .sign(cert_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([]))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .sign(cert_key, hashes.SHA256())
+        .public_bytes(serialization.Encoding.PEM)
+    )
     order = acme.new_order(csr)
     responses: dict[str, bytes] = {}
 

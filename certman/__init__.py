@@ -11,18 +11,18 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "issue": "certman.issuance",
-    "IssueResult": "certman.issuance",
-    "AccountSettings": "certman.issuance",
+    "issue": "certman.issuance.issue",
+    "IssueResult": "certman.issuance.issue",
+    "AccountSettings": "certman.issuance.issue",
     "FileKeystore": "certman.keystore",
     "CertSpec": "certman.config",
     "SolverSpec": "certman.config",
     "Settings": "certman.config",
     "load_settings": "certman.config",
     "spec_from_settings": "certman.config",
-    "renew": "certman.renew",
-    "RenewReport": "certman.renew",
-    "CertResult": "certman.renew",
+    "renew": "certman.renewal.job",
+    "RenewReport": "certman.renewal.job",
+    "CertResult": "certman.renewal.job",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -10,9 +10,10 @@ import fnmatch
 import math
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .errors import ConfigError, UsageError
 from .names import Identifier, check_cert_name, default_cert_name, normalise_all
@@ -46,8 +47,10 @@ def resolve_server(value: str) -> str:
     """Expand an alias and insist on https: a downgrade would expose every request to tampering."""
     url = SERVER_ALIASES.get(value, value)
     if not url.startswith("https://"):
-        raise UsageError(f"ACME server {value!r} is not an https:// directory URL",
-                         f"use an https URL or one of: {', '.join(SERVER_ALIASES)}")
+        raise UsageError(
+            f"ACME server {value!r} is not an https:// directory URL",
+            f"use an https URL or one of: {', '.join(SERVER_ALIASES)}",
+        )
     return url
 
 
@@ -62,11 +65,9 @@ def check_ca_bundle(path: str | None, origin: str = "CA bundle") -> str | None:
         with open(path, "rb"):
             pass
     except IsADirectoryError:
-        raise ConfigError(f"{origin} {path} is a directory, not a file of CA certificates",
-                          _CA_BUNDLE_HINT) from None
+        raise ConfigError(f"{origin} {path} is a directory, not a file of CA certificates", _CA_BUNDLE_HINT) from None
     except OSError as exc:
-        raise ConfigError(f"{origin} {path} cannot be read: {exc.strerror}",
-                          _CA_BUNDLE_HINT) from None
+        raise ConfigError(f"{origin} {path} cannot be read: {exc.strerror}", _CA_BUNDLE_HINT) from None
     return path
 
 
@@ -136,8 +137,10 @@ def _coerce(key: str, value: Any, origin: str) -> Any:
             # Every float setting is a duration (timeout, lock_timeout): nan, inf or a
             # negative one would make waits never end or fail at once, far from the cause.
             if not math.isfinite(number) or number <= 0:
-                raise ConfigError(f"{origin}: {key} = {value!r} must be a positive number of seconds",
-                                  f"for example {key} = {_FIELD_DEFAULTS[key]:g}")
+                raise ConfigError(
+                    f"{origin}: {key} = {value!r} must be a positive number of seconds",
+                    f"for example {key} = {_FIELD_DEFAULTS[key]:g}",
+                )
             return number
         if kind == "Path":
             return Path(str(value)).expanduser()
@@ -152,8 +155,9 @@ def _coerce(key: str, value: Any, origin: str) -> Any:
         raise ConfigError(f"{origin}: {key} = {value!r} is not a valid {kind}") from None
 
 
-def load_settings(config_path: Path | None = None, *, env: Mapping[str, str] | None = None,
-                  overrides: Mapping[str, Any] | None = None) -> Settings:
+def load_settings(
+    config_path: Path | None = None, *, env: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+) -> Settings:
     """Merge defaults < certman.toml < CERTMAN_* env < ``overrides`` (flags; None means unset)."""
     env = os.environ if env is None else env
     values: dict[str, Any] = {}
@@ -182,8 +186,9 @@ def _read_config_file(path: Path) -> dict[str, Any]:
         with open(path, "rb") as fh:
             raw = tomllib.load(fh)
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist",
-                          "create it, or drop --config / CERTMAN_CONFIG") from None
+        raise ConfigError(
+            f"config file {path} does not exist", "create it, or drop --config / CERTMAN_CONFIG"
+        ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
@@ -192,8 +197,10 @@ def _read_config_file(path: Path) -> dict[str, Any]:
     for key, value in raw.items():
         name = {"certificate": "certificates", "solver": "solvers"}.get(key, key.replace("-", "_"))
         if name not in _FIELD_TYPES:
-            raise ConfigError(f"config file {path}: unknown setting {key!r}",
-                              f"known settings: {', '.join(sorted(k for k in _FIELD_TYPES if k not in ('certificates', 'solvers')))}")
+            raise ConfigError(
+                f"config file {path}: unknown setting {key!r}",
+                f"known settings: {', '.join(sorted(k for k in _FIELD_TYPES if k not in ('certificates', 'solvers')))}",
+            )
         values[name] = _coerce(name, value, f"config file {path}")
     return values
 
@@ -242,8 +249,10 @@ class CertSpec:
         for ident in self.identifiers:
             solver = self.solver_for(ident)
             if solver.name in HTTP01_SOLVERS and ident.is_wildcard:
-                raise UsageError(f"{ident} is a wildcard, which HTTP-01 ({solver.name}) cannot validate",
-                                 "wildcards need DNS-01: use a DNS solver for this name")
+                raise UsageError(
+                    f"{ident} is a wildcard, which HTTP-01 ({solver.name}) cannot validate",
+                    "wildcards need DNS-01: use a DNS solver for this name",
+                )
 
     def solver_for(self, identifier: Identifier) -> SolverSpec:
         for spec in self.solvers:
@@ -252,20 +261,27 @@ class CertSpec:
         for spec in self.solvers:
             if not spec.match:
                 return spec
-        raise UsageError(f"certificate {self.name}: no solver matches {identifier}",
-                         "add a solver without 'match' as the default")
+        raise UsageError(
+            f"certificate {self.name}: no solver matches {identifier}", "add a solver without 'match' as the default"
+        )
 
     @property
     def directory_url(self) -> str:
         return resolve_server(self.server)
 
-    def storable(self) -> "CertSpec":
+    def storable(self) -> CertSpec:
         """This spec without inline secrets: spec.toml records how to re-issue, never a secret."""
-        from .plugin_settings import secret_option_names
+        from .plugins.settings import secret_option_names
 
-        solvers = tuple(replace(s, options={k: v for k, v in s.options.items()
-                                            if k not in secret_option_names("solvers", s.name, s.options)})
-                        for s in self.solvers)
+        solvers = tuple(
+            replace(
+                s,
+                options={
+                    k: v for k, v in s.options.items() if k not in secret_option_names("solvers", s.name, s.options)
+                },
+            )
+            for s in self.solvers
+        )
         return replace(self, solvers=solvers)
 
     def to_dict(self) -> dict[str, Any]:
@@ -283,8 +299,9 @@ class CertSpec:
             data["preferred_chain"] = self.preferred_chain
         if self.fallback:
             data["fallback"] = [dict(f) for f in self.fallback]
-        data["solver"] = [{"name": s.name, **({"match": list(s.match)} if s.match else {}), **dict(s.options)}
-                          for s in self.solvers]
+        data["solver"] = [
+            {"name": s.name, **({"match": list(s.match)} if s.match else {}), **dict(s.options)} for s in self.solvers
+        ]
         if self.reloaders:
             data["reloader"] = [dict(r) for r in self.reloaders]
         if self.renew_before_days is not None:
@@ -292,24 +309,31 @@ class CertSpec:
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], origin: str) -> "CertSpec":
+    def from_dict(cls, data: Mapping[str, Any], origin: str) -> CertSpec:
         try:
             solvers = tuple(
-                SolverSpec(name=str(s["name"]), match=tuple(s.get("match", ())),
-                           options={k: v for k, v in s.items() if k not in ("name", "match")})
-                for s in data["solver"])
-            return cls(name=str(data["name"]),
-                       identifiers=normalise_all(data["identifiers"]),
-                       server=str(data["server"]),
-                       solvers=solvers,
-                       key_type=str(data.get("key_type", DEFAULT_KEY_TYPE)),
-                       ca_bundle=data.get("ca_bundle"),
-                       reloaders=tuple(data.get("reloader", ())),
-                       profile=data.get("profile"),
-                       renew_before_days=(float(data["renew_before_days"])
-                                          if data.get("renew_before_days") is not None else None),
-                       preferred_chain=data.get("preferred_chain"),
-                       fallback=tuple(data.get("fallback", ())))
+                SolverSpec(
+                    name=str(s["name"]),
+                    match=tuple(s.get("match", ())),
+                    options={k: v for k, v in s.items() if k not in ("name", "match")},
+                )
+                for s in data["solver"]
+            )
+            return cls(
+                name=str(data["name"]),
+                identifiers=normalise_all(data["identifiers"]),
+                server=str(data["server"]),
+                solvers=solvers,
+                key_type=str(data.get("key_type", DEFAULT_KEY_TYPE)),
+                ca_bundle=data.get("ca_bundle"),
+                reloaders=tuple(data.get("reloader", ())),
+                profile=data.get("profile"),
+                renew_before_days=(
+                    float(data["renew_before_days"]) if data.get("renew_before_days") is not None else None
+                ),
+                preferred_chain=data.get("preferred_chain"),
+                fallback=tuple(data.get("fallback", ())),
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"{origin}: missing or malformed field {exc}") from None
         except UsageError as exc:
@@ -336,18 +360,22 @@ def solvers_from_tables(tables: tuple[Mapping[str, Any], ...], origin: str) -> t
     specs = []
     for table in tables:
         if not isinstance(table.get("name"), str):
-            raise ConfigError(f"{origin}: every [[solver]] needs a name", "e.g. name = \"dns-01\"")
+            raise ConfigError(f"{origin}: every [[solver]] needs a name", 'e.g. name = "dns-01"')
         match = table.get("match", ())
         if isinstance(match, str) or not all(isinstance(m, str) for m in match):
-            raise ConfigError(f"{origin}: [[solver]] {table['name']}: match must be a list of name patterns",
-                              'e.g. match = ["*.example.com"]')
-        specs.append(SolverSpec(table["name"], {k: v for k, v in table.items() if k not in ("name", "match")},
-                                tuple(match)))
+            raise ConfigError(
+                f"{origin}: [[solver]] {table['name']}: match must be a list of name patterns",
+                'e.g. match = ["*.example.com"]',
+            )
+        specs.append(
+            SolverSpec(table["name"], {k: v for k, v in table.items() if k not in ("name", "match")}, tuple(match))
+        )
     return tuple(specs)
 
 
-def spec_from_settings(names: list[str] | tuple[str, ...], settings: Settings, *,
-                       name: str | None = None, use_solver_tables: bool = True) -> CertSpec:
+def spec_from_settings(
+    names: list[str] | tuple[str, ...], settings: Settings, *, name: str | None = None, use_solver_tables: bool = True
+) -> CertSpec:
     """Build the CertSpec that ``certman issue NAME...`` asks for.
 
     ``[[solver]]`` tables, when configured, choose the solver per name, unless the
@@ -358,11 +386,13 @@ def spec_from_settings(names: list[str] | tuple[str, ...], settings: Settings, *
         solvers = solvers_from_tables(settings.solvers, "config")
     else:
         solvers = (solver_from_settings(settings),)
-    return CertSpec(name=check_cert_name(name) if name else default_cert_name(identifiers),
-                    identifiers=identifiers,
-                    server=resolve_server(settings.server),
-                    solvers=solvers,
-                    key_type=settings.key_type,
-                    ca_bundle=check_ca_bundle(settings.ca_bundle),
-                    profile=settings.profile,
-                    preferred_chain=settings.preferred_chain)
+    return CertSpec(
+        name=check_cert_name(name) if name else default_cert_name(identifiers),
+        identifiers=identifiers,
+        server=resolve_server(settings.server),
+        solvers=solvers,
+        key_type=settings.key_type,
+        ca_bundle=check_ca_bundle(settings.ca_bundle),
+        profile=settings.profile,
+        preferred_chain=settings.preferred_chain,
+    )

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from .errors import ConfigError
 from .log import register_secret
@@ -70,7 +70,7 @@ def scrubbed_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
 def _secret_variables() -> set[str]:
     import dataclasses
 
-    from . import plugins
+    from .plugins import registry as plugins
 
     names = {EAB_HMAC_VAR}
     for kind in plugins.GROUPS:
@@ -79,6 +79,10 @@ def _secret_variables() -> set[str]:
                 classes = getattr(ref.load(), "settings_classes", ())
             except ConfigError:
                 continue
-            names |= {f.metadata["env"] for cls in classes for f in dataclasses.fields(cls)
-                      if f.metadata.get("secret") and f.metadata.get("env")}
+            names |= {
+                f.metadata["env"]
+                for cls in classes
+                for f in dataclasses.fields(cls)
+                if f.metadata.get("secret") and f.metadata.get("env")
+            }
     return names | {f"{name}_FILE" for name in names}

@@ -12,9 +12,10 @@ import os
 import socket
 import stat
 import tempfile
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from .config import CertSpec, Settings, check_ca_bundle, load_settings, resolve_server
 from .errors import CertmanError
@@ -48,8 +49,9 @@ class DoctorReport:
         return tuple(c for c in self.checks if not c.ok)
 
 
-def diagnose(config_path: Path | None = None, *, overrides: Mapping[str, Any] | None = None,
-             env: Mapping[str, str] | None = None) -> DoctorReport:
+def diagnose(
+    config_path: Path | None = None, *, overrides: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None
+) -> DoctorReport:
     """Run every check for the configuration certman would use with these flags."""
     checks: list[Check] = []
     env = os.environ if env is None else env
@@ -73,16 +75,18 @@ def diagnose(config_path: Path | None = None, *, overrides: Mapping[str, Any] | 
         if not built.ok:
             checks.append(built)
         elif name in LISTENING_SOLVERS:
-            checks.append(check_port(name, str(options.get("address", "")),
-                                     int(options.get("port", LISTENING_SOLVERS[name]))))
+            checks.append(
+                check_port(name, str(options.get("address", "")), int(options.get("port", LISTENING_SOLVERS[name])))
+            )
         elif name == "webroot":
             checks.append(check_webroot(Path(str(options.get("path", "")))))
         else:
             checks.append(built)
     for spec in specs:
         for reloader in spec.reloaders:
-            checks.extend(check_proxy(str(reloader.get("name", "?")), endpoint)
-                          for endpoint in _verify_endpoints(reloader))
+            checks.extend(
+                check_proxy(str(reloader.get("name", "?")), endpoint) for endpoint in _verify_endpoints(reloader)
+            )
     return DoctorReport(tuple(checks))
 
 
@@ -163,8 +167,9 @@ def check_keystore(root: Path) -> Check:
             problems.append(f"{path} holds a key but is mode {stat.S_IMODE(st.st_mode):04o}, not 0600")
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        return Check("keystore", False, problems[0] + more,
-                     f"chown -R {uid} {root}; chmod 700 directories and 600 key files")
+        return Check(
+            "keystore", False, problems[0] + more, f"chown -R {uid} {root}; chmod 700 directories and 600 key files"
+        )
     return Check("keystore", True, f"{root}: {count} entries, owner and modes safe")
 
 
@@ -174,11 +179,14 @@ def check_ca(directory_url: str, ca_bundle: str | None) -> Check:
 
     name = f"CA {directory_url}"
     try:
-        response = requests.get(directory_url, verify=ca_bundle or True, timeout=PROBE_TIMEOUT,
-                                allow_redirects=False)
+        response = requests.get(directory_url, verify=ca_bundle or True, timeout=PROBE_TIMEOUT, allow_redirects=False)
     except requests.exceptions.SSLError:
-        return Check(name, False, "its TLS certificate is not trusted",
-                     "pass --ca-bundle with the CA that signed the server's certificate")
+        return Check(
+            name,
+            False,
+            "its TLS certificate is not trusted",
+            "pass --ca-bundle with the CA that signed the server's certificate",
+        )
     except requests.exceptions.RequestException as exc:
         reason = "timed out" if isinstance(exc, requests.exceptions.Timeout) else "connection failed"
         return Check(name, False, f"unreachable ({reason})", "check the URL, DNS, firewall and proxy settings")
@@ -195,8 +203,12 @@ def check_ca(directory_url: str, ca_bundle: str | None) -> Check:
     except ValueError:
         ok = False
     if not ok:
-        return Check(name, False, f"answered HTTP {response.status_code} without an ACME directory",
-                     "check that the URL is the CA's directory")
+        return Check(
+            name,
+            False,
+            f"answered HTTP {response.status_code} without an ACME directory",
+            "check that the URL is the CA's directory",
+        )
     return Check(name, True, "reachable, TLS trusted, ACME directory served")
 
 
@@ -209,8 +221,11 @@ def check_port(solver: str, address: str, port: int) -> Check:
         try:
             sock.bind((address, port))
         except OSError as exc:
-            hint = ("stop what holds it, or forward the challenge path from your proxy to a free port"
-                    if exc.errno == errno.EADDRINUSE else "run as root or choose a port above 1023")
+            hint = (
+                "stop what holds it, or forward the challenge path from your proxy to a free port"
+                if exc.errno == errno.EADDRINUSE
+                else "run as root or choose a port above 1023"
+            )
             return Check(f"{solver} port", False, f"cannot bind {where}: {exc.strerror}", hint)
     return Check(f"{solver} port", True, f"{where} is free to bind")
 
@@ -225,14 +240,18 @@ def check_webroot(path: Path) -> Check:
         with tempfile.NamedTemporaryFile(dir=probe_dir, prefix=".certman-doctor-"):
             pass
     except OSError as exc:
-        return Check("webroot", False, f"cannot write in {probe_dir}: {exc.strerror}",
-                     "run certman as a user that may write the webroot")
+        return Check(
+            "webroot",
+            False,
+            f"cannot write in {probe_dir}: {exc.strerror}",
+            "run certman as a user that may write the webroot",
+        )
     return Check("webroot", True, f"{probe_dir} is writable")
 
 
 def check_solver_options(name: str, options: Mapping[str, Any]) -> Check:
     """Build the solver as issuance would: a DNS provider checks its credentials are present."""
-    from . import plugins
+    from .plugins import registry as plugins
 
     try:
         plugins.lookup("solvers", name).from_options(dict(options))
@@ -257,7 +276,10 @@ def check_proxy(reloader: str, endpoint: tuple[str, int]) -> Check:
     try:
         socket.create_connection((host, port), timeout=PROBE_TIMEOUT).close()
     except OSError as exc:
-        return Check(f"proxy {reloader}", False, f"{host}:{port} unreachable: {exc.strerror or exc}",
-                     "start the proxy, or fix the reloader's verify address")
+        return Check(
+            f"proxy {reloader}",
+            False,
+            f"{host}:{port} unreachable: {exc.strerror or exc}",
+            "start the proxy, or fix the reloader's verify address",
+        )
     return Check(f"proxy {reloader}", True, f"{host}:{port} accepts connections")
-

@@ -79,8 +79,7 @@ class CAUnreachable(ACMEError):
     ``retry_after`` is when the CA said to come back (a 503 with Retry-After), if it did.
     """
 
-    def __init__(self, message: str, hint: str | None = None, *,
-                 retry_after: datetime.datetime | None = None) -> None:
+    def __init__(self, message: str, hint: str | None = None, *, retry_after: datetime.datetime | None = None) -> None:
         super().__init__(message, hint)
         self.retry_after = retry_after
 
@@ -92,8 +91,7 @@ class TLSVerifyFailed(CAUnreachable):
 class RateLimited(ACMEError):
     """The CA asked us to come back later."""
 
-    def __init__(self, message: str, hint: str | None = None, *,
-                 retry_after: datetime.datetime | None = None) -> None:
+    def __init__(self, message: str, hint: str | None = None, *, retry_after: datetime.datetime | None = None) -> None:
         super().__init__(message, hint, problem_type="urn:ietf:params:acme:error:rateLimited")
         self.retry_after = retry_after
 

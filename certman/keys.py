@@ -30,8 +30,9 @@ def generate_key(key_type: str) -> PrivateKey:
 
 
 def key_to_pem(key: PrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def load_key(pem: bytes) -> PrivateKey:
@@ -49,10 +50,12 @@ def make_csr(key: PrivateKey, identifiers: tuple[Identifier, ...]) -> bytes:
             sans.append(x509.IPAddress(ipaddress.ip_address(ident.value)))
         else:
             sans.append(x509.DNSName(ident.value))
-    csr = (x509.CertificateSigningRequestBuilder()
-           .subject_name(x509.Name([]))
-           .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-           .sign(key, hashes.SHA256()))
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([]))
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .sign(key, hashes.SHA256())
+    )
     return csr.public_bytes(serialization.Encoding.PEM)
 
 
@@ -76,19 +79,25 @@ class CertFacts:
     ari_cert_id: str | None
 
     @classmethod
-    def of(cls, cert: x509.Certificate) -> "CertFacts":
+    def of(cls, cert: x509.Certificate) -> CertFacts:
         try:
             san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-            idents = tuple([*san.get_values_for_type(x509.DNSName),
-                            *(ip.compressed for ip in san.get_values_for_type(x509.IPAddress))])
+            idents = tuple(
+                [
+                    *san.get_values_for_type(x509.DNSName),
+                    *(ip.compressed for ip in san.get_values_for_type(x509.IPAddress)),
+                ]
+            )
         except x509.ExtensionNotFound:
             idents = ()
-        return cls(serial=format(cert.serial_number, "x"),
-                   not_before=cert.not_valid_before_utc,
-                   not_after=cert.not_valid_after_utc,
-                   issuer=_issuer_name(cert),
-                   identifiers=idents,
-                   ari_cert_id=ari_cert_id(cert))
+        return cls(
+            serial=format(cert.serial_number, "x"),
+            not_before=cert.not_valid_before_utc,
+            not_after=cert.not_valid_after_utc,
+            issuer=_issuer_name(cert),
+            identifiers=idents,
+            ari_cert_id=ari_cert_id(cert),
+        )
 
 
 def _issuer_name(cert: x509.Certificate) -> str:
@@ -115,5 +124,6 @@ def ari_cert_id(cert: x509.Certificate) -> str | None:
 
 def public_keys_match(key: PrivateKey, cert: x509.Certificate) -> bool:
     fmt = serialization.PublicFormat.SubjectPublicKeyInfo
-    return (key.public_key().public_bytes(serialization.Encoding.DER, fmt)
-            == cert.public_key().public_bytes(serialization.Encoding.DER, fmt))
+    return key.public_key().public_bytes(serialization.Encoding.DER, fmt) == cert.public_key().public_bytes(
+        serialization.Encoding.DER, fmt
+    )

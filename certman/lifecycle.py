@@ -11,9 +11,10 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from .errors import KeystoreError, UsageError
 from .keystore import FileKeystore, utc_iso
@@ -33,7 +34,7 @@ REVOCATION_REASONS = {
 
 
 def _utc_now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
+    return datetime.datetime.now(datetime.UTC)
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ class CertificateReport:
     spec: Mapping[str, Any]
     state: Mapping[str, Any]
     revocation: Mapping[str, Any] | None
-    # What the next `certman renew` does: action, at (UTC), reason (see certman.renewal).
+    # What the next `certman renew` does: action, at (UTC), reason (see certman.renewal.rules).
     next_renewal: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -96,18 +97,25 @@ def describe(keystore: FileKeystore, name: str, *, now: datetime.datetime | None
     state = keystore.read_state(name)
     revocation = keystore.read_revocation(name)
     entry = keystore.read_index().get(name)
-    return CertificateReport(name=name, identifiers=tuple(i.value for i in spec.identifiers), live_version=live,
-                             live_path=keystore.live(name).directory, versions=versions, spec=spec.to_dict(),
-                             state=state, revocation=revocation,
-                             next_renewal=_next_renewal(keystore, name, entry, state, now or _utc_now())
-                             if entry else None)
+    return CertificateReport(
+        name=name,
+        identifiers=tuple(i.value for i in spec.identifiers),
+        live_version=live,
+        live_path=keystore.live(name).directory,
+        versions=versions,
+        spec=spec.to_dict(),
+        state=state,
+        revocation=revocation,
+        next_renewal=_next_renewal(keystore, name, entry, state, now or _utc_now()) if entry else None,
+    )
 
 
-def _next_renewal(keystore: FileKeystore, name: str, entry: Mapping[str, Any], state: Mapping[str, Any],
-                  now: datetime.datetime) -> dict[str, Any]:
+def _next_renewal(
+    keystore: FileKeystore, name: str, entry: Mapping[str, Any], state: Mapping[str, Any], now: datetime.datetime
+) -> dict[str, Any]:
     """The same decision `certman renew` would take now, with the rule behind it."""
-    from . import renewal
-    from .renew import next_step
+    from .renewal import rules as renewal
+    from .renewal.job import next_step
 
     decision = next_step(keystore, name, entry, dict(state), None, now)
     reason = decision.reason
@@ -126,8 +134,9 @@ def _read_meta(keystore: FileKeystore, name: str, version: str) -> dict[str, Any
         raise KeystoreError(f"{path} is unreadable: {exc}") from exc
 
 
-def revoke(keystore: FileKeystore, name: str, *, reason: str = "unspecified", timeout: float = 90.0,
-           clock: Clock = _utc_now) -> RevokeResult:
+def revoke(
+    keystore: FileKeystore, name: str, *, reason: str = "unspecified", timeout: float = 90.0, clock: Clock = _utc_now
+) -> RevokeResult:
     """Revoke the live certificate of ``name`` at its CA and mark it so renewal skips it.
 
     RFC 8555 §7.6 accepts a request signed by the account or by the certificate's
@@ -137,8 +146,8 @@ def revoke(keystore: FileKeystore, name: str, *, reason: str = "unspecified", ti
     stored account, falling back to the certificate key only when there is none
     (a keystore copied from elsewhere).
     """
-    from .acme_session import AcmeSession
-    from .issuance import account_jwk
+    from .ca.session import AcmeSession
+    from .issuance.issue import account_jwk
     from .keystore import ca_id
 
     if reason not in REVOCATION_REASONS:
@@ -151,8 +160,10 @@ def revoke(keystore: FileKeystore, name: str, *, reason: str = "unspecified", ti
         already = keystore.read_revocation(name)
         cert_der, serial = _leaf_der_and_serial(live.cert)
         if already is not None and already.get("serial") == serial:
-            raise UsageError(f"certificate {name} (serial {serial}) is already revoked",
-                             "`certman issue` it again to get a new certificate")
+            raise UsageError(
+                f"certificate {name} (serial {serial}) is already revoked",
+                "`certman issue` it again to get a new certificate",
+            )
         directory_url, ca_bundle = _issuing_ca(keystore, spec)
         stored = keystore.load_account(ca_id(directory_url))
         if stored is not None and reason != "keyCompromise":
@@ -162,22 +173,27 @@ def revoke(keystore: FileKeystore, name: str, *, reason: str = "unspecified", ti
         else:
             signed_by = "certificate key"
             if reason != "keyCompromise":
-                log.warning("no account for %s in the keystore: signing with the certificate key, which a CA "
-                            "may record as keyCompromise", directory_url)
-            session = AcmeSession(directory_url, account_jwk(live.privkey.read_bytes()), ca_bundle=ca_bundle,
-                                  timeout=timeout)
+                log.warning(
+                    "no account for %s in the keystore: signing with the certificate key, which a CA "
+                    "may record as keyCompromise",
+                    directory_url,
+                )
+            session = AcmeSession(
+                directory_url, account_jwk(live.privkey.read_bytes()), ca_bundle=ca_bundle, timeout=timeout
+            )
         session.revoke(cert_der, REVOCATION_REASONS[reason])
         revoked_at = utc_iso(clock())
-        keystore.mark_revoked(name, {"serial": serial, "reason": reason, "revoked_at": revoked_at,
-                                     "signed_by": signed_by})
+        keystore.mark_revoked(
+            name, {"serial": serial, "reason": reason, "revoked_at": revoked_at, "signed_by": signed_by}
+        )
     return RevokeResult(name, serial, reason, revoked_at, signed_by)
 
 
 def _issuing_ca(keystore: FileKeystore, spec: Any) -> tuple[str, str | None]:
     """The CA that issued the live version: the index records it, which differs from the
-    spec's first CA after a fallback (see certman.fallback)."""
+    spec's first CA after a fallback (see certman.issuance.fallback)."""
     from .config import resolve_server
-    from .fallback import endpoints
+    from .issuance.fallback import endpoints
 
     issued_by = keystore.read_index().get(spec.name, {}).get("server") or spec.server
     for ca in endpoints(spec):

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Literal
+from typing import Literal
 
 from .errors import UsageError
 
@@ -60,8 +61,10 @@ def normalise_all(raws: Iterable[str]) -> tuple[Identifier, ...]:
     if not seen:
         raise UsageError("no identifiers given", "name at least one domain, e.g. certman issue example.com")
     if len(seen) > MAX_IDENTIFIERS:
-        raise UsageError(f"{len(seen)} identifiers in one certificate; the limit is {MAX_IDENTIFIERS}",
-                         "split the names over several certificates")
+        raise UsageError(
+            f"{len(seen)} identifiers in one certificate; the limit is {MAX_IDENTIFIERS}",
+            "split the names over several certificates",
+        )
     return tuple(seen)
 
 
@@ -97,8 +100,10 @@ def _encode_label(label: str, shown: str) -> str:
     if label == "":
         raise UsageError(f"invalid identifier {shown}: empty label")
     if "*" in label:
-        raise UsageError(f"invalid identifier {shown}: a wildcard is only allowed as the whole leftmost label",
-                         "write it as *.example.com")
+        raise UsageError(
+            f"invalid identifier {shown}: a wildcard is only allowed as the whole leftmost label",
+            "write it as *.example.com",
+        )
     if label.startswith("-") or label.endswith("-"):
         raise UsageError(f"invalid identifier {shown}: label {label!r} starts or ends with a hyphen")
     import idna  # deferred: only commands that take names pay for it
@@ -108,8 +113,9 @@ def _encode_label(label: str, shown: str) -> str:
     except idna.IDNAError as exc:
         raise UsageError(f"invalid identifier {shown}: {exc}") from exc
     if len(encoded) > MAX_LABEL_LENGTH:
-        raise UsageError(f"invalid identifier {shown}: label of {len(encoded)} characters, "
-                         f"the limit is {MAX_LABEL_LENGTH}")
+        raise UsageError(
+            f"invalid identifier {shown}: label of {len(encoded)} characters, the limit is {MAX_LABEL_LENGTH}"
+        )
     if not _LDH_LABEL.fullmatch(encoded):
         raise UsageError(f"invalid identifier {shown}: label {encoded!r} is not a valid hostname label")
     return encoded
@@ -126,6 +132,8 @@ _CERT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 def check_cert_name(name: str) -> str:
     """A certificate name becomes a directory name: allow only a safe alphabet."""
     if not _CERT_NAME.fullmatch(name) or ".." in name:
-        raise UsageError(f"invalid certificate name {ascii(name)}",
-                         "use letters, digits, '.', '_' and '-' (at most 128), not starting with '.' or '-'")
+        raise UsageError(
+            f"invalid certificate name {ascii(name)}",
+            "use letters, digits, '.', '_' and '-' (at most 128), not starting with '.' or '-'",
+        )
     return name

@@ -30,9 +30,22 @@ def certman(*args: str, env: dict[str, str]) -> None:
 def run_demo(directory_url: str, ca_bundle: str, http_port: int, http_address: str = "127.0.0.1") -> None:
     env = {**os.environ, "CERTMAN_KEYSTORE": str(DEMO / "keystore"), "CERTMAN_CONFIG": str(DEMO / "certman.toml")}
     (DEMO / "certman.toml").write_text("# demo: all settings come from flags\n")
-    certman("issue", "--server", directory_url, "--ca-bundle", ca_bundle, "--agree-tos",
-            "--email", "demo@example.com", "--http-address", http_address, "--http-port", str(http_port),
-            *NAMES, env=env)
+    certman(
+        "issue",
+        "--server",
+        directory_url,
+        "--ca-bundle",
+        ca_bundle,
+        "--agree-tos",
+        "--email",
+        "demo@example.com",
+        "--http-address",
+        http_address,
+        "--http-port",
+        str(http_port),
+        *NAMES,
+        env=env,
+    )
     certman("list", env=env)
     live = DEMO / "keystore" / "live" / NAMES[0]
     print(f"\nproxies point at {live}/fullchain.pem and {live}/privkey.pem")
@@ -55,8 +68,9 @@ def with_docker() -> None:
         subprocess.run([*compose, "cp", "pebble:/test/certs/pebble.minica.pem", str(bundle)], check=True)
         import services
 
-        services.wait_for(lambda: _reachable("https://localhost:14000/dir", bundle), timeout=30,
-                          what="Pebble in Docker answering")
+        services.wait_for(
+            lambda: _reachable("https://localhost:14000/dir", bundle), timeout=30, what="Pebble in Docker answering"
+        )
         # Pebble in its container dials the host's bridge address, not loopback.
         run_demo("https://localhost:14000/dir", str(bundle), 5002, http_address="")
     finally:
@@ -81,8 +95,10 @@ def main() -> None:
     elif shutil.which("docker") is not None:
         with_docker()
     else:
-        sys.exit("certman demo: Pebble is not installed and Docker is not available\n"
-                 "hint: as root run `apt-get install pebble`, or install Docker")
+        sys.exit(
+            "certman demo: Pebble is not installed and Docker is not available\n"
+            "hint: as root run `apt-get install pebble`, or install Docker"
+        )
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
-
 import services
 
 LOG_TAIL_LINES = 200

@@ -53,9 +53,7 @@ def require_binary(name: str, apt_package: str) -> str:
     """Path of `name` on PATH; a missing tool is a broken setup, never a skip."""
     path = shutil.which(name)
     if path is None:
-        raise RuntimeError(
-            f"`{name}` not found: install it with `apt-get install {apt_package}`"
-        )
+        raise RuntimeError(f"`{name}` not found: install it with `apt-get install {apt_package}`")
     return path
 
 
@@ -114,17 +112,12 @@ class Service:
             self.stop()
             raise
 
-    def _wait_ready(
-        self, process: subprocess.Popen[bytes], ready: Callable[[], bool], timeout: float
-    ) -> None:
+    def _wait_ready(self, process: subprocess.Popen[bytes], ready: Callable[[], bool], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         last_error: Exception | None = None
         while True:
             if process.poll() is not None:
-                raise ServiceError(
-                    f"{self.name} exited with {process.returncode} while starting:\n"
-                    f"{self.log_text()}"
-                )
+                raise ServiceError(f"{self.name} exited with {process.returncode} while starting:\n{self.log_text()}")
             try:
                 if ready():
                     return
@@ -132,8 +125,7 @@ class Service:
                 last_error = exc
             if time.monotonic() >= deadline:
                 raise ServiceError(
-                    f"{self.name} not ready after {timeout} s"
-                    f" (last error: {last_error!r}):\n{self.log_text()}"
+                    f"{self.name} not ready after {timeout} s (last error: {last_error!r}):\n{self.log_text()}"
                 )
             time.sleep(POLL_INTERVAL)
 
@@ -170,7 +162,7 @@ def _write_listener_certs(workdir: Path) -> tuple[Path, Path, Path]:
 
     Debian's pebble ships no certificate. Returns (ca, cert, key) paths.
     """
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     not_before = now - datetime.timedelta(days=1)
     not_after = now + datetime.timedelta(days=3650)
 
@@ -223,12 +215,8 @@ def _write_listener_certs(workdir: Path) -> tuple[Path, Path, Path]:
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-        )
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(leaf_key.public_key()), critical=False
-        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(leaf_key.public_key()), critical=False)
         # Python 3.13's default strict verification requires the AKI.
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
@@ -269,9 +257,7 @@ class Pebble:
     services: tuple[Service, ...] = field(repr=False)
 
     def _management_get(self, path: str) -> requests.Response:
-        return requests.get(
-            f"{self.management_url}{path}", verify=str(self.ca_bundle), timeout=HTTP_TIMEOUT
-        )
+        return requests.get(f"{self.management_url}{path}", verify=str(self.ca_bundle), timeout=HTTP_TIMEOUT)
 
     def root_pem(self) -> str:
         """Pebble's root; regenerated on every Pebble start."""
@@ -296,9 +282,7 @@ class Pebble:
         """POST to challtestsrv's management API, e.g. ("set-txt", {"host": ..., "value": ...})."""
         if self.challtestsrv_url is None:
             raise RuntimeError("this Pebble uses an external DNS server, not challtestsrv")
-        response = requests.post(
-            f"{self.challtestsrv_url}/{endpoint}", json=dict(payload), timeout=HTTP_TIMEOUT
-        )
+        response = requests.post(f"{self.challtestsrv_url}/{endpoint}", json=dict(payload), timeout=HTTP_TIMEOUT)
         response.raise_for_status()
 
     def log_text(self) -> str:
@@ -308,9 +292,7 @@ class Pebble:
 def _challtestsrv_ready(management_url: str, dns_port: int) -> bool:
     # Any HTTP status (there is no "/" route) means the management API is up.
     requests.get(management_url, timeout=PROBE_TIMEOUT)
-    dns.query.udp(
-        dns.message.make_query("ready.test.", "A"), "127.0.0.1", port=dns_port, timeout=PROBE_TIMEOUT
-    )
+    dns.query.udp(dns.message.make_query("ready.test.", "A"), "127.0.0.1", port=dns_port, timeout=PROBE_TIMEOUT)
     return True
 
 
@@ -330,15 +312,22 @@ def _run_challtestsrv(binary: str, workdir: Path) -> Iterator[tuple[Service, str
         argv=[
             binary,
             # Tests run their own challenge solvers.
-            "-http01", "",
-            "-https01", "",
-            "-tlsalpn01", "",
-            "-dns01", f"127.0.0.1:{dns_port}",
-            "-management", f"127.0.0.1:{management_port}",
-            "-defaultIPv4", "127.0.0.1",
+            "-http01",
+            "",
+            "-https01",
+            "",
+            "-tlsalpn01",
+            "",
+            "-dns01",
+            f"127.0.0.1:{dns_port}",
+            "-management",
+            f"127.0.0.1:{management_port}",
+            "-defaultIPv4",
+            "127.0.0.1",
             # With the ::1 default, Pebble dials [::1] first and solvers
             # bound to 127.0.0.1 get "connection refused".
-            "-defaultIPv6", "",
+            "-defaultIPv6",
+            "",
         ],
         log_path=workdir / "challtestsrv.log",
         cwd=workdir,
@@ -417,8 +406,7 @@ def start_pebble(
         stack.enter_context(
             running(
                 pebble_service,
-                lambda: _https_ok(directory_url, ca_bundle)
-                and _https_ok(f"{management_url}/roots/0", ca_bundle),
+                lambda: _https_ok(directory_url, ca_bundle) and _https_ok(f"{management_url}/roots/0", ca_bundle),
             )
         )
         services.append(pebble_service)

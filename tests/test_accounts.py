@@ -7,17 +7,24 @@ import json
 import josepy as jose
 import pytest
 from click.testing import CliRunner
+from fixtures.lifecycle import standalone_spec
 
-from certman.accounts import (CAEndpoint, deactivate, key_change_request, register_account, rollover, show_account,
-                              update_email)
-from certman.acme_session import AcmeSession
+from certman.ca.accounts import (
+    CAEndpoint,
+    deactivate,
+    key_change_request,
+    register_account,
+    rollover,
+    show_account,
+    update_email,
+)
+from certman.ca.eab import external_account
+from certman.ca.session import AcmeSession
 from certman.cli import cli
-from certman.eab import external_account
 from certman.errors import ACMEError, UsageError
-from certman.issuance import AccountSettings, account_jwk, issue
+from certman.issuance.issue import AccountSettings, account_jwk, issue
 from certman.keys import generate_key, key_to_pem
 from certman.keystore import FileKeystore, ca_id
-from fixtures.lifecycle import standalone_spec
 
 
 def test_register_stores_an_account_the_ca_reports_valid(keystore, ca, agreed):
@@ -86,8 +93,9 @@ def test_deactivate_archives_the_account_and_the_ca_refuses_it(keystore, ca, agr
 
     assert result.status == "deactivated"
     assert keystore.account_cas() == []
-    assert [p.name.split("-")[0] for p in (keystore.root / "archive" / "accounts").iterdir()] \
-        == [ca_id(ca.directory_url).split("-")[0]]
+    assert [p.name.split("-")[0] for p in (keystore.root / "archive" / "accounts").iterdir()] == [
+        ca_id(ca.directory_url).split("-")[0]
+    ]
     session = AcmeSession(ca.directory_url, account_jwk(key_pem), ca_bundle=ca.ca_bundle, timeout=30)
     session.use_account(registered.uri)
     with pytest.raises(ACMEError):
@@ -131,10 +139,25 @@ def test_cli_register_with_eab_key_file_keeps_the_key_out_of_output(tmp_path, ea
     key_file.write_text(eab_pebble.hmac_key + "\n")
     runner = CliRunner()
 
-    result = runner.invoke(cli, ["--keystore", str(tmp_path / "ks"), "account", "register",
-                                 "--server", eab_pebble.pebble.directory_url,
-                                 "--ca-bundle", str(eab_pebble.pebble.ca_bundle), "--agree-tos",
-                                 "--eab-kid", eab_pebble.kid, "--eab-hmac-key-file", str(key_file), "--json"])
+    result = runner.invoke(
+        cli,
+        [
+            "--keystore",
+            str(tmp_path / "ks"),
+            "account",
+            "register",
+            "--server",
+            eab_pebble.pebble.directory_url,
+            "--ca-bundle",
+            str(eab_pebble.pebble.ca_bundle),
+            "--agree-tos",
+            "--eab-kid",
+            eab_pebble.kid,
+            "--eab-hmac-key-file",
+            str(key_file),
+            "--json",
+        ],
+    )
 
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["status"] == "valid"
@@ -142,8 +165,19 @@ def test_cli_register_with_eab_key_file_keeps_the_key_out_of_output(tmp_path, ea
 
 
 def test_cli_account_show_without_an_account_exits_2_with_a_hint(tmp_path, pebble):
-    result = CliRunner().invoke(cli, ["--keystore", str(tmp_path / "ks"), "account", "show",
-                                      "--server", pebble.directory_url, "--ca-bundle", str(pebble.ca_bundle)])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "--keystore",
+            str(tmp_path / "ks"),
+            "account",
+            "show",
+            "--server",
+            pebble.directory_url,
+            "--ca-bundle",
+            str(pebble.ca_bundle),
+        ],
+    )
 
     assert result.exit_code == 2
     assert result.stderr.splitlines()[0].startswith("certman: no account for")
@@ -155,8 +189,20 @@ def test_cli_account_show_json_matches_the_library(tmp_path, pebble, agreed):
     ca = CAEndpoint(pebble.directory_url, str(pebble.ca_bundle))
     registered = register_account(keystore, ca, agreed)
 
-    result = CliRunner().invoke(cli, ["--keystore", str(keystore.root), "account", "show", "--json",
-                                      "--server", pebble.directory_url, "--ca-bundle", str(pebble.ca_bundle)])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "--keystore",
+            str(keystore.root),
+            "account",
+            "show",
+            "--json",
+            "--server",
+            pebble.directory_url,
+            "--ca-bundle",
+            str(pebble.ca_bundle),
+        ],
+    )
 
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) | {"created_at": None} == registered.to_dict() | {"created_at": None}
@@ -166,10 +212,27 @@ def test_cli_issue_registers_with_eab_on_first_use(tmp_path, eab_pebble, monkeyp
     monkeypatch.setenv("CERTMAN_EAB_HMAC_KEY", eab_pebble.hmac_key)
     pebble = eab_pebble.pebble
 
-    result = CliRunner().invoke(cli, [
-        "--keystore", str(tmp_path / "ks"), "issue", "--server", pebble.directory_url,
-        "--ca-bundle", str(pebble.ca_bundle), "--agree-tos", "--eab-kid", eab_pebble.kid,
-        "--http-address", "127.0.0.1", "--http-port", str(pebble.http_port), "--json", "eab.example"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "--keystore",
+            str(tmp_path / "ks"),
+            "issue",
+            "--server",
+            pebble.directory_url,
+            "--ca-bundle",
+            str(pebble.ca_bundle),
+            "--agree-tos",
+            "--eab-kid",
+            eab_pebble.kid,
+            "--http-address",
+            "127.0.0.1",
+            "--http-port",
+            str(pebble.http_port),
+            "--json",
+            "eab.example",
+        ],
+    )
 
     assert result.exit_code == 0, result.output
     assert pebble.cert_status(json.loads(result.stdout)["serial"])["Status"] == "Valid"
@@ -193,8 +256,11 @@ def test_cli_rollover_and_deactivate_print_json(tmp_path, pebble, agreed):
 
 def test_show_offline_does_not_ask_the_ca(keystore, stopped_pebble):
     ca = CAEndpoint(stopped_pebble.directory_url, str(stopped_pebble.ca_bundle))
-    keystore.save_account(ca_id(ca.directory_url), key_to_pem(generate_key("ecdsa-p256")),
-                          {"uri": "https://ca.test/acct/1", "contact": ["mailto:a@example.org"]})
+    keystore.save_account(
+        ca_id(ca.directory_url),
+        key_to_pem(generate_key("ecdsa-p256")),
+        {"uri": "https://ca.test/acct/1", "contact": ["mailto:a@example.org"]},
+    )
 
     shown = show_account(keystore, ca, ask_ca=False)
 
@@ -207,9 +273,20 @@ def test_cli_deactivate_asks_first_and_a_no_keeps_the_account(tmp_path, pebble, 
     ca = CAEndpoint(pebble.directory_url, str(pebble.ca_bundle))
     register_account(keystore, ca, agreed)
 
-    result = CliRunner().invoke(cli, ["--keystore", str(keystore.root), "account", "deactivate",
-                                      "--server", pebble.directory_url, "--ca-bundle", str(pebble.ca_bundle)],
-                                input="n\n")
+    result = CliRunner().invoke(
+        cli,
+        [
+            "--keystore",
+            str(keystore.root),
+            "account",
+            "deactivate",
+            "--server",
+            pebble.directory_url,
+            "--ca-bundle",
+            str(pebble.ca_bundle),
+        ],
+        input="n\n",
+    )
 
     assert result.exit_code == 2
     assert "certman: the account was not deactivated" in result.stderr
@@ -252,7 +329,8 @@ def test_a_rollover_killed_before_the_ca_answered_keeps_the_old_key(keystore, ca
 
 @pytest.mark.parametrize("reached_the_ca", [True, False])
 def test_issue_after_an_interrupted_rollover_finishes_it_and_signs_with_the_key_the_ca_accepts(
-        keystore, ca, agreed, pebble, reached_the_ca):
+    keystore, ca, agreed, pebble, reached_the_ca
+):
     # Unattended renewal runs no `certman account` command: issuance itself must settle
     # the half-done rollover, or every order is signed with a key the CA refuses.
     register_account(keystore, ca, agreed)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import requests
 from cryptography import x509
 from cryptography.x509.oid import NameOID
-
-from certman.issuance import issue
 from fixtures.lifecycle import standalone_spec
+
+from certman.issuance.issue import issue
 
 
 def _root_cns(pebble) -> list[str]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from click.testing import CliRunner
-
 import services
-from certman.cli import cli
+from click.testing import CliRunner
 from fixtures.bind import HTTP01_NAME, Bind
+
+from certman.cli import cli
 
 WRONG_SECRET = "d3Jvbmcgc2VjcmV0IGZvciB0aGUgY2xpIHRlc3Q="
 
@@ -29,15 +29,27 @@ def dns_env(bind: Bind, tmp_path: Path, secret: str) -> dict[str, str]:
 
 
 def issue_args(pebble: services.Pebble, keystore: Path, *extra: str) -> list[str]:
-    return ["--keystore", str(keystore), "issue", "--server", pebble.directory_url,
-            "--ca-bundle", str(pebble.ca_bundle), "--agree-tos", *extra]
+    return [
+        "--keystore",
+        str(keystore),
+        "issue",
+        "--server",
+        pebble.directory_url,
+        "--ca-bundle",
+        str(pebble.ca_bundle),
+        "--agree-tos",
+        *extra,
+    ]
 
 
 def test_issue_with_dns_provider_flag_reads_provider_settings_from_env(
-        tmp_path: Path, dns_pebble: services.Pebble, bind: Bind) -> None:
+    tmp_path: Path, dns_pebble: services.Pebble, bind: Bind
+) -> None:
     result = CliRunner().invoke(
-        cli, issue_args(dns_pebble, tmp_path / "ks", "--dns-provider", "rfc2136", "--json", "*.cli.example.test"),
-        env=dns_env(bind, tmp_path, bind.key_secret))
+        cli,
+        issue_args(dns_pebble, tmp_path / "ks", "--dns-provider", "rfc2136", "--json", "*.cli.example.test"),
+        env=dns_env(bind, tmp_path, bind.key_secret),
+    )
     assert result.exit_code == 0, result.output
     assert '"*.cli.example.test"' in result.stdout
     spec_text = (tmp_path / "ks" / "certs" / "_.cli.example.test" / "spec.toml").read_text()
@@ -46,11 +58,15 @@ def test_issue_with_dns_provider_flag_reads_provider_settings_from_env(
 
 
 def test_a_wrong_tsig_secret_exits_5_with_one_clear_line_and_no_secret(
-        tmp_path: Path, dns_pebble: services.Pebble, bind: Bind) -> None:
+    tmp_path: Path, dns_pebble: services.Pebble, bind: Bind
+) -> None:
     result = CliRunner().invoke(
-        cli, issue_args(dns_pebble, tmp_path / "ks", "--solver", "dns-01", "--dns-provider", "rfc2136",
-                        "badsig.example.test"),
-        env=dns_env(bind, tmp_path, WRONG_SECRET))
+        cli,
+        issue_args(
+            dns_pebble, tmp_path / "ks", "--solver", "dns-01", "--dns-provider", "rfc2136", "badsig.example.test"
+        ),
+        env=dns_env(bind, tmp_path, WRONG_SECRET),
+    )
     assert result.exit_code == 5
     assert result.stderr.splitlines()[0].startswith("certman: rfc2136: ")
     assert "BADSIG" in result.stderr.splitlines()[0]
@@ -60,7 +76,8 @@ def test_a_wrong_tsig_secret_exits_5_with_one_clear_line_and_no_secret(
 
 
 def test_solver_tables_in_the_config_choose_dns01_for_wildcards_only(
-        tmp_path: Path, dns_pebble: services.Pebble, bind: Bind) -> None:
+    tmp_path: Path, dns_pebble: services.Pebble, bind: Bind
+) -> None:
     config = tmp_path / "certman.toml"
     config.write_text(f"""
 [[solver]]
@@ -74,9 +91,14 @@ address = "127.0.0.1"
 port = {dns_pebble.http_port}
 """)
     result = CliRunner().invoke(
-        cli, ["--config", str(config), *issue_args(dns_pebble, tmp_path / "ks", "--name", "mixed-cli",
-                                                    HTTP01_NAME, f"*.{HTTP01_NAME}")],
-        env=dns_env(bind, tmp_path, bind.key_secret))
+        cli,
+        [
+            "--config",
+            str(config),
+            *issue_args(dns_pebble, tmp_path / "ks", "--name", "mixed-cli", HTTP01_NAME, f"*.{HTTP01_NAME}"),
+        ],
+        env=dns_env(bind, tmp_path, bind.key_secret),
+    )
     assert result.exit_code == 0, result.output
     spec_text = (tmp_path / "ks" / "certs" / "mixed-cli" / "spec.toml").read_text()
     assert 'name = "standalone"' in spec_text and 'name = "dns-01"' in spec_text
@@ -107,26 +129,34 @@ def test_plugins_json_carries_the_settings_help(tmp_path: Path) -> None:
 
 
 def test_an_unknown_dns_provider_is_a_usage_error(tmp_path: Path, dns_pebble: services.Pebble) -> None:
-    result = CliRunner().invoke(cli, issue_args(dns_pebble, tmp_path / "ks", "--dns-provider", "nosuch",
-                                                "x.example.test"))
+    result = CliRunner().invoke(
+        cli, issue_args(dns_pebble, tmp_path / "ks", "--dns-provider", "nosuch", "x.example.test")
+    )
     assert result.exit_code == 2
     assert "unknown dns provider 'nosuch'" in result.stderr
 
 
-def test_a_dns_server_that_is_down_exits_5_with_a_clear_error(tmp_path: Path, dns_pebble: services.Pebble,
-                                                              bind: Bind) -> None:
+def test_a_dns_server_that_is_down_exits_5_with_a_clear_error(
+    tmp_path: Path, dns_pebble: services.Pebble, bind: Bind
+) -> None:
     down = f"127.0.0.1:{services.free_port()}"
     env = {**dns_env(bind, tmp_path, bind.key_secret), "CERTMAN_RFC2136_SERVER": down}
-    result = CliRunner().invoke(cli, issue_args(dns_pebble, tmp_path / "ks", "--dns-provider", "rfc2136",
-                                                "down.example.test"), env=env)
+    result = CliRunner().invoke(
+        cli, issue_args(dns_pebble, tmp_path / "ks", "--dns-provider", "rfc2136", "down.example.test"), env=env
+    )
     assert result.exit_code == 5
     assert result.stderr.startswith(f"certman: rfc2136: {down} refused the connection")
 
 
 def test_dns01_without_a_provider_says_how_to_choose_one(tmp_path: Path, dns_pebble: services.Pebble) -> None:
-    result = CliRunner().invoke(cli, issue_args(dns_pebble, tmp_path / "ks", "--solver", "dns-01", "x.example.test"),
-                                env={"CERTMAN_DNS_PROVIDER": None})
+    result = CliRunner().invoke(
+        cli,
+        issue_args(dns_pebble, tmp_path / "ks", "--solver", "dns-01", "x.example.test"),
+        env={"CERTMAN_DNS_PROVIDER": None},
+    )
     assert result.exit_code == 2
-    assert result.stderr.splitlines() == ["certman: the dns-01 solver needs a DNS provider",
-                                          "hint: pass --dns-provider rfc2136 (or exec, lexicon; see `certman plugins`), "
-                                          "or set provider in its [[solver]] table"]
+    assert result.stderr.splitlines() == [
+        "certman: the dns-01 solver needs a DNS provider",
+        "hint: pass --dns-provider rfc2136 (or exec, lexicon; see `certman plugins`), "
+        "or set provider in its [[solver]] table",
+    ]

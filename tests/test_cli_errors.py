@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 import services
 from fixtures.cli import CertmanRun, holding_cert_lock, issue_flags, snapshot
 
@@ -59,8 +58,7 @@ def test_plain_http_server_url_exits_2(certman: CertmanRun) -> None:
     assert_one_line_error(certman("issue", "--server", "http://ca.example/dir", "a.example"), 2, "https://")
 
 
-def test_registration_without_agreeing_exits_2_naming_agree_tos(certman: CertmanRun,
-                                                                pebble: services.Pebble) -> None:
+def test_registration_without_agreeing_exits_2_naming_agree_tos(certman: CertmanRun, pebble: services.Pebble) -> None:
     flags = [f for f in issue_flags(pebble) if f != "--agree-tos"]
     result = certman("issue", *flags, "terms.example")
     assert_one_line_error(result, 2, "terms", "--agree-tos")
@@ -85,8 +83,14 @@ def test_locked_certificate_exits_3(certman: CertmanRun, pebble: services.Pebble
 
 
 def test_unreachable_ca_exits_4(certman: CertmanRun) -> None:
-    result = certman("issue", "--server", f"https://127.0.0.1:{closed_port()}/dir", "--agree-tos", "a.example",
-                     env={"CERTMAN_TIMEOUT": "3"})
+    result = certman(
+        "issue",
+        "--server",
+        f"https://127.0.0.1:{closed_port()}/dir",
+        "--agree-tos",
+        "a.example",
+        env={"CERTMAN_TIMEOUT": "3"},
+    )
     assert_one_line_error(result, 4, "cannot reach the ACME server", "connection refused")
 
 
@@ -108,17 +112,23 @@ def test_port_in_use_exits_5_and_keeps_the_keystore(certman: CertmanRun, pebble:
 
 
 def test_missing_webroot_exits_5(certman: CertmanRun, pebble: services.Pebble, tmp_path: Path) -> None:
-    result = certman("issue", *issue_flags(pebble), "--solver", "webroot", "--webroot",
-                     str(tmp_path / "nowhere"), "webroot.example")
+    result = certman(
+        "issue", *issue_flags(pebble), "--solver", "webroot", "--webroot", str(tmp_path / "nowhere"), "webroot.example"
+    )
     assert_one_line_error(result, 5, "webroot", "does not exist")
 
 
-def test_sigterm_exits_130_and_releases_everything(certman: CertmanRun, pebble: services.Pebble,
-                                                   tmp_path: Path) -> None:
+def test_sigterm_exits_130_and_releases_everything(
+    certman: CertmanRun, pebble: services.Pebble, tmp_path: Path
+) -> None:
     env = {**os.environ, "CERTMAN_KEYSTORE": str(certman.keystore), "CERTMAN_LOCK_TIMEOUT": "60"}
     with holding_cert_lock(certman.keystore, "term.example") as lock:
-        proc = subprocess.Popen([sys.executable, "-m", "certman", "issue", *issue_flags(pebble), "term.example"],
-                                env=env, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "certman", "issue", *issue_flags(pebble), "term.example"],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         # It waits for our lock; once it has opened the lock file, stop it.
         services.wait_for(lambda: _has_open(proc.pid, lock), timeout=10)
         proc.send_signal(signal.SIGTERM)
@@ -158,10 +168,18 @@ def test_a_bug_exits_70_without_a_traceback(certman: CertmanRun, pebble: service
         "    def wait_ready(self, batch):\n"
         "        pass\n"
         "    def cleanup(self, batch):\n"
-        "        pass\n")
+        "        pass\n"
+    )
     env = {**os.environ, "CERTMAN_KEYSTORE": str(certman.keystore), "PYTHONPATH": str(site)}
-    proc = subprocess.run([sys.executable, "-m", "certman", "issue", *issue_flags(pebble), "--solver", "broken",
-                           "bug.example"], env=env, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "certman", "issue", *issue_flags(pebble), "--solver", "broken", "bug.example"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 70
-    assert proc.stderr.splitlines() == ["certman: internal error (please report): RuntimeError",
-                                        "hint: run again with -vv to see the details"]
+    assert proc.stderr.splitlines() == [
+        "certman: internal error (please report): RuntimeError",
+        "hint: run again with -vv to see the details",
+    ]

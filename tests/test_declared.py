@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from certman.config import Settings
-from certman.declared import declared_specs
 from certman.errors import ConfigError
+from certman.renewal.declared import declared_specs
 
 BASE = {"server": "https://ca.example/dir", "keystore": Path("/ks"), "solver": "webroot", "webroot": "/srv/www"}
 
@@ -26,9 +26,16 @@ def test_a_declaration_takes_the_run_wide_defaults():
 
 
 def test_a_declaration_can_name_its_solver_reloader_and_renew_before():
-    [spec] = specs({"name": "api", "names": ["api.example.org"], "renew_before_days": 20, "key_type": "rsa2048",
-                    "solver": [{"name": "standalone", "port": 8402}],
-                    "reloader": [{"name": "command", "argv": ["true"]}]}).values()
+    [spec] = specs(
+        {
+            "name": "api",
+            "names": ["api.example.org"],
+            "renew_before_days": 20,
+            "key_type": "rsa2048",
+            "solver": [{"name": "standalone", "port": 8402}],
+            "reloader": [{"name": "command", "argv": ["true"]}],
+        }
+    ).values()
     assert (spec.name, spec.key_type, spec.renew_before_days) == ("api", "rsa2048", 20.0)
     assert spec.solvers[0].options == {"port": 8402}
     assert spec.reloaders == ({"name": "command", "argv": ["true"]},)
@@ -56,7 +63,10 @@ def test_the_same_certificate_declared_twice_is_a_config_error():
 
 
 def test_a_declaration_without_solver_takes_the_run_wide_solver_tables():
-    settings = Settings(**{**BASE, "solver": "standalone"}, solvers=({"name": "webroot", "path": "/srv/a"},),
-                        certificates=({"names": ["a.example"]},))
+    settings = Settings(
+        **{**BASE, "solver": "standalone"},
+        solvers=({"name": "webroot", "path": "/srv/a"},),
+        certificates=({"names": ["a.example"]},),
+    )
     [spec] = declared_specs(settings).values()
     assert spec.solvers[0].name == "webroot" and spec.solvers[0].options == {"path": "/srv/a"}

@@ -3,25 +3,29 @@
 from __future__ import annotations
 
 import services
-from certman.config import Settings
-from certman.keystore import FileKeystore
-from certman.reloaders.verify import Endpoint
-from certman.renew import renew
 from fixtures.proxies import nginx_server_block, served_serial, tls_ready
+
+from certman.config import Settings
+from certman.deploy.served import Endpoint
+from certman.keystore import FileKeystore
+from certman.renewal.job import renew
 
 
 def settings_for(keystore: FileKeystore) -> Settings:
     return Settings(keystore=keystore.root, agree_tos=True)
 
 
-def test_renew_reloads_nginx_and_verifies_the_new_serial_is_served(issue_cert, start_nginx,
-                                                                   keystore: FileKeystore) -> None:
+def test_renew_reloads_nginx_and_verifies_the_new_serial_is_served(
+    issue_cert, start_nginx, keystore: FileKeystore
+) -> None:
     endpoint = Endpoint("127.0.0.1", services.free_port())
     first = issue_cert("verified.example")
-    nginx = start_nginx(nginx_server_block(endpoint.port, "verified.example", first.live),
-                        tls_ready(endpoint, "verified.example"))
-    first = issue_cert("verified.example", reloaders=(
-        {"name": "nginx", **nginx.reloader_options, "verify": [str(endpoint)]},))
+    nginx = start_nginx(
+        nginx_server_block(endpoint.port, "verified.example", first.live), tls_ready(endpoint, "verified.example")
+    )
+    first = issue_cert(
+        "verified.example", reloaders=({"name": "nginx", **nginx.reloader_options, "verify": [str(endpoint)]},)
+    )
 
     report = renew(keystore, settings_for(keystore), force=True)
 
@@ -32,7 +36,8 @@ def test_renew_reloads_nginx_and_verifies_the_new_serial_is_served(issue_cert, s
 
 
 def test_a_reload_that_leaves_the_old_certificate_served_is_an_error_and_stays_undeployed(
-        issue_cert, start_nginx, keystore: FileKeystore) -> None:
+    issue_cert, start_nginx, keystore: FileKeystore
+) -> None:
     endpoint = Endpoint("127.0.0.1", services.free_port())
     first = issue_cert("stale.example")
     start_nginx(nginx_server_block(endpoint.port, "stale.example", first.live), tls_ready(endpoint, "stale.example"))
@@ -50,12 +55,14 @@ def test_a_reload_that_leaves_the_old_certificate_served_is_an_error_and_stays_u
 
 
 def test_one_proxy_is_reloaded_once_for_two_certificates_with_different_verify_endpoints(
-        issue_cert, keystore: FileKeystore, tmp_path) -> None:
+    issue_cert, keystore: FileKeystore, tmp_path
+) -> None:
     import dataclasses
     import sys
 
-    from certman.deploy import deploy
     from fixtures.proxies import deployment_of
+
+    from certman.deploy.batch import deploy
 
     counter = tmp_path / "reloads"
     argv = [sys.executable, "-c", "import sys; open(sys.argv[1], 'a').write('x')", str(counter)]

@@ -9,15 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fixtures.bind import FILE_ZONE, Bind
+from fixtures.dns01 import exec_hook_env
 
-from certman import plugins
 from certman.errors import SolverError
 from certman.names import Identifier
+from certman.plugins import registry as plugins
 from certman.solvers import Challenge
 from certman.solvers.dns01 import DNS01Solver, DNSProvider
 from certman.solvers.dns01.propagation import PropagationSettings
-from fixtures.bind import FILE_ZONE, Bind
-from fixtures.dns01 import exec_hook_env
 
 OBSERVE_TIMEOUT = 10.0
 
@@ -50,7 +50,8 @@ def _exec(bind: Bind, tmp_path: Path, rfc2136_options: dict[str, Any], exec_hook
 
 def _lexicon(bind: Bind, tmp_path: Path, rfc2136_options: dict[str, Any], exec_hook: Path) -> Harness:
     provider = plugins.lookup("dns_providers", "lexicon").from_options(
-        {"provider_name": "localzone", "domain": FILE_ZONE, "options": {"filename": bind.file_zone_path}}, {})
+        {"provider_name": "localzone", "domain": FILE_ZONE, "options": {"filename": bind.file_zone_path}}, {}
+    )
 
     def served(fqdn: str) -> set[str]:
         # localzone edits the zone file; BIND serves it after a reload, as a file-managed primary would.
@@ -64,8 +65,9 @@ HARNESSES = {"rfc2136": _rfc2136, "exec": _exec, "lexicon": _lexicon}
 
 
 @pytest.fixture(params=sorted(plugins.available("dns_providers")))
-def harness(request: pytest.FixtureRequest, bind: Bind, tmp_path: Path, rfc2136_options: dict[str, Any],
-            exec_hook: Path) -> Iterator[Harness]:
+def harness(
+    request: pytest.FixtureRequest, bind: Bind, tmp_path: Path, rfc2136_options: dict[str, Any], exec_hook: Path
+) -> Iterator[Harness]:
     name = request.param
     assert name in HARNESSES, f"DNS provider {name!r} is registered but has no contract harness here"
     yield HARNESSES[name](bind, tmp_path, rfc2136_options, exec_hook)
@@ -99,12 +101,15 @@ def test_cleanup_of_a_value_never_presented_is_harmless(harness: Harness) -> Non
 
 
 def test_cleanup_after_a_present_that_failed_halfway_removes_what_was_added(
-        bind: Bind, rfc2136_options: dict[str, Any]) -> None:
+    bind: Bind, rfc2136_options: dict[str, Any]
+) -> None:
     provider = plugins.lookup("dns_providers", "rfc2136").from_options(rfc2136_options, {})
     dns01 = DNS01Solver(provider, PropagationSettings(resolvers=(bind.address,), nameserver_port=bind.port))
     # The TSIG key may update example.test but not the file-managed zone, so the second add is refused.
-    batch = (Challenge(Identifier("dns", "halfway.example.test"), "dns-01", "t" * 43, "first"),
-             Challenge(Identifier("dns", f"halfway.{FILE_ZONE}"), "dns-01", "t" * 43, "second"))
+    batch = (
+        Challenge(Identifier("dns", "halfway.example.test"), "dns-01", "t" * 43, "first"),
+        Challenge(Identifier("dns", f"halfway.{FILE_ZONE}"), "dns-01", "t" * 43, "second"),
+    )
     with pytest.raises(SolverError, match="REFUSED"):
         dns01.present(batch)
     assert bind.txt("_acme-challenge.halfway.example.test") == {"first"}

@@ -7,19 +7,23 @@ import socket
 from dataclasses import replace
 
 import pytest
-from click.testing import CliRunner
-
 import services
+from click.testing import CliRunner
+from fixtures.lifecycle import standalone_spec
+
 from certman.cli import cli
 from certman.config import SolverSpec
 from certman.doctor import check_keystore, check_port, check_proxy, check_webroot, diagnose
-from certman.issuance import issue
-from fixtures.lifecycle import standalone_spec
+from certman.issuance.issue import issue
 
 
 def _flags(pebble, port):
-    return {"server": pebble.directory_url, "ca_bundle": str(pebble.ca_bundle),
-            "http_address": "127.0.0.1", "http_port": port}
+    return {
+        "server": pebble.directory_url,
+        "ca_bundle": str(pebble.ca_bundle),
+        "http_address": "127.0.0.1",
+        "http_port": port,
+    }
 
 
 @pytest.fixture
@@ -59,8 +63,9 @@ def test_a_group_writable_keystore_directory_fails(tmp_path):
 
 
 def test_an_untrusted_ca_certificate_is_reported(tmp_path, pebble):
-    report = diagnose(None, overrides={"keystore": tmp_path / "ks", "server": pebble.directory_url,
-                                       "http_port": services.free_port()})
+    report = diagnose(
+        None, overrides={"keystore": tmp_path / "ks", "server": pebble.directory_url, "http_port": services.free_port()}
+    )
 
     ca = next(c for c in report.checks if c.name.startswith("CA "))
     assert not ca.ok
@@ -68,8 +73,15 @@ def test_an_untrusted_ca_certificate_is_reported(tmp_path, pebble):
 
 
 def test_an_unreachable_ca_is_reported(tmp_path, stopped_pebble):
-    report = diagnose(None, overrides={"keystore": tmp_path / "ks", "server": stopped_pebble.directory_url,
-                                       "ca_bundle": str(stopped_pebble.ca_bundle), "http_port": services.free_port()})
+    report = diagnose(
+        None,
+        overrides={
+            "keystore": tmp_path / "ks",
+            "server": stopped_pebble.directory_url,
+            "ca_bundle": str(stopped_pebble.ca_bundle),
+            "http_port": services.free_port(),
+        },
+    )
 
     assert [c.detail for c in report.failed] == ["unreachable (connection failed)"]
 
@@ -99,10 +111,14 @@ def test_a_proxy_is_reachable_only_while_it_listens(listening):
 
 
 def test_stored_certificates_bring_their_solvers_and_proxies_into_the_checks(keystore, pebble, agreed, listening):
-    spec = replace(standalone_spec(pebble, "stored.example"),
-                   solvers=(SolverSpec("standalone", {"address": "127.0.0.1", "port": pebble.http_port}),
-                            SolverSpec("tls-alpn-01", {"port": services.free_port()}, match=("x.*",))),
-                   reloaders=({"name": "nginx", "verify": [f"127.0.0.1:{listening}"]},))
+    spec = replace(
+        standalone_spec(pebble, "stored.example"),
+        solvers=(
+            SolverSpec("standalone", {"address": "127.0.0.1", "port": pebble.http_port}),
+            SolverSpec("tls-alpn-01", {"port": services.free_port()}, match=("x.*",)),
+        ),
+        reloaders=({"name": "nginx", "verify": [f"127.0.0.1:{listening}"]},),
+    )
     issue(spec, keystore, account=agreed)
 
     report = diagnose(None, overrides={"keystore": keystore.root, **_flags(pebble, services.free_port())})
@@ -121,7 +137,8 @@ def test_a_stored_solver_with_bad_options_fails_its_check(keystore, pebble, agre
     report = diagnose(None, overrides={"keystore": keystore.root, **_flags(pebble, services.free_port())})
 
     assert [(c.name, c.detail) for c in report.failed] == [
-        ("solver standalone", "standalone solver: unknown option(s) colour")]
+        ("solver standalone", "standalone solver: unknown option(s) colour")
+    ]
 
 
 def test_a_missing_webroot_of_a_stored_spec_is_reported(keystore, pebble, agreed):
@@ -139,9 +156,23 @@ def test_an_invalid_config_file_fails_but_the_other_checks_still_run(tmp_path, p
     config = tmp_path / "certman.toml"
     config.write_text("server = [unclosed\n")
 
-    result = CliRunner().invoke(cli, ["--config", str(config), "--keystore", str(tmp_path / "ks"), "doctor",
-                                      "--server", pebble.directory_url, "--ca-bundle", str(pebble.ca_bundle),
-                                      "--http-port", str(services.free_port()), "--json"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "--config",
+            str(config),
+            "--keystore",
+            str(tmp_path / "ks"),
+            "doctor",
+            "--server",
+            pebble.directory_url,
+            "--ca-bundle",
+            str(pebble.ca_bundle),
+            "--http-port",
+            str(services.free_port()),
+            "--json",
+        ],
+    )
 
     assert result.exit_code == 1
     checks = json.loads(result.stdout)["checks"]
@@ -151,9 +182,22 @@ def test_an_invalid_config_file_fails_but_the_other_checks_still_run(tmp_path, p
 
 
 def test_cli_doctor_prints_one_line_per_check_and_exits_0_when_healthy(tmp_path, pebble):
-    result = CliRunner().invoke(cli, ["--keystore", str(tmp_path / "ks"), "doctor", "--server", pebble.directory_url,
-                                      "--ca-bundle", str(pebble.ca_bundle), "--http-address", "127.0.0.1",
-                                      "--http-port", str(services.free_port())])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "--keystore",
+            str(tmp_path / "ks"),
+            "doctor",
+            "--server",
+            pebble.directory_url,
+            "--ca-bundle",
+            str(pebble.ca_bundle),
+            "--http-address",
+            "127.0.0.1",
+            "--http-port",
+            str(services.free_port()),
+        ],
+    )
 
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()

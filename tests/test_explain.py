@@ -6,17 +6,22 @@ import datetime
 import json
 
 from click.testing import CliRunner
-
-from certman.cli import cli
-from certman.explain import explain_one
-from certman.renew import renew
-from certman.renewal import lifetime_renew_at
 from fixtures.renewal import RenewEnv, later
 
-UTC = datetime.timezone.utc
+from certman.cli import cli
+from certman.renewal.explain import explain_one
+from certman.renewal.job import renew
+from certman.renewal.rules import lifetime_renew_at
+
+UTC = datetime.UTC
 NOW = datetime.datetime(2027, 1, 1, tzinfo=UTC)
-ENTRY = {"identifiers": ["a.example"], "serial": "ab12", "not_before": "2026-12-01T00:00:00Z",
-         "not_after": "2027-03-01T00:00:00Z", "ari_cert_id": "aki.serial"}
+ENTRY = {
+    "identifiers": ["a.example"],
+    "serial": "ab12",
+    "not_before": "2026-12-01T00:00:00Z",
+    "not_after": "2027-03-01T00:00:00Z",
+    "ari_cert_id": "aki.serial",
+}
 
 
 def test_a_fresh_certificate_is_explained_by_the_lifetime_rule() -> None:
@@ -30,9 +35,16 @@ def test_a_fresh_certificate_is_explained_by_the_lifetime_rule() -> None:
 
 
 def test_an_ari_window_is_named_with_the_time_certman_picked() -> None:
-    state = {"ari": {"cert_id": "aki.serial", "window_start": "2027-01-10T00:00:00Z",
-                     "window_end": "2027-01-12T00:00:00Z", "chosen": "2027-01-11T06:00:00Z",
-                     "next_check": "2027-01-01T06:00:00Z", "explanation_url": "https://ca.example/why"}}
+    state = {
+        "ari": {
+            "cert_id": "aki.serial",
+            "window_start": "2027-01-10T00:00:00Z",
+            "window_end": "2027-01-12T00:00:00Z",
+            "chosen": "2027-01-11T06:00:00Z",
+            "next_check": "2027-01-01T06:00:00Z",
+            "explanation_url": "https://ca.example/why",
+        }
+    }
     explanation = explain_one("a.example", ENTRY, state, NOW)
     text = " ".join(explanation.sentences)
     assert "between 2027-01-10 00:00 UTC and 2027-01-12 00:00 UTC (ARI, RFC 9773)" in text
@@ -42,8 +54,13 @@ def test_an_ari_window_is_named_with_the_time_certman_picked() -> None:
 
 
 def test_backoff_and_retry_after_are_explained_with_their_times() -> None:
-    state = {"consecutive_failures": 2, "last_failure": "2027-01-01T00:00:00Z", "last_error": "rate limited",
-             "retry_after": "2027-01-01T05:00:00Z", "next_attempt": "2027-01-01T05:00:00Z"}
+    state = {
+        "consecutive_failures": 2,
+        "last_failure": "2027-01-01T00:00:00Z",
+        "last_error": "rate limited",
+        "retry_after": "2027-01-01T05:00:00Z",
+        "next_attempt": "2027-01-01T05:00:00Z",
+    }
     explanation = explain_one("a.example", {**ENTRY, "not_after": "2027-01-02T00:00:00Z"}, state, NOW)
     text = " ".join(explanation.sentences)
     assert "The last 2 attempt(s) failed" in text and "rate limited" in text
@@ -61,27 +78,31 @@ def test_a_pending_deploy_is_explained() -> None:
 def test_explain_agrees_with_renew_on_a_real_certificate(renew_env: RenewEnv) -> None:
     settings = renew_env.settings(certificates=({"names": ["explained.example"]},))
     renew(renew_env.keystore, settings)
-    out = CliRunner().invoke(cli, ["--keystore", str(renew_env.keystore.root), "explain", "--json"],
-                             env={"CERTMAN_CONFIG": None}, catch_exceptions=False)
+    out = CliRunner().invoke(
+        cli,
+        ["--keystore", str(renew_env.keystore.root), "explain", "--json"],
+        env={"CERTMAN_CONFIG": None},
+        catch_exceptions=False,
+    )
     assert out.exit_code == 0, out.output
     [entry] = json.loads(out.stdout)["certificates"]
     planned = renew(renew_env.keystore, settings, check=True, now=later(0))
     [result] = planned.results
     assert entry["name"] == "explained.example" and entry["action"] == "skip"
-    assert entry["renews_at"] == (result.next_renewal.strftime("%Y-%m-%dT%H:%M:%SZ")
-                                  if result.next_renewal else None)
+    assert entry["renews_at"] == (result.next_renewal.strftime("%Y-%m-%dT%H:%M:%SZ") if result.next_renewal else None)
 
 
 def test_explain_of_an_unknown_name_is_a_usage_error(renew_env: RenewEnv) -> None:
-    out = CliRunner().invoke(cli, ["--keystore", str(renew_env.keystore.root), "explain", "nope.example"],
-                             env={"CERTMAN_CONFIG": None})
+    out = CliRunner().invoke(
+        cli, ["--keystore", str(renew_env.keystore.root), "explain", "nope.example"], env={"CERTMAN_CONFIG": None}
+    )
     assert out.exit_code == 2
     assert out.stderr.startswith("certman: no certificate named 'nope.example'")
 
 
 def test_a_revoked_certificate_is_explained_as_left_alone(renew_env: RenewEnv) -> None:
-    from certman.explain import explain
     from certman.lifecycle import revoke
+    from certman.renewal.explain import explain
 
     settings = renew_env.settings(certificates=({"names": ["gone.example"]},))
     renew(renew_env.keystore, settings)
@@ -94,7 +115,7 @@ def test_a_revoked_certificate_is_explained_as_left_alone(renew_env: RenewEnv) -
 
 
 def test_a_declared_certificate_not_yet_issued_is_explained(renew_env: RenewEnv) -> None:
-    from certman.explain import explain
+    from certman.renewal.explain import explain
 
     settings = renew_env.settings(certificates=({"names": ["todo.example"]},))
 

@@ -8,16 +8,16 @@ from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
-
-from certman.accounts import CAEndpoint, register_account
-from certman.cli import cli
-from certman.eab import external_account
-from certman.errors import ACMEError, SolverError
-from certman.fallback import issue_with_fallback
-from certman.issuance import AccountSettings
-from certman.lifecycle import revoke
-from certman.keystore import ca_id
 from fixtures.lifecycle import standalone_spec
+
+from certman.ca.accounts import CAEndpoint, register_account
+from certman.ca.eab import external_account
+from certman.cli import cli
+from certman.errors import ACMEError, SolverError
+from certman.issuance.fallback import issue_with_fallback
+from certman.issuance.issue import AccountSettings
+from certman.keystore import ca_id
+from certman.lifecycle import revoke
 
 # Seconds each CA gets: enough for Pebble to issue, short enough that a refused
 # connection's retries end quickly.
@@ -26,8 +26,12 @@ TIMEOUT = 2
 
 def _with_stopped_primary(pebble, stopped, name):
     spec = standalone_spec(pebble, name)
-    return replace(spec, server=stopped.directory_url, ca_bundle=str(stopped.ca_bundle),
-                   fallback=({"server": pebble.directory_url, "ca_bundle": str(pebble.ca_bundle)},))
+    return replace(
+        spec,
+        server=stopped.directory_url,
+        ca_bundle=str(stopped.ca_bundle),
+        fallback=({"server": pebble.directory_url, "ca_bundle": str(pebble.ca_bundle)},),
+    )
 
 
 def test_the_next_ca_issues_when_the_first_is_down(keystore, pebble, stopped_pebble, agreed):
@@ -49,8 +53,10 @@ def test_after_a_fallback_the_spec_still_prefers_the_first_ca(keystore, pebble, 
 
 
 def test_a_working_first_ca_leaves_the_fallback_untouched(keystore, pebble, stopped_pebble, agreed):
-    spec = replace(standalone_spec(pebble, "primary.example"),
-                   fallback=({"server": stopped_pebble.directory_url, "ca_bundle": str(stopped_pebble.ca_bundle)},))
+    spec = replace(
+        standalone_spec(pebble, "primary.example"),
+        fallback=({"server": stopped_pebble.directory_url, "ca_bundle": str(stopped_pebble.ca_bundle)},),
+    )
 
     issue_with_fallback(spec, keystore, account=agreed, timeout=TIMEOUT)
 
@@ -72,10 +78,16 @@ def test_a_solver_failure_does_not_move_to_the_next_ca(keystore, pebble, agreed)
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
-        spec = replace(standalone_spec(pebble, "solver.example"),
-                       solvers=(replace(standalone_spec(pebble, "x.example").solvers[0],
-                                        options={"address": "127.0.0.1", "port": holder.getsockname()[1]}),),
-                       fallback=({"server": "https://127.0.0.1:1/dir"},))
+        spec = replace(
+            standalone_spec(pebble, "solver.example"),
+            solvers=(
+                replace(
+                    standalone_spec(pebble, "x.example").solvers[0],
+                    options={"address": "127.0.0.1", "port": holder.getsockname()[1]},
+                ),
+            ),
+            fallback=({"server": "https://127.0.0.1:1/dir"},),
+        )
 
         with pytest.raises(SolverError):
             issue_with_fallback(spec, keystore, account=agreed, timeout=TIMEOUT)
@@ -91,11 +103,29 @@ def test_cli_fallback_server(tmp_path, pebble, stopped_pebble):
     bundle = tmp_path / "both.pem"
     bundle.write_bytes(stopped_pebble.ca_bundle.read_bytes() + pebble.ca_bundle.read_bytes())
 
-    result = CliRunner().invoke(cli, [
-        "--keystore", str(tmp_path / "ks"), "issue", "--server", stopped_pebble.directory_url,
-        "--fallback-server", pebble.directory_url, "--ca-bundle", str(bundle), "--agree-tos",
-        "--http-address", "127.0.0.1", "--http-port", str(pebble.http_port), "--timeout", str(TIMEOUT),
-        "--json", "cli-fallback.example"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "--keystore",
+            str(tmp_path / "ks"),
+            "issue",
+            "--server",
+            stopped_pebble.directory_url,
+            "--fallback-server",
+            pebble.directory_url,
+            "--ca-bundle",
+            str(bundle),
+            "--agree-tos",
+            "--http-address",
+            "127.0.0.1",
+            "--http-port",
+            str(pebble.http_port),
+            "--timeout",
+            str(TIMEOUT),
+            "--json",
+            "cli-fallback.example",
+        ],
+    )
 
     assert result.exit_code == 0, result.output
     assert pebble.cert_status(json.loads(result.stdout)["serial"])["Status"] == "Valid"
@@ -103,9 +133,13 @@ def test_cli_fallback_server(tmp_path, pebble, stopped_pebble):
 
 def test_fallback_to_a_ca_requiring_eab_uses_its_preregistered_account(keystore, stopped_pebble, eab_pebble, agreed):
     eab_ca = eab_pebble.pebble
-    register_account(keystore, CAEndpoint(eab_ca.directory_url, str(eab_ca.ca_bundle)),
-                     AccountSettings(agree_tos=True, eab=external_account(
-                         eab_pebble.kid, env={"CERTMAN_EAB_HMAC_KEY": eab_pebble.hmac_key})))
+    register_account(
+        keystore,
+        CAEndpoint(eab_ca.directory_url, str(eab_ca.ca_bundle)),
+        AccountSettings(
+            agree_tos=True, eab=external_account(eab_pebble.kid, env={"CERTMAN_EAB_HMAC_KEY": eab_pebble.hmac_key})
+        ),
+    )
     spec = _with_stopped_primary(eab_ca, stopped_pebble, "eab-fallback.example")
 
     result = issue_with_fallback(spec, keystore, account=agreed, timeout=TIMEOUT)
@@ -113,8 +147,7 @@ def test_fallback_to_a_ca_requiring_eab_uses_its_preregistered_account(keystore,
     assert eab_ca.cert_status(result.serial)["Status"] == "Valid"
 
 
-def test_fallback_to_a_ca_requiring_eab_without_an_account_names_the_need(keystore, stopped_pebble, eab_pebble,
-                                                                         agreed):
+def test_fallback_to_a_ca_requiring_eab_without_an_account_names_the_need(keystore, stopped_pebble, eab_pebble, agreed):
     spec = _with_stopped_primary(eab_pebble.pebble, stopped_pebble, "no-eab.example")
 
     with pytest.raises(ACMEError, match="requires external account binding"):

@@ -8,17 +8,16 @@ import threading
 from pathlib import Path
 
 import pytest
-
 import services
-from certman.config import Settings
-from certman.errors import KeystoreLocked
-from certman.issuance import IssueResult
-from certman.keys import load_key, public_keys_match, split_pem_chain
-from certman.keystore import FileKeystore, locks
-from certman.renew import RUN_LOCK, RenewReport, renew
 from fixtures.fault_proxy import FaultProxy
 from fixtures.hardening import issue_for, make_spec, wait_until
 
+from certman.config import Settings
+from certman.errors import KeystoreLocked
+from certman.issuance.issue import IssueResult
+from certman.keys import load_key, public_keys_match, split_pem_chain
+from certman.keystore import FileKeystore, locks
+from certman.renewal.job import RUN_LOCK, RenewReport, renew
 
 
 def _blocked_in_lock(threads: list[threading.Thread]) -> bool:
@@ -33,7 +32,8 @@ def _blocked_in_lock(threads: list[threading.Thread]) -> bool:
 
 
 def test_two_runs_for_the_same_certificate_make_exactly_one_order(
-        fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore) -> None:
+    fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore
+) -> None:
     spec = make_spec(fault_proxy.directory_url, pebble, "a.example")
     results: list[IssueResult] = []
     errors: list[BaseException] = []
@@ -60,14 +60,19 @@ def test_two_runs_for_the_same_certificate_make_exactly_one_order(
 
 
 def test_two_renew_runs_forced_to_overlap_make_exactly_one_order_per_certificate(
-        fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore) -> None:
+    fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore
+) -> None:
     # Two `certman renew` runs (a timer and an operator) that both planned to issue
     # the same certificates before either got the run lock.
     standalone = [{"name": "standalone", "address": "127.0.0.1", "port": pebble.http_port}]
-    settings = Settings(server=fault_proxy.directory_url, ca_bundle=str(pebble.ca_bundle), agree_tos=True,
-                        keystore=fresh_keystore.root, timeout=30.0,
-                        certificates=({"names": ["a.example"], "solver": standalone},
-                                      {"names": ["b.example"], "solver": standalone}))
+    settings = Settings(
+        server=fault_proxy.directory_url,
+        ca_bundle=str(pebble.ca_bundle),
+        agree_tos=True,
+        keystore=fresh_keystore.root,
+        timeout=30.0,
+        certificates=({"names": ["a.example"], "solver": standalone}, {"names": ["b.example"], "solver": standalone}),
+    )
     reports: list[RenewReport] = []
     errors: list[BaseException] = []
 
@@ -95,8 +100,7 @@ def test_two_renew_runs_forced_to_overlap_make_exactly_one_order_per_certificate
     assert fresh_keystore.versions("b.example") == ["000001"]
 
 
-def test_a_run_after_the_first_finished_issues_again(
-        pebble: services.Pebble, fresh_keystore: FileKeystore) -> None:
+def test_a_run_after_the_first_finished_issues_again(pebble: services.Pebble, fresh_keystore: FileKeystore) -> None:
     spec = make_spec(pebble.directory_url, pebble, "a.example")
     first = issue_for(spec, fresh_keystore)
 
@@ -134,7 +138,8 @@ def _read_pair(live: Path) -> tuple[bytes, bytes]:
 
 
 def test_a_reader_of_live_never_sees_a_mismatch_or_an_empty_file_during_20_reissues(
-        pebble: services.Pebble, fresh_keystore: FileKeystore) -> None:
+    pebble: services.Pebble, fresh_keystore: FileKeystore
+) -> None:
     spec = make_spec(pebble.directory_url, pebble, "a.example")
     live = issue_for(spec, fresh_keystore).live.directory
     stop = threading.Event()

@@ -16,20 +16,21 @@ import sys
 from pathlib import Path
 
 import pytest
-
 import services
+from fixtures.hardening import snapshot
+
 from certman.keys import load_key, public_keys_match, split_pem_chain
 from certman.keystore import FileKeystore
 from certman.keystore.layout import TMP_PREFIX
-from fixtures.hardening import snapshot
 
 DRIVER = Path(__file__).parent / "drivers" / "store_version.py"
 KILL_SYSCALLS = ("rename", "symlink", "mkdir", "write", "fsync")
 ENOSPC_SYSCALLS = ("write", "symlink", "mkdir")
 
 
-def _run_driver(root: Path, *strace_args: str, strace_output: Path | None = None,
-                name: str = "a.example") -> subprocess.CompletedProcess[str]:
+def _run_driver(
+    root: Path, *strace_args: str, strace_output: Path | None = None, name: str = "a.example"
+) -> subprocess.CompletedProcess[str]:
     argv = [sys.executable, str(DRIVER), str(root), name]
     if strace_args:
         strace = services.require_binary("strace", "strace")
@@ -39,8 +40,7 @@ def _run_driver(root: Path, *strace_args: str, strace_output: Path | None = None
 
 def _syscall_counts(root: Path) -> dict[str, int]:
     summary = root.parent / "strace-summary.txt"
-    done = _run_driver(root, "-c", "-U", "name,calls", "-e", f"trace={','.join(KILL_SYSCALLS)}",
-                       strace_output=summary)
+    done = _run_driver(root, "-c", "-U", "name,calls", "-e", f"trace={','.join(KILL_SYSCALLS)}", strace_output=summary)
     assert done.returncode == 0, done.stderr
     counts = {}
     for line in summary.read_text().splitlines():
@@ -69,14 +69,17 @@ def _live_meta(root: Path, name: str = "a.example") -> dict:
 def _assert_index_agrees_with_live(root: Path, name: str = "a.example") -> None:
     entry = json.loads((root / "index.json").read_text())["certificates"][name]
     meta = _live_meta(root, name)
-    assert (entry["version"], entry["serial"]) == (os.readlink(root / "live" / name).rsplit("/", 1)[-1],
-                                                   meta["serial"])
+    assert (entry["version"], entry["serial"]) == (os.readlink(root / "live" / name).rsplit("/", 1)[-1], meta["serial"])
     assert (entry["identifiers"], entry["key_type"]) == ([name], "ecdsa-p256")
 
 
 def _listed(root: Path) -> dict:
-    done = subprocess.run([sys.executable, "-m", "certman", "--keystore", str(root), "list", "--json"],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "certman", "--keystore", str(root), "list", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     return {c["name"]: c for c in json.loads(done.stdout)["certificates"]}
 
@@ -93,8 +96,7 @@ def seeded(tmp_path: Path) -> Path:
     return root
 
 
-def test_sigkill_at_any_syscall_of_storing_leaves_live_complete_and_the_next_run_cleans_up(
-        seeded: Path) -> None:
+def test_sigkill_at_any_syscall_of_storing_leaves_live_complete_and_the_next_run_cleans_up(seeded: Path) -> None:
     counts = _syscall_counts(seeded)
     assert set(counts) == set(KILL_SYSCALLS)
     killed = 0
@@ -152,8 +154,12 @@ def test_clean_leftovers_of_the_certificate_repairs_its_index_entry(seeded: Path
 def test_renew_after_such_a_crash_plans_from_the_live_version(seeded: Path) -> None:
     _killed_after_the_link_moved(seeded)
 
-    done = subprocess.run([sys.executable, "-m", "certman", "--keystore", str(seeded), "renew", "--check", "--json"],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "certman", "--keystore", str(seeded), "renew", "--check", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
     assert done.returncode == 0, done.stderr
     [planned] = json.loads(done.stdout)["certificates"]
@@ -212,21 +218,34 @@ echo $? > "$OUT/rc"
 "$PYTHON" -c "$SNAPSHOT" "$DISK/keystore" > "$OUT/after"
 """
 
-SNAPSHOT = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
-            "from fixtures.hardening import snapshot; from pathlib import Path; "
-            "print(sorted(snapshot(Path(sys.argv[1])).items()))")
+SNAPSHOT = (
+    f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+    "from fixtures.hardening import snapshot; from pathlib import Path; "
+    "print(sorted(snapshot(Path(sys.argv[1])).items()))"
+)
 
 
 def test_a_really_full_disk_gives_a_storage_error_and_keeps_the_previous_version(tmp_path: Path) -> None:
     disk, out = tmp_path / "disk", tmp_path / "out"
     disk.mkdir()
     out.mkdir()
-    env = {**os.environ, "DISK": str(disk), "OUT": str(out), "PYTHON": sys.executable,
-           "DRIVER": str(DRIVER), "SNAPSHOT": SNAPSHOT}
+    env = {
+        **os.environ,
+        "DISK": str(disk),
+        "OUT": str(out),
+        "PYTHON": sys.executable,
+        "DRIVER": str(DRIVER),
+        "SNAPSHOT": SNAPSHOT,
+    }
 
     # A private mount namespace: the small tmpfs vanishes with the script.
-    done = subprocess.run([services.require_binary("unshare", "util-linux"), "-m", "sh", "-c", FULL_DISK_SCRIPT],
-                          env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [services.require_binary("unshare", "util-linux"), "-m", "sh", "-c", FULL_DISK_SCRIPT],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
     assert done.returncode == 0, done.stderr
     assert (out / "rc").read_text().strip() == "3"
@@ -236,25 +255,43 @@ def test_a_really_full_disk_gives_a_storage_error_and_keeps_the_previous_version
 
 
 def _certman_issue(pebble: services.Pebble, keystore: Path, *strace_args: str) -> subprocess.CompletedProcess[str]:
-    argv = [sys.executable, "-m", "certman", "--keystore", str(keystore), "issue", "--server",
-            pebble.directory_url, "--ca-bundle", str(pebble.ca_bundle), "--agree-tos",
-            "--http-address", "127.0.0.1", "--http-port", str(pebble.http_port), "a.example"]
+    argv = [
+        sys.executable,
+        "-m",
+        "certman",
+        "--keystore",
+        str(keystore),
+        "issue",
+        "--server",
+        pebble.directory_url,
+        "--ca-bundle",
+        str(pebble.ca_bundle),
+        "--agree-tos",
+        "--http-address",
+        "127.0.0.1",
+        "--http-port",
+        str(pebble.http_port),
+        "a.example",
+    ]
     if strace_args:
         argv = [services.require_binary("strace", "strace"), "-f", "-o", os.devnull, *strace_args, *argv]
     return subprocess.run(argv, capture_output=True, text=True, timeout=60)
 
 
 def test_sigkill_at_any_rename_of_a_whole_issuance_leaves_a_usable_keystore(
-        pebble: services.Pebble, tmp_path: Path) -> None:
+    pebble: services.Pebble, tmp_path: Path
+) -> None:
     keystore = tmp_path / "keystore"
     first = _certman_issue(pebble, keystore)
     assert first.returncode == 0, first.stderr
     summary = tmp_path / "summary.txt"
-    counted = _certman_issue(pebble, keystore, "-c", "-U", "name,calls", "-e", "trace=rename,renameat",
-                             "-o", str(summary))
+    counted = _certman_issue(
+        pebble, keystore, "-c", "-U", "name,calls", "-e", "trace=rename,renameat", "-o", str(summary)
+    )
     assert counted.returncode == 0, counted.stderr
-    counts = {m.group(1): int(m.group(2))
-              for m in re.finditer(r"^(rename|renameat)\s+(\d+)$", summary.read_text(), re.M)}
+    counts = {
+        m.group(1): int(m.group(2)) for m in re.finditer(r"^(rename|renameat)\s+(\d+)$", summary.read_text(), re.M)
+    }
     # The kept order (order-key.pem, order.json) by renameat; version, spec, link, index by rename.
     assert counts["rename"] >= 4 and counts["renameat"] >= 2
 
@@ -287,13 +324,27 @@ def test_a_full_disk_during_issue_runs_no_reload_hook(pebble: services.Pebble, t
     disk.mkdir()
     out.mkdir()
     hook = json.dumps([sys.executable, "-c", "import sys; open(sys.argv[1], 'w').close()", str(marker)])
-    flags = (f"--server {pebble.directory_url} --ca-bundle {pebble.ca_bundle} --agree-tos "
-             f"--http-address 127.0.0.1 --http-port {pebble.http_port}")
-    env = {**os.environ, "DISK": str(disk), "OUT": str(out), "PYTHON": sys.executable, "FLAGS": flags,
-           "HOOK": hook, "MARKER": str(marker)}
+    flags = (
+        f"--server {pebble.directory_url} --ca-bundle {pebble.ca_bundle} --agree-tos "
+        f"--http-address 127.0.0.1 --http-port {pebble.http_port}"
+    )
+    env = {
+        **os.environ,
+        "DISK": str(disk),
+        "OUT": str(out),
+        "PYTHON": sys.executable,
+        "FLAGS": flags,
+        "HOOK": hook,
+        "MARKER": str(marker),
+    }
 
-    done = subprocess.run([services.require_binary("unshare", "util-linux"), "-m", "sh", "-c",
-                           FULL_DISK_ISSUE_SCRIPT], env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [services.require_binary("unshare", "util-linux"), "-m", "sh", "-c", FULL_DISK_ISSUE_SCRIPT],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
     assert done.returncode == 0, done.stderr
     assert (out / "rc").read_text().strip() == "3"

@@ -11,14 +11,14 @@ import sys
 from pathlib import Path
 
 import pytest
-
 import services
+from fixtures.hardening import snapshot
+
 from certman.errors import KeystoreError, SolverError
 from certman.keystore import FileKeystore
-from certman.solvers import Challenge
 from certman.names import Identifier
-from certman.solvers.http01.webroot import WebrootSolver, WebrootSettings
-from fixtures.hardening import snapshot
+from certman.solvers import Challenge
+from certman.solvers.http01.webroot import WebrootSettings, WebrootSolver
 
 DRIVER = Path(__file__).parent / "drivers" / "store_version.py"
 SECRET_FILES = {"privkey.pem", "combined.pem", "spec.toml", "index.json"}
@@ -28,10 +28,16 @@ TOKEN = "A" * 43
 def _store(root: Path, *, umask: int = 0o022, strace_to: Path | None = None) -> None:
     argv = [sys.executable, str(DRIVER), str(root)]
     if strace_to is not None:
-        argv = [services.require_binary("strace", "strace"), "-f", "-o", str(strace_to),
-                "-e", "trace=openat,fchmod,write,chmod", *argv]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=60,
-                          preexec_fn=lambda: os.umask(umask))
+        argv = [
+            services.require_binary("strace", "strace"),
+            "-f",
+            "-o",
+            str(strace_to),
+            "-e",
+            "trace=openat,fchmod,write,chmod",
+            *argv,
+        ]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, preexec_fn=lambda: os.umask(umask))
     assert done.returncode == 0, done.stderr
 
 
@@ -66,9 +72,9 @@ def test_the_private_key_is_created_0600_before_its_first_byte_is_written(tmp_pa
     line = calls[opened[0]]
     assert "O_EXCL" in line and "O_NOFOLLOW" in line and re.search(r", 0600\) = \d+$", line), line
     fd = re.search(r"= (\d+)$", line).group(1)  # type: ignore[union-attr]
-    first_write = next(c for c in calls[opened[0]:] if re.search(rf"\bwrite\({fd},", c))
+    first_write = next(c for c in calls[opened[0] :] if re.search(rf"\bwrite\({fd},", c))
     assert "BEGIN PRIVATE KEY" in first_write
-    between = calls[opened[0] + 1:calls.index(first_write)]
+    between = calls[opened[0] + 1 : calls.index(first_write)]
     assert all("chmod" not in c or "0600" in c for c in between)
 
 
@@ -95,17 +101,18 @@ def test_the_cli_renders_an_unsafe_keystore_as_one_line_and_exit_3(tmp_path: Pat
     root.mkdir()
     root.chmod(0o777)
 
-    done = subprocess.run([sys.executable, "-m", "certman", "--keystore", str(root), "list"],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "certman", "--keystore", str(root), "list"], capture_output=True, text=True, timeout=60
+    )
 
     assert done.returncode == 3
-    assert done.stderr == (f"certman: refusing to use {root}: it is writable by group or others (mode 0777)\n"
-                           f"hint: chmod 700 {root}\n")
+    assert done.stderr == (
+        f"certman: refusing to use {root}: it is writable by group or others (mode 0777)\nhint: chmod 700 {root}\n"
+    )
 
 
 @pytest.mark.parametrize("planted", ["certs/a.example", "certs/a.example/versions", "live"])
-def test_a_symlink_planted_where_the_keystore_writes_is_refused_and_not_followed(
-        tmp_path: Path, planted: str) -> None:
+def test_a_symlink_planted_where_the_keystore_writes_is_refused_and_not_followed(tmp_path: Path, planted: str) -> None:
     root = tmp_path / "keystore"
     _store(root)
     target = tmp_path / "elsewhere"

@@ -6,12 +6,12 @@ import os
 import stat
 
 import pytest
-
 import services
-from certman.errors import CAUnreachable
-from certman.keystore import FileKeystore
 from fixtures.fault_proxy import FaultProxy
 from fixtures.hardening import issue_for, make_spec, snapshot
+
+from certman.errors import CAUnreachable
+from certman.keystore import FileKeystore
 
 NEW_ORDER = r"^/order-plz"
 PENDING_FILES = {"certs/a.example/order.json", "certs/a.example/order-key.pem"}
@@ -27,7 +27,8 @@ def _without_pending(entries: dict[str, tuple[int, bytes]]) -> dict[str, tuple[i
 
 
 def test_an_order_still_processing_at_the_deadline_is_kept_with_its_key_0600(
-        fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore) -> None:
+    fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore
+) -> None:
     _seed(fault_proxy, pebble, fresh_keystore)
     before = snapshot(fresh_keystore.root)
     fault_proxy.add(path=r"^/my-order/", method="POST", order_status="processing")
@@ -43,7 +44,8 @@ def test_an_order_still_processing_at_the_deadline_is_kept_with_its_key_0600(
 
 
 def test_the_next_run_continues_the_processing_order_without_a_new_one(
-        fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore) -> None:
+    fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore
+) -> None:
     _seed(fault_proxy, pebble, fresh_keystore)
     spec = make_spec(fault_proxy.directory_url, pebble, "a.example")
     stuck = fault_proxy.add(path=r"^/my-order/", method="POST", order_status="processing")
@@ -66,7 +68,8 @@ def test_the_next_run_continues_the_processing_order_without_a_new_one(
 
 
 def test_a_failed_certificate_download_is_continued_by_the_next_run(
-        fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore) -> None:
+    fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore
+) -> None:
     _seed(fault_proxy, pebble, fresh_keystore)
     spec = make_spec(fault_proxy.directory_url, pebble, "a.example")
     broken = fault_proxy.add(path=r"^/certZ/", method="POST", status=500, retry_after="0")
@@ -84,7 +87,8 @@ def test_a_failed_certificate_download_is_continued_by_the_next_run(
 
 
 def test_a_kept_order_for_other_names_is_dropped_for_a_new_order(
-        fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore) -> None:
+    fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore
+) -> None:
     _seed(fault_proxy, pebble, fresh_keystore)
     broken = fault_proxy.add(path=r"^/certZ/", method="POST", status=500, retry_after="0")
     with pytest.raises(CAUnreachable):
@@ -92,15 +96,17 @@ def test_a_kept_order_for_other_names_is_dropped_for_a_new_order(
     fault_proxy.rules.remove(broken)
     fault_proxy.forget_requests()
 
-    result = issue_for(make_spec(fault_proxy.directory_url, pebble, "a.example", "b.example",
-                                 name="a.example"), fresh_keystore)
+    result = issue_for(
+        make_spec(fault_proxy.directory_url, pebble, "a.example", "b.example", name="a.example"), fresh_keystore
+    )
 
     assert fault_proxy.count("POST", NEW_ORDER, succeeded=True) == 1
     assert set(result.identifiers) == {"a.example", "b.example"}
 
 
 def test_an_order_whose_finalization_failed_is_finalized_by_the_next_run_with_the_kept_key(
-        fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore) -> None:
+    fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore
+) -> None:
     _seed(fault_proxy, pebble, fresh_keystore)
     spec = make_spec(fault_proxy.directory_url, pebble, "a.example")
     broken = fault_proxy.add(path=r"^/finalize-order/", method="POST", status=503, retry_after="0")
@@ -119,7 +125,8 @@ def test_an_order_whose_finalization_failed_is_finalized_by_the_next_run_with_th
 
 
 def test_a_kept_order_the_ca_now_calls_invalid_is_dropped_for_a_new_order(
-        fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore) -> None:
+    fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore
+) -> None:
     _seed(fault_proxy, pebble, fresh_keystore)
     spec = make_spec(fault_proxy.directory_url, pebble, "a.example")
     broken = fault_proxy.add(path=r"^/certZ/", method="POST", status=500, retry_after="0")

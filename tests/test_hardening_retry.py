@@ -9,13 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 import services
-from certman.errors import ACMEError, CAUnreachable, RateLimited
-from certman.issuance import issue
-from certman.keystore import FileKeystore
 from fixtures.fault_proxy import FaultProxy
 from fixtures.hardening import ACCOUNT, issue_for, make_spec, snapshot
+
+from certman.errors import ACMEError, CAUnreachable, RateLimited
+from certman.issuance.issue import issue
+from certman.keystore import FileKeystore
 
 NEW_ORDER = r"^/order-plz"
 ORDER = r"^/my-order/"
@@ -28,7 +28,8 @@ def _seed(fault_proxy: FaultProxy, pebble: services.Pebble, keystore: FileKeysto
 
 
 def test_5xx_with_retry_after_is_retried_until_it_works(
-        fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore) -> None:
+    fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore
+) -> None:
     fault_proxy.add(path=NEW_ORDER, method="POST", status=503, retry_after="0", times=2)
 
     result = issue_for(make_spec(fault_proxy.directory_url, pebble, "a.example"), fresh_keystore)
@@ -39,11 +40,12 @@ def test_5xx_with_retry_after_is_retried_until_it_works(
 
 
 def test_rate_limit_stops_the_certificate_with_retry_after_and_the_cas_detail(
-        fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore) -> None:
+    fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore
+) -> None:
     _seed(fault_proxy, pebble, fresh_keystore)
     before = snapshot(fresh_keystore.root)
     fault_proxy.add(path=NEW_ORDER, method="POST", status=429, problem="rateLimited", retry_after="3600")
-    asked_at = datetime.datetime.now(datetime.timezone.utc)
+    asked_at = datetime.datetime.now(datetime.UTC)
 
     with pytest.raises(RateLimited) as caught:
         issue_for(make_spec(fault_proxy.directory_url, pebble, "a.example"), fresh_keystore)
@@ -56,11 +58,17 @@ def test_rate_limit_stops_the_certificate_with_retry_after_and_the_cas_detail(
 
 
 def test_a_retry_after_given_as_an_http_date_is_understood(
-        fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore) -> None:
+    fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore
+) -> None:
     _seed(fault_proxy, pebble, fresh_keystore)
-    when = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0) + datetime.timedelta(hours=2)
-    fault_proxy.add(path=NEW_ORDER, method="POST", status=429, problem="rateLimited",
-                    retry_after=email.utils.format_datetime(when, usegmt=True))
+    when = datetime.datetime.now(datetime.UTC).replace(microsecond=0) + datetime.timedelta(hours=2)
+    fault_proxy.add(
+        path=NEW_ORDER,
+        method="POST",
+        status=429,
+        problem="rateLimited",
+        retry_after=email.utils.format_datetime(when, usegmt=True),
+    )
 
     with pytest.raises(RateLimited) as caught:
         issue_for(make_spec(fault_proxy.directory_url, pebble, "a.example"), fresh_keystore)
@@ -70,7 +78,8 @@ def test_a_retry_after_given_as_an_http_date_is_understood(
 
 
 def test_a_429_to_the_nonce_request_is_a_rate_limit_with_retry_after(
-        fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore) -> None:
+    fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore
+) -> None:
     _seed(fault_proxy, pebble, fresh_keystore)
     before = snapshot(fresh_keystore.root)
     fault_proxy.add(path=r"^/nonce-plz", method="HEAD", status=429, retry_after="120")
@@ -84,7 +93,8 @@ def test_a_429_to_the_nonce_request_is_a_rate_limit_with_retry_after(
 
 
 def test_5xx_whose_retry_after_passes_the_deadline_fails_at_once_as_unreachable(
-        fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore) -> None:
+    fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore
+) -> None:
     _seed(fault_proxy, pebble, fresh_keystore)
     before = snapshot(fresh_keystore.root)
     fault_proxy.add(path=NEW_ORDER, method="POST", status=503, retry_after="600")
@@ -97,23 +107,30 @@ def test_5xx_whose_retry_after_passes_the_deadline_fails_at_once_as_unreachable(
     # The CA's word on when to come back travels with the error, for renew to persist.
     retry_after = raised.value.retry_after
     assert retry_after is not None
-    assert 590 <= (retry_after - datetime.datetime.now(datetime.timezone.utc)).total_seconds() <= 600
+    assert 590 <= (retry_after - datetime.datetime.now(datetime.UTC)).total_seconds() <= 600
 
 
 def test_a_response_that_stalls_after_its_headers_times_out_and_is_retried(
-        fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore) -> None:
+    fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore
+) -> None:
     _seed(fault_proxy, pebble, fresh_keystore)
     fault_proxy.add(path=ORDER, method="POST", stall=10.0, times=1)
 
-    result = issue(make_spec(fault_proxy.directory_url, pebble, "a.example"), fresh_keystore,
-                   account=ACCOUNT, timeout=30.0, request_timeout=0.5)
+    result = issue(
+        make_spec(fault_proxy.directory_url, pebble, "a.example"),
+        fresh_keystore,
+        account=ACCOUNT,
+        timeout=30.0,
+        request_timeout=0.5,
+    )
 
     assert result.version == "000002"
     assert fault_proxy.count("POST", ORDER) >= 2
 
 
 def test_a_stall_longer_than_the_run_deadline_fails_the_run_instead_of_outlasting_it(
-        fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore) -> None:
+    fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore
+) -> None:
     _seed(fault_proxy, pebble, fresh_keystore)
     before = snapshot(fresh_keystore.root)
     # Shorter than the request timeout (30 s), longer than the run's deadline (3 s).
@@ -126,7 +143,8 @@ def test_a_stall_longer_than_the_run_deadline_fails_the_run_instead_of_outlastin
 
 
 def test_a_truncated_response_is_retried(
-        fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore) -> None:
+    fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore
+) -> None:
     _seed(fault_proxy, pebble, fresh_keystore)
     fault_proxy.add(path=ORDER, method="POST", truncate=10, times=1)
 
@@ -136,7 +154,8 @@ def test_a_truncated_response_is_retried(
 
 
 def test_a_plain_http_url_in_the_directory_is_refused_before_it_is_used(
-        fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore) -> None:
+    fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore
+) -> None:
     _seed(fault_proxy, pebble, fresh_keystore)
     before = snapshot(fresh_keystore.root)
     fault_proxy.add(path=r"^/dir$", replace=("https://", "http://"))
@@ -149,7 +168,8 @@ def test_a_plain_http_url_in_the_directory_is_refused_before_it_is_used(
 
 
 def test_a_plain_http_url_in_an_order_is_refused(
-        fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore) -> None:
+    fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore
+) -> None:
     _seed(fault_proxy, pebble, fresh_keystore)
     before = snapshot(fresh_keystore.root)
     fault_proxy.add(path=NEW_ORDER, method="POST", replace=("https://", "http://"))
@@ -162,7 +182,8 @@ def test_a_plain_http_url_in_an_order_is_refused(
 
 
 def test_a_redirect_is_refused_not_followed(
-        fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore) -> None:
+    fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore
+) -> None:
     _seed(fault_proxy, pebble, fresh_keystore)
     before = snapshot(fresh_keystore.root)
     fault_proxy.add(path=NEW_ORDER, method="POST", status=302, location="http://127.0.0.1:1/order-plz")
@@ -175,16 +196,18 @@ def test_a_redirect_is_refused_not_followed(
 
 @pytest.fixture(scope="module")
 def nonce_hostile_pebble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.Pebble]:
-    with services.start_pebble(tmp_path_factory.mktemp("pebble-nonce30"),
-                               env={"PEBBLE_WFE_NONCEREJECT": "30"}) as server:
+    with services.start_pebble(
+        tmp_path_factory.mktemp("pebble-nonce30"), env={"PEBBLE_WFE_NONCEREJECT": "30"}
+    ) as server:
         yield server
 
 
 def test_twenty_of_twenty_issuances_succeed_when_the_ca_rejects_30_percent_of_nonces(
-        nonce_hostile_pebble: services.Pebble, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    nonce_hostile_pebble: services.Pebble, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     keystore = FileKeystore(tmp_path / "keystore")
     spec = make_spec(nonce_hostile_pebble.directory_url, nonce_hostile_pebble, "a.example")
-    caplog.set_level(logging.DEBUG, logger="certman.acme_session")
+    caplog.set_level(logging.DEBUG, logger="certman.ca.session")
 
     serials = [issue_for(spec, keystore).serial for _ in range(20)]
 

@@ -11,13 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 import services
+from fixtures.hardening import issue_for, make_spec
+
 from certman import log
 from certman.credentials import read_secret
 from certman.errors import ConfigError
 from certman.keystore import FileKeystore
-from fixtures.hardening import issue_for, make_spec
 
 HMAC = "eab-hmac-Zm9vYmFyYmF6cXV4cXV1eA"
 
@@ -40,7 +40,7 @@ def _key_lines(pem: bytes) -> list[str]:
     der = base64.b64decode("".join(body))
     start = der.index(secret)
     bytes_per_line = len(base64.b64decode(body[0]))
-    lines = body[start // bytes_per_line:(start + len(secret) - 1) // bytes_per_line + 1]
+    lines = body[start // bytes_per_line : (start + len(secret) - 1) // bytes_per_line + 1]
     return [*lines, secret.hex(), base64.urlsafe_b64encode(secret).decode().rstrip("=")]
 
 
@@ -57,10 +57,29 @@ def test_a_verbose_issuance_logs_no_private_key_material(pebble: services.Pebble
     keystore = tmp_path / "keystore"
 
     done = subprocess.run(
-        [sys.executable, "-m", "certman", "-vvv", "--keystore", str(keystore), "issue", "--server",
-         pebble.directory_url, "--ca-bundle", str(pebble.ca_bundle), "--agree-tos",
-         "--http-address", "127.0.0.1", "--http-port", str(pebble.http_port), "a.example"],
-        capture_output=True, text=True, timeout=60)
+        [
+            sys.executable,
+            "-m",
+            "certman",
+            "-vvv",
+            "--keystore",
+            str(keystore),
+            "issue",
+            "--server",
+            pebble.directory_url,
+            "--ca-bundle",
+            str(pebble.ca_bundle),
+            "--agree-tos",
+            "--http-address",
+            "127.0.0.1",
+            "--http-port",
+            str(pebble.http_port),
+            "a.example",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
     assert done.returncode == 0, done.stderr
     output = done.stdout + done.stderr
@@ -73,7 +92,8 @@ def test_a_verbose_issuance_logs_no_private_key_material(pebble: services.Pebble
 
 
 def test_a_registered_secret_is_redacted_from_messages_arguments_and_tracebacks(
-        cli_logging: None, capsys: pytest.CaptureFixture[str]) -> None:
+    cli_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
     log.setup(3)
     log.register_secret(HMAC)
     logger = logging.getLogger("certman.test")
@@ -101,11 +121,18 @@ def test_an_error_message_carrying_a_secret_is_redacted_at_the_cli_boundary(tmp_
     secret_file = tmp_path / "hmac"
     secret_file.write_text(HMAC + "\n")
     secret_file.chmod(0o600)
-    probe = ("import sys; from certman.credentials import read_secret; from certman.cli import fail; "
-             "value = read_secret('CERTMAN_EAB_HMAC_KEY'); fail(f'CA refused key {value}', f'check {value}')")
+    probe = (
+        "import sys; from certman.credentials import read_secret; from certman.cli import fail; "
+        "value = read_secret('CERTMAN_EAB_HMAC_KEY'); fail(f'CA refused key {value}', f'check {value}')"
+    )
 
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "CERTMAN_EAB_HMAC_KEY_FILE": str(secret_file)})
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "CERTMAN_EAB_HMAC_KEY_FILE": str(secret_file)},
+    )
 
     assert done.stderr == "certman: CA refused key [redacted]\nhint: check [redacted]\n"
 
@@ -139,9 +166,11 @@ def test_key_material_lives_only_in_0600_files(pebble: services.Pebble, tmp_path
     keystore = FileKeystore(tmp_path / "keystore")
     issue_for(make_spec(pebble.directory_url, pebble, "a.example"), keystore)
 
-    holders = {str(p.relative_to(keystore.root)): oct(p.stat().st_mode & 0o777)
-               for p in keystore.root.rglob("*") if p.is_file() and not p.is_symlink()
-               and b"PRIVATE KEY" in p.read_bytes()}
+    holders = {
+        str(p.relative_to(keystore.root)): oct(p.stat().st_mode & 0o777)
+        for p in keystore.root.rglob("*")
+        if p.is_file() and not p.is_symlink() and b"PRIVATE KEY" in p.read_bytes()
+    }
 
     assert set(holders.values()) == {"0o600"}
     assert {Path(p).name for p in holders} == {"key.pem", "privkey.pem", "combined.pem"}
@@ -153,13 +182,37 @@ def test_a_reload_hook_never_sees_certmans_secrets(pebble: services.Pebble, tmp_
     secret_file.write_text("dHNpZy1zZWNyZXQtZm9yLXRoZS1ob29rLXRlc3Q=")
     secret_file.chmod(0o600)
     hook = ["/bin/sh", "-c", f"env > {seen}"]
-    env = {**os.environ, "CERTMAN_EAB_HMAC_KEY": HMAC, "CERTMAN_RFC2136_SECRET": "c2VjcmV0LWluLWVudg==",
-           "CERTMAN_RFC2136_SECRET_FILE": str(secret_file), "CERTMAN_KEYSTORE": str(keystore)}
+    env = {
+        **os.environ,
+        "CERTMAN_EAB_HMAC_KEY": HMAC,
+        "CERTMAN_RFC2136_SECRET": "c2VjcmV0LWluLWVudg==",
+        "CERTMAN_RFC2136_SECRET_FILE": str(secret_file),
+        "CERTMAN_KEYSTORE": str(keystore),
+    }
     done = subprocess.run(
-        [sys.executable, "-m", "certman", "issue", "--server", pebble.directory_url, "--ca-bundle",
-         str(pebble.ca_bundle), "--agree-tos", "--http-address", "127.0.0.1", "--http-port", str(pebble.http_port),
-         "--reload-cmd", json.dumps(hook), "hookenv.example"],
-        env=env, capture_output=True, text=True, timeout=60)
+        [
+            sys.executable,
+            "-m",
+            "certman",
+            "issue",
+            "--server",
+            pebble.directory_url,
+            "--ca-bundle",
+            str(pebble.ca_bundle),
+            "--agree-tos",
+            "--http-address",
+            "127.0.0.1",
+            "--http-port",
+            str(pebble.http_port),
+            "--reload-cmd",
+            json.dumps(hook),
+            "hookenv.example",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     hook_env = seen.read_text()
     assert "CERTMAN_NAME=hookenv.example" in hook_env  # the hook ran and got its own variables

@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pytest
 import requests
-
 import services
+from fixtures.fault_proxy import FaultProxy
+from fixtures.hardening import issue_for, make_spec, wait_until
+
 from certman.errors import ACMEError
 from certman.keystore import FileKeystore
 from certman.names import Identifier
 from certman.solvers import Challenge
 from certman.solvers.http01.standalone import StandaloneSettings, StandaloneSolver
-from fixtures.fault_proxy import FaultProxy
-from fixtures.hardening import issue_for, make_spec, wait_until
 
 TOKEN = "tok_" + "A" * 40
 OTHER_TOKEN = "tok_" + "B" * 40
@@ -57,20 +57,24 @@ def test_it_answers_get_on_a_token_of_the_batch(serving: tuple[StandaloneSolver,
     assert (response.status_code, response.text) == (200, TOKEN + ".thumbprint")
 
 
-@pytest.mark.parametrize("method, path", [
-    ("GET", f"/.well-known/acme-challenge/{OTHER_TOKEN}"),
-    ("GET", "/.well-known/acme-challenge/"),
-    ("GET", "/.well-known/"),
-    ("GET", "/"),
-    ("GET", f"/.well-known/acme-challenge/{TOKEN}?x=1"),
-    ("GET", f"/.well-known/acme-challenge/{TOKEN}/"),
-    ("GET", f"/.well-known/acme-challenge/../acme-challenge/{TOKEN}"),
-    ("HEAD", f"/.well-known/acme-challenge/{TOKEN}"),
-    ("POST", f"/.well-known/acme-challenge/{TOKEN}"),
-    ("PUT", f"/.well-known/acme-challenge/{TOKEN}"),
-])
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("GET", f"/.well-known/acme-challenge/{OTHER_TOKEN}"),
+        ("GET", "/.well-known/acme-challenge/"),
+        ("GET", "/.well-known/"),
+        ("GET", "/"),
+        ("GET", f"/.well-known/acme-challenge/{TOKEN}?x=1"),
+        ("GET", f"/.well-known/acme-challenge/{TOKEN}/"),
+        ("GET", f"/.well-known/acme-challenge/../acme-challenge/{TOKEN}"),
+        ("HEAD", f"/.well-known/acme-challenge/{TOKEN}"),
+        ("POST", f"/.well-known/acme-challenge/{TOKEN}"),
+        ("PUT", f"/.well-known/acme-challenge/{TOKEN}"),
+    ],
+)
 def test_everything_else_is_a_404_that_lists_nothing(
-        serving: tuple[StandaloneSolver, str], method: str, path: str) -> None:
+    serving: tuple[StandaloneSolver, str], method: str, path: str
+) -> None:
     _, base = serving
     with socket.create_connection(("127.0.0.1", int(base.rsplit(":", 1)[1])), timeout=5) as sock:
         sock.sendall(f"{method} {path} HTTP/1.0\r\nHost: a.example\r\n\r\n".encode())
@@ -83,7 +87,8 @@ def test_everything_else_is_a_404_that_lists_nothing(
 
 
 def test_a_client_that_sends_nothing_neither_blocks_validation_nor_holds_its_connection(
-        serving: tuple[StandaloneSolver, str]) -> None:
+    serving: tuple[StandaloneSolver, str],
+) -> None:
     _, base = serving
     port = int(base.rsplit(":", 1)[1])
     idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(20)]
@@ -104,15 +109,15 @@ def test_it_binds_only_the_configured_address(serving: tuple[StandaloneSolver, s
         socket.create_connection(("127.0.0.2", solver.port), timeout=5).close()
 
 
-def test_the_port_is_free_after_a_successful_issuance(
-        pebble: services.Pebble, fresh_keystore: FileKeystore) -> None:
+def test_the_port_is_free_after_a_successful_issuance(pebble: services.Pebble, fresh_keystore: FileKeystore) -> None:
     issue_for(make_spec(pebble.directory_url, pebble, "a.example"), fresh_keystore)
 
     assert _port_is_free(pebble.http_port)
 
 
 def test_the_port_is_free_after_a_failed_validation(
-        fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore) -> None:
+    fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore
+) -> None:
     fault_proxy.add(path=r"^/chalZ/", method="POST", status=400, problem="malformed")
 
     with pytest.raises(ACMEError, match="answering a challenge"):
@@ -122,14 +127,28 @@ def test_the_port_is_free_after_a_failed_validation(
 
 
 def test_sigterm_while_validating_closes_the_port_and_exits_130(
-        fault_proxy: FaultProxy, pebble: services.Pebble, tmp_path: Path) -> None:
+    fault_proxy: FaultProxy, pebble: services.Pebble, tmp_path: Path
+) -> None:
     # The CA stalls on the challenge answer, so certman sits in validation with the port open.
     stall = fault_proxy.add(path=r"^/chalZ/", method="POST", stall=25.0)
     keystore = tmp_path / "keystore"
     env = {**os.environ, "CERTMAN_KEYSTORE": str(keystore)}
-    argv = [sys.executable, "-m", "certman", "issue", "--server", fault_proxy.directory_url,
-            "--ca-bundle", str(pebble.ca_bundle), "--agree-tos", "--http-address", "127.0.0.1",
-            "--http-port", str(pebble.http_port), "a.example"]
+    argv = [
+        sys.executable,
+        "-m",
+        "certman",
+        "issue",
+        "--server",
+        fault_proxy.directory_url,
+        "--ca-bundle",
+        str(pebble.ca_bundle),
+        "--agree-tos",
+        "--http-address",
+        "127.0.0.1",
+        "--http-port",
+        str(pebble.http_port),
+        "a.example",
+    ]
     process = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True)
     try:
         wait_until(lambda: stall.fired > 0, "certman is waiting for the CA to take its challenge answer")
@@ -161,7 +180,7 @@ import gc, os, signal, sys, threading
 # The handler runs inside a garbage-collector callback (as it can inside __del__, an
 # io object's finaliser or a weakref callback), where CPython discards its exception.
 def swallow(phase, info):
-    if (phase == "stop" and "certman.issuance" in sys.modules and not swallow.done
+    if (phase == "stop" and "certman.issuance.issue" in sys.modules and not swallow.done
             and threading.current_thread() is threading.main_thread()):
         swallow.done = True
         os.kill(os.getpid(), signal.SIGTERM)
@@ -174,12 +193,24 @@ sys.unraisablehook = lambda unraisable: None
 
 @pytest.mark.parametrize("prelude", [LOST_WAKEUP, SWALLOWED], ids=["lost-wakeup", "swallowed"])
 def test_a_sigterm_the_main_thread_misses_still_stops_the_run(
-        fault_proxy: FaultProxy, pebble: services.Pebble, tmp_path: Path, prelude: str) -> None:
+    fault_proxy: FaultProxy, pebble: services.Pebble, tmp_path: Path, prelude: str
+) -> None:
     stall = fault_proxy.add(path=r"^/chalZ/", method="POST", stall=25.0)
     keystore = tmp_path / "keystore"
     env = {**os.environ, "CERTMAN_KEYSTORE": str(keystore)}
-    args = ["issue", "--server", fault_proxy.directory_url, "--ca-bundle", str(pebble.ca_bundle), "--agree-tos",
-            "--http-address", "127.0.0.1", "--http-port", str(pebble.http_port), "a.example"]
+    args = [
+        "issue",
+        "--server",
+        fault_proxy.directory_url,
+        "--ca-bundle",
+        str(pebble.ca_bundle),
+        "--agree-tos",
+        "--http-address",
+        "127.0.0.1",
+        "--http-port",
+        str(pebble.http_port),
+        "a.example",
+    ]
     code = prelude + f"\nimport sys\nsys.argv = ['certman', *{args!r}]\nfrom certman.cli import main\nmain()\n"
     process = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE, text=True)
     try:

@@ -9,22 +9,25 @@ import shutil
 
 from click.testing import CliRunner
 from cryptography import x509
-
-from certman.accounts import CAEndpoint, register_account, show_account
-from certman.cli import cli
-from certman.importers.certbot import import_certbot
-from certman.issuance import issue
-from certman.keystore import ca_id
 from fixtures.certbot import certbot_standalone
 from fixtures.lifecycle import standalone_spec
+
+from certman.ca.accounts import CAEndpoint, register_account, show_account
+from certman.cli import cli
+from certman.importers.certbot import import_certbot
+from certman.issuance.issue import issue
+from certman.keystore import ca_id
 
 
 def _snapshot(root):
     entries = []
     for path in sorted(root.rglob("*")):
         st = os.lstat(path)
-        content = os.readlink(path) if path.is_symlink() else (
-            hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "")
+        content = (
+            os.readlink(path)
+            if path.is_symlink()
+            else (hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "")
+        )
         entries.append((str(path.relative_to(root)), st.st_mode, st.st_mtime_ns, content))
     return entries
 
@@ -56,12 +59,17 @@ def test_the_spec_comes_from_the_renewal_conf(keystore, certbot_dir, certbot_peb
     assert standalone.key_type == "ecdsa-p256"
     assert standalone.server == certbot_pebble.directory_url
     assert [(s.name, dict(s.options)) for s in standalone.solvers] == [
-        ("standalone", {"address": "127.0.0.1", "port": certbot_pebble.http_port})]
+        ("standalone", {"address": "127.0.0.1", "port": certbot_pebble.http_port})
+    ]
     assert standalone.reloaders == ({"name": "command", "argv": ["/bin/sh", "-c", "echo deployed"]},)
     assert webroot.key_type == "rsa2048"
     assert [(s.name, dict(s.options)) for s in webroot.solvers] == [("webroot", {"path": str(certbot_dir.webroot)})]
-    assert result.warnings == [("cb.example: certbot pre-hook 'echo pre' was not imported; "
-                                "certman runs reloaders after storing, add a command reloader if needed")]
+    assert result.warnings == [
+        (
+            "cb.example: certbot pre-hook 'echo pre' was not imported; "
+            "certman runs reloaders after storing, add a command reloader if needed"
+        )
+    ]
 
 
 def test_the_account_keeps_its_url_and_certman_renews_through_it(keystore, certbot_dir, certbot_pebble):
@@ -110,16 +118,27 @@ def test_a_later_certbot_renewal_imports_only_the_new_version(keystore, certbot_
 
 
 def test_cli_import_of_a_directory_that_is_not_certbots_exits_2(tmp_path):
-    result = CliRunner().invoke(cli, ["--keystore", str(tmp_path / "ks"), "import", "certbot",
-                                      "--config-dir", str(tmp_path)])
+    result = CliRunner().invoke(
+        cli, ["--keystore", str(tmp_path / "ks"), "import", "certbot", "--config-dir", str(tmp_path)]
+    )
 
     assert result.exit_code == 2
     assert result.stderr.startswith(f"certman: {tmp_path} is not a certbot config directory")
 
 
 def test_cli_import_json(tmp_path, certbot_dir):
-    result = CliRunner().invoke(cli, ["--keystore", str(tmp_path / "ks"), "import", "certbot",
-                                      "--config-dir", str(certbot_dir.config_dir), "--json"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "--keystore",
+            str(tmp_path / "ks"),
+            "import",
+            "certbot",
+            "--config-dir",
+            str(certbot_dir.config_dir),
+            "--json",
+        ],
+    )
 
     assert result.exit_code == 0, result.output
     assert sorted(json.loads(result.stdout)["certificates_imported"]) == ["cb.example", "web.example"]
@@ -143,8 +162,9 @@ def test_a_lineage_with_an_authenticator_certman_lacks_is_skipped_with_the_reaso
 
     result = import_certbot(keystore, copy)
 
-    assert result.skipped == {"certificate web.example":
-                              "certbot authenticator 'nginx' has no certman equivalent to import"}
+    assert result.skipped == {
+        "certificate web.example": "certbot authenticator 'nginx' has no certman equivalent to import"
+    }
     assert list(result.certificates_imported) == ["cb.example"]
     assert "web.example" not in keystore.read_index()
 

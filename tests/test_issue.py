@@ -14,11 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import services
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import verification
-
-import services
 from fixtures.cli import CertmanRun, issue_flags, snapshot
 
 
@@ -39,13 +38,13 @@ def assert_key_matches_cert(directory: Path) -> x509.Certificate:
     key = serialization.load_pem_private_key((directory / "privkey.pem").read_bytes(), None)
     leaf = x509.load_pem_x509_certificates((directory / "fullchain.pem").read_bytes())[0]
     spki = serialization.PublicFormat.SubjectPublicKeyInfo
-    assert key.public_key().public_bytes(serialization.Encoding.DER, spki) == \
-        leaf.public_key().public_bytes(serialization.Encoding.DER, spki)
+    assert key.public_key().public_bytes(serialization.Encoding.DER, spki) == leaf.public_key().public_bytes(
+        serialization.Encoding.DER, spki
+    )
     return leaf
 
 
-def test_standalone_issue_makes_a_live_version_whose_key_matches(certman: CertmanRun,
-                                                                 pebble: services.Pebble) -> None:
+def test_standalone_issue_makes_a_live_version_whose_key_matches(certman: CertmanRun, pebble: services.Pebble) -> None:
     result = certman("issue", *issue_flags(pebble), "solo.example", "www.solo.example")
     assert result.exit_code == 0, result.output
     link = live_dir(certman.keystore, "solo.example")
@@ -57,25 +56,40 @@ def test_standalone_issue_makes_a_live_version_whose_key_matches(certman: Certma
 
 def test_issued_chain_verifies_up_to_pebbles_root(certman: CertmanRun, pebble: services.Pebble) -> None:
     assert certman("issue", *issue_flags(pebble), "chain.example").exit_code == 0
-    chain = x509.load_pem_x509_certificates((live_dir(certman.keystore, "chain.example") / "fullchain.pem")
-                                            .read_bytes())
+    chain = x509.load_pem_x509_certificates(
+        (live_dir(certman.keystore, "chain.example") / "fullchain.pem").read_bytes()
+    )
     root = x509.load_pem_x509_certificate(pebble.root_pem().encode())
-    verifier = (verification.PolicyBuilder().store(verification.Store([root]))
-                .build_server_verifier(x509.DNSName("chain.example")))
+    verifier = (
+        verification.PolicyBuilder()
+        .store(verification.Store([root]))
+        .build_server_verifier(x509.DNSName("chain.example"))
+    )
     verified = verifier.verify(chain[0], chain[1:])
     assert verified[-1] == root
 
 
-def test_webroot_issue_is_served_by_a_real_http_server(certman: CertmanRun, pebble: services.Pebble,
-                                                       tmp_path: Path) -> None:
+def test_webroot_issue_is_served_by_a_real_http_server(
+    certman: CertmanRun, pebble: services.Pebble, tmp_path: Path
+) -> None:
     webroot = tmp_path / "www"
     webroot.mkdir()
-    server = services.Service("http.server", [sys.executable, "-m", "http.server", "--bind", "127.0.0.1",
-                                              "--directory", str(webroot), str(pebble.http_port)],
-                              tmp_path / "http.log")
+    server = services.Service(
+        "http.server",
+        [
+            sys.executable,
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+            str(webroot),
+            str(pebble.http_port),
+        ],
+        tmp_path / "http.log",
+    )
     with services.running(server, lambda: _port_open(pebble.http_port)):
-        result = certman("issue", *issue_flags(pebble), "--solver", "webroot", "--webroot", str(webroot),
-                         "web.example")
+        result = certman("issue", *issue_flags(pebble), "--solver", "webroot", "--webroot", str(webroot), "web.example")
     assert result.exit_code == 0, result.output
     assert_key_matches_cert(live_dir(certman.keystore, "web.example"))
     # The challenge file and the directories certman created are gone again.
@@ -83,11 +97,15 @@ def test_webroot_issue_is_served_by_a_real_http_server(certman: CertmanRun, pebb
     assert "GET /.well-known/acme-challenge/" in server.log_text()
 
 
-def test_files_and_directories_get_their_modes_whatever_the_umask(certman: CertmanRun, pebble: services.Pebble,
-                                                                   umask_000: None) -> None:
+def test_files_and_directories_get_their_modes_whatever_the_umask(
+    certman: CertmanRun, pebble: services.Pebble, umask_000: None
+) -> None:
     assert certman("issue", *issue_flags(pebble), "modes.example").exit_code == 0
-    modes = {str(p.relative_to(certman.keystore)): stat.S_IMODE(p.lstat().st_mode)
-             for p in certman.keystore.rglob("*") if not p.is_symlink()}
+    modes = {
+        str(p.relative_to(certman.keystore)): stat.S_IMODE(p.lstat().st_mode)
+        for p in certman.keystore.rglob("*")
+        if not p.is_symlink()
+    }
     version = "certs/modes.example/versions/000001"
     assert modes[f"{version}/privkey.pem"] == 0o600
     assert modes[f"{version}/combined.pem"] == 0o600
@@ -100,8 +118,10 @@ def test_files_and_directories_get_their_modes_whatever_the_umask(certman: Certm
 
 
 def test_spec_records_how_to_reissue(certman: CertmanRun, pebble: services.Pebble) -> None:
-    assert certman("issue", *issue_flags(pebble), "--key-type", "rsa2048", "--name", "named",
-                   "spec.example").exit_code == 0
+    assert (
+        certman("issue", *issue_flags(pebble), "--key-type", "rsa2048", "--name", "named", "spec.example").exit_code
+        == 0
+    )
     spec = tomllib.loads((certman.keystore / "certs" / "named" / "spec.toml").read_text())
     assert spec["identifiers"] == ["spec.example"]
     assert spec["key_type"] == "rsa2048"
@@ -156,12 +176,13 @@ def test_valid_authorizations_are_reused_without_starting_a_solver(certman: Cert
     assert os.readlink(live_dir(certman.keystore, "reuse.example")).endswith("000002")
 
 
-def test_config_file_holds_settings_and_flags_win(certman: CertmanRun, pebble: services.Pebble,
-                                                  tmp_path: Path) -> None:
+def test_config_file_holds_settings_and_flags_win(certman: CertmanRun, pebble: services.Pebble, tmp_path: Path) -> None:
     config = tmp_path / "certman.toml"
-    config.write_text(f'server = "{pebble.directory_url}"\nca_bundle = "{pebble.ca_bundle}"\n'
-                      f'agree_tos = true\nhttp_address = "127.0.0.1"\nhttp_port = {pebble.http_port}\n'
-                      f'key_type = "rsa2048"\n')
+    config.write_text(
+        f'server = "{pebble.directory_url}"\nca_bundle = "{pebble.ca_bundle}"\n'
+        f'agree_tos = true\nhttp_address = "127.0.0.1"\nhttp_port = {pebble.http_port}\n'
+        f'key_type = "rsa2048"\n'
+    )
     result = certman("--config", str(config), "issue", "--key-type", "ecdsa-p384", "conf.example")
     assert result.exit_code == 0, result.output
     spec = tomllib.loads((certman.keystore / "certs/conf.example/spec.toml").read_text())
@@ -183,12 +204,14 @@ def test_list_shows_a_table_and_json(certman: CertmanRun, pebble: services.Pebbl
 
 
 def test_help_imports_neither_acme_nor_cryptography() -> None:
-    probe = ("import runpy, sys\n"
-             "sys.argv = ['certman', '--help']\n"
-             "try:\n    runpy.run_module('certman', run_name='__main__')\n"
-             "except SystemExit:\n    pass\n"
-             "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'acme', 'cryptography', 'josepy'})\n"
-             "print('HEAVY', heavy)\n")
+    probe = (
+        "import runpy, sys\n"
+        "sys.argv = ['certman', '--help']\n"
+        "try:\n    runpy.run_module('certman', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'acme', 'cryptography', 'josepy'})\n"
+        "print('HEAVY', heavy)\n"
+    )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert "Commands:" in out
     assert out.strip().endswith("HEAVY []")
@@ -211,8 +234,9 @@ def _port_open(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_keystore_can_be_given_after_the_subcommand(certman: CertmanRun, pebble: services.Pebble,
-                                                    tmp_path: Path) -> None:
+def test_keystore_can_be_given_after_the_subcommand(
+    certman: CertmanRun, pebble: services.Pebble, tmp_path: Path
+) -> None:
     elsewhere = tmp_path / "elsewhere"
     assert certman("issue", "--keystore", str(elsewhere), *issue_flags(pebble), "after.example").exit_code == 0
     assert (elsewhere / "live" / "after.example" / "fullchain.pem").exists()

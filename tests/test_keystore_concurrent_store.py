@@ -22,12 +22,18 @@ COUNT = 150
 def self_signed(name: str) -> tuple[bytes, bytes]:
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now)
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-            .sign(key, hashes.SHA256()))
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
     return key_to_pem(key), cert.public_bytes(Encoding.PEM)
 
 
@@ -36,8 +42,12 @@ def test_concurrent_stores_of_different_certificates_all_go_live(tmp_path: Path)
 
     def store(i: int) -> None:
         name = f"c{i}.example"
-        spec = CertSpec(name=name, identifiers=normalise_all([name]), server="https://ca.example/dir",
-                        solvers=(SolverSpec("webroot", {"path": "/srv"}),))
+        spec = CertSpec(
+            name=name,
+            identifiers=normalise_all([name]),
+            server="https://ca.example/dir",
+            solvers=(SolverSpec("webroot", {"path": "/srv"}),),
+        )
         key_pem, leaf_pem = self_signed(name)
         with keystore.lock_cert(name):
             # The index entry needs the validity times for read_index to accept it.

@@ -8,17 +8,20 @@ import shutil
 
 import pytest
 from click.testing import CliRunner
+from fixtures.lifecycle import standalone_spec
 
 from certman.cli import cli
 from certman.errors import UsageError
-from certman.issuance import issue
+from certman.issuance.issue import issue
 from certman.lifecycle import describe, remove, revoke
-from fixtures.lifecycle import standalone_spec
 
 
 def _tree(root):
-    return sorted((str(p.relative_to(root)), p.is_symlink() and str(p.readlink())) for p in root.rglob("*")
-                  if "locks" not in p.parts)
+    return sorted(
+        (str(p.relative_to(root)), p.is_symlink() and str(p.readlink()))
+        for p in root.rglob("*")
+        if "locks" not in p.parts
+    )
 
 
 def _cli(keystore, *args):
@@ -55,7 +58,7 @@ def test_show_json_carries_spec_state_and_versions(keystore, pebble, agreed):
 
 
 def test_show_gives_the_next_renewal_and_the_rule_behind_it(keystore, pebble, agreed):
-    from certman.renewal import lifetime_renew_at
+    from certman.renewal.rules import lifetime_renew_at
 
     issued = issue(standalone_spec(pebble, "next.example"), keystore, account=agreed)
     entry = keystore.read_index()["next.example"]

@@ -29,7 +29,9 @@ def test_a_trailing_dot_is_the_same_name() -> None:
 
 def test_duplicates_are_removed_keeping_order() -> None:
     assert [i.value for i in normalise_all(["b.example", "A.example", "B.EXAMPLE", "a.example"])] == [
-        "b.example", "a.example"]
+        "b.example",
+        "a.example",
+    ]
 
 
 def test_ipv4_literal_becomes_an_ip_identifier() -> None:
@@ -52,33 +54,36 @@ def test_100_names_are_accepted() -> None:
     assert len(normalise_all(f"n{i}.example" for i in range(100))) == 100
 
 
-@pytest.mark.parametrize("bad", [
-    "",
-    "a" * 64 + ".example",                      # label over 63
-    ".".join(["a" * 61] * 4) + ".example",      # name over 253
-    "a..example",                               # empty label
-    ".example",                                 # empty leading label
-    "-lead.example",                            # leading hyphen
-    "trail-.example",                           # trailing hyphen
-    "a/b.example",                              # path separator
-    "a\\b.example",
-    "../etc.example",
-    "a b.example",                              # whitespace
-    "a\tb.example",
-    "a\nb.example",                             # newline
-    "a\x00b.example",                           # NUL
-    "a\x07b.example",                           # control character
-    "$(reboot).example",                        # shell metacharacters
-    "a;b.example",
-    "a|b.example",
-    "a`b`.example",
-    "a_b.example",                              # not a hostname character
-    "foo.*.example",                            # wildcard not leftmost
-    "*.*.example",                              # two wildcards
-    "f*o.example",                              # partial wildcard label
-    "*",                                        # wildcard with no domain
-    "ab--cd.example",                           # hyphens in 3rd and 4th position
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "a" * 64 + ".example",  # label over 63
+        ".".join(["a" * 61] * 4) + ".example",  # name over 253
+        "a..example",  # empty label
+        ".example",  # empty leading label
+        "-lead.example",  # leading hyphen
+        "trail-.example",  # trailing hyphen
+        "a/b.example",  # path separator
+        "a\\b.example",
+        "../etc.example",
+        "a b.example",  # whitespace
+        "a\tb.example",
+        "a\nb.example",  # newline
+        "a\x00b.example",  # NUL
+        "a\x07b.example",  # control character
+        "$(reboot).example",  # shell metacharacters
+        "a;b.example",
+        "a|b.example",
+        "a`b`.example",
+        "a_b.example",  # not a hostname character
+        "foo.*.example",  # wildcard not leftmost
+        "*.*.example",  # two wildcards
+        "f*o.example",  # partial wildcard label
+        "*",  # wildcard with no domain
+        "ab--cd.example",  # hyphens in 3rd and 4th position
+    ],
+)
 def test_bad_identifier_is_rejected(bad: str) -> None:
     with pytest.raises(UsageError, match="identifier"):
         normalise(bad)
@@ -91,6 +96,10 @@ def test_more_than_100_names_are_rejected() -> None:
 
 def test_wildcard_with_http01_is_an_error_naming_dns01() -> None:
     with pytest.raises(UsageError, match="HTTP-01") as info:
-        CertSpec(name="wild", identifiers=normalise_all(["*.example.com"]), server=SERVER,
-                 solvers=(SolverSpec("standalone"),))
+        CertSpec(
+            name="wild",
+            identifiers=normalise_all(["*.example.com"]),
+            server=SERVER,
+            solvers=(SolverSpec("standalone"),),
+        )
     assert "DNS-01" in (info.value.hint or "")

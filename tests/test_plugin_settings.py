@@ -12,7 +12,7 @@ import pytest
 
 from certman.errors import ConfigError
 from certman.log import redact
-from certman.plugin_settings import setting, settings_from
+from certman.plugins.settings import setting, settings_from
 
 
 @dataclass(frozen=True)
@@ -23,8 +23,12 @@ class DemoSettings:
 
 
 def test_an_option_wins_over_the_environment() -> None:
-    settings = settings_from(DemoSettings, {"token": "tok-option", "retries": 5}, plugin="demo",
-                             env={"CERTMAN_DEMO_TOKEN": "tok-env", "CERTMAN_DEMO_RETRIES": "9"})
+    settings = settings_from(
+        DemoSettings,
+        {"token": "tok-option", "retries": 5},
+        plugin="demo",
+        env={"CERTMAN_DEMO_TOKEN": "tok-env", "CERTMAN_DEMO_RETRIES": "9"},
+    )
     assert (settings.token, settings.retries) == ("tok-option", 5)
 
 
@@ -79,14 +83,23 @@ def _registry_in(site: Path, code: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_a_third_party_dns_provider_is_found_through_its_entry_point(tmp_path: Path) -> None:
-    _install_dist(tmp_path, "acme-dns-extra", "[certman.dns_providers]\nextra = certman.solvers.dns01.exec:ExecProvider\n")
-    result = _registry_in(tmp_path, "from certman import plugins; print(plugins.available('dns_providers')['extra'].distribution)")
+    _install_dist(
+        tmp_path, "acme-dns-extra", "[certman.dns_providers]\nextra = certman.solvers.dns01.exec:ExecProvider\n"
+    )
+    result = _registry_in(
+        tmp_path,
+        "from certman.plugins import registry as plugins\n"
+        "print(plugins.available('dns_providers')['extra'].distribution)",
+    )
     assert result.stdout.strip() == "acme-dns-extra", result.stderr
 
 
 def test_a_provider_name_claimed_twice_is_an_error_naming_both_packages(tmp_path: Path) -> None:
     _install_dist(tmp_path, "rogue-dns", "[certman.dns_providers]\nrfc2136 = rogue_dns:Provider\n")
-    result = _registry_in(tmp_path, "from certman import plugins\n"
-                                    "try:\n    plugins.available('dns_providers')\n"
-                                    "except Exception as exc:\n    print(exc)")
+    result = _registry_in(
+        tmp_path,
+        "from certman.plugins import registry as plugins\n"
+        "try:\n    plugins.available('dns_providers')\n"
+        "except Exception as exc:\n    print(exc)",
+    )
     assert "claimed by both certman and rogue-dns" in result.stdout, result.stderr

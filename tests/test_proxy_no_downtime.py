@@ -8,9 +8,10 @@ MIN_HANDSHAKES in all. The counts are printed (pytest -s) for the report.
 from __future__ import annotations
 
 import services
-from certman import plugins
-from certman.reloaders.verify import Endpoint, verify_served
 from fixtures.proxies import HandshakeLoop, deployment_of, haproxy_frontend, nginx_server_block, tls_ready
+
+from certman.deploy.served import Endpoint, verify_served
+from certman.plugins import registry as plugins
 
 MIN_HANDSHAKES = 300
 MIN_EACH_SIDE = 50
@@ -24,8 +25,7 @@ def run_loop_across_reissue(endpoint, issue_cert, reload, old_serial):
         second = issue_cert("a.example")
         reload(deployment_of(second))
         verify_served(deployment_of(second), [endpoint])
-        loop.wait_until(lambda: loop.serials.get(second.serial, 0) >= MIN_EACH_SIDE
-                        and loop.total >= MIN_HANDSHAKES)
+        loop.wait_until(lambda: loop.serials.get(second.serial, 0) >= MIN_EACH_SIDE and loop.total >= MIN_HANDSHAKES)
     finally:
         loop.stop()
     return loop, second

@@ -8,17 +8,19 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from certman.errors import ReloadError, UsageError
-from certman.keystore import LivePaths
-from certman.reloaders import Deployment
-from certman.reloaders.command import CommandReloader
-from certman.renew import renew
 from fixtures.renewal import RenewEnv
 
-RECORD_ENV = ("import json, os, sys; "
-              "open(sys.argv[1], 'a').write(json.dumps({k: v for k, v in os.environ.items() "
-              "if k.startswith('CERTMAN_')}) + '\\n')")
+from certman.deploy.reloaders import Deployment
+from certman.deploy.reloaders.command import CommandReloader
+from certman.errors import ReloadError, UsageError
+from certman.keystore import LivePaths
+from certman.renewal.job import renew
+
+RECORD_ENV = (
+    "import json, os, sys; "
+    "open(sys.argv[1], 'a').write(json.dumps({k: v for k, v in os.environ.items() "
+    "if k.startswith('CERTMAN_')}) + '\\n')"
+)
 FAIL_IF_MARKED = "import os, sys; sys.exit(3 if os.path.exists(sys.argv[1]) else 0)"
 
 
@@ -81,7 +83,8 @@ def test_one_reloader_runs_once_for_all_the_certificates_it_serves(renew_env: Re
     [env] = calls(log)
     assert env["CERTMAN_NAME"] == "one.example two.example"
     assert env["CERTMAN_FULLCHAIN"].split(":") == [
-        str(renew_env.keystore.live(n).fullchain) for n in ("one.example", "two.example")]
+        str(renew_env.keystore.live(n).fullchain) for n in ("one.example", "two.example")
+    ]
 
 
 def test_a_failing_hook_leaves_the_certificate_issued_but_not_deployed(renew_env: RenewEnv, tmp_path: Path):

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import pytest
 import requests
-
 import services
-from certman import plugins
+from fixtures.proxies import deployment_of, served_serial, tls_ready
+
+from certman.deploy.served import Endpoint, verify_all
 from certman.errors import ConfigError, ReloadError
 from certman.keystore import LivePaths
-from certman.reloaders.verify import Endpoint, verify_all
-from fixtures.proxies import deployment_of, served_serial, tls_ready
+from certman.plugins import registry as plugins
 
 
 def site(endpoint: Endpoint, server_name: str, live: LivePaths) -> str:
-    return (f"https://{server_name}:{endpoint.port} {{\n  bind {endpoint.host}\n"
-            f"  tls {live.fullchain} {live.privkey}\n  respond \"ok\"\n}}\n")
+    return (
+        f"https://{server_name}:{endpoint.port} {{\n  bind {endpoint.host}\n"
+        f'  tls {live.fullchain} {live.privkey}\n  respond "ok"\n}}\n'
+    )
 
 
 def caddy_reloader(**options):
@@ -25,8 +27,9 @@ def caddy_reloader(**options):
 def test_admin_api_reload_makes_caddy_serve_the_reissued_certificates(issue_cert, start_caddy):
     a1, b1 = issue_cert("a.example"), issue_cert("b.example")
     endpoint = Endpoint("127.0.0.1", services.free_port())
-    caddy = start_caddy(site(endpoint, "a.example", a1.live) + site(endpoint, "b.example", b1.live),
-                        tls_ready(endpoint, "b.example"))
+    caddy = start_caddy(
+        site(endpoint, "a.example", a1.live) + site(endpoint, "b.example", b1.live), tls_ready(endpoint, "b.example")
+    )
     assert (served_serial(endpoint, "a.example"), served_serial(endpoint, "b.example")) == (a1.serial, b1.serial)
 
     a2, b2 = issue_cert("a.example"), issue_cert("b.example")
@@ -57,8 +60,16 @@ def test_http01_passes_through_a_caddy_that_holds_the_http_port(pebble, issue_ce
         f"http://a.example:{pebble.http_port} {{\n  bind 127.0.0.1\n"
         f"  handle /.well-known/acme-challenge/* {{\n    reverse_proxy 127.0.0.1:{solver_port}\n  }}\n"
         "  handle {\n    redir https://{host}{uri} permanent\n  }\n}\n",
-        lambda: requests.get(f"http://127.0.0.1:{pebble.http_port}/", headers={"Host": "a.example"},
-                             allow_redirects=False, timeout=services.PROBE_TIMEOUT).status_code == 301)
+        lambda: (
+            requests.get(
+                f"http://127.0.0.1:{pebble.http_port}/",
+                headers={"Host": "a.example"},
+                allow_redirects=False,
+                timeout=services.PROBE_TIMEOUT,
+            ).status_code
+            == 301
+        ),
+    )
 
     result = issue_cert("a.example", solver_port=solver_port)
 

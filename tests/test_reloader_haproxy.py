@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 import requests
-
 import services
-from certman import plugins
-from certman.errors import ReloadError
-from certman.reloaders.haproxy import RuntimeAPI
-from certman.reloaders.verify import Endpoint, verify_all
 from fixtures.proxies import deployment_of, haproxy_frontend, served_serial, tls_ready
+
+from certman.deploy.reloaders.haproxy import RuntimeAPI
+from certman.deploy.served import Endpoint, verify_all
+from certman.errors import ReloadError
+from certman.plugins import registry as plugins
 
 
 def haproxy_reloader(**options):
@@ -38,8 +38,9 @@ def worker_pid(admin_socket: Path) -> str:
     return RuntimeAPI(str(admin_socket)).command("show info").split("Pid: ")[1].splitlines()[0]
 
 
-def test_a_certificate_haproxy_has_not_loaded_falls_back_to_the_reload_command(issue_cert, start_haproxy,
-                                                                                tmp_path: Path):
+def test_a_certificate_haproxy_has_not_loaded_falls_back_to_the_reload_command(
+    issue_cert, start_haproxy, tmp_path: Path
+):
     first = issue_cert("a.example")
     other = issue_cert("b.example")
     endpoint = Endpoint("127.0.0.1", services.free_port())
@@ -62,12 +63,12 @@ def test_a_missing_socket_without_a_fallback_command_is_a_reload_error(issue_cer
     assert "command" in failure.value.hint
 
 
-def test_two_certificates_on_one_haproxy_listener_are_each_selected_by_sni_and_renewed(issue_cert,
-                                                                                        start_haproxy):
+def test_two_certificates_on_one_haproxy_listener_are_each_selected_by_sni_and_renewed(issue_cert, start_haproxy):
     a1, b1 = issue_cert("a.example"), issue_cert("b.example")
     endpoint = Endpoint("127.0.0.1", services.free_port())
-    haproxy = start_haproxy(haproxy_frontend(endpoint.port, a1.live.combined, b1.live.combined),
-                            tls_ready(endpoint, "b.example"))
+    haproxy = start_haproxy(
+        haproxy_frontend(endpoint.port, a1.live.combined, b1.live.combined), tls_ready(endpoint, "b.example")
+    )
     assert (served_serial(endpoint, "a.example"), served_serial(endpoint, "b.example")) == (a1.serial, b1.serial)
 
     a2, b2 = issue_cert("a.example"), issue_cert("b.example")
@@ -87,8 +88,13 @@ def test_http01_passes_through_a_haproxy_that_holds_the_http_port(pebble, issue_
         "  use_backend certman_http01 if acme_challenge\n"
         "backend certman_http01\n"
         f"  server solver 127.0.0.1:{solver_port}\n",
-        lambda: requests.get(f"http://127.0.0.1:{pebble.http_port}/", allow_redirects=False,
-                             timeout=services.PROBE_TIMEOUT).status_code == 301)
+        lambda: (
+            requests.get(
+                f"http://127.0.0.1:{pebble.http_port}/", allow_redirects=False, timeout=services.PROBE_TIMEOUT
+            ).status_code
+            == 301
+        ),
+    )
 
     result = issue_cert("a.example", solver_port=solver_port)
 
@@ -99,8 +105,11 @@ def test_the_runtime_api_also_works_over_a_tcp_stats_socket(issue_cert, start_ha
     first = issue_cert("a.example")
     endpoint = Endpoint("127.0.0.1", services.free_port())
     api_port = services.free_port()
-    start_haproxy(f"global\n  stats socket ipv4@127.0.0.1:{api_port} level admin\n"
-                  + haproxy_frontend(endpoint.port, first.live.combined), tls_ready(endpoint, "a.example"))
+    start_haproxy(
+        f"global\n  stats socket ipv4@127.0.0.1:{api_port} level admin\n"
+        + haproxy_frontend(endpoint.port, first.live.combined),
+        tls_ready(endpoint, "a.example"),
+    )
 
     second = issue_cert("a.example")
     haproxy_reloader(socket=f"127.0.0.1:{api_port}").reload([deployment_of(second)])

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 import requests
-
 import services
-from certman import plugins
+from fixtures.proxies import deployment_of, nginx_server_block, served_serial, tls_ready
+
+from certman.deploy.served import Endpoint, verify_all, verify_served
 from certman.errors import ReloadError
 from certman.keystore import LivePaths
-from certman.reloaders.verify import Endpoint, verify_all, verify_served
-from fixtures.proxies import deployment_of, nginx_server_block, served_serial, tls_ready
+from certman.plugins import registry as plugins
 
 
 def nginx_reloader(nginx):
@@ -34,8 +34,7 @@ def test_reload_makes_nginx_serve_the_reissued_certificate(issue_cert, start_ngi
     assert second.serial != first.serial
 
 
-def test_a_configuration_nginx_rejects_is_not_reloaded_and_nginx_explains_why(issue_cert, start_nginx,
-                                                                               tmp_path: Path):
+def test_a_configuration_nginx_rejects_is_not_reloaded_and_nginx_explains_why(issue_cert, start_nginx, tmp_path: Path):
     first = issue_cert("a.example")
     endpoint = Endpoint("127.0.0.1", services.free_port())
     nginx = start_nginx(nginx_server_block(endpoint.port, "a.example", first.live), tls_ready(endpoint, "a.example"))
@@ -54,9 +53,11 @@ def test_a_configuration_nginx_rejects_is_not_reloaded_and_nginx_explains_why(is
 def test_two_certificates_on_one_nginx_listener_are_each_selected_by_sni_and_renewed(issue_cert, start_nginx):
     a1, b1 = issue_cert("a.example"), issue_cert("b.example")
     endpoint = Endpoint("127.0.0.1", services.free_port())
-    nginx = start_nginx(nginx_server_block(endpoint.port, "a.example", a1.live)
-                        + nginx_server_block(endpoint.port, "b.example", b1.live),
-                        tls_ready(endpoint, "b.example"))
+    nginx = start_nginx(
+        nginx_server_block(endpoint.port, "a.example", a1.live)
+        + nginx_server_block(endpoint.port, "b.example", b1.live),
+        tls_ready(endpoint, "b.example"),
+    )
     assert (served_serial(endpoint, "a.example"), served_serial(endpoint, "b.example")) == (a1.serial, b1.serial)
 
     a2, b2 = issue_cert("a.example"), issue_cert("b.example")
@@ -74,14 +75,22 @@ def test_http01_passes_through_an_nginx_that_holds_the_http_port(pebble, issue_c
         f"    access_log access.log;\n"
         f"    location /.well-known/acme-challenge/ {{ proxy_pass http://127.0.0.1:{solver_port}; }}\n"
         "    location / { return 301 https://$host$request_uri; }\n  }\n",
-        lambda: requests.get(f"http://127.0.0.1:{pebble.http_port}/", allow_redirects=False,
-                             timeout=services.PROBE_TIMEOUT).status_code == 301)
+        lambda: (
+            requests.get(
+                f"http://127.0.0.1:{pebble.http_port}/", allow_redirects=False, timeout=services.PROBE_TIMEOUT
+            ).status_code
+            == 301
+        ),
+    )
 
     result = issue_cert("a.example", solver_port=solver_port)
 
     assert result.identifiers == ("a.example",)
-    forwarded = [line for line in (nginx.prefix / access_log).read_text().splitlines()
-                 if "GET /.well-known/acme-challenge/" in line]
+    forwarded = [
+        line
+        for line in (nginx.prefix / access_log).read_text().splitlines()
+        if "GET /.well-known/acme-challenge/" in line
+    ]
     assert forwarded and all('" 200 ' in line for line in forwarded)
 
 

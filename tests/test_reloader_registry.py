@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from certman import plugins
+from certman.deploy.reloaders import Reloader
+from certman.deploy.served import Endpoint, endpoints_from_options
 from certman.errors import ConfigError
-from certman.reloaders import Reloader
-from certman.reloaders.verify import Endpoint, endpoints_from_options
+from certman.plugins import registry as plugins
 
 MINIMAL_OPTIONS = {
     "nginx": {},

@@ -15,12 +15,12 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from fixtures.proxies import deployment_of
 
-from certman import plugins
+from certman.deploy.reloaders import Deployment
 from certman.errors import ConfigError, ReloadError
 from certman.keystore import LivePaths
-from certman.reloaders import Deployment
-from fixtures.proxies import deployment_of
+from certman.plugins import registry as plugins
 
 
 def traefik_reloader(path: Path):

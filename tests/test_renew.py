@@ -6,14 +6,14 @@ import concurrent.futures
 import datetime
 
 import pytest
-
-from certman.declared import declared_specs
-from certman.errors import KeystoreLocked
-from certman.issuance import AccountSettings, issue
-from certman.keystore import FileKeystore, locks
-from certman.renew import renew
-from certman.renewal import parse_time
 from fixtures.renewal import RenewEnv, later
+
+from certman.errors import KeystoreLocked
+from certman.issuance.issue import AccountSettings, issue
+from certman.keystore import FileKeystore, locks
+from certman.renewal.declared import declared_specs
+from certman.renewal.job import renew
+from certman.renewal.rules import parse_time
 
 NEVER_SERVED = "/nonexistent-webroot"
 
@@ -74,8 +74,7 @@ def test_check_reports_what_is_due_and_changes_nothing(renew_env: RenewEnv):
 
 
 def test_one_failure_does_not_stop_the_others(renew_env: RenewEnv):
-    tables = (declare("good.example"),
-              declare("bad.example", solver=[{"name": "webroot", "path": NEVER_SERVED}]))
+    tables = (declare("good.example"), declare("bad.example", solver=[{"name": "webroot", "path": NEVER_SERVED}]))
     report = renew(renew_env.keystore, renew_env.settings(certificates=tables), jobs=2)
     by_name = {r.name: r for r in report.results}
     assert by_name["good.example"].action == "issued"
@@ -180,9 +179,9 @@ def test_a_revoked_certificate_is_not_renewed_unless_forced(renew_env: RenewEnv)
 
 
 def test_a_bad_reloader_table_fails_before_any_certificate_is_ordered(renew_env: RenewEnv):
-    settings = renew_env.settings(certificates=(
-        {"names": ["badhook.example"], "reloader": [{"name": "nosuch"}]},
-        {"names": ["goodhook.example"]}))
+    settings = renew_env.settings(
+        certificates=({"names": ["badhook.example"], "reloader": [{"name": "nosuch"}]}, {"names": ["goodhook.example"]})
+    )
 
     report = renew(renew_env.keystore, settings)
 

@@ -7,18 +7,17 @@ import dataclasses
 import datetime
 
 import pytest
-
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from fixtures.ari import AriProxy
+from fixtures.renewal import RenewEnv, later
 
 from certman.config import Settings
 from certman.keys import ari_cert_id
-from certman.renew import renew
-from certman.renewal import parse_time
-from fixtures.ari import AriProxy
-from fixtures.renewal import RenewEnv, later
+from certman.renewal.job import renew
+from certman.renewal.rules import parse_time
 
 NAME = "ari.example"
 MINUTE = datetime.timedelta(minutes=1)
@@ -39,11 +38,17 @@ def test_cert_id_is_the_aki_and_the_der_serial_as_in_rfc_9773_appendix_a():
     key = ec.generate_private_key(ec.SECP256R1())
     aki = bytes.fromhex("69885B6B87464041E1B37B847BA0AE2CDE01C8D4")
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "example")])
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(0x87654321)
-            .not_valid_before(datetime.datetime(2026, 1, 1)).not_valid_after(datetime.datetime(2026, 2, 1))
-            .add_extension(x509.AuthorityKeyIdentifier(aki, None, None), critical=False)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(0x87654321)
+        .not_valid_before(datetime.datetime(2026, 1, 1))
+        .not_valid_after(datetime.datetime(2026, 2, 1))
+        .add_extension(x509.AuthorityKeyIdentifier(aki, None, None), critical=False)
+        .sign(key, hashes.SHA256())
+    )
     assert ari_cert_id(cert) == "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE"
 
 
@@ -90,8 +95,9 @@ def test_a_certificate_inside_its_window_is_renewed_with_replaces(renew_env: Ren
 
 
 @pytest.mark.parametrize("refusal", [(409, "alreadyReplaced"), (403, "unauthorized")])
-def test_a_refused_replacement_is_retried_once_without_replaces(renew_env: RenewEnv, ari_proxy: AriProxy,
-                                                                refusal: tuple[int, str]):
+def test_a_refused_replacement_is_retried_once_without_replaces(
+    renew_env: RenewEnv, ari_proxy: AriProxy, refusal: tuple[int, str]
+):
     cert_id = issued(renew_env, ari_proxy)
     now = later()
     ari_proxy.scenario.windows[cert_id] = (now + MINUTE, now + 2 * MINUTE)
@@ -104,7 +110,8 @@ def test_a_refused_replacement_is_retried_once_without_replaces(renew_env: Renew
 
 
 def test_a_window_that_ended_before_the_certificate_was_issued_never_renews_it(
-        renew_env: RenewEnv, ari_proxy: AriProxy):
+    renew_env: RenewEnv, ari_proxy: AriProxy
+):
     issued(renew_env, ari_proxy)
     now = later()
     ari_proxy.scenario.default_window = (now - datetime.timedelta(days=2), now - datetime.timedelta(days=1))

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import tomli_w
-
 from fixtures.renewal import RenewEnv
 
 CERTMAN = str(Path(sys.executable).parent / "certman")
@@ -19,17 +18,29 @@ CERTMAN = str(Path(sys.executable).parent / "certman")
 def write_config(env: RenewEnv, *certificates: dict[str, object]) -> Path:
     path = env.tmp_path / "certman.toml"
     settings = env.settings()
-    path.write_text(tomli_w.dumps({
-        "server": settings.server, "ca_bundle": settings.ca_bundle, "agree_tos": True,
-        "certificate": list(certificates)}))
+    path.write_text(
+        tomli_w.dumps(
+            {
+                "server": settings.server,
+                "ca_bundle": settings.ca_bundle,
+                "agree_tos": True,
+                "certificate": list(certificates),
+            }
+        )
+    )
     return path
 
 
 def run(env: RenewEnv, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     # The run-wide solver through the environment: `solver` in certman.toml is also the
     # name of the [[solver]] tables.
-    environ = {**os.environ, "CERTMAN_CONFIG": str(config), "CERTMAN_KEYSTORE": str(env.keystore.root),
-               "CERTMAN_SOLVER": "webroot", "CERTMAN_WEBROOT": str(env.webroot)}
+    environ = {
+        **os.environ,
+        "CERTMAN_CONFIG": str(config),
+        "CERTMAN_KEYSTORE": str(env.keystore.root),
+        "CERTMAN_SOLVER": "webroot",
+        "CERTMAN_WEBROOT": str(env.webroot),
+    }
     return subprocess.run([CERTMAN, *args], env=environ, capture_output=True, text=True, timeout=120)
 
 
@@ -45,8 +56,11 @@ def test_json_has_one_result_per_certificate(renew_env: RenewEnv):
 
 
 def test_a_failed_certificate_makes_the_run_exit_7_and_says_why(renew_env: RenewEnv):
-    config = write_config(renew_env, {"names": ["ok.example"]},
-                          {"names": ["broken.example"], "solver": [{"name": "webroot", "path": "/nonexistent"}]})
+    config = write_config(
+        renew_env,
+        {"names": ["ok.example"]},
+        {"names": ["broken.example"], "solver": [{"name": "webroot", "path": "/nonexistent"}]},
+    )
     done = run(renew_env, config, "renew", "--jobs", "2")
     assert done.returncode == 7
     assert "1 with an error" in done.stdout
@@ -86,8 +100,7 @@ def test_an_unknown_name_is_a_usage_error(renew_env: RenewEnv):
 def test_issue_records_the_reload_command_and_runs_it(renew_env: RenewEnv):
     config = write_config(renew_env)
     log = renew_env.tmp_path / "reloaded"
-    argv = [sys.executable, "-c", "import os, sys; open(sys.argv[1], 'w').write(os.environ['CERTMAN_NAME'])",
-            str(log)]
+    argv = [sys.executable, "-c", "import os, sys; open(sys.argv[1], 'w').write(os.environ['CERTMAN_NAME'])", str(log)]
     done = run(renew_env, config, "issue", "--reload-cmd", json.dumps(argv), "cmd.example")
     assert done.returncode == 0, done.stderr
     assert log.read_text() == "cmd.example"

@@ -2,7 +2,7 @@
 specs' reloader tables, verify over SNI, and not one failed handshake meanwhile.
 
 The reloader tests drive ``issue_cert`` and ``reloader.reload()`` directly; these go
-through ``certman.renew.renew`` as the renewal timer does. Counts are printed (pytest -s).
+through ``certman.renewal.job.renew`` as the renewal timer does. Counts are printed (pytest -s).
 """
 
 from __future__ import annotations
@@ -10,12 +10,13 @@ from __future__ import annotations
 import re
 
 import services
-from certman.config import Settings
-from certman.keystore import FileKeystore
-from certman.reloaders.haproxy import RuntimeAPI
-from certman.reloaders.verify import Endpoint
-from certman.renew import renew
 from fixtures.proxies import HandshakeLoop, haproxy_frontend, nginx_server_block, served_serial, tls_ready
+
+from certman.config import Settings
+from certman.deploy.reloaders.haproxy import RuntimeAPI
+from certman.deploy.served import Endpoint
+from certman.keystore import FileKeystore
+from certman.renewal.job import renew
 
 MIN_HANDSHAKES = 300
 MIN_EACH_SIDE = 50
@@ -44,8 +45,9 @@ def served(endpoint: Endpoint) -> dict[str, str]:
     return {n: served_serial(endpoint, n) for n in NAMES}
 
 
-def assert_renewed_and_deployed(report, served_before: dict[str, str], endpoint: Endpoint,
-                                keystore: FileKeystore) -> None:
+def assert_renewed_and_deployed(
+    report, served_before: dict[str, str], endpoint: Endpoint, keystore: FileKeystore
+) -> None:
     assert [r.name for r in report.results] == list(NAMES)
     for result in report.results:
         assert result.ok and result.action == "renewed", result
@@ -55,11 +57,13 @@ def assert_renewed_and_deployed(report, served_before: dict[str, str], endpoint:
 
 
 def test_renew_renews_two_certificates_on_one_nginx_listener_with_one_reload(
-        issue_cert, start_nginx, keystore: FileKeystore) -> None:
+    issue_cert, start_nginx, keystore: FileKeystore
+) -> None:
     endpoint = Endpoint("127.0.0.1", services.free_port())
     first = {n: issue_cert(n) for n in NAMES}
-    nginx = start_nginx("".join(nginx_server_block(endpoint.port, n, first[n].live) for n in NAMES),
-                        tls_ready(endpoint, "b.example"))
+    nginx = start_nginx(
+        "".join(nginx_server_block(endpoint.port, n, first[n].live) for n in NAMES), tls_ready(endpoint, "b.example")
+    )
     table = {"name": "nginx", **nginx.reloader_options, "verify": [str(endpoint)]}
     for n in NAMES:
         issue_cert(n, reloaders=(table,))
@@ -75,11 +79,13 @@ def test_renew_renews_two_certificates_on_one_nginx_listener_with_one_reload(
 
 
 def test_renew_renews_two_certificates_on_one_haproxy_listener_without_a_restart(
-        issue_cert, start_haproxy, keystore: FileKeystore) -> None:
+    issue_cert, start_haproxy, keystore: FileKeystore
+) -> None:
     endpoint = Endpoint("127.0.0.1", services.free_port())
     first = {n: issue_cert(n) for n in NAMES}
-    haproxy = start_haproxy(haproxy_frontend(endpoint.port, *(first[n].live.combined for n in NAMES)),
-                            tls_ready(endpoint, "b.example"))
+    haproxy = start_haproxy(
+        haproxy_frontend(endpoint.port, *(first[n].live.combined for n in NAMES)), tls_ready(endpoint, "b.example")
+    )
     table = {"name": "haproxy", "socket": str(haproxy.socket), "verify": [str(endpoint)]}
     for n in NAMES:
         issue_cert(n, reloaders=(table,))
@@ -103,22 +109,21 @@ def run_loop_across_renew(endpoint: Endpoint, keystore: FileKeystore, old_serial
         [result] = report.results
         assert result.ok and result.serial != old_serial, result
         assert keystore.read_state("a.example")["deploy"]["pending"] is False
-        loop.wait_until(lambda: loop.serials.get(result.serial, 0) >= MIN_EACH_SIDE
-                        and loop.total >= MIN_HANDSHAKES)
+        loop.wait_until(lambda: loop.serials.get(result.serial, 0) >= MIN_EACH_SIDE and loop.total >= MIN_HANDSHAKES)
     finally:
         loop.stop()
     return loop, result.serial
 
 
-def test_nginx_serves_every_handshake_while_renew_force_renews_and_reloads(issue_cert, start_nginx,
-                                                                           keystore: FileKeystore) -> None:
+def test_nginx_serves_every_handshake_while_renew_force_renews_and_reloads(
+    issue_cert, start_nginx, keystore: FileKeystore
+) -> None:
     endpoint = Endpoint("127.0.0.1", services.free_port())
     first = issue_cert("a.example")
     nginx = start_nginx(nginx_server_block(endpoint.port, "a.example", first.live), tls_ready(endpoint, "a.example"))
     # Storing the spec with its reloader table issues again, but the proxy still serves
     # the first certificate: that is the one the loop starts on.
-    issue_cert("a.example", reloaders=(
-        {"name": "nginx", **nginx.reloader_options, "verify": [str(endpoint)]},))
+    issue_cert("a.example", reloaders=({"name": "nginx", **nginx.reloader_options, "verify": [str(endpoint)]},))
     old = first.serial
 
     loop, new = run_loop_across_renew(endpoint, keystore, old)
@@ -128,15 +133,15 @@ def test_nginx_serves_every_handshake_while_renew_force_renews_and_reloads(issue
     assert loop.serials[old] >= MIN_EACH_SIDE and loop.serials[new] >= MIN_EACH_SIDE
 
 
-def test_haproxy_serves_every_handshake_while_renew_force_renews_and_reloads(issue_cert, start_haproxy,
-                                                                             keystore: FileKeystore) -> None:
+def test_haproxy_serves_every_handshake_while_renew_force_renews_and_reloads(
+    issue_cert, start_haproxy, keystore: FileKeystore
+) -> None:
     endpoint = Endpoint("127.0.0.1", services.free_port())
     first = issue_cert("a.example")
     haproxy = start_haproxy(haproxy_frontend(endpoint.port, first.live.combined), tls_ready(endpoint, "a.example"))
     # Storing the spec with its reloader table issues again, but the proxy still serves
     # the first certificate: that is the one the loop starts on.
-    issue_cert("a.example", reloaders=(
-        {"name": "haproxy", "socket": str(haproxy.socket), "verify": [str(endpoint)]},))
+    issue_cert("a.example", reloaders=({"name": "haproxy", "socket": str(haproxy.socket), "verify": [str(endpoint)]},))
     old = first.serial
 
     loop, new = run_loop_across_renew(endpoint, keystore, old)

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import datetime
 
-from certman import renewal
-from certman.renewal import decide, format_time
+from certman.renewal import rules as renewal
+from certman.renewal.rules import decide, format_time
 
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 T0 = datetime.datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def entry(days: float = 90, serial: str = "abc", **extra: object) -> dict[str, object]:
-    return {"not_before": format_time(T0), "not_after": format_time(T0 + datetime.timedelta(days=days)),
-            "serial": serial, "ari_cert_id": f"aki.{serial}", **extra}
+    return {
+        "not_before": format_time(T0),
+        "not_after": format_time(T0 + datetime.timedelta(days=days)),
+        "serial": serial,
+        "ari_cert_id": f"aki.{serial}",
+        **extra,
+    }
 
 
 def test_a_fresh_certificate_is_not_due():
@@ -84,8 +89,14 @@ def test_a_deploy_that_keeps_failing_does_not_stop_a_due_renewal():
 
 
 def ari_state(cert_id: str, start: datetime.datetime, end: datetime.datetime) -> dict[str, object]:
-    return {"ari": {"cert_id": cert_id, "window_start": format_time(start), "window_end": format_time(end),
-                    "chosen": format_time(renewal.ari_renew_at(cert_id, start, end))}}
+    return {
+        "ari": {
+            "cert_id": cert_id,
+            "window_start": format_time(start),
+            "window_end": format_time(end),
+            "chosen": format_time(renewal.ari_renew_at(cert_id, start, end)),
+        }
+    }
 
 
 def test_an_ari_window_replaces_the_lifetime_rule():
@@ -127,4 +138,4 @@ def test_the_next_ari_check_honours_retry_after_within_bounds():
     assert renewal.ari_next_check(T0, None) == T0 + datetime.timedelta(hours=6)
     assert renewal.ari_next_check(T0, 3600) == T0 + datetime.timedelta(hours=1)
     assert renewal.ari_next_check(T0, 0) == T0 + datetime.timedelta(minutes=1)
-    assert renewal.ari_next_check(T0, 10 ** 9) == T0 + datetime.timedelta(days=1)
+    assert renewal.ari_next_check(T0, 10**9) == T0 + datetime.timedelta(days=1)

@@ -8,9 +8,8 @@ import dns.message
 import dns.query
 import pytest
 import requests
-from cryptography import x509
-
 import services
+from cryptography import x509
 
 
 def test_directory_lists_account_and_order_endpoints(pebble: services.Pebble) -> None:
@@ -64,8 +63,7 @@ def test_missing_binary_names_the_apt_package() -> None:
         services.require_binary("certman-no-such-tool", "certman-no-such-package")
 
     assert str(excinfo.value) == (
-        "`certman-no-such-tool` not found: "
-        "install it with `apt-get install certman-no-such-package`"
+        "`certman-no-such-tool` not found: install it with `apt-get install certman-no-such-package`"
     )
 
 
@@ -87,9 +85,7 @@ def test_service_that_never_gets_ready_is_stopped(tmp_path: Path) -> None:
     def not_yet() -> bool:
         raise ConnectionRefusedError("still starting")
 
-    service = services.Service(
-        name="stuck", argv=["sleep", "60"], log_path=tmp_path / "stuck.log"
-    )
+    service = services.Service(name="stuck", argv=["sleep", "60"], log_path=tmp_path / "stuck.log")
 
     with pytest.raises(services.ServiceError, match="ConnectionRefusedError"):
         service.start(not_yet, timeout=0.2)

@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 import services
+from fixtures.bind import Bind
+
 from certman.errors import ConfigError, SolverError
 from certman.log import redact
 from certman.solvers.dns01.rfc2136 import RFC2136Provider
-from fixtures.bind import Bind
 
 WRONG_SECRET = base64.b64encode(b"not the key the server knows, 32b").decode()
 
@@ -53,11 +53,14 @@ def test_settings_and_a_secret_file_come_from_the_environment(tmp_path: Path, bi
     secret_file = tmp_path / "tsig.secret"
     secret_file.write_text(bind.key_secret + "\n")
     secret_file.chmod(0o600)
-    provider = RFC2136Provider.from_options({}, env={
-        "CERTMAN_RFC2136_SERVER": bind.address,
-        "CERTMAN_RFC2136_KEY_NAME": bind.key_name,
-        "CERTMAN_RFC2136_SECRET_FILE": str(secret_file),
-    })
+    provider = RFC2136Provider.from_options(
+        {},
+        env={
+            "CERTMAN_RFC2136_SERVER": bind.address,
+            "CERTMAN_RFC2136_KEY_NAME": bind.key_name,
+            "CERTMAN_RFC2136_SECRET_FILE": str(secret_file),
+        },
+    )
     provider.add_txt("_acme-challenge.fromenv.example.test.", "from-env")
     assert bind.txt("_acme-challenge.fromenv.example.test") == {"from-env"}
     provider.remove_txt("_acme-challenge.fromenv.example.test.", "from-env")
@@ -86,9 +89,14 @@ def test_a_secret_file_every_user_can_read_is_refused(tmp_path: Path, bind: Bind
     secret_file.write_text(bind.key_secret)
     secret_file.chmod(0o644)
     with pytest.raises(ConfigError, match="readable by every user") as raised:
-        RFC2136Provider.from_options({}, env={"CERTMAN_RFC2136_SERVER": bind.address,
-                                              "CERTMAN_RFC2136_KEY_NAME": bind.key_name,
-                                              "CERTMAN_RFC2136_SECRET_FILE": str(secret_file)})
+        RFC2136Provider.from_options(
+            {},
+            env={
+                "CERTMAN_RFC2136_SERVER": bind.address,
+                "CERTMAN_RFC2136_KEY_NAME": bind.key_name,
+                "CERTMAN_RFC2136_SECRET_FILE": str(secret_file),
+            },
+        )
     assert bind.key_secret not in str(raised.value)
 
 
@@ -97,7 +105,12 @@ def test_a_secret_set_both_inline_and_as_a_file_is_ambiguous(tmp_path: Path, bin
     secret_file.write_text(bind.key_secret)
     secret_file.chmod(0o600)
     with pytest.raises(ConfigError, match="both CERTMAN_RFC2136_SECRET and CERTMAN_RFC2136_SECRET_FILE"):
-        RFC2136Provider.from_options({}, env={"CERTMAN_RFC2136_SERVER": bind.address,
-                                              "CERTMAN_RFC2136_KEY_NAME": bind.key_name,
-                                              "CERTMAN_RFC2136_SECRET": bind.key_secret,
-                                              "CERTMAN_RFC2136_SECRET_FILE": str(secret_file)})
+        RFC2136Provider.from_options(
+            {},
+            env={
+                "CERTMAN_RFC2136_SERVER": bind.address,
+                "CERTMAN_RFC2136_KEY_NAME": bind.key_name,
+                "CERTMAN_RFC2136_SECRET": bind.key_secret,
+                "CERTMAN_RFC2136_SECRET_FILE": str(secret_file),
+            },
+        )

@@ -8,14 +8,14 @@ import socket
 import ssl
 
 import pytest
+import services
 from click.testing import CliRunner
 from cryptography import x509
 
-import services
 from certman.cli import cli
 from certman.config import CertSpec, SolverSpec
 from certman.errors import SolverError, UsageError
-from certman.issuance import issue
+from certman.issuance.issue import issue
 from certman.names import Identifier, normalise_all
 from certman.solvers import Challenge
 from certman.solvers.tlsalpn01 import ACME_IDENTIFIER_OID, TLSALPN01Solver
@@ -52,8 +52,9 @@ def test_serves_the_acme_identifier_certificate_for_the_sni_name(solver):
     extension = cert.extensions.get_extension_for_oid(ACME_IDENTIFIER_OID)
     assert extension.critical
     assert extension.value.value == b"\x04\x20" + hashlib.sha256(b"tok.thumb-b.example").digest()
-    assert cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value \
-        .get_values_for_type(x509.DNSName) == ["b.example"]
+    assert cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+        x509.DNSName
+    ) == ["b.example"]
 
 
 def test_refuses_a_name_outside_the_batch(solver):
@@ -93,9 +94,13 @@ def test_a_wildcard_is_refused():
 
 
 def test_pebble_validates_through_tls_alpn_01(keystore, pebble, agreed):
-    spec = CertSpec(name="alpn.example", identifiers=normalise_all(["alpn.example", "www.alpn.example"]),
-                    server=pebble.directory_url, ca_bundle=str(pebble.ca_bundle),
-                    solvers=(SolverSpec("tls-alpn-01", {"address": "127.0.0.1", "port": pebble.tls_port}),))
+    spec = CertSpec(
+        name="alpn.example",
+        identifiers=normalise_all(["alpn.example", "www.alpn.example"]),
+        server=pebble.directory_url,
+        ca_bundle=str(pebble.ca_bundle),
+        solvers=(SolverSpec("tls-alpn-01", {"address": "127.0.0.1", "port": pebble.tls_port}),),
+    )
 
     result = issue(spec, keystore, account=agreed, timeout=60)
 
@@ -104,10 +109,27 @@ def test_pebble_validates_through_tls_alpn_01(keystore, pebble, agreed):
 
 
 def test_cli_issue_with_the_tls_alpn_01_solver(tmp_path, pebble):
-    result = CliRunner().invoke(cli, [
-        "--keystore", str(tmp_path / "ks"), "issue", "--server", pebble.directory_url,
-        "--ca-bundle", str(pebble.ca_bundle), "--agree-tos", "--solver", "tls-alpn-01",
-        "--tls-address", "127.0.0.1", "--tls-port", str(pebble.tls_port), "--json", "cli-alpn.example"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "--keystore",
+            str(tmp_path / "ks"),
+            "issue",
+            "--server",
+            pebble.directory_url,
+            "--ca-bundle",
+            str(pebble.ca_bundle),
+            "--agree-tos",
+            "--solver",
+            "tls-alpn-01",
+            "--tls-address",
+            "127.0.0.1",
+            "--tls-port",
+            str(pebble.tls_port),
+            "--json",
+            "cli-alpn.example",
+        ],
+    )
 
     assert result.exit_code == 0, result.output
     assert pebble.cert_status(json.loads(result.stdout)["serial"])["Status"] == "Valid"

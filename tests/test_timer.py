@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from certman import timer
+from certman.renewal import timer
 
 CERTMAN = str(Path(sys.executable).parent / "certman")
 
@@ -20,26 +20,38 @@ def run(*args: str, keystore: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_timer_runs_twice_a_day_spread_and_catching_up_missed_runs(tmp_path: Path):
-    [_, timer_unit] = timer.planned(tmp_path, cron=False, keystore=Path("/var/lib/certman"), executable="/usr/bin/certman")
+    [_, timer_unit] = timer.planned(
+        tmp_path, cron=False, keystore=Path("/var/lib/certman"), executable="/usr/bin/certman"
+    )
     assert "OnCalendar=*-*-* 00,12:00:00" in timer_unit.content
     assert "RandomizedDelaySec=12h" in timer_unit.content
     assert "Persistent=true" in timer_unit.content
 
 
 def test_the_service_runs_renew_hardened_and_writes_only_the_keystore(tmp_path: Path):
-    [service, _] = timer.planned(tmp_path, cron=False, keystore=Path("/var/lib/certman"),
-                                 config=Path("/etc/certman/certman.toml"), executable="/usr/bin/certman")
+    [service, _] = timer.planned(
+        tmp_path,
+        cron=False,
+        keystore=Path("/var/lib/certman"),
+        config=Path("/etc/certman/certman.toml"),
+        executable="/usr/bin/certman",
+    )
     lines = service.content.splitlines()
-    assert ("ExecStart=/usr/bin/certman --config /etc/certman/certman.toml --keystore /var/lib/certman renew"
-            in lines)
-    for setting in ("ProtectSystem=strict", "PrivateTmp=true", "NoNewPrivileges=true",
-                    "ReadWritePaths=/var/lib/certman", "Type=oneshot"):
+    assert "ExecStart=/usr/bin/certman --config /etc/certman/certman.toml --keystore /var/lib/certman renew" in lines
+    for setting in (
+        "ProtectSystem=strict",
+        "PrivateTmp=true",
+        "NoNewPrivileges=true",
+        "ReadWritePaths=/var/lib/certman",
+        "Type=oneshot",
+    ):
         assert setting in lines
 
 
 def test_the_cron_line_uses_a_random_minute_and_two_hours_twelve_apart(tmp_path: Path):
-    [entry] = timer.planned(tmp_path, cron=True, keystore=Path("/ks"), executable="/usr/bin/certman",
-                            rng=random.Random(7))
+    [entry] = timer.planned(
+        tmp_path, cron=True, keystore=Path("/ks"), executable="/usr/bin/certman", rng=random.Random(7)
+    )
     line = entry.content.splitlines()[-1]
     minute, hours, *_ = line.split()
     first, second = map(int, hours.split(","))

@@ -5,20 +5,23 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
-
 import services
-from certman.cli import cli
-from certman.errors import ConfigError, ReloadVerifyFailed
-from certman.reloaders.verify import Endpoint, server_name_for, verify_served
+from click.testing import CliRunner
 from fixtures.proxies import deployment_of, nginx_server_block, tls_ready
 
+from certman.cli import cli
+from certman.deploy.served import Endpoint, server_name_for, verify_served
+from certman.errors import ConfigError, ReloadVerifyFailed
 
-@pytest.mark.parametrize("text, endpoint", [
-    ("127.0.0.1:443", Endpoint("127.0.0.1", 443)),
-    ("[::1]:8443", Endpoint("::1", 8443)),
-    ("www.example@127.0.0.1:443", Endpoint("127.0.0.1", 443, "www.example")),
-])
+
+@pytest.mark.parametrize(
+    "text, endpoint",
+    [
+        ("127.0.0.1:443", Endpoint("127.0.0.1", 443)),
+        ("[::1]:8443", Endpoint("::1", 8443)),
+        ("www.example@127.0.0.1:443", Endpoint("127.0.0.1", 443, "www.example")),
+    ],
+)
 def test_endpoints_parse_from_host_port_with_an_optional_sni(text, endpoint):
     assert Endpoint.parse(text) == endpoint
     assert str(endpoint) == text
@@ -70,13 +73,19 @@ def test_cli_verify_uses_the_endpoints_of_the_certificates_reloaders(served_by_n
     result = run_cli(keystore, "verify", "--json")
 
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == [{"name": "a.example", "endpoint": str(endpoint),
-                                          "stored_serial": first.serial, "served_serial": first.serial,
-                                          "ok": True, "error": None}]
+    assert json.loads(result.stdout) == [
+        {
+            "name": "a.example",
+            "endpoint": str(endpoint),
+            "stored_serial": first.serial,
+            "served_serial": first.serial,
+            "ok": True,
+            "error": None,
+        }
+    ]
 
 
-def test_cli_verify_exits_6_with_both_serials_when_the_proxy_was_not_reloaded(served_by_nginx, issue_cert,
-                                                                               keystore):
+def test_cli_verify_exits_6_with_both_serials_when_the_proxy_was_not_reloaded(served_by_nginx, issue_cert, keystore):
     first, endpoint = served_by_nginx
     second = issue_cert("a.example")
 
@@ -84,8 +93,9 @@ def test_cli_verify_exits_6_with_both_serials_when_the_proxy_was_not_reloaded(se
 
     assert result.exit_code == 6
     assert "MISMATCH" in result.stdout
-    assert result.stderr.splitlines()[0] == (f"certman: a.example: {endpoint} serves serial {first.serial}, "
-                                             f"stored is {second.serial}")
+    assert result.stderr.splitlines()[0] == (
+        f"certman: a.example: {endpoint} serves serial {first.serial}, stored is {second.serial}"
+    )
     assert result.stderr.splitlines()[1].startswith("hint: ")
 
 

@@ -35,7 +35,7 @@ class CliContext:
 
 
 def fail(message: str, hint: str | None = None) -> None:
-    from ..log import redact  # light: no acme, no cryptography
+    from ..log import redact
 
     click.echo(f"certman: {redact(message)}", err=True)
     if hint:
@@ -56,8 +56,14 @@ class CertmanGroup(click.Group):
         _accept_keystore_option(command)
         return command
 
-    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
-             standalone_mode: bool = True, **extra: Any) -> Any:
+    def main(
+        self,
+        args: Any = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
         # SIGTERM becomes Terminated in the main thread, so that every cleanup runs.
         guard = TerminationGuard.install()  # None off the main thread (e.g. a test runner thread)
         try:
@@ -77,8 +83,7 @@ class CertmanGroup(click.Group):
             code = EXIT_INTERRUPTED
         except Exception as exc:
             log.debug("internal error", exc_info=True)
-            fail(f"internal error (please report): {type(exc).__name__}",
-                 "run again with -vv to see the details")
+            fail(f"internal error (please report): {type(exc).__name__}", "run again with -vv to see the details")
             code = EXIT_INTERNAL
         finally:
             if guard is not None:
@@ -88,10 +93,18 @@ class CertmanGroup(click.Group):
 
 @click.group(cls=CertmanGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="certman")
-@click.option("--config", "config_path", type=click.Path(path_type=Path), envvar="CERTMAN_CONFIG",
-              help="certman.toml to read (default /etc/certman/certman.toml as root).")
-@click.option("--keystore", type=click.Path(path_type=Path),
-              help="Keystore directory (env CERTMAN_KEYSTORE; default /var/lib/certman as root).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    envvar="CERTMAN_CONFIG",
+    help="certman.toml to read (default /etc/certman/certman.toml as root).",
+)
+@click.option(
+    "--keystore",
+    type=click.Path(path_type=Path),
+    help="Keystore directory (env CERTMAN_KEYSTORE; default /var/lib/certman as root).",
+)
 @click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
 @click.pass_context
 def cli(ctx: click.Context, config_path: Path | None, keystore: Path | None, verbose: int) -> None:
@@ -109,9 +122,19 @@ def main() -> None:
 # Subcommand name -> module of this package defining it as ``command``. Modules load
 # only when their command runs (or for --help), which keeps start-up short.
 COMMANDS = {
-    "account": "account", "doctor": "doctor", "explain": "explain", "import": "import_certbot",
-    "issue": "issue", "list": "listing", "plugins": "plugins", "remove": "remove", "renew": "renew",
-    "revoke": "revoke", "show": "show", "timer": "timer", "verify": "verify",
+    "account": "account",
+    "doctor": "doctor",
+    "explain": "explain",
+    "import": "import_certbot",
+    "issue": "issue",
+    "list": "listing",
+    "plugins": "plugins",
+    "remove": "remove",
+    "renew": "renew",
+    "revoke": "revoke",
+    "show": "show",
+    "timer": "timer",
+    "verify": "verify",
 }
 
 
@@ -127,7 +150,12 @@ def _accept_keystore_option(command: click.Command) -> None:
             _accept_keystore_option(sub)
         return
     if not any("--keystore" in getattr(p, "opts", ()) for p in command.params):
-        command.params.append(click.Option(["--keystore"], type=click.Path(path_type=Path), expose_value=False,
-                                           callback=_keystore_callback,
-                                           help="Keystore directory (same as certman --keystore)."))
-
+        command.params.append(
+            click.Option(
+                ["--keystore"],
+                type=click.Path(path_type=Path),
+                expose_value=False,
+                callback=_keystore_callback,
+                help="Keystore directory (same as certman --keystore).",
+            )
+        )

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
@@ -14,18 +15,20 @@ from ..config import SERVER_ALIASES
 
 def _ca_options(func: Callable[..., Any]) -> Callable[..., Any]:
     @click.option("--server", help=f"ACME directory URL, or one of: {', '.join(SERVER_ALIASES)}.")
-    @click.option("--ca-bundle", type=click.Path(path_type=Path),
-                  help="CA certificates to trust for the ACME server's TLS.")
+    @click.option(
+        "--ca-bundle", type=click.Path(path_type=Path), help="CA certificates to trust for the ACME server's TLS."
+    )
     @click.option("--timeout", type=float, help="Give up on the CA after this many seconds (default 90).")
     @click.option("--json", "as_json", is_flag=True, help="Print the account as JSON.")
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         return func(*args, **kwargs)
+
     return wrapper
 
 
 def _context(obj: Any, server: str | None, ca_bundle: Path | None, timeout: float | None) -> tuple[Any, Any, Any]:
-    from ..accounts import CAEndpoint
+    from ..ca.accounts import CAEndpoint
     from ..config import resolve_server
     from ..keystore import FileKeystore
 
@@ -38,12 +41,14 @@ def _echo(info: Any, as_json: bool, verb: str) -> None:
     if as_json:
         click.echo(json.dumps(info.to_dict(), indent=2))
         return
-    click.echo(f"{verb}account {info.uri}\n"
-               f"  CA:         {info.directory_url}\n"
-               f"  status:     {info.status or '(not asked)'}\n"
-               f"  contact:    {', '.join(info.contact) or '-'}\n"
-               f"  key:        {info.key_thumbprint} (JWK thumbprint)\n"
-               f"  created:    {info.created_at or '-'}")
+    click.echo(
+        f"{verb}account {info.uri}\n"
+        f"  CA:         {info.directory_url}\n"
+        f"  status:     {info.status or '(not asked)'}\n"
+        f"  contact:    {', '.join(info.contact) or '-'}\n"
+        f"  key:        {info.key_thumbprint} (JWK thumbprint)\n"
+        f"  created:    {info.created_at or '-'}"
+    )
 
 
 @click.group("account")
@@ -55,10 +60,11 @@ def command() -> None:
 @_ca_options
 @click.option("--offline", is_flag=True, help="Show the stored account without asking the CA.")
 @click.pass_obj
-def show(obj: Any, server: str | None, ca_bundle: Path | None, timeout: float | None, as_json: bool,
-         offline: bool) -> None:
+def show(
+    obj: Any, server: str | None, ca_bundle: Path | None, timeout: float | None, as_json: bool, offline: bool
+) -> None:
     """Show the account and its status at the CA."""
-    from ..accounts import show_account
+    from ..ca.accounts import show_account
 
     _, ca, keystore = _context(obj, server, ca_bundle, timeout)
     _echo(show_account(keystore, ca, ask_ca=not offline), as_json, "")
@@ -69,31 +75,46 @@ def show(obj: Any, server: str | None, ca_bundle: Path | None, timeout: float | 
 @click.option("--email", help="Contact address for the account.")
 @click.option("--agree-tos", is_flag=True, default=None, help="Agree to the CA's terms of service.")
 @click.option("--eab-kid", help="External account binding key id from the CA.")
-@click.option("--eab-hmac-key-file", type=click.Path(path_type=Path),
-              help="File holding the EAB HMAC key (or set CERTMAN_EAB_HMAC_KEY[_FILE]).")
+@click.option(
+    "--eab-hmac-key-file",
+    type=click.Path(path_type=Path),
+    help="File holding the EAB HMAC key (or set CERTMAN_EAB_HMAC_KEY[_FILE]).",
+)
 @click.pass_obj
-def register(obj: Any, server: str | None, ca_bundle: Path | None, timeout: float | None, as_json: bool,
-             email: str | None, agree_tos: bool | None, eab_kid: str | None, eab_hmac_key_file: Path | None) -> None:
+def register(
+    obj: Any,
+    server: str | None,
+    ca_bundle: Path | None,
+    timeout: float | None,
+    as_json: bool,
+    email: str | None,
+    agree_tos: bool | None,
+    eab_kid: str | None,
+    eab_hmac_key_file: Path | None,
+) -> None:
     """Register an account with the CA (with external account binding if it requires one)."""
-    from ..accounts import register_account
-    from ..eab import external_account
-    from ..issuance import AccountSettings
+    from ..ca.accounts import register_account
+    from ..ca.eab import external_account
+    from ..issuance.issue import AccountSettings
 
     settings, ca, keystore = _context(obj, server, ca_bundle, timeout)
-    account = AccountSettings(email or settings.email, bool(agree_tos or settings.agree_tos),
-                              external_account(eab_kid, eab_hmac_key_file))
+    account = AccountSettings(
+        email or settings.email, bool(agree_tos or settings.agree_tos), external_account(eab_kid, eab_hmac_key_file)
+    )
     _echo(register_account(keystore, ca, account), as_json, "registered ")
 
 
 @command.command("update")
 @_ca_options
-@click.option("--email", "emails", multiple=True, required=True,
-              help="New contact address (repeat for several; '' removes all).")
+@click.option(
+    "--email", "emails", multiple=True, required=True, help="New contact address (repeat for several; '' removes all)."
+)
 @click.pass_obj
-def update(obj: Any, server: str | None, ca_bundle: Path | None, timeout: float | None, as_json: bool,
-           emails: tuple[str, ...]) -> None:
+def update(
+    obj: Any, server: str | None, ca_bundle: Path | None, timeout: float | None, as_json: bool, emails: tuple[str, ...]
+) -> None:
     """Replace the account's contact addresses."""
-    from ..accounts import update_email
+    from ..ca.accounts import update_email
 
     _, ca, keystore = _context(obj, server, ca_bundle, timeout)
     _echo(update_email(keystore, ca, tuple(e for e in emails if e)), as_json, "updated ")
@@ -104,7 +125,7 @@ def update(obj: Any, server: str | None, ca_bundle: Path | None, timeout: float 
 @click.pass_obj
 def rollover(obj: Any, server: str | None, ca_bundle: Path | None, timeout: float | None, as_json: bool) -> None:
     """Replace the account key (RFC 8555 keyChange); the account and its URL stay."""
-    from ..accounts import rollover as roll
+    from ..ca.accounts import rollover as roll
 
     _, ca, keystore = _context(obj, server, ca_bundle, timeout)
     _echo(roll(keystore, ca), as_json, "rolled over the key of ")
@@ -114,14 +135,16 @@ def rollover(obj: Any, server: str | None, ca_bundle: Path | None, timeout: floa
 @_ca_options
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_obj
-def deactivate(obj: Any, server: str | None, ca_bundle: Path | None, timeout: float | None, as_json: bool,
-               yes: bool) -> None:
+def deactivate(
+    obj: Any, server: str | None, ca_bundle: Path | None, timeout: float | None, as_json: bool, yes: bool
+) -> None:
     """Deactivate the account at the CA for good, and archive it locally."""
-    from ..accounts import deactivate as deact
+    from ..ca.accounts import deactivate as deact
     from ..errors import UsageError
 
     _, ca, keystore = _context(obj, server, ca_bundle, timeout)
-    if not yes and not click.confirm(f"Deactivate the account at {ca.directory_url}? The CA cannot undo this",
-                                     default=False):
+    if not yes and not click.confirm(
+        f"Deactivate the account at {ca.directory_url}? The CA cannot undo this", default=False
+    ):
         raise UsageError("the account was not deactivated", "pass --yes to deactivate without the question")
     _echo(deact(keystore, ca), as_json, "deactivated ")

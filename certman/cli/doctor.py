@@ -13,8 +13,9 @@ from ..config import SERVER_ALIASES
 
 @click.command("doctor")
 @click.option("--server", help=f"ACME directory URL, or one of: {', '.join(SERVER_ALIASES)}.")
-@click.option("--ca-bundle", type=click.Path(path_type=Path),
-              help="CA certificates to trust for the ACME server's TLS.")
+@click.option(
+    "--ca-bundle", type=click.Path(path_type=Path), help="CA certificates to trust for the ACME server's TLS."
+)
 @click.option("--solver", help="Challenge solver to check: standalone, webroot or tls-alpn-01.")
 @click.option("--http-address", help="Address the standalone HTTP-01 server binds (default: all).")
 @click.option("--http-port", type=int, help="Port of the standalone HTTP-01 server (default 80).")
@@ -31,12 +32,23 @@ def command(obj: Any, /, as_json: bool, **flags: Any) -> None:
     overrides = {**obj.overrides, **{k: (str(v) if isinstance(v, Path) else v) for k, v in flags.items()}}
     report = diagnose(obj.config_path, overrides=overrides)
     if as_json:
-        click.echo(json.dumps({"ok": report.ok, "checks": [
-            {"name": c.name, "ok": c.ok, "detail": c.detail, "hint": c.hint} for c in report.checks]}, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "ok": report.ok,
+                    "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail, "hint": c.hint} for c in report.checks],
+                },
+                indent=2,
+            )
+        )
     else:
         for check in report.checks:
-            click.echo(f"{'ok  ' if check.ok else 'FAIL'}  {check.name}: {check.detail}"
-                       + (f" (hint: {check.hint})" if not check.ok and check.hint else ""))
+            click.echo(
+                f"{'ok  ' if check.ok else 'FAIL'}  {check.name}: {check.detail}"
+                + (f" (hint: {check.hint})" if not check.ok and check.hint else "")
+            )
     if not report.ok:
-        raise CertmanError(f"{len(report.failed)} of {len(report.checks)} checks failed",
-                           "fix the FAIL lines above, then run `certman doctor` again")
+        raise CertmanError(
+            f"{len(report.failed)} of {len(report.checks)} checks failed",
+            "fix the FAIL lines above, then run `certman doctor` again",
+        )

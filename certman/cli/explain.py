@@ -15,12 +15,13 @@ def command(obj: CliContext, /, names: tuple[str, ...], as_json: bool) -> None:
     """Say why and when each certificate renews (ARI window, lifetime rule, backoff)."""
     import json
 
-    from ..explain import explain
     from ..keystore import FileKeystore
+    from ..renewal.explain import explain
 
     settings = obj.settings()
-    explanations = explain(FileKeystore(settings.keystore, lock_timeout=settings.lock_timeout), names,
-                           settings=settings)
+    explanations = explain(
+        FileKeystore(settings.keystore, lock_timeout=settings.lock_timeout), names, settings=settings
+    )
     if as_json:
         click.echo(json.dumps({"certificates": [e.to_dict() for e in explanations]}, indent=2))
         return

@@ -15,10 +15,18 @@ def command() -> None:
 
 
 @command.command("certbot")
-@click.option("--config-dir", type=click.Path(path_type=Path), default=Path("/etc/letsencrypt"), show_default=True,
-              help="certbot's configuration directory.")
-@click.option("--ca-bundle", type=click.Path(path_type=Path),
-              help="CA certificates to trust for the ACME server's TLS, stored in each imported spec.")
+@click.option(
+    "--config-dir",
+    type=click.Path(path_type=Path),
+    default=Path("/etc/letsencrypt"),
+    show_default=True,
+    help="certbot's configuration directory.",
+)
+@click.option(
+    "--ca-bundle",
+    type=click.Path(path_type=Path),
+    help="CA certificates to trust for the ACME server's TLS, stored in each imported spec.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
 def certbot(obj: Any, config_dir: Path, ca_bundle: Path | None, as_json: bool) -> None:
@@ -47,6 +55,11 @@ def certbot(obj: Any, config_dir: Path, ca_bundle: Path | None, as_json: bool) -
         click.echo(f"skipped {what}: {why}")
     for warning in result.warnings:
         click.echo(f"warning: {warning}")
-    if not (result.accounts_imported or result.accounts_unchanged or result.certificates_imported
-            or result.certificates_unchanged or result.skipped):
+    if not (
+        result.accounts_imported
+        or result.accounts_unchanged
+        or result.certificates_imported
+        or result.certificates_unchanged
+        or result.skipped
+    ):
         click.echo(f"nothing to import in {config_dir}")

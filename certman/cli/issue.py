@@ -14,14 +14,19 @@ from . import CliContext
 @click.command("issue")
 @click.argument("names", nargs=-1, required=True)
 @click.option("--server", help=f"ACME directory URL, or one of: {', '.join(SERVER_ALIASES)}.")
-@click.option("--ca-bundle", type=click.Path(path_type=Path), help="CA certificates to trust for the ACME server's TLS.")
+@click.option(
+    "--ca-bundle", type=click.Path(path_type=Path), help="CA certificates to trust for the ACME server's TLS."
+)
 @click.option("--email", help="Contact address for the ACME account.")
 @click.option("--agree-tos", is_flag=True, default=None, help="Agree to the CA's terms of service.")
 @click.option("--key-type", type=click.Choice(KEY_TYPES), help="Certificate key type (default ecdsa-p256).")
-@click.option("--solver", help="Challenge solver: standalone, webroot, dns-01 or tls-alpn-01 "
-                               "(overrides [[solver]] tables).")
-@click.option("--dns-provider", help="DNS provider of the dns-01 solver, e.g. rfc2136 or exec "
-                                     "(its settings: `certman plugins NAME`).")
+@click.option(
+    "--solver", help="Challenge solver: standalone, webroot, dns-01 or tls-alpn-01 (overrides [[solver]] tables)."
+)
+@click.option(
+    "--dns-provider",
+    help="DNS provider of the dns-01 solver, e.g. rfc2136 or exec (its settings: `certman plugins NAME`).",
+)
 @click.option("--http-address", help="Address the standalone HTTP-01 server binds (default: all).")
 @click.option("--http-port", type=int, help="Port of the standalone HTTP-01 server (default 80).")
 @click.option("--webroot", type=click.Path(path_type=Path), help="Document root for the webroot solver.")
@@ -31,26 +36,47 @@ from . import CliContext
 @click.option("--timeout", type=float, help="Give up on the CA after this many seconds (default 90).")
 @click.option("--profile", help="ACME profile to request; must be listed in the CA's directory.")
 @click.option("--preferred-chain", help="Issuer CN of the chain to prefer when the CA offers several.")
-@click.option("--fallback-server", "fallback_servers", multiple=True,
-              help="CA to try when --server fails (repeatable, in order; uses --ca-bundle).")
+@click.option(
+    "--fallback-server",
+    "fallback_servers",
+    multiple=True,
+    help="CA to try when --server fails (repeatable, in order; uses --ca-bundle).",
+)
 @click.option("--eab-kid", help="External account binding key id, for registering with a CA that requires it.")
-@click.option("--eab-hmac-key-file", type=click.Path(path_type=Path),
-              help="File holding the EAB HMAC key (or set CERTMAN_EAB_HMAC_KEY[_FILE]).")
-@click.option("--reload-cmd", "reload_cmds", multiple=True, metavar="JSON_ARGV",
-              help='Run this argv (a JSON list, no shell) after storing and after every renewal, '
-                   'e.g. \'["systemctl", "reload", "nginx"]\'. Repeatable.')
+@click.option(
+    "--eab-hmac-key-file",
+    type=click.Path(path_type=Path),
+    help="File holding the EAB HMAC key (or set CERTMAN_EAB_HMAC_KEY[_FILE]).",
+)
+@click.option(
+    "--reload-cmd",
+    "reload_cmds",
+    multiple=True,
+    metavar="JSON_ARGV",
+    help="Run this argv (a JSON list, no shell) after storing and after every renewal, "
+    'e.g. \'["systemctl", "reload", "nginx"]\'. Repeatable.',
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
-def command(obj: CliContext, /, names: tuple[str, ...], cert_name: str | None, as_json: bool,
-            fallback_servers: tuple[str, ...], eab_kid: str | None, eab_hmac_key_file: Path | None,
-            reload_cmds: tuple[str, ...], **flags: object) -> None:
+def command(
+    obj: CliContext,
+    /,
+    names: tuple[str, ...],
+    cert_name: str | None,
+    as_json: bool,
+    fallback_servers: tuple[str, ...],
+    eab_kid: str | None,
+    eab_hmac_key_file: Path | None,
+    reload_cmds: tuple[str, ...],
+    **flags: object,
+) -> None:
     """Get a certificate for NAMES, make it live in the keystore and run its reloaders."""
-    from .. import _render
+    from ..ca.eab import external_account
     from ..config import spec_from_settings
-    from ..eab import external_account
-    from ..fallback import issue_with_fallback
-    from ..issuance import AccountSettings
+    from ..issuance.fallback import issue_with_fallback
+    from ..issuance.issue import AccountSettings
     from ..keystore import FileKeystore
+    from . import render as _render
 
     flags = {k: (str(v) if isinstance(v, Path) and k != "keystore" else v) for k, v in flags.items()}
     if flags.get("dns_provider") and flags.get("solver") is None:
@@ -58,17 +84,21 @@ def command(obj: CliContext, /, names: tuple[str, ...], cert_name: str | None, a
     settings = obj.settings(**flags)
     spec = spec_from_settings(names, settings, name=cert_name, use_solver_tables=flags.get("solver") is None)
     if reload_cmds:
-        from ..deploy import reload_command_table
+        from ..deploy.batch import reload_command_table
 
         spec = replace(spec, reloaders=tuple(reload_command_table(c) for c in reload_cmds))
     if fallback_servers:
-        spec = replace(spec, fallback=tuple({"server": s, **({"ca_bundle": spec.ca_bundle} if spec.ca_bundle else {})}
-                                            for s in fallback_servers))
+        spec = replace(
+            spec,
+            fallback=tuple(
+                {"server": s, **({"ca_bundle": spec.ca_bundle} if spec.ca_bundle else {})} for s in fallback_servers
+            ),
+        )
     keystore = FileKeystore(settings.keystore, lock_timeout=settings.lock_timeout)
     account = AccountSettings(settings.email, settings.agree_tos, external_account(eab_kid, eab_hmac_key_file))
     result = issue_with_fallback(spec, keystore, account=account, timeout=settings.timeout)
     click.echo(_render.issue_result(result, as_json=as_json))
     if spec.reloaders:
-        from ..deploy import deploy_issued
+        from ..deploy.batch import deploy_issued
 
         deploy_issued(keystore, spec, result.serial)

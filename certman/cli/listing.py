@@ -12,8 +12,8 @@ from . import CliContext
 @click.pass_obj
 def command(obj: CliContext, /, as_json: bool) -> None:
     """Show every certificate in the keystore."""
-    from .. import _render
     from ..keystore import FileKeystore
+    from . import render as _render
 
     settings = obj.settings()
     keystore = FileKeystore(settings.keystore, lock_timeout=settings.lock_timeout)

@@ -10,9 +10,9 @@ import click
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def command(name: str | None, as_json: bool) -> None:
     """List solvers, DNS providers and reloaders, or show NAME's settings."""
-    from .. import _render
     from ..errors import UsageError
-    from ..plugin_catalog import catalog, find
+    from ..plugins.catalog import catalog, find
+    from . import render as _render
 
     if name is None:
         click.echo(_render.plugin_list(catalog(), as_json=as_json))

@@ -11,24 +11,38 @@ from . import CliContext
 @click.argument("names", nargs=-1)
 @click.option("--force", is_flag=True, help="Renew now, whatever the due rule and the backoff say.")
 @click.option("--check", is_flag=True, help="No network: print what is due, when and why.")
-@click.option("--jobs", type=click.IntRange(min=1), default=4, show_default=True,
-              help="Certificates renewed concurrently.")
+@click.option(
+    "--jobs", type=click.IntRange(min=1), default=4, show_default=True, help="Certificates renewed concurrently."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document with a result per certificate.")
-@click.option("--metrics-file", type=click.Path(dir_okay=False),
-              help="Write a Prometheus textfile-collector file here (atomically).")
+@click.option(
+    "--metrics-file",
+    type=click.Path(dir_okay=False),
+    help="Write a Prometheus textfile-collector file here (atomically).",
+)
 @click.option("--agree-tos", is_flag=True, default=None, help="Agree to the CA's terms of service.")
 @click.option("--timeout", type=float, help="Give up on the CA after this many seconds per certificate.")
 @click.pass_obj
-def command(obj: CliContext, /, names: tuple[str, ...], force: bool, check: bool, jobs: int, as_json: bool,
-            metrics_file: str | None, **flags: object) -> None:
+def command(
+    obj: CliContext,
+    /,
+    names: tuple[str, ...],
+    force: bool,
+    check: bool,
+    jobs: int,
+    as_json: bool,
+    metrics_file: str | None,
+    **flags: object,
+) -> None:
     """Renew the certificates that are due (default: all stored and declared ones).
 
     Exit status: 0 when every certificate is fine, 7 when at least one failed
     (its error is printed and stored; the next run retries after a backoff).
     """
-    from .. import _render_renew, metrics
     from ..keystore import FileKeystore
-    from ..renew import renew
+    from ..renewal import metrics
+    from ..renewal.job import renew
+    from . import render_renew as _render_renew
 
     settings = obj.settings(**flags)
     keystore = FileKeystore(settings.keystore, lock_timeout=settings.lock_timeout)

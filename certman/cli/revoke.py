@@ -13,8 +13,13 @@ REASONS = ("unspecified", "keyCompromise", "affiliationChanged", "superseded", "
 
 @click.command("revoke")
 @click.argument("name")
-@click.option("--reason", type=click.Choice(REASONS), default="unspecified", show_default=True,
-              help="RFC 5280 reason sent to the CA.")
+@click.option(
+    "--reason",
+    type=click.Choice(REASONS),
+    default="unspecified",
+    show_default=True,
+    help="RFC 5280 reason sent to the CA.",
+)
 @click.option("--timeout", type=float, help="Give up on the CA after this many seconds (default 90).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
@@ -24,11 +29,27 @@ def command(obj: Any, name: str, reason: str, timeout: float | None, as_json: bo
     from ..lifecycle import revoke
 
     settings = obj.settings(timeout=timeout)
-    result = revoke(FileKeystore(settings.keystore, lock_timeout=settings.lock_timeout), name,
-                    reason=reason, timeout=settings.timeout)
+    result = revoke(
+        FileKeystore(settings.keystore, lock_timeout=settings.lock_timeout),
+        name,
+        reason=reason,
+        timeout=settings.timeout,
+    )
     if as_json:
-        click.echo(json.dumps({"name": result.name, "serial": result.serial, "reason": result.reason,
-                               "revoked_at": result.revoked_at, "signed_by": result.signed_by}, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "name": result.name,
+                    "serial": result.serial,
+                    "reason": result.reason,
+                    "revoked_at": result.revoked_at,
+                    "signed_by": result.signed_by,
+                },
+                indent=2,
+            )
+        )
     else:
-        click.echo(f"revoked {result.name} (serial {result.serial}, {result.reason}, "
-                   f"signed by the {result.signed_by}); it will not be renewed until you issue it again")
+        click.echo(
+            f"revoked {result.name} (serial {result.serial}, {result.reason}, "
+            f"signed by the {result.signed_by}); it will not be renewed until you issue it again"
+        )

@@ -17,12 +17,17 @@ def command() -> None:
 @command.command("install")
 @click.option("--cron", is_flag=True, help="Install /etc/cron.d/certman instead of a systemd timer.")
 @click.option("--print", "show", is_flag=True, help="Print what would be written; change nothing.")
-@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path("/"), show_default=True,
-              help="Write below this directory (systemctl runs only when it is /).")
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("/"),
+    show_default=True,
+    help="Write below this directory (systemctl runs only when it is /).",
+)
 @click.pass_obj
 def install_command(obj: CliContext, /, cron: bool, show: bool, root: Path) -> None:
     """Write and enable certman-renew.service and certman-renew.timer (or the cron line)."""
-    from .. import timer
+    from ..renewal import timer
 
     settings = obj.settings()
     files = timer.planned(root, cron=cron, keystore=settings.keystore.absolute(), config=obj.config_path)
@@ -36,11 +41,16 @@ def install_command(obj: CliContext, /, cron: bool, show: bool, root: Path) -> N
 
 
 @command.command("uninstall")
-@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path("/"), show_default=True,
-              help="Remove below this directory (systemctl runs only when it is /).")
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("/"),
+    show_default=True,
+    help="Remove below this directory (systemctl runs only when it is /).",
+)
 def uninstall_command(root: Path) -> None:
     """Remove the systemd timer and service, or the cron line."""
-    from .. import timer
+    from ..renewal import timer
 
     removed = timer.uninstall(root, systemctl=root == Path("/"))
     click.echo("\n".join(f"removed {p}" for p in removed) or "nothing installed")

@@ -51,25 +51,36 @@ class ImportResult:
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"certificates_imported": self.certificates_imported,
-                "certificates_unchanged": self.certificates_unchanged,
-                "accounts_imported": self.accounts_imported, "accounts_unchanged": self.accounts_unchanged,
-                "skipped": self.skipped, "warnings": self.warnings}
+        return {
+            "certificates_imported": self.certificates_imported,
+            "certificates_unchanged": self.certificates_unchanged,
+            "accounts_imported": self.accounts_imported,
+            "accounts_unchanged": self.accounts_unchanged,
+            "skipped": self.skipped,
+            "warnings": self.warnings,
+        }
 
 
-def import_certbot(keystore: FileKeystore, config_dir: Path = DEFAULT_CONFIG_DIR, *,
-                   ca_bundle: str | None = None, now: datetime.datetime | None = None) -> ImportResult:
+def import_certbot(
+    keystore: FileKeystore,
+    config_dir: Path = DEFAULT_CONFIG_DIR,
+    *,
+    ca_bundle: str | None = None,
+    now: datetime.datetime | None = None,
+) -> ImportResult:
     """Import every account and lineage of the certbot ``config_dir`` into ``keystore``."""
     config_dir = Path(config_dir)
     if not (config_dir / "renewal").is_dir() and not (config_dir / "accounts").is_dir():
-        raise UsageError(f"{config_dir} is not a certbot config directory (no renewal/ or accounts/)",
-                         "pass --config-dir with the directory certbot was run with")
-    now = now or datetime.datetime.now(datetime.timezone.utc)
+        raise UsageError(
+            f"{config_dir} is not a certbot config directory (no renewal/ or accounts/)",
+            "pass --config-dir with the directory certbot was run with",
+        )
+    now = now or datetime.datetime.now(datetime.UTC)
     result = ImportResult()
     for account_dir in sorted((config_dir / "accounts").glob("*/**/regr.json")):
         _import_account(keystore, config_dir, account_dir.parent, result, now)
     for conf in sorted((config_dir / "renewal").glob("*.conf")):
-        name = conf.name[:-len(".conf")]
+        name = conf.name[: -len(".conf")]
         try:
             _import_lineage(keystore, config_dir, name, conf, ca_bundle, result, now)
         except CertmanError as exc:
@@ -77,8 +88,9 @@ def import_certbot(keystore: FileKeystore, config_dir: Path = DEFAULT_CONFIG_DIR
     return result
 
 
-def _import_account(keystore: FileKeystore, config_dir: Path, directory: Path, result: ImportResult,
-                    now: datetime.datetime) -> None:
+def _import_account(
+    keystore: FileKeystore, config_dir: Path, directory: Path, result: ImportResult, now: datetime.datetime
+) -> None:
     from josepy import errors as jose_errors
     from josepy import jwk
 
@@ -98,18 +110,34 @@ def _import_account(keystore: FileKeystore, config_dir: Path, directory: Path, r
         if existing[1].get("uri") == uri:
             result.accounts_unchanged.append(uri)
         else:
-            result.skipped[f"account {uri}"] = (f"certman already has another account for {server} "
-                                                f"({existing[1].get('uri')}); not replaced")
+            result.skipped[f"account {uri}"] = (
+                f"certman already has another account for {server} ({existing[1].get('uri')}); not replaced"
+            )
         return
     with keystore.lock_keystore():
-        keystore.save_account(ca, key_to_pem(account_key.key), {
-            "uri": uri, "directory": server, "contact": [], "created_at": utc_iso(now),
-            "imported_from": str(directory)})
+        keystore.save_account(
+            ca,
+            key_to_pem(account_key.key),
+            {
+                "uri": uri,
+                "directory": server,
+                "contact": [],
+                "created_at": utc_iso(now),
+                "imported_from": str(directory),
+            },
+        )
     result.accounts_imported.append(uri)
 
 
-def _import_lineage(keystore: FileKeystore, config_dir: Path, name: str, conf_path: Path,
-                    ca_bundle: str | None, result: ImportResult, now: datetime.datetime) -> None:
+def _import_lineage(
+    keystore: FileKeystore,
+    config_dir: Path,
+    name: str,
+    conf_path: Path,
+    ca_bundle: str | None,
+    result: ImportResult,
+    now: datetime.datetime,
+) -> None:
     try:
         text = conf_path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
@@ -132,8 +160,10 @@ def _import_lineage(keystore: FileKeystore, config_dir: Path, name: str, conf_pa
     order = [n for n in versions if n != live_number] + ([live_number] if live_number in versions else [])
     stored = _stored_metas(keystore, name)
     if stored and not any(m.get("imported_from") for m in stored):
-        raise UsageError(f"certman already manages a certificate named {name!r}; certbot's lineage is not mixed in",
-                         f"`certman remove {name}` first to take certbot's instead")
+        raise UsageError(
+            f"certman already manages a certificate named {name!r}; certbot's lineage is not mixed in",
+            f"`certman remove {name}` first to take certbot's instead",
+        )
     known = {str(m.get("serial")) for m in stored}
     spec: CertSpec | None = None
     added: list[str] = []
@@ -142,12 +172,17 @@ def _import_lineage(keystore: FileKeystore, config_dir: Path, name: str, conf_pa
         if facts.serial in known:
             continue
         if spec is None:
-            spec = _existing_spec(keystore, name) or _spec_from_conf(name, params, facts.identifiers, ca_bundle,
-                                                                     result)
-        meta = {"serial": facts.serial, "not_before": utc_iso(facts.not_before),
-                "not_after": utc_iso(facts.not_after), "issuer": facts.issuer, "ari_cert_id": facts.ari_cert_id,
-                "issued_at": utc_iso(facts.not_before), "imported_at": utc_iso(now),
-                "imported_from": str(archive / f"cert{number}.pem")}
+            spec = _existing_spec(keystore, name) or _spec_from_conf(name, params, facts.identifiers, ca_bundle, result)
+        meta = {
+            "serial": facts.serial,
+            "not_before": utc_iso(facts.not_before),
+            "not_after": utc_iso(facts.not_after),
+            "issuer": facts.issuer,
+            "ari_cert_id": facts.ari_cert_id,
+            "issued_at": utc_iso(facts.not_before),
+            "imported_at": utc_iso(now),
+            "imported_from": str(archive / f"cert{number}.pem"),
+        }
         with keystore.lock_cert(name):
             version = keystore.store_version(spec, key_pem, leaf_pem, chain_pem, meta)
         added.append(version.version)
@@ -209,29 +244,40 @@ def _existing_spec(keystore: FileKeystore, name: str) -> CertSpec | None:
         return None
 
 
-def _spec_from_conf(name: str, params: dict[str, Any], identifiers: tuple[str, ...], ca_bundle: str | None,
-                    result: ImportResult) -> CertSpec:
+def _spec_from_conf(
+    name: str, params: dict[str, Any], identifiers: tuple[str, ...], ca_bundle: str | None, result: ImportResult
+) -> CertSpec:
     server = params.get("server") or "https://acme-v02.api.letsencrypt.org/directory"
     resolve_server(server)
     for hook in ("pre_hook", "post_hook"):
         if params.get(hook):
-            result.warnings.append(f"{name}: certbot {hook.replace('_', '-')} {params[hook]!r} was not imported; "
-                                   "certman runs reloaders after storing, add a command reloader if needed")
+            result.warnings.append(
+                f"{name}: certbot {hook.replace('_', '-')} {params[hook]!r} was not imported; "
+                "certman runs reloaders after storing, add a command reloader if needed"
+            )
     reloaders: tuple[dict[str, Any], ...] = ()
     if params.get("renew_hook"):
         # certbot runs hooks through a shell; the command reloader takes argv, so say so explicitly.
         reloaders = ({"name": "command", "argv": ["/bin/sh", "-c", params["renew_hook"]]},)
-    return CertSpec(name=name, identifiers=normalise_all(list(identifiers)), server=server,
-                    solvers=_solvers(name, params), key_type=_key_type(params), ca_bundle=ca_bundle,
-                    reloaders=reloaders)
+    return CertSpec(
+        name=name,
+        identifiers=normalise_all(list(identifiers)),
+        server=server,
+        solvers=_solvers(name, params),
+        key_type=_key_type(params),
+        ca_bundle=ca_bundle,
+        reloaders=reloaders,
+    )
 
 
 def _key_type(params: dict[str, Any]) -> str:
     if params.get("key_type", "rsa") == "ecdsa":
         curve = params.get("elliptic_curve", "secp256r1")
         if curve not in _CURVES:
-            raise ConfigError(f"certbot elliptic curve {curve!r} is not supported by certman",
-                              f"certman supports {', '.join(_CURVES)}")
+            raise ConfigError(
+                f"certbot elliptic curve {curve!r} is not supported by certman",
+                f"certman supports {', '.join(_CURVES)}",
+            )
         return _CURVES[curve]
     return f"rsa{params.get('rsa_key_size', '2048')}"
 
@@ -239,8 +285,11 @@ def _key_type(params: dict[str, Any]) -> str:
 def _solvers(name: str, params: dict[str, Any]) -> tuple[SolverSpec, ...]:
     authenticator = params.get("authenticator", "")
     if authenticator == "standalone":
-        return (SolverSpec("standalone", {"address": params.get("http01_address", ""),
-                                          "port": int(params.get("http01_port", 80))}),)
+        return (
+            SolverSpec(
+                "standalone", {"address": params.get("http01_address", ""), "port": int(params.get("http01_port", 80))}
+            ),
+        )
     if authenticator == "webroot":
         by_path: dict[str, list[str]] = {}
         for domain, path in (params.get("webroot_map") or {}).items():
@@ -248,12 +297,17 @@ def _solvers(name: str, params: dict[str, Any]) -> tuple[SolverSpec, ...]:
         paths = renewal_conf.as_list(params.get("webroot_path"))
         default = paths[0] if paths else None
         # Names mapped to the default path need no solver of their own.
-        solvers = [SolverSpec("webroot", {"path": path}, match=tuple(domains))
-                   for path, domains in by_path.items() if path != default]
+        solvers = [
+            SolverSpec("webroot", {"path": path}, match=tuple(domains))
+            for path, domains in by_path.items()
+            if path != default
+        ]
         if default:
             solvers.append(SolverSpec("webroot", {"path": default}))
         if not solvers:
             raise ConfigError(f"certbot lineage {name} uses webroot without a path")
         return tuple(solvers)
-    raise UsageError(f"certbot authenticator {authenticator or '(none)'!r} has no certman equivalent to import",
-                     "issue this certificate with certman and a solver of your choice instead")
+    raise UsageError(
+        f"certbot authenticator {authenticator or '(none)'!r} has no certman equivalent to import",
+        "issue this certificate with certman and a solver of your choice instead",
+    )

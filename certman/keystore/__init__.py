@@ -11,10 +11,11 @@ import json
 import os
 import re
 import tomllib
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from ..config import CertSpec
 from ..errors import ConfigError, KeystoreError, UsageError
@@ -128,8 +129,9 @@ class FileKeystore:
     def account_cas(self) -> list[str]:
         """The CA ids that have a stored account."""
         try:
-            return sorted(e for e in os.listdir(self.layout.accounts)
-                          if (self.layout.account_dir(e) / "account.json").exists())
+            return sorted(
+                e for e in os.listdir(self.layout.accounts) if (self.layout.account_dir(e) / "account.json").exists()
+            )
         except FileNotFoundError:
             return []
 
@@ -174,12 +176,16 @@ class FileKeystore:
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as exc:
-            raise KeystoreError(f"index {self.layout.index} is unreadable: {exc}",
-                                "run `certman doctor`; the certificates themselves are intact") from exc
+            raise KeystoreError(
+                f"index {self.layout.index} is unreadable: {exc}",
+                "run `certman doctor`; the certificates themselves are intact",
+            ) from exc
         certs = raw.get("certificates", {}) if isinstance(raw, dict) else None
         if not isinstance(certs, dict):
-            raise KeystoreError(f"index {self.layout.index} is malformed: no \"certificates\" object",
-                                "run `certman doctor`; the certificates themselves are intact")
+            raise KeystoreError(
+                f'index {self.layout.index} is malformed: no "certificates" object',
+                "run `certman doctor`; the certificates themselves are intact",
+            )
         return certs
 
     def names(self) -> list[str]:
@@ -211,8 +217,11 @@ class FileKeystore:
         with self.lock_keystore():
             entry = self.read_index().get(name)
             if entry is not None:
-                files.write_file(self.layout.index, self._index_bytes(
-                    name, {**entry, "revoked_serial": data.get("serial")}), SECRET_MODE)
+                files.write_file(
+                    self.layout.index,
+                    self._index_bytes(name, {**entry, "revoked_serial": data.get("serial")}),
+                    SECRET_MODE,
+                )
 
     def archive_cert(self, name: str, stamp: str) -> Path:
         """Take ``name`` out of service: its directory moves to ``archive/<name>-<stamp>``.
@@ -258,8 +267,9 @@ class FileKeystore:
             with open(path, "rb") as fh:
                 data = tomllib.load(fh)
         except FileNotFoundError:
-            raise UsageError(f"no certificate named {name!r} in {self.root}",
-                             "see `certman list` for the names") from None
+            raise UsageError(
+                f"no certificate named {name!r} in {self.root}", "see `certman list` for the names"
+            ) from None
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"{path} is unreadable: {exc}") from exc
         return CertSpec.from_dict(data, str(path))
@@ -323,8 +333,9 @@ class FileKeystore:
         except FileNotFoundError:
             return []
 
-    def store_version(self, spec: CertSpec, key_pem: bytes, leaf_pem: bytes, chain_pem: bytes,
-                      meta: Mapping[str, Any]) -> StoredVersion:
+    def store_version(
+        self, spec: CertSpec, key_pem: bytes, leaf_pem: bytes, chain_pem: bytes, meta: Mapping[str, Any]
+    ) -> StoredVersion:
         """Store a complete new version, make it live, and record spec and index.
 
         The caller holds ``lock_cert(spec.name)``. Until the live link moves, the
@@ -355,19 +366,36 @@ class FileKeystore:
         name = spec.name
         staged: list[Path] = []
         try:
-            staged.append(files.stage_version(layout.versions(name), {
-                n: (data, FILE_MODES[n]) for n, data in contents.items()}, tag=name))
-            staged.append(files.stage_file(layout.spec(name), tomli_w.dumps(spec.storable().to_dict()).encode(),
-                                           SECRET_MODE, tag=name))
-            staged.append(files.stage_symlink(layout.live_link(name), f"../certs/{name}/versions/{version}",
-                                              tag=name))
+            staged.append(
+                files.stage_version(
+                    layout.versions(name), {n: (data, FILE_MODES[n]) for n, data in contents.items()}, tag=name
+                )
+            )
+            staged.append(
+                files.stage_file(
+                    layout.spec(name), tomli_w.dumps(spec.storable().to_dict()).encode(), SECRET_MODE, tag=name
+                )
+            )
+            staged.append(files.stage_symlink(layout.live_link(name), f"../certs/{name}/versions/{version}", tag=name))
             with self.lock_keystore():
                 # A temporary in the root means a run died mid-commit, perhaps with live/
                 # moved and the index not: repair before removing that sign of it.
                 self._repair_index_locked(only_after_crash=True)
-                staged.append(files.stage_file(layout.index, self._index_bytes(name, {
-                    **meta, "identifiers": [i.value for i in spec.identifiers],
-                    "key_type": spec.key_type, "server": spec.server}), SECRET_MODE))
+                staged.append(
+                    files.stage_file(
+                        layout.index,
+                        self._index_bytes(
+                            name,
+                            {
+                                **meta,
+                                "identifiers": [i.value for i in spec.identifiers],
+                                "key_type": spec.key_type,
+                                "server": spec.server,
+                            },
+                        ),
+                        SECRET_MODE,
+                    )
+                )
                 version_tmp, spec_tmp, link_tmp, index_tmp = staged
                 path = layout.versions(name) / version
                 files.commit(version_tmp, path)
@@ -470,17 +498,24 @@ class FileKeystore:
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
-            raise KeystoreError(f"live version {directory} of {name} is unreadable: {exc}",
-                                "run `certman doctor`") from exc
+            raise KeystoreError(
+                f"live version {directory} of {name} is unreadable: {exc}", "run `certman doctor`"
+            ) from exc
         spec = self.read_spec(name)
         # Identifiers from the certificate itself: the spec may have been edited since.
-        return {**meta, "version": version, "identifiers": list(CertFacts.of(leaf).identifiers),
-                "key_type": spec.key_type, "server": spec.server}
+        return {
+            **meta,
+            "version": version,
+            "identifiers": list(CertFacts.of(leaf).identifiers),
+            "key_type": spec.key_type,
+            "server": spec.server,
+        }
 
     def _write_index(self, certs: Mapping[str, Any]) -> None:
         """Replace the whole index; the caller holds the keystore lock."""
-        files.write_file(self.layout.index, _dump_json({"format": INDEX_FORMAT, "certificates": dict(certs)}),
-                         SECRET_MODE)
+        files.write_file(
+            self.layout.index, _dump_json({"format": INDEX_FORMAT, "certificates": dict(certs)}), SECRET_MODE
+        )
 
 
 _INDEX_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
@@ -503,8 +538,10 @@ def _check_index_entry(path: Path, name: str, entry: Any) -> None:
 
 
 def _index_hint(path: Path, name: str) -> str:
-    return (f"delete the {name!r} entry from {path}, then `certman issue --name {name} NAME...` "
-            "rewrites it; the certificate files are intact")
+    return (
+        f"delete the {name!r} entry from {path}, then `certman issue --name {name} NAME...` "
+        "rewrites it; the certificate files are intact"
+    )
 
 
 _STATE_TIMES = ("last_attempt", "last_success", "last_failure", "next_attempt", "retry_after")
@@ -529,8 +566,9 @@ def _state_object(state: Any, path: Path | str) -> dict[str, Any]:
         try:
             datetime.datetime.fromisoformat(value)
         except (TypeError, ValueError):
-            raise KeystoreError(f"state file {path} is malformed: {key} = {value!r} is not a time",
-                                _STATE_HINT) from None
+            raise KeystoreError(
+                f"state file {path} is malformed: {key} = {value!r} is not a time", _STATE_HINT
+            ) from None
     for key in ("ari", "deploy"):
         if not isinstance(state.get(key) or {}, dict):
             raise KeystoreError(f"state file {path} is malformed: {key} is not an object", _STATE_HINT)
@@ -538,4 +576,4 @@ def _state_object(state: Any, path: Path | str) -> dict[str, Any]:
 
 
 def utc_iso(moment: datetime.datetime) -> str:
-    return moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -13,8 +13,8 @@ import os
 import secrets
 import shutil
 import stat
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from ..errors import KeystoreError
 from .layout import DIR_MODE, TMP_PREFIX
@@ -23,14 +23,18 @@ from .layout import DIR_MODE, TMP_PREFIX
 def storage_error(exc: OSError, path: Path, action: str) -> KeystoreError:
     """Turn an OSError into a one-line operator message that names the path."""
     if exc.errno == errno.ENOSPC or exc.errno == errno.EDQUOT:
-        return KeystoreError(f"no space left while {action} {path}",
-                             "free disk space; the previous version is still live")
+        return KeystoreError(
+            f"no space left while {action} {path}", "free disk space; the previous version is still live"
+        )
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return KeystoreError(f"permission denied while {action} {path}",
-                             "run certman as the keystore's owner, or choose another --keystore")
+        return KeystoreError(
+            f"permission denied while {action} {path}",
+            "run certman as the keystore's owner, or choose another --keystore",
+        )
     if exc.errno == errno.ELOOP:
-        return KeystoreError(f"refusing to follow a symlink at {path}",
-                             "remove the symlink; certman never writes through one")
+        return KeystoreError(
+            f"refusing to follow a symlink at {path}", "remove the symlink; certman never writes through one"
+        )
     return KeystoreError(f"cannot complete {action} {path}: {exc.strerror}")
 
 
@@ -41,17 +45,19 @@ def check_safe_dir(path: Path) -> None:
     except OSError as exc:
         raise storage_error(exc, path, "inspecting") from exc
     if stat.S_ISLNK(st.st_mode):
-        raise KeystoreError(f"refusing to use {path}: it is a symlink",
-                            "point --keystore at the real directory")
+        raise KeystoreError(f"refusing to use {path}: it is a symlink", "point --keystore at the real directory")
     if not stat.S_ISDIR(st.st_mode):
         raise KeystoreError(f"refusing to use {path}: it is not a directory")
     if st.st_uid != os.geteuid():
-        raise KeystoreError(f"refusing to use {path}: owned by uid {st.st_uid}, not by uid {os.geteuid()}",
-                            "chown the keystore to the user that runs certman")
+        raise KeystoreError(
+            f"refusing to use {path}: owned by uid {st.st_uid}, not by uid {os.geteuid()}",
+            "chown the keystore to the user that runs certman",
+        )
     if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise KeystoreError(f"refusing to use {path}: it is writable by group or others "
-                            f"(mode {stat.S_IMODE(st.st_mode):04o})",
-                            f"chmod 700 {path}")
+        raise KeystoreError(
+            f"refusing to use {path}: it is writable by group or others (mode {stat.S_IMODE(st.st_mode):04o})",
+            f"chmod 700 {path}",
+        )
 
 
 def ensure_dir(path: Path) -> None:
@@ -106,8 +112,7 @@ def fsync_dir(path: Path) -> None:
 def _create_file(dir_fd: int, name: str, data: bytes, mode: int) -> None:
     # The mode is set on the empty file before the first byte is written, so a
     # key is never readable by others, not even for an instant, whatever the umask.
-    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode,
-                 dir_fd=dir_fd)
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dir_fd)
     try:
         os.fchmod(fd, mode)
         view = memoryview(data)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import fcntl
 import os
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from ..errors import KeystoreLocked
 from .files import ensure_dir, storage_error
@@ -30,9 +30,10 @@ def hold(path: Path, *, timeout: float, what: str) -> Iterator[None]:
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise KeystoreLocked(f"{what} is locked by another certman run ({path})",
-                                         "wait for the other run to finish, or set lock_timeout in certman.toml "
-                                         "or CERTMAN_LOCK_TIMEOUT") from None
+                    raise KeystoreLocked(
+                        f"{what} is locked by another certman run ({path})",
+                        "wait for the other run to finish, or set lock_timeout in certman.toml or CERTMAN_LOCK_TIMEOUT",
+                    ) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.25)
         yield

@@ -32,8 +32,12 @@ class PendingOrder:
     key_pem: bytes
 
     def to_json(self) -> dict[str, Any]:
-        return {"order_url": self.order_url, "server": self.server,
-                "identifiers": list(self.identifiers), "created_at": self.created_at}
+        return {
+            "order_url": self.order_url,
+            "server": self.server,
+            "identifiers": list(self.identifiers),
+            "created_at": self.created_at,
+        }
 
 
 def read(cert_dir: Path) -> PendingOrder | None:
@@ -43,15 +47,22 @@ def read(cert_dir: Path) -> PendingOrder | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        raise KeystoreError(f"pending order in {cert_dir} is unreadable: {exc}",
-                            f"remove {cert_dir / ORDER_FILE} to start a new order") from exc
+        raise KeystoreError(
+            f"pending order in {cert_dir} is unreadable: {exc}", f"remove {cert_dir / ORDER_FILE} to start a new order"
+        ) from exc
     try:
-        return PendingOrder(order_url=str(data["order_url"]), server=str(data["server"]),
-                            identifiers=tuple(str(i) for i in data["identifiers"]),
-                            created_at=str(data["created_at"]), key_pem=key_pem)
+        return PendingOrder(
+            order_url=str(data["order_url"]),
+            server=str(data["server"]),
+            identifiers=tuple(str(i) for i in data["identifiers"]),
+            created_at=str(data["created_at"]),
+            key_pem=key_pem,
+        )
     except (KeyError, TypeError) as exc:
-        raise KeystoreError(f"pending order {cert_dir / ORDER_FILE} is malformed ({exc})",
-                            f"remove {cert_dir / ORDER_FILE} to start a new order") from exc
+        raise KeystoreError(
+            f"pending order {cert_dir / ORDER_FILE} is malformed ({exc})",
+            f"remove {cert_dir / ORDER_FILE} to start a new order",
+        ) from exc
 
 
 def write(cert_dir: Path, order: PendingOrder) -> None:

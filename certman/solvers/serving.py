@@ -5,7 +5,8 @@ from __future__ import annotations
 import errno
 import socketserver
 import threading
-from typing import Callable, Generic, TypeVar
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from ..errors import SolverError
 
@@ -19,19 +20,20 @@ POLL_INTERVAL = 0.005
 class BackgroundServer(Generic[S]):
     """Binds with ``bind()`` (turning bind errors into SolverError), serves until ``stop()``."""
 
-    def __init__(self, bind: Callable[[], S], *, where: str, what: str, in_use_hint: str,
-                 denied_hint: str, thread_name: str) -> None:
+    def __init__(
+        self, bind: Callable[[], S], *, where: str, what: str, in_use_hint: str, denied_hint: str, thread_name: str
+    ) -> None:
         try:
             self.server = bind()
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                raise SolverError(f"port {where} is already in use, so the {what} cannot start",
-                                  in_use_hint) from exc
+                raise SolverError(f"port {where} is already in use, so the {what} cannot start", in_use_hint) from exc
             if exc.errno == errno.EACCES:
                 raise SolverError(f"not allowed to listen on {where}", denied_hint) from exc
             raise SolverError(f"cannot listen on {where}: {exc.strerror}", "check the listen address") from exc
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": POLL_INTERVAL},
-                                        name=thread_name, daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": POLL_INTERVAL}, name=thread_name, daemon=True
+        )
         self._thread.start()
 
     @property

@@ -18,9 +18,10 @@ import socket
 import socketserver
 import ssl
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 from acme import challenges
 from cryptography import x509
@@ -29,9 +30,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from josepy import jwk
 
-from .._options import number_option
 from ..errors import UsageError
 from ..names import Identifier
+from ..plugins.options import number_option
 from . import ChallengeBatch
 from .serving import BackgroundServer
 
@@ -66,28 +67,36 @@ def sni_name(identifier: Identifier) -> str:
     return identifier.value
 
 
-def challenge_certificate(identifier: Identifier, key_authorization: str,
-                          now: datetime.datetime | None = None) -> tuple[bytes, bytes]:
+def challenge_certificate(
+    identifier: Identifier, key_authorization: str, now: datetime.datetime | None = None
+) -> tuple[bytes, bytes]:
     """A self-signed (cert PEM, key PEM) for ``identifier`` with the acmeIdentifier extension."""
-    now = now or datetime.datetime.now(datetime.timezone.utc)
+    now = now or datetime.datetime.now(datetime.UTC)
     key = ec.generate_private_key(ec.SECP256R1())
     digest = hashlib.sha256(key_authorization.encode()).digest()
     # The extension value is the DER OCTET STRING holding the digest.
     extension_der = bytes([0x04, len(digest)]) + digest
-    san: x509.GeneralName = (x509.IPAddress(ipaddress.ip_address(identifier.value)) if identifier.type == "ip"
-                             else x509.DNSName(identifier.value))
+    san: x509.GeneralName = (
+        x509.IPAddress(ipaddress.ip_address(identifier.value))
+        if identifier.type == "ip"
+        else x509.DNSName(identifier.value)
+    )
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "certman tls-alpn-01")])
-    cert = (x509.CertificateBuilder()
-            .subject_name(name).issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([san]), critical=False)
-            .add_extension(x509.UnrecognizedExtension(ACME_IDENTIFIER_OID, extension_der), critical=True)
-            .sign(key, hashes.SHA256()))
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([san]), critical=False)
+        .add_extension(x509.UnrecognizedExtension(ACME_IDENTIFIER_OID, extension_der), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
@@ -160,7 +169,7 @@ class TLSALPN01Solver:
         self._running: BackgroundServer[_Server] | None = None
 
     @classmethod
-    def from_options(cls, options: Mapping[str, Any]) -> "TLSALPN01Solver":
+    def from_options(cls, options: Mapping[str, Any]) -> TLSALPN01Solver:
         unknown = set(options) - {"address", "port"}
         if unknown:
             raise UsageError(f"tls-alpn-01 solver: unknown option(s) {', '.join(sorted(unknown))}")
@@ -177,15 +186,20 @@ class TLSALPN01Solver:
         contexts: dict[str, ssl.SSLContext] = {}
         for challenge in batch:
             if challenge.identifier.is_wildcard:
-                raise UsageError(f"{challenge.identifier} is a wildcard, which TLS-ALPN-01 cannot validate",
-                                 "wildcards need DNS-01")
+                raise UsageError(
+                    f"{challenge.identifier} is a wildcard, which TLS-ALPN-01 cannot validate", "wildcards need DNS-01"
+                )
             contexts[sni_name(challenge.identifier)] = _context_for(
-                *challenge_certificate(challenge.identifier, challenge.validation))
+                *challenge_certificate(challenge.identifier, challenge.validation)
+            )
         self._running = BackgroundServer(
             lambda: _Server((self.settings.address, self.settings.port), contexts),
-            where=f"{self.settings.address or '*'}:{self.settings.port}", what="TLS-ALPN-01 server",
+            where=f"{self.settings.address or '*'}:{self.settings.port}",
+            what="TLS-ALPN-01 server",
             in_use_hint="stop what holds it, or use another solver (http-01 or dns-01)",
-            denied_hint="run as root, or use another port", thread_name="certman-tlsalpn01")
+            denied_hint="run as root, or use another port",
+            thread_name="certman-tlsalpn01",
+        )
 
     def wait_ready(self, batch: ChallengeBatch) -> None:
         return None

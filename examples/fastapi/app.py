@@ -10,5 +10,4 @@ app = FastAPI(title="certman example")
 @app.get("/")
 def hello(request: Request) -> dict[str, str]:
     # nginx terminates TLS and says so in X-Forwarded-Proto.
-    return {"message": "hello from FastAPI behind nginx",
-            "scheme": request.headers.get("x-forwarded-proto", "http")}
+    return {"message": "hello from FastAPI behind nginx", "scheme": request.headers.get("x-forwarded-proto", "http")}

@@ -26,22 +26,36 @@ from certman.names import normalise_all
 def self_signed(name: str) -> tuple[bytes, bytes, dict[str, str]]:
     key = generate_key("ecdsa-p256")
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=90))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-            .sign(key, hashes.SHA256()))
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=90))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
     facts = CertFacts.of(cert)
     # The facts issuance records, so tests can tell versions apart and plan renewals from them.
-    meta = {"serial": facts.serial, "not_before": utc_iso(facts.not_before),
-            "not_after": utc_iso(facts.not_after), "issuer": facts.issuer}
+    meta = {
+        "serial": facts.serial,
+        "not_before": utc_iso(facts.not_before),
+        "not_after": utc_iso(facts.not_after),
+        "issuer": facts.issuer,
+    }
     return key_to_pem(key), cert.public_bytes(Encoding.PEM), meta
 
 
 def main(root: str, name: str = "a.example") -> int:
-    spec = CertSpec(name=name, identifiers=normalise_all([name]),
-                    server="https://127.0.0.1:1/dir", solvers=(SolverSpec("standalone"),))
+    spec = CertSpec(
+        name=name,
+        identifiers=normalise_all([name]),
+        server="https://127.0.0.1:1/dir",
+        solvers=(SolverSpec("standalone"),),
+    )
     key_pem, cert_pem, meta = self_signed(name)
     # store_version imports tomli_w lazily; importing it here first keeps a possible
     # __pycache__ write (write + rename) out of the syscalls the crash tests count.

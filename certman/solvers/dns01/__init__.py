@@ -24,9 +24,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from ... import plugins
 from ...errors import ConfigError, SolverError
-from ...plugin_settings import setting, settings_from
+from ...plugins import registry as plugins
+from ...plugins.settings import setting, settings_from
 from .. import ChallengeBatch
 from .propagation import DNSLookup, PropagationSettings, Zone
 
@@ -44,10 +44,14 @@ class DNSProvider(Protocol):
 
 @dataclass(frozen=True)
 class DNS01Settings:
-    provider: str = setting(help="DNS provider that writes the TXT records (see `certman plugins`).",
-                            env="CERTMAN_DNS_PROVIDER")
-    follow_cname: bool = setting(help="Follow a CNAME on _acme-challenge.<name> and write the record "
-                                      "at its target.", env="CERTMAN_DNS01_FOLLOW_CNAME", default=True)
+    provider: str = setting(
+        help="DNS provider that writes the TXT records (see `certman plugins`).", env="CERTMAN_DNS_PROVIDER"
+    )
+    follow_cname: bool = setting(
+        help="Follow a CNAME on _acme-challenge.<name> and write the record at its target.",
+        env="CERTMAN_DNS01_FOLLOW_CNAME",
+        default=True,
+    )
 
 
 def record_name(identifier_value: str) -> str:
@@ -62,8 +66,14 @@ class DNS01Solver:
     challenge_type: ClassVar[str] = "dns-01"
     settings_classes: ClassVar[tuple[type, ...]] = (DNS01Settings, PropagationSettings)
 
-    def __init__(self, provider: DNSProvider, propagation: PropagationSettings = PropagationSettings(), *,
-                 follow_cname: bool = True, lookup: DNSLookup | None = None) -> None:
+    def __init__(
+        self,
+        provider: DNSProvider,
+        propagation: PropagationSettings = PropagationSettings(),
+        *,
+        follow_cname: bool = True,
+        lookup: DNSLookup | None = None,
+    ) -> None:
         self.provider = provider
         self.follow_cname = follow_cname
         self.lookup = lookup or DNSLookup(propagation)
@@ -72,16 +82,18 @@ class DNS01Solver:
         self._uncertain: list[tuple[str, str]] = []
 
     @classmethod
-    def from_options(cls, options: Mapping[str, Any], env: Mapping[str, str] | None = None) -> "DNS01Solver":
+    def from_options(cls, options: Mapping[str, Any], env: Mapping[str, str] | None = None) -> DNS01Solver:
         """Split ``options`` into adapter, propagation and provider settings; build the provider by name."""
         own = {f.name for f in fields(DNS01Settings)} | {f.name for f in fields(PropagationSettings)}
         adapter_opts = {k: v for k, v in options.items() if k in {f.name for f in fields(DNS01Settings)}}
         propagation_opts = {k: v for k, v in options.items() if k in {f.name for f in fields(PropagationSettings)}}
         provider_opts = {k: v for k, v in options.items() if k not in own}
         if "provider" not in adapter_opts and "CERTMAN_DNS_PROVIDER" not in (os.environ if env is None else env):
-            raise ConfigError("the dns-01 solver needs a DNS provider",
-                              "pass --dns-provider rfc2136 (or exec, lexicon; see `certman plugins`), "
-                              "or set provider in its [[solver]] table")
+            raise ConfigError(
+                "the dns-01 solver needs a DNS provider",
+                "pass --dns-provider rfc2136 (or exec, lexicon; see `certman plugins`), "
+                "or set provider in its [[solver]] table",
+            )
         settings = settings_from(DNS01Settings, adapter_opts, plugin="dns-01 solver", env=env)
         propagation = settings_from(PropagationSettings, propagation_opts, plugin="dns-01 solver", env=env)
         provider_cls = plugins.lookup("dns_providers", settings.provider)
@@ -128,5 +140,7 @@ class DNS01Solver:
         self._added.clear()
         self._uncertain.clear()
         if failures:
-            raise SolverError(f"could not remove {len(failures)} challenge TXT value(s): {'; '.join(failures)}",
-                              "remove them by hand; they are harmless but clutter the zone")
+            raise SolverError(
+                f"could not remove {len(failures)} challenge TXT value(s): {'; '.join(failures)}",
+                "remove them by hand; they are harmless but clutter the zone",
+            )

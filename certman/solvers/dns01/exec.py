@@ -18,15 +18,17 @@ from typing import Any, ClassVar
 from ...credentials import scrubbed_env
 from ...errors import ConfigError, SolverError
 from ...log import redact
-from ...plugin_settings import setting, settings_from
+from ...plugins.settings import setting, settings_from
 
 
 @dataclass(frozen=True)
 class ExecSettings:
-    program: str = setting(help="Path of the program to run as PROGRAM present|cleanup FQDN VALUE.",
-                           env="CERTMAN_EXEC_PROGRAM")
-    timeout: float = setting(help="Seconds the program may run before it is killed.",
-                             env="CERTMAN_EXEC_TIMEOUT", default=60.0)
+    program: str = setting(
+        help="Path of the program to run as PROGRAM present|cleanup FQDN VALUE.", env="CERTMAN_EXEC_PROGRAM"
+    )
+    timeout: float = setting(
+        help="Seconds the program may run before it is killed.", env="CERTMAN_EXEC_TIMEOUT", default=60.0
+    )
 
 
 class ExecProvider:
@@ -36,13 +38,15 @@ class ExecProvider:
 
     def __init__(self, settings: ExecSettings, env: Mapping[str, str] | None = None) -> None:
         if not os.access(settings.program, os.X_OK):
-            raise ConfigError(f"exec DNS provider: {settings.program} is not an executable file",
-                              "give the full path of an executable program (chmod +x)")
+            raise ConfigError(
+                f"exec DNS provider: {settings.program} is not an executable file",
+                "give the full path of an executable program (chmod +x)",
+            )
         self.settings = settings
         self.env = scrubbed_env(os.environ if env is None else env)
 
     @classmethod
-    def from_options(cls, options: Mapping[str, Any], env: Mapping[str, str] | None = None) -> "ExecProvider":
+    def from_options(cls, options: Mapping[str, Any], env: Mapping[str, str] | None = None) -> ExecProvider:
         return cls(settings_from(ExecSettings, options, plugin="exec DNS provider", env=env), env)
 
     def add_txt(self, fqdn: str, value: str) -> None:
@@ -55,15 +59,28 @@ class ExecProvider:
         env = {**self.env, "CERTMAN_DNS_ACTION": action, "CERTMAN_DNS_FQDN": fqdn, "CERTMAN_DNS_VALUE": value}
         argv = [self.settings.program, action, fqdn, value]
         try:
-            result = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                    errors="replace", timeout=self.settings.timeout, check=False)
+            result = subprocess.run(
+                argv,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                errors="replace",
+                timeout=self.settings.timeout,
+                check=False,
+            )
         except subprocess.TimeoutExpired:
-            raise SolverError(f"exec DNS provider: {self.settings.program} {action} {fqdn} did not finish "
-                              f"within {self.settings.timeout:g} s", "it was killed; check what it waits for") from None
+            raise SolverError(
+                f"exec DNS provider: {self.settings.program} {action} {fqdn} did not finish "
+                f"within {self.settings.timeout:g} s",
+                "it was killed; check what it waits for",
+            ) from None
         except OSError as exc:
             raise SolverError(f"exec DNS provider: cannot run {self.settings.program}: {exc.strerror}") from None
         if result.returncode != 0:
             lines = [line for line in result.stderr.splitlines() if line.strip()]
             said = f": {redact(lines[-1].strip())[:300]}" if lines else ""
-            raise SolverError(f"exec DNS provider: {self.settings.program} {action} {fqdn} exited with "
-                              f"{result.returncode}{said}", "run it by hand with the same arguments to see why")
+            raise SolverError(
+                f"exec DNS provider: {self.settings.program} {action} {fqdn} exited with {result.returncode}{said}",
+                "run it by hand with the same arguments to see why",
+            )

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from ...errors import ConfigError, SolverError
 from ...log import redact, register_secret
-from ...plugin_settings import setting, settings_from
+from ...plugins.settings import setting, settings_from
 
 # Lexicon's option names for credentials: register their values with the log redaction.
 _SECRET_OPTION = re.compile(r"token|secret|password|key|auth", re.I)
@@ -23,13 +23,16 @@ _SECRET_OPTION = re.compile(r"token|secret|password|key|auth", re.I)
 
 @dataclass(frozen=True)
 class LexiconSettings:
-    provider_name: str = setting(help="Lexicon provider, e.g. cloudflare, route53, ovh, localzone.",
-                                 env="CERTMAN_LEXICON_PROVIDER")
-    domain: str = setting(help="The zone (registered domain) the records go into, e.g. example.com.",
-                          env="CERTMAN_LEXICON_DOMAIN")
+    provider_name: str = setting(
+        help="Lexicon provider, e.g. cloudflare, route53, ovh, localzone.", env="CERTMAN_LEXICON_PROVIDER"
+    )
+    domain: str = setting(
+        help="The zone (registered domain) the records go into, e.g. example.com.", env="CERTMAN_LEXICON_DOMAIN"
+    )
     options: Mapping[str, str] = setting(
         help="The lexicon provider's own options (e.g. auth_token); also read from LEXICON_<PROVIDER>_<OPTION>.",
-        default={})
+        default={},
+    )
     ttl: int = setting(help="TTL of the TXT records, in seconds.", env="CERTMAN_LEXICON_TTL", default=60)
 
 
@@ -45,12 +48,13 @@ class LexiconProvider:
         try:
             import lexicon.client  # noqa: F401  (imported here: an optional extra)
         except ImportError:
-            raise ConfigError("the lexicon DNS provider needs dns-lexicon, which is not installed",
-                              "pip install 'certman[lexicon]'") from None
+            raise ConfigError(
+                "the lexicon DNS provider needs dns-lexicon, which is not installed", "pip install 'certman[lexicon]'"
+            ) from None
         self.settings = settings
 
     @classmethod
-    def from_options(cls, options: Mapping[str, Any], env: Mapping[str, str] | None = None) -> "LexiconProvider":
+    def from_options(cls, options: Mapping[str, Any], env: Mapping[str, str] | None = None) -> LexiconProvider:
         return cls(settings_from(LexiconSettings, options, plugin="lexicon DNS provider", env=env))
 
     def add_txt(self, fqdn: str, value: str) -> None:
@@ -64,9 +68,18 @@ class LexiconProvider:
         from lexicon.config import ConfigResolver
 
         name = self.settings.provider_name
-        config = ConfigResolver().with_env().with_dict({  # type: ignore[no-untyped-call]
-            "provider_name": name, "domain": self.settings.domain.rstrip("."), "ttl": self.settings.ttl,
-            name: dict(self.settings.options)})
+        config = (
+            ConfigResolver()  # type: ignore[no-untyped-call]
+            .with_env()
+            .with_dict(
+                {
+                    "provider_name": name,
+                    "domain": self.settings.domain.rstrip("."),
+                    "ttl": self.settings.ttl,
+                    name: dict(self.settings.options),
+                }
+            )
+        )
         try:
             with Client(config) as client:
                 if operation == "create_record":
@@ -76,6 +89,7 @@ class LexiconProvider:
         except Exception as exc:  # lexicon raises anything its HTTP libraries and providers raise
             # Provider exceptions may quote request bodies; keep one redacted line.
             text = redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)[:300]
-            raise SolverError(f"lexicon ({name}): {operation.replace('_', ' ')} TXT {fqdn} failed: {text}",
-                              f"check the {name} credentials and that {self.settings.domain} is in that account") \
-                from None
+            raise SolverError(
+                f"lexicon ({name}): {operation.replace('_', ' ')} TXT {fqdn} failed: {text}",
+                f"check the {name} credentials and that {self.settings.domain} is in that account",
+            ) from None

@@ -27,7 +27,7 @@ import dns.rdatatype
 import dns.resolver
 
 from ...errors import PropagationTimeout, SolverError
-from ...plugin_settings import setting
+from ...plugins.settings import setting
 
 log = logging.getLogger(__name__)
 
@@ -40,17 +40,28 @@ MAX_PARALLEL_QUERIES = 16
 
 @dataclass(frozen=True)
 class PropagationSettings:
-    propagation_timeout: float = setting(help="Seconds to wait until every authoritative nameserver serves the record.",
-                             env="CERTMAN_DNS01_PROPAGATION_TIMEOUT", default=120.0)
-    settle_delay: float = setting(help="Extra seconds to wait after all nameservers agree (anycast providers).",
-                                  env="CERTMAN_DNS01_SETTLE_DELAY", default=0.0)
+    propagation_timeout: float = setting(
+        help="Seconds to wait until every authoritative nameserver serves the record.",
+        env="CERTMAN_DNS01_PROPAGATION_TIMEOUT",
+        default=120.0,
+    )
+    settle_delay: float = setting(
+        help="Extra seconds to wait after all nameservers agree (anycast providers).",
+        env="CERTMAN_DNS01_SETTLE_DELAY",
+        default=0.0,
+    )
     resolvers: tuple[str, ...] = setting(
         help="Recursive resolvers (ip or ip:port, comma-separated) used to find zones and nameservers; "
-             "default: the system's.", env="CERTMAN_DNS01_RESOLVERS", default=())
-    nameserver_port: int = setting(help="Port on which the authoritative nameservers are queried.",
-                                   env="CERTMAN_DNS01_NAMESERVER_PORT", default=53)
-    query_timeout: float = setting(help="Seconds to wait for one DNS answer.",
-                                   env="CERTMAN_DNS01_QUERY_TIMEOUT", default=2.0)
+        "default: the system's.",
+        env="CERTMAN_DNS01_RESOLVERS",
+        default=(),
+    )
+    nameserver_port: int = setting(
+        help="Port on which the authoritative nameservers are queried.", env="CERTMAN_DNS01_NAMESERVER_PORT", default=53
+    )
+    query_timeout: float = setting(
+        help="Seconds to wait for one DNS answer.", env="CERTMAN_DNS01_QUERY_TIMEOUT", default=2.0
+    )
 
 
 @dataclass(frozen=True)
@@ -94,15 +105,19 @@ def parse_server(text: str, default_port: int = 53) -> tuple[str, int]:
 class DNSLookup:
     """Zone discovery, CNAME following and the propagation wait, over injectable servers."""
 
-    def __init__(self, settings: PropagationSettings, *, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        settings: PropagationSettings,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.settings = settings
         self.clock = clock
         self.sleep = sleep
         self.resolver = dns.resolver.Resolver(configure=not settings.resolvers)
         if settings.resolvers:
-            self.resolver.nameservers = [dns.nameserver.Do53Nameserver(*parse_server(r))
-                                         for r in settings.resolvers]
+            self.resolver.nameservers = [dns.nameserver.Do53Nameserver(*parse_server(r)) for r in settings.resolvers]
         self.resolver.lifetime = max(settings.query_timeout * 2, 1.0)
         self._zones: dict[str, Zone] = {}
 
@@ -111,8 +126,10 @@ class DNSLookup:
         try:
             zone = dns.resolver.zone_for_name(name, resolver=self.resolver).to_text()
         except dns.exception.DNSException as exc:
-            raise SolverError(f"cannot find the DNS zone of {name}: {_reason(exc)}",
-                              "check the resolvers (dns01 'resolvers') and that the domain is delegated") from exc
+            raise SolverError(
+                f"cannot find the DNS zone of {name}: {_reason(exc)}",
+                "check the resolvers (dns01 'resolvers') and that the domain is delegated",
+            ) from exc
         if zone in self._zones:
             return self._zones[zone]
         try:
@@ -184,8 +201,10 @@ class DNSLookup:
             if answer.problem is None:
                 return answer
             problems.append(f"{server}: {answer.problem}")
-        raise SolverError(f"no nameserver of zone {zone.name} answers for {name}: {'; '.join(problems)}",
-                          "check that the zone's nameservers are up and reachable from here")
+        raise SolverError(
+            f"no nameserver of zone {zone.name} answers for {name}: {'; '.join(problems)}",
+            "check that the zone's nameservers are up and reachable from here",
+        )
 
     def _query_all(self, keys: list[tuple[str, Nameserver]], timeout: float) -> dict[tuple[str, Nameserver], Answer]:
         """Ask every (name, server) at once, so that one slow or dead server does not delay the others."""
@@ -217,18 +236,24 @@ class DNSLookup:
                     log.warning("skipping %s: %s", key[1], answer.problem)
                     del pending[key]
                 else:
-                    problems[key] = answer.problem or f"{len(values - answer.txt)} of our {len(values)} value(s) missing"
+                    problems[key] = (
+                        answer.problem or f"{len(values - answer.txt)} of our {len(values)} value(s) missing"
+                    )
             if not pending:
                 break
             remaining = deadline - self.clock()
             if remaining <= 0:
-                lacking = "; ".join(f"{server} for {name}: {problems[(name, server)]}"
-                                    for name, server in sorted(pending, key=lambda k: (k[0], str(k[1]))))
+                lacking = "; ".join(
+                    f"{server} for {name}: {problems[(name, server)]}"
+                    for name, server in sorted(pending, key=lambda k: (k[0], str(k[1])))
+                )
                 raise PropagationTimeout(
-                    f"after {self.settings.propagation_timeout:g} s, {len({s for _, s in pending})} nameserver(s) still lack "
+                    f"after {self.settings.propagation_timeout:g} s, "
+                    f"{len({s for _, s in pending})} nameserver(s) still lack "
                     f"the challenge record: {lacking}",
                     "check that the DNS provider writes to the zone these nameservers serve, "
-                    "or raise the dns-01 propagation_timeout")
+                    "or raise the dns-01 propagation_timeout",
+                )
             self.sleep(min(delay, remaining))
             delay = min(delay * BACKOFF, MAX_DELAY)
         log.info("all authoritative nameservers serve the challenge records after %.2f s", self.clock() - started)

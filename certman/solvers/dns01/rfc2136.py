@@ -26,7 +26,7 @@ import dns.tsigkeyring
 import dns.update
 
 from ...errors import ConfigError, SolverError
-from ...plugin_settings import setting, settings_from
+from ...plugins.settings import setting, settings_from
 from .propagation import parse_server
 
 log = logging.getLogger(__name__)
@@ -36,18 +36,25 @@ ALGORITHMS = ("hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-
 
 @dataclass(frozen=True)
 class RFC2136Settings:
-    server: str = setting(help="Primary nameserver accepting updates: host, host:port or [v6]:port.",
-                          env="CERTMAN_RFC2136_SERVER")
+    server: str = setting(
+        help="Primary nameserver accepting updates: host, host:port or [v6]:port.", env="CERTMAN_RFC2136_SERVER"
+    )
     key_name: str = setting(help="TSIG key name, as in the server's key statement.", env="CERTMAN_RFC2136_KEY_NAME")
-    key_secret: str = setting(help="TSIG secret (base64). Prefer key_secret_file or CERTMAN_RFC2136_SECRET_FILE.",
-                              env="CERTMAN_RFC2136_SECRET", secret=True)
-    key_algorithm: str = setting(help=f"TSIG algorithm: {', '.join(ALGORITHMS)}.",
-                                 env="CERTMAN_RFC2136_KEY_ALGORITHM", default="hmac-sha256")
-    zone: str | None = setting(help="Zone to update; default: found by SOA lookup on the server.",
-                               env="CERTMAN_RFC2136_ZONE", default=None)
+    key_secret: str = setting(
+        help="TSIG secret (base64). Prefer key_secret_file or CERTMAN_RFC2136_SECRET_FILE.",
+        env="CERTMAN_RFC2136_SECRET",
+        secret=True,
+    )
+    key_algorithm: str = setting(
+        help=f"TSIG algorithm: {', '.join(ALGORITHMS)}.", env="CERTMAN_RFC2136_KEY_ALGORITHM", default="hmac-sha256"
+    )
+    zone: str | None = setting(
+        help="Zone to update; default: found by SOA lookup on the server.", env="CERTMAN_RFC2136_ZONE", default=None
+    )
     ttl: int = setting(help="TTL of the TXT records, in seconds.", env="CERTMAN_RFC2136_TTL", default=60)
-    timeout: float = setting(help="Seconds to wait for the server's answer to one message.",
-                             env="CERTMAN_RFC2136_TIMEOUT", default=10.0)
+    timeout: float = setting(
+        help="Seconds to wait for the server's answer to one message.", env="CERTMAN_RFC2136_TIMEOUT", default=10.0
+    )
 
 
 class RFC2136Provider:
@@ -57,21 +64,25 @@ class RFC2136Provider:
 
     def __init__(self, settings: RFC2136Settings) -> None:
         if settings.key_algorithm not in ALGORITHMS:
-            raise ConfigError(f"rfc2136: unknown TSIG algorithm {settings.key_algorithm!r}",
-                              f"choose one of: {', '.join(ALGORITHMS)}")
+            raise ConfigError(
+                f"rfc2136: unknown TSIG algorithm {settings.key_algorithm!r}", f"choose one of: {', '.join(ALGORITHMS)}"
+            )
         try:
-            self._keyring = dns.tsigkeyring.from_text({settings.key_name: (settings.key_algorithm,
-                                                                            settings.key_secret)})
+            self._keyring = dns.tsigkeyring.from_text(
+                {settings.key_name: (settings.key_algorithm, settings.key_secret)}
+            )
         except (binascii.Error, ValueError, dns.exception.DNSException):
-            raise ConfigError(f"rfc2136: the TSIG secret of key {settings.key_name!r} is not valid base64",
-                              "copy the secret from the key statement that tsig-keygen printed") from None
+            raise ConfigError(
+                f"rfc2136: the TSIG secret of key {settings.key_name!r} is not valid base64",
+                "copy the secret from the key statement that tsig-keygen printed",
+            ) from None
         self.settings = settings
         self.address, self.port = parse_server(settings.server)
         self._key_name = dns.name.from_text(settings.key_name)
         self._zones: dict[str, str] = {}
 
     @classmethod
-    def from_options(cls, options: Mapping[str, Any], env: Mapping[str, str] | None = None) -> "RFC2136Provider":
+    def from_options(cls, options: Mapping[str, Any], env: Mapping[str, str] | None = None) -> RFC2136Provider:
         return cls(settings_from(RFC2136Settings, options, plugin="rfc2136", env=env))
 
     def add_txt(self, fqdn: str, value: str) -> None:
@@ -99,13 +110,18 @@ class RFC2136Provider:
             query.flags &= ~dns.flags.RD
             query.use_tsig(self._keyring, keyname=self._key_name)
             response = self._exchange(query, f"find the zone of {fqdn}")
-            if (response.rcode() == dns.rcode.NOERROR and response.flags & dns.flags.AA
-                    and any(r.rdtype == dns.rdatatype.SOA and r.name == candidate for r in response.answer)):
+            if (
+                response.rcode() == dns.rcode.NOERROR
+                and response.flags & dns.flags.AA
+                and any(r.rdtype == dns.rdatatype.SOA and r.name == candidate for r in response.answer)
+            ):
                 self._zones[name.to_text()] = candidate.to_text()
                 return candidate.to_text()
             if candidate == dns.name.root or len(candidate) <= 2:
-                raise SolverError(f"rfc2136: {self.where} is not authoritative for any zone holding {fqdn}",
-                                  "set the rfc2136 'zone' option, or point 'server' at the zone's primary")
+                raise SolverError(
+                    f"rfc2136: {self.where} is not authoritative for any zone holding {fqdn}",
+                    "set the rfc2136 'zone' option, or point 'server' at the zone's primary",
+                )
             candidate = candidate.parent()
 
     @property
@@ -132,29 +148,41 @@ class RFC2136Provider:
         try:
             return dns.query.tcp(message, self.address, port=self.port, timeout=self.settings.timeout)
         except dns.tsig.PeerBadSignature:
-            raise SolverError(f"rfc2136: {self.where} rejected the TSIG signature of key {key!r} (BADSIG) "
-                              f"while trying to {what}",
-                              "the secret differs from the server's key statement; copy it again") from None
+            raise SolverError(
+                f"rfc2136: {self.where} rejected the TSIG signature of key {key!r} (BADSIG) while trying to {what}",
+                "the secret differs from the server's key statement; copy it again",
+            ) from None
         except dns.tsig.PeerBadKey:
-            raise SolverError(f"rfc2136: {self.where} does not know TSIG key {key!r} "
-                              f"({self.settings.key_algorithm}) (BADKEY) while trying to {what}",
-                              "check key_name and key_algorithm against the server's key statement") from None
+            raise SolverError(
+                f"rfc2136: {self.where} does not know TSIG key {key!r} "
+                f"({self.settings.key_algorithm}) (BADKEY) while trying to {what}",
+                "check key_name and key_algorithm against the server's key statement",
+            ) from None
         except dns.tsig.PeerBadTime:
-            raise SolverError(f"rfc2136: {self.where} says our clock is off (TSIG BADTIME) while trying to {what}",
-                              "synchronise the clock (NTP): TSIG allows 300 s of difference") from None
+            raise SolverError(
+                f"rfc2136: {self.where} says our clock is off (TSIG BADTIME) while trying to {what}",
+                "synchronise the clock (NTP): TSIG allows 300 s of difference",
+            ) from None
         except (dns.tsig.BadSignature, dns.tsig.PeerError) as exc:
-            raise SolverError(f"rfc2136: TSIG failure with {self.where} ({type(exc).__name__}) "
-                              f"while trying to {what}", "check the key settings") from None
+            raise SolverError(
+                f"rfc2136: TSIG failure with {self.where} ({type(exc).__name__}) while trying to {what}",
+                "check the key settings",
+            ) from None
         except dns.exception.Timeout:
-            raise SolverError(f"rfc2136: {self.where} did not answer within {self.settings.timeout:g} s "
-                              f"while trying to {what}", "check that the nameserver is up and reachable") from None
+            raise SolverError(
+                f"rfc2136: {self.where} did not answer within {self.settings.timeout:g} s while trying to {what}",
+                "check that the nameserver is up and reachable",
+            ) from None
         except ConnectionRefusedError:
-            raise SolverError(f"rfc2136: {self.where} refused the connection while trying to {what}",
-                              "check that the nameserver is up and listens on TCP at this address") from None
+            raise SolverError(
+                f"rfc2136: {self.where} refused the connection while trying to {what}",
+                "check that the nameserver is up and listens on TCP at this address",
+            ) from None
         except (OSError, dns.exception.DNSException) as exc:
-            raise SolverError(f"rfc2136: cannot reach {self.where} to {what}: "
-                              f"{getattr(exc, 'strerror', None) or type(exc).__name__}",
-                              "check the server address") from None
+            raise SolverError(
+                f"rfc2136: cannot reach {self.where} to {what}: {getattr(exc, 'strerror', None) or type(exc).__name__}",
+                "check the server address",
+            ) from None
 
 
 def _quoted(value: str) -> str:

@@ -16,8 +16,10 @@ _TOKEN = re.compile(r"^[A-Za-z0-9_-]{22,255}$")
 def check_token(token: str) -> str:
     # fullmatch: with match, "$" would accept a trailing newline.
     if not _TOKEN.fullmatch(token):
-        raise ACMEError(f"the CA sent a challenge token that is not plain base64url: {token[:40]!r}",
-                        "refusing to use it; this CA is misbehaving")
+        raise ACMEError(
+            f"the CA sent a challenge token that is not plain base64url: {token[:40]!r}",
+            "refusing to use it; this CA is misbehaving",
+        )
     return token
 
 

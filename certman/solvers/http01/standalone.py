@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
-from ..._options import number_option
 from ...errors import UsageError
+from ...plugins.options import number_option
 from .. import ChallengeBatch
 from ..serving import BackgroundServer
 from . import challenge_path
@@ -83,17 +84,22 @@ class StandaloneSolver:
         self._running: BackgroundServer[_Server] | None = None
 
     @classmethod
-    def from_options(cls, options: Mapping[str, Any]) -> "StandaloneSolver":
+    def from_options(cls, options: Mapping[str, Any]) -> StandaloneSolver:
         unknown = set(options) - {"address", "port", "connection_timeout"}
         if unknown:
             raise UsageError(f"standalone solver: unknown option(s) {', '.join(sorted(unknown))}")
         port = number_option(options, "port", 80, int, "standalone solver")
         if not 0 < port < 65536:
             raise UsageError(f"standalone solver: port {port} is out of range")
-        return cls(StandaloneSettings(address=str(options.get("address", "")), port=port,
-                                      connection_timeout=number_option(options, "connection_timeout",
-                                                                       CONNECTION_TIMEOUT, float, "standalone solver",
-                                                                       positive=True)))
+        return cls(
+            StandaloneSettings(
+                address=str(options.get("address", "")),
+                port=port,
+                connection_timeout=number_option(
+                    options, "connection_timeout", CONNECTION_TIMEOUT, float, "standalone solver", positive=True
+                ),
+            )
+        )
 
     @property
     def port(self) -> int:
@@ -103,11 +109,13 @@ class StandaloneSolver:
         responses = {challenge_path(c.token): c.validation.encode() for c in batch}
         self._running = BackgroundServer(
             lambda: _Server((self.settings.address, self.settings.port), responses, self.settings.connection_timeout),
-            where=f"{self.settings.address or '*'}:{self.settings.port}", what="HTTP-01 server",
+            where=f"{self.settings.address or '*'}:{self.settings.port}",
+            what="HTTP-01 server",
             in_use_hint="stop what holds it, or let your proxy forward /.well-known/acme-challenge/ "
-                        "to a free --http-port, or use --solver webroot",
+            "to a free --http-port, or use --solver webroot",
             denied_hint="run as root, or use --http-port above 1023 behind your proxy",
-            thread_name="certman-http01")
+            thread_name="certman-http01",
+        )
 
     def wait_ready(self, batch: ChallengeBatch) -> None:
         return None

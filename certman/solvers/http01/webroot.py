@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 from ...errors import SolverError, UsageError
 from .. import ChallengeBatch
@@ -45,7 +46,7 @@ class WebrootSolver:
         self._written = _Written()
 
     @classmethod
-    def from_options(cls, options: Mapping[str, Any]) -> "WebrootSolver":
+    def from_options(cls, options: Mapping[str, Any]) -> WebrootSolver:
         unknown = set(options) - {"path"}
         if unknown:
             raise UsageError(f"webroot solver: unknown option(s) {', '.join(sorted(unknown))}")
@@ -56,20 +57,30 @@ class WebrootSolver:
     def present(self, batch: ChallengeBatch) -> None:
         root = self.settings.path
         if not root.is_dir():
-            raise SolverError(f"webroot {root} does not exist or is not a directory",
-                              "create it, or pass the document root your web server serves for these names")
+            raise SolverError(
+                f"webroot {root} does not exist or is not a directory",
+                "create it, or pass the document root your web server serves for these names",
+            )
         # Every token is checked before the first directory is created.
         names = [check_token(c.token) for c in batch]
         dir_fd = self._open_challenge_dir(root)
         try:
-            for challenge, name in zip(batch, names):
+            for challenge, name in zip(batch, names, strict=True):
                 try:
-                    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                                 PUBLIC_FILE_MODE, dir_fd=dir_fd)
+                    fd = os.open(
+                        name,
+                        os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                        PUBLIC_FILE_MODE,
+                        dir_fd=dir_fd,
+                    )
                 except FileExistsError:
                     os.unlink(name, dir_fd=dir_fd)
-                    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                                 PUBLIC_FILE_MODE, dir_fd=dir_fd)
+                    fd = os.open(
+                        name,
+                        os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                        PUBLIC_FILE_MODE,
+                        dir_fd=dir_fd,
+                    )
                 try:
                     os.fchmod(fd, PUBLIC_FILE_MODE)
                     os.write(fd, challenge.validation.encode())
@@ -77,8 +88,10 @@ class WebrootSolver:
                     os.close(fd)
                 self._written.files.append(name)
         except OSError as exc:
-            raise SolverError(f"cannot write the challenge file under {root}: {exc.strerror}",
-                              "make the webroot writable for the user running certman") from exc
+            raise SolverError(
+                f"cannot write the challenge file under {root}: {exc.strerror}",
+                "make the webroot writable for the user running certman",
+            ) from exc
         finally:
             os.close(dir_fd)
 
@@ -94,8 +107,9 @@ class WebrootSolver:
                 child = self._make_public_dir(fd, part, path)
             except OSError as exc:
                 os.close(fd)
-                raise SolverError(f"cannot prepare {path}: {exc.strerror}",
-                                  "make the webroot writable for the user running certman") from exc
+                raise SolverError(
+                    f"cannot prepare {path}: {exc.strerror}", "make the webroot writable for the user running certman"
+                ) from exc
             except SolverError:
                 os.close(fd)
                 raise
@@ -116,16 +130,20 @@ class WebrootSolver:
                 self._written.created_dirs.append(str(path))
             except FileExistsError:
                 if stat.S_ISLNK(os.lstat(part, dir_fd=parent_fd).st_mode):
-                    raise SolverError(f"refusing to follow the symlink {path}",
-                                      "remove it; certman never writes through a symlink in the webroot") from None
+                    raise SolverError(
+                        f"refusing to follow the symlink {path}",
+                        "remove it; certman never writes through a symlink in the webroot",
+                    ) from None
             except FileNotFoundError:
                 continue
             try:
                 return os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
             except FileNotFoundError:
                 continue
-        raise SolverError(f"cannot prepare {path}: it keeps disappearing",
-                          "something else removes it while certman writes there; check other ACME clients")
+        raise SolverError(
+            f"cannot prepare {path}: it keeps disappearing",
+            "something else removes it while certman writes there; check other ACME clients",
+        )
 
     def cleanup(self, batch: ChallengeBatch) -> None:
         challenge_dir = self.settings.path.joinpath(*_SUBDIRS)

@@ -1,0 +1,1 @@
+"""Talking to the CA: the ACME session and its transport, accounts, EAB, profiles, chains."""

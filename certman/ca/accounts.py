@@ -1,0 +1,203 @@
+"""ACME account operations: show, register, update contact, key rollover, deactivate.
+
+One account per CA lives in the keystore (``accounts/<ca-id>/``). Key rollover is
+RFC 8555 §7.3.5 keyChange, which the ``acme`` library lacks: an inner JWS signed by
+the new key (with its ``jwk``, no nonce) carrying the account URL and the old key,
+posted inside an outer JWS signed by the old key.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import UsageError
+from ..issuance.issue import AccountSettings, account_jwk, open_session, utc_now
+from ..keystore import FileKeystore, ca_id, utc_iso
+
+Clock = Callable[[], datetime.datetime]
+
+
+@dataclass(frozen=True)
+class CAEndpoint:
+    """Where a CA is and how to reach it."""
+
+    directory_url: str
+    ca_bundle: str | None = None
+    timeout: float = 90.0
+
+
+@dataclass(frozen=True)
+class AccountInfo:
+    ca: str
+    directory_url: str
+    uri: str
+    contact: tuple[str, ...]
+    # The CA's view ("valid", "deactivated", ...); None when the CA was not asked.
+    status: str | None
+    key_thumbprint: str
+    created_at: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ca": self.ca,
+            "directory": self.directory_url,
+            "uri": self.uri,
+            "contact": list(self.contact),
+            "status": self.status,
+            "key_thumbprint": self.key_thumbprint,
+            "created_at": self.created_at,
+        }
+
+
+def _thumbprint(key: Any) -> str:
+    from josepy import b64
+
+    return b64.b64encode(key.thumbprint()).decode()
+
+
+def _stored(keystore: FileKeystore, ca: CAEndpoint) -> tuple[bytes, dict[str, Any]]:
+    stored = keystore.load_account(ca_id(ca.directory_url))
+    if stored is None:
+        raise UsageError(
+            f"no account for {ca.directory_url} in {keystore.root}",
+            f"register one: certman account register --server {ca.directory_url} --agree-tos",
+        )
+    return stored
+
+
+def _info(ca: CAEndpoint, key_pem: bytes, data: dict[str, Any], status: str | None) -> AccountInfo:
+    return AccountInfo(
+        ca=ca_id(ca.directory_url),
+        directory_url=ca.directory_url,
+        uri=data["uri"],
+        contact=tuple(data.get("contact", ())),
+        status=status,
+        key_thumbprint=_thumbprint(account_jwk(key_pem).public_key()),
+        created_at=data.get("created_at"),
+    )
+
+
+def _session(keystore: FileKeystore, ca: CAEndpoint) -> Any:
+    return open_session(ca.directory_url, keystore, AccountSettings(), ca_bundle=ca.ca_bundle, timeout=ca.timeout)
+
+
+def show_account(keystore: FileKeystore, ca: CAEndpoint, *, ask_ca: bool = True) -> AccountInfo:
+    """The stored account, with its status as the CA reports it unless ``ask_ca`` is false.
+
+    Asking the CA also finishes a rollover that a crash interrupted.
+    """
+    if not ask_ca:
+        key_pem, data = _stored(keystore, ca)
+        return _info(ca, key_pem, data, None)
+    with keystore.lock_keystore():
+        _finish_interrupted_rollover(keystore, ca)
+        key_pem, data = _stored(keystore, ca)
+    regr = _session(keystore, ca).query_account()
+    return _info(ca, key_pem, {**data, "contact": list(regr.body.contact)}, regr.body.status)
+
+
+def register_account(keystore: FileKeystore, ca: CAEndpoint, account: AccountSettings) -> AccountInfo:
+    """Register a new account at the CA (EAB if ``account.eab``); refuse if one is stored already."""
+    ca_key = ca_id(ca.directory_url)
+    with keystore.lock_keystore():
+        if keystore.load_account(ca_key) is not None:
+            raise UsageError(
+                f"an account for {ca.directory_url} is already stored",
+                "see `certman account show`; deactivate it first to start over",
+            )
+    open_session(ca.directory_url, keystore, account, ca_bundle=ca.ca_bundle, timeout=ca.timeout)
+    key_pem, data = _stored(keystore, ca)
+    return _info(ca, key_pem, data, "valid")
+
+
+def update_email(keystore: FileKeystore, ca: CAEndpoint, emails: tuple[str, ...]) -> AccountInfo:
+    """Replace the account's contacts with ``emails`` (none: remove every contact)."""
+    contact = tuple(f"mailto:{e}" for e in emails)
+    with keystore.lock_keystore():
+        _finish_interrupted_rollover(keystore, ca)
+        key_pem, data = _stored(keystore, ca)
+        regr = _session(keystore, ca).update_account(contact)
+        data = {**data, "contact": list(regr.body.contact)}
+        keystore.save_account(ca_id(ca.directory_url), key_pem, data)
+    return _info(ca, key_pem, data, regr.body.status)
+
+
+def key_change_request(session: Any, account_uri: str, new_key: Any) -> Any:
+    """The inner keyChange JWS (RFC 8555 §7.3.5): signed by ``new_key`` with its jwk, no nonce,
+    carrying the account URL and the current (old) public key."""
+    from acme import jws
+    from josepy import jwa, jwk
+
+    alg = jwa.ES256 if isinstance(new_key, jwk.JWKEC) else jwa.RS256
+    payload = json.dumps(
+        {"account": account_uri, "oldKey": session.account_key.public_key().to_partial_json()}
+    ).encode()
+    return jws.JWS.sign(payload, key=new_key, alg=alg, nonce=None, url=session.directory["keyChange"])
+
+
+def rollover(keystore: FileKeystore, ca: CAEndpoint, *, clock: Clock = utc_now) -> AccountInfo:
+    """Replace the account key with a fresh ECDSA P-256 key, at the CA and then in the keystore."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from josepy import jwk
+
+    from ..keys import key_to_pem
+
+    ca_key = ca_id(ca.directory_url)
+    with keystore.lock_keystore():
+        _finish_interrupted_rollover(keystore, ca)
+        _, data = _stored(keystore, ca)
+        session = _session(keystore, ca)
+        new_key = ec.generate_private_key(ec.SECP256R1())
+        new_pem = key_to_pem(new_key)
+        new_jwk = jwk.JWKEC(key=new_key)
+        inner = key_change_request(session, data["uri"], new_jwk)
+        keystore.save_pending_account_key(ca_key, new_pem)
+        session.change_account_key(inner, new_jwk)
+        data = {**data, "key_rolled_at": utc_iso(clock())}
+        keystore.save_account(ca_key, new_pem, data)
+        keystore.save_pending_account_key(ca_key, None)
+    return _info(ca, new_pem, data, "valid")
+
+
+def _finish_interrupted_rollover(keystore: FileKeystore, ca: CAEndpoint) -> None:
+    """A rollover that died after writing ``key.pem.next``: keep whichever key the CA accepts.
+
+    The caller holds the keystore lock.
+    """
+    from ..errors import ACMEError
+    from .session import AcmeSession
+
+    ca_key = ca_id(ca.directory_url)
+    pending = keystore.load_pending_account_key(ca_key)
+    if pending is None:
+        return
+    key_pem, data = _stored(keystore, ca)
+    for candidate in (key_pem, pending):
+        session = AcmeSession(ca.directory_url, account_jwk(candidate), ca_bundle=ca.ca_bundle, timeout=ca.timeout)
+        session.use_account(data["uri"])
+        try:
+            session.query_account()
+        except ACMEError:
+            continue
+        if candidate is pending:
+            keystore.save_account(ca_key, pending, data)
+        keystore.save_pending_account_key(ca_key, None)
+        return
+    raise ACMEError(
+        f"the CA accepts neither the account key nor the key of an interrupted rollover for {data['uri']}",
+        f"both are kept in {keystore.root}/accounts/{ca_key}/ (key.pem, key.pem.next)",
+    )
+
+
+def deactivate(keystore: FileKeystore, ca: CAEndpoint, *, clock: Clock = utc_now) -> AccountInfo:
+    """Deactivate the account at the CA (irreversible) and move it to the keystore's archive."""
+    with keystore.lock_keystore():
+        _finish_interrupted_rollover(keystore, ca)
+        key_pem, data = _stored(keystore, ca)
+        regr = _session(keystore, ca).deactivate_account()
+        keystore.archive_account(ca_id(ca.directory_url), clock().strftime("%Y%m%dT%H%M%SZ"))
+    return _info(ca, key_pem, data, regr.body.status)

@@ -1,0 +1,156 @@
+"""Human tables and JSON for the CLI. No logic beyond formatting."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from ..keystore import utc_iso
+
+
+def _parse(moment: str) -> datetime.datetime:
+    return datetime.datetime.strptime(moment, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
+
+
+def days_left(not_after: str, now: datetime.datetime) -> int:
+    return int((_parse(not_after) - now).total_seconds() // 86400)
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    return "\n".join(lines)
+
+
+def certificate_list(
+    index: Mapping[str, Mapping[str, Any]], *, as_json: bool, now: datetime.datetime | None = None
+) -> str:
+    now = now or datetime.datetime.now(datetime.UTC)
+    entries: list[dict[str, Any]] = []
+    for name in sorted(index):
+        entry = index[name]
+        entries.append(
+            {
+                "name": name,
+                "identifiers": list(entry.get("identifiers", [])),
+                "not_after": entry.get("not_after"),
+                "days_left": days_left(entry["not_after"], now) if entry.get("not_after") else None,
+                "issuer": entry.get("issuer"),
+                "key_type": entry.get("key_type"),
+                "serial": entry.get("serial"),
+                "version": entry.get("version"),
+            }
+        )
+    if as_json:
+        return json.dumps({"certificates": entries}, indent=2)
+    if not entries:
+        return "no certificates yet (see `certman issue --help`)"
+    rows = [
+        [
+            str(e["name"]),
+            ",".join(e["identifiers"]),
+            str(e["not_after"] or "-"),
+            str(e["days_left"]),
+            str(e["issuer"] or "-"),
+            str(e["key_type"] or "-"),
+        ]
+        for e in entries
+    ]
+    return table(["NAME", "IDENTIFIERS", "NOT AFTER", "DAYS LEFT", "ISSUER", "KEY TYPE"], rows)
+
+
+def issue_result(result: Any, *, as_json: bool) -> str:
+    data = {
+        "name": result.name,
+        "version": result.version,
+        "serial": result.serial,
+        "identifiers": list(result.identifiers),
+        "not_before": utc_iso(result.not_before),
+        "not_after": utc_iso(result.not_after),
+        "issuer": result.issuer,
+        "live": str(result.live.directory),
+        "fullchain": str(result.live.fullchain),
+        "privkey": str(result.live.privkey),
+    }
+    if as_json:
+        return json.dumps(data, indent=2)
+    return (
+        f"issued {data['name']} ({', '.join(data['identifiers'])}), serial {data['serial']}, "
+        f"valid until {data['not_after']}\n"
+        f"  fullchain: {data['fullchain']}\n  privkey:   {data['privkey']}"
+    )
+
+
+def verify_report(report: Any, *, as_json: bool) -> str:
+    """The checks of ``certman verify``: one row per certificate and endpoint."""
+    rows = [
+        {
+            "name": c.name,
+            "endpoint": str(c.endpoint),
+            "stored_serial": c.stored_serial,
+            "served_serial": c.served_serial,
+            "ok": c.is_ok,
+            "error": c.error,
+        }
+        for c in report.checks
+    ]
+    rows += [
+        {
+            "name": n,
+            "endpoint": None,
+            "stored_serial": None,
+            "served_serial": None,
+            "ok": None,
+            "error": "no endpoint configured",
+        }
+        for n in report.unchecked
+    ]
+    if as_json:
+        return json.dumps(rows, indent=2)
+    return table(
+        ["NAME", "ENDPOINT", "STORED", "SERVED", "RESULT"],
+        [
+            [r["name"], r["endpoint"] or "-", r["stored_serial"] or "-", r["served_serial"] or "-", _verdict(r)]
+            for r in rows
+        ],
+    )
+
+
+def _verdict(row: Mapping[str, Any]) -> str:
+    if row["ok"]:
+        return "ok"
+    if row["ok"] is None:
+        return "unchecked (no endpoint)"
+    return "MISMATCH" if row["served_serial"] else f"FAILED: {row['error']}"
+
+
+def plugin_list(infos: list[Any], *, as_json: bool) -> str:
+    if as_json:
+        return json.dumps({"plugins": [dataclasses.asdict(i) for i in infos]}, indent=2)
+    rows = [[i.kind.replace("_", " ").rstrip("s"), i.name, i.distribution, i.summary] for i in infos]
+    return table(["KIND", "NAME", "FROM", "WHAT"], rows) + "\n\nsettings of one: certman plugins NAME"
+
+
+def plugin_details(infos: list[Any], *, as_json: bool) -> str:
+    if as_json:
+        return json.dumps({"plugins": [dataclasses.asdict(i) for i in infos]}, indent=2)
+    blocks = []
+    for i in infos:
+        rows = [
+            [
+                s.name + (" (secret)" if s.secret else ""),
+                s.type,
+                "required" if s.required else s.default or "",
+                s.env or "",
+                s.help,
+            ]
+            for s in i.settings
+        ]
+        body = table(["SETTING", "TYPE", "DEFAULT", "ENV", "HELP"], rows) if rows else "(no documented settings)"
+        blocks.append(f"{i.name} ({i.kind.replace('_', ' ').rstrip('s')}, from {i.distribution}): {i.summary}\n{body}")
+    secret_note = "secrets also read <ENV>_FILE or the option <setting>_file"
+    return "\n\n".join(blocks) + f"\n\n{secret_note}"

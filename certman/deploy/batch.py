@@ -1,0 +1,169 @@
+"""Hand freshly stored certificates to their proxies: each distinct reloader once per batch.
+
+Certificates that share a reloader table (same name and options) are reloaded by one
+call, so ten renewed certificates behind one nginx cost one ``nginx -s reload``. Every
+reloader call has a timeout. When the table lists ``verify`` endpoints, a reload only
+counts once a TLS handshake with SNI shows the proxy serving the new leaf. The caller
+records the outcome per certificate in its state ("issued, not deployed"), so the next
+run retries the reload without issuing.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..config import CertSpec
+from ..errors import CertmanError, ReloadError, UsageError
+from ..keystore import FileKeystore
+from ..plugins import registry as plugins
+from .reloaders import Deployment, Reloader
+from .served import endpoints_from_options, verify_served
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 120.0
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    """Per certificate name, None when every reloader took it, else the first error."""
+
+    errors: Mapping[str, CertmanError | None]
+
+    @property
+    def failed(self) -> list[str]:
+        return sorted(name for name, error in self.errors.items() if error is not None)
+
+
+def deployment_of(keystore: FileKeystore, spec: CertSpec, serial: str) -> Deployment:
+    return Deployment(
+        name=spec.name,
+        identifiers=tuple(i.value for i in spec.identifiers),
+        serial=serial,
+        live=keystore.live(spec.name),
+    )
+
+
+def create_reloader(table: Mapping[str, Any]) -> Reloader:
+    """The reloader a ``[[reloader]]`` table describes; a bad table is a UsageError."""
+    options = {k: v for k, v in table.items() if k != "name"}
+    factory = plugins.lookup("reloaders", str(table.get("name", "")))
+    try:
+        reloader: Reloader = factory.from_options(options)
+    except CertmanError:
+        raise
+    except Exception as exc:  # a third-party reloader's own validation
+        raise UsageError(f"reloader {table.get('name')!r}: invalid options: {type(exc).__name__}: {exc}") from exc
+    return reloader
+
+
+def check_reloaders(spec: CertSpec) -> None:
+    """Build every reloader of ``spec`` once, so a bad table fails before a certificate is ordered."""
+    for table in spec.reloaders:
+        create_reloader(table)
+
+
+def deploy(items: Sequence[tuple[CertSpec, Deployment]], *, timeout: float = DEFAULT_TIMEOUT) -> DeployResult:
+    """Run every distinct reloader of ``items`` once with all the certificates it serves.
+
+    Tables that differ only in their ``verify`` endpoints are one proxy: it is reloaded
+    once, and each certificate is then checked at its own table's endpoints.
+    """
+    errors: dict[str, CertmanError | None] = {spec.name: None for spec, _ in items}
+    groups: dict[str, tuple[Mapping[str, Any], list[tuple[Deployment, Mapping[str, Any]]]]] = {}
+    for spec, deployment in items:
+        for table in spec.reloaders:
+            without_verify = {k: v for k, v in table.items() if k != "verify"}
+            key = json.dumps(without_verify, sort_keys=True, default=str)
+            groups.setdefault(key, (without_verify, []))[1].append((deployment, table))
+    for proxy, members in groups.values():
+        deployments = [d for d, _ in members]
+        try:
+            _run_with_timeout(create_reloader(proxy), deployments, timeout, str(proxy.get("name")))
+        except CertmanError as exc:
+            log.info("reloader %s failed for %s: %s", proxy.get("name"), ", ".join(d.name for d in deployments), exc)
+            for d in deployments:
+                errors[d.name] = errors[d.name] or exc
+            continue
+        for deployment, table in members:
+            endpoints = endpoints_from_options(table)
+            if not endpoints:
+                continue
+            try:
+                verify_served(deployment, endpoints)
+            except CertmanError as exc:
+                errors[deployment.name] = errors[deployment.name] or exc
+    return DeployResult(errors)
+
+
+def _run_with_timeout(reloader: Reloader, deployments: list[Deployment], timeout: float, name: str) -> None:
+    # A reloader is third-party code too: waiting on it in a worker bounds the run even
+    # if it hangs (the thread is abandoned, the run reports the reload as failed).
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"reload-{name}")
+    try:
+        future = pool.submit(reloader.reload, deployments)
+        try:
+            future.result(timeout=timeout)
+        except concurrent.futures.TimeoutError:
+            raise ReloadError(
+                f"reloader {name} did not finish within {timeout:g} s",
+                "check the proxy; the next run retries the reload",
+            ) from None
+        except CertmanError:
+            raise
+        except Exception as exc:
+            raise ReloadError(f"reloader {name} failed: {type(exc).__name__}: {exc}") from exc
+    finally:
+        pool.shutdown(wait=False)
+
+
+def deploy_issued(
+    keystore: FileKeystore,
+    spec: CertSpec,
+    serial: str,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    now: datetime.datetime | None = None,
+) -> None:
+    """Run the reloaders of one just-issued certificate and record the outcome in its state,
+    so that a failed reload is retried by the next `certman renew` without issuing again."""
+    if not spec.reloaders:
+        return
+    error = deploy([(spec, deployment_of(keystore, spec, serial))], timeout=timeout).errors[spec.name]
+    state = keystore.read_state(spec.name)
+    moment = now or datetime.datetime.now(datetime.UTC)
+    state["deploy"] = {
+        "pending": error is not None,
+        "serial": serial,
+        "error": error.message if error else None,
+        "attempted_at": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    keystore.write_state(spec.name, state)
+    if error is not None:
+        raise ReloadError(
+            f"{spec.name} is stored, but not deployed: {error.message}",
+            error.hint or "fix the proxy; `certman renew` retries the reload without issuing",
+        )
+
+
+def reload_command_table(argv_json: str) -> dict[str, Any]:
+    """The ``command`` reloader table for ``--reload-cmd '["prog", "arg"]'``.
+
+    JSON, not a shell-like string: an argv list is unambiguous and never meets a shell.
+    """
+    try:
+        argv = json.loads(argv_json)
+    except ValueError:
+        argv = None
+    if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+        raise UsageError(
+            f"--reload-cmd {argv_json!r} is not a JSON list of strings",
+            """write it as a JSON argv list, e.g. --reload-cmd '["systemctl", "reload", "nginx"]'""",
+        )
+    return {"name": "command", "argv": argv}

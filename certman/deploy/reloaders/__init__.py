@@ -1,0 +1,34 @@
+"""The reloader contract: how a proxy learns that its certificates changed.
+
+    reload(deployments)   MUST make the proxy serve the live versions of every
+                          certificate in ``deployments``, or raise ReloadError with
+                          the proxy's own words as the hint. It runs once per
+                          distinct reloader per batch, after all its certificates
+                          are stored. It MUST NOT use a shell.
+
+A reloader is built from its spec table (``[[reloader]]`` in spec.toml or
+certman.toml: ``name`` plus options) by ``from_options(options)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from ...keystore import LivePaths
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One certificate whose new version is stored and live, waiting for its proxy."""
+
+    name: str
+    identifiers: tuple[str, ...]
+    serial: str
+    live: LivePaths
+
+
+@runtime_checkable
+class Reloader(Protocol):
+    def reload(self, deployments: Sequence[Deployment]) -> None: ...

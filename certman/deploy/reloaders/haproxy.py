@@ -1,0 +1,147 @@
+"""HAProxy: hand the new certificate to the running process over its runtime API, no restart.
+
+``set ssl cert <path>`` with the combined PEM (key and chain) opens a transaction
+and ``commit ssl cert <path>`` swaps it in for new handshakes; open connections are
+untouched. HAProxy knows each certificate by the path its configuration loaded it
+from, so that path must be ``live/<name>/combined.pem``. When the socket is missing
+or a certificate is not loaded there, the configured ``command`` (a reload) runs
+instead, so a restarted HAProxy reads the new files itself.
+
+    [[reloader]]
+    name = "haproxy"
+    socket = "/run/haproxy/admin.sock"   # or "127.0.0.1:9999"; needs "level admin"
+    command = ["systemctl", "reload", "haproxy"]   # fallback; none by default
+    verify = ["127.0.0.1:443"]
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ...errors import ConfigError, ReloadError
+from ...plugins.options import number_option
+from . import Deployment
+from .programs import DEFAULT_TIMEOUT, argv_option, last_words, run_program
+
+log = logging.getLogger(__name__)
+
+OPTIONS = {"name", "socket", "command", "timeout", "verify"}
+DEFAULT_SOCKET = "/run/haproxy/admin.sock"
+
+
+class SocketUnavailable(Exception):
+    """The runtime API cannot be reached; a reload may still help."""
+
+
+@dataclass(frozen=True)
+class RuntimeAPI:
+    """One HAProxy runtime API socket: a unix path, or host:port for a TCP socket."""
+
+    address: str
+    timeout: float = 10.0
+
+    def _connect(self) -> socket.socket:
+        try:
+            if self.address.startswith("/"):
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.settimeout(self.timeout)
+                sock.connect(self.address)
+                return sock
+            host, _, port = self.address.rpartition(":")
+            return socket.create_connection((host.strip("[]"), int(port)), timeout=self.timeout)
+        except OSError as exc:
+            raise SocketUnavailable(f"{self.address}: {exc.strerror or exc}") from exc
+
+    def command(self, line: str, payload: str | None = None) -> str:
+        """Send one command (with a ``<<`` payload, HAProxy ≥ 2.2) and return HAProxy's answer."""
+        data = line + (f" <<\n{payload.rstrip()}\n\n" if payload is not None else "\n")
+        with self._connect() as sock:
+            try:
+                sock.sendall(data.encode())
+                sock.shutdown(socket.SHUT_WR)
+                chunks = []
+                while chunk := sock.recv(65536):
+                    chunks.append(chunk)
+            except OSError as exc:
+                raise ReloadError(
+                    f"HAProxy runtime API {self.address} failed during {line.split(' <<')[0]!r}: {exc.strerror or exc}"
+                ) from exc
+        return b"".join(chunks).decode(errors="replace").strip()
+
+    def loaded_certs(self) -> set[str]:
+        """The certificate paths HAProxy loaded (``show ssl cert``)."""
+        answer = self.command("show ssl cert")
+        return {line.strip() for line in answer.splitlines() if line.strip() and not line.startswith("#")}
+
+
+@dataclass(frozen=True)
+class HAProxyReloader:
+    socket: str = DEFAULT_SOCKET
+    command: tuple[str, ...] | None = None
+    timeout: float = DEFAULT_TIMEOUT
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> HAProxyReloader:
+        unknown = set(options) - OPTIONS
+        if unknown:
+            raise ConfigError(
+                f"haproxy reloader: unknown option {', '.join(sorted(unknown))}",
+                f"known options: {', '.join(sorted(OPTIONS - {'name'}))}",
+            )
+        return cls(
+            socket=str(options.get("socket", DEFAULT_SOCKET)),
+            command=argv_option(dict(options), "command", "haproxy"),
+            timeout=number_option(
+                options, "timeout", DEFAULT_TIMEOUT, float, "haproxy reloader", positive=True, error=ConfigError
+            ),
+        )
+
+    def reload(self, deployments: Sequence[Deployment]) -> None:
+        api = RuntimeAPI(self.socket, timeout=self.timeout)
+        try:
+            loaded = api.loaded_certs()
+        except SocketUnavailable as exc:
+            self._fall_back(f"the runtime API socket is unavailable ({exc})")
+            return
+        missing = [d.name for d in deployments if str(d.live.combined) not in loaded]
+        for deployment in deployments:
+            if deployment.name not in missing:
+                self._update(api, str(deployment.live.combined), deployment)
+        if missing:
+            self._fall_back(f"HAProxy has not loaded {', '.join(f'live/{n}/combined.pem' for n in missing)}")
+
+    def _update(self, api: RuntimeAPI, path: str, deployment: Deployment) -> None:
+        try:
+            pem = deployment.live.combined.read_text()
+        except OSError as exc:
+            raise ReloadError(f"cannot read {deployment.live.combined}: {exc.strerror}") from exc
+        answer = api.command(f"set ssl cert {path}", pem)
+        if "Transaction created" not in answer and "Transaction updated" not in answer:
+            api.command(f"abort ssl cert {path}")
+            raise ReloadError(
+                f"HAProxy refused the new certificate for {deployment.name} (set ssl cert)", last_words(answer)
+            )
+        answer = api.command(f"commit ssl cert {path}")
+        if "Success!" not in answer:
+            api.command(f"abort ssl cert {path}")
+            raise ReloadError(f"HAProxy could not commit the new certificate for {deployment.name}", last_words(answer))
+        log.info("HAProxy now serves %s serial %s from %s", deployment.name, deployment.serial, path)
+
+    def _fall_back(self, reason: str) -> None:
+        if self.command is None:
+            raise ReloadError(
+                f"cannot update HAProxy in place: {reason}",
+                "point its bind line at live/<name>/combined.pem and set the reloader's socket, "
+                'or set command = ["systemctl", "reload", "haproxy"] as a fallback',
+            )
+        log.info("HAProxy: %s; running %s", reason, " ".join(self.command))
+        result = run_program(self.command, timeout=self.timeout)
+        if result.returncode != 0:
+            raise ReloadError(
+                f"HAProxy reload failed: {' '.join(self.command)} exited with {result.returncode}",
+                last_words(result.output),
+            )

@@ -1,0 +1,1 @@
+"""Plugins: the registry of solvers, DNS providers and reloaders, and their declared settings."""

@@ -1,0 +1,1 @@
+"""Renewal: the unattended job, its due rules, declared certificates, explanations, metrics and the timer."""

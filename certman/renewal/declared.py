@@ -1,0 +1,80 @@
+"""Certificates declared in certman.toml (``[[certificate]]`` tables) as CertSpecs.
+
+[[certificate]]
+names = ["example.org", "www.example.org"]   # required
+name = "example"                              # default: the first name
+key_type = "ecdsa-p384"                       # default: the run-wide key_type
+server = "letsencrypt"                        # default: the run-wide server
+renew_before_days = 30                        # default: the lifetime rule
+[[certificate.solver]]                        # default: the run-wide solver
+name = "webroot"
+path = "/var/www/html"
+[[certificate.reloader]]
+name = "command"
+argv = ["systemctl", "reload", "nginx"]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..config import CertSpec, Settings, solver_from_settings
+from ..errors import ConfigError, UsageError
+from ..names import check_cert_name, default_cert_name, normalise_all
+
+KNOWN_KEYS = {"names", "name", "key_type", "server", "ca_bundle", "profile", "renew_before_days", "solver", "reloader"}
+
+
+def declared_spec(table: Mapping[str, Any], settings: Settings, index: int) -> CertSpec:
+    origin = f"certman.toml [[certificate]] #{index + 1}"
+    unknown = set(table) - KNOWN_KEYS
+    if unknown:
+        raise ConfigError(
+            f"{origin}: unknown key(s) {', '.join(sorted(unknown))}", f"known keys: {', '.join(sorted(KNOWN_KEYS))}"
+        )
+    names = table.get("names")
+    if isinstance(names, str):
+        names = [names]
+    if not isinstance(names, list) or not names:
+        raise ConfigError(f"{origin}: names must be a non-empty list of domain names")
+    try:
+        identifiers = normalise_all(names)
+        name = check_cert_name(str(table["name"])) if table.get("name") else default_cert_name(identifiers)
+    except UsageError as exc:
+        raise ConfigError(f"{origin}: {exc.message}", exc.hint) from None
+    if "solver" in table:
+        solvers = table["solver"]
+    elif settings.solvers:
+        solvers = [dict(t) for t in settings.solvers]
+    else:
+        default = solver_from_settings(settings)
+        solvers = [{"name": default.name, **dict(default.options)}]
+    data = {
+        "name": name,
+        "identifiers": [i.value for i in identifiers],
+        "server": table.get("server", settings.server),
+        "key_type": table.get("key_type", settings.key_type),
+        "ca_bundle": table.get("ca_bundle", settings.ca_bundle),
+        "profile": table.get("profile"),
+        "renew_before_days": table.get("renew_before_days"),
+        "solver": solvers,
+        "reloader": table.get("reloader", []),
+    }
+    spec = CertSpec.from_dict(data, origin)
+    # Store the resolved URL, as `certman issue` does, so that a declaration compares
+    # equal to what was stored from it.
+    return CertSpec.from_dict({**spec.to_dict(), "server": spec.directory_url}, origin)
+
+
+def declared_specs(settings: Settings) -> dict[str, CertSpec]:
+    """Every declared certificate by keystore name; a name declared twice is an error."""
+    specs: dict[str, CertSpec] = {}
+    for index, table in enumerate(settings.certificates):
+        spec = declared_spec(table, settings, index)
+        if spec.name in specs:
+            raise ConfigError(
+                f"certificate {spec.name!r} is declared twice in certman.toml", "give one of them another name = ..."
+            )
+        specs[spec.name] = spec
+    return specs

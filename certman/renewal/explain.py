@@ -1,0 +1,202 @@
+"""`certman explain`: why and when each certificate renews, in plain sentences.
+
+Reads only the index and state files and applies the same rules as `certman renew`
+(``renewal.decide``), so what it says is what the next run will do. No network.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..config import Settings
+from ..errors import UsageError
+from ..keystore import FileKeystore
+from . import rules as renewal
+from .rules import format_time, parse_time
+
+
+@dataclass(frozen=True)
+class Explanation:
+    name: str
+    action: str
+    renews_at: datetime.datetime | None
+    sentences: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "action": self.action,
+            "renews_at": format_time(self.renews_at),
+            "explanation": list(self.sentences),
+        }
+
+
+def explain(
+    keystore: FileKeystore,
+    names: Iterable[str] = (),
+    *,
+    settings: Settings | None = None,
+    now: datetime.datetime | None = None,
+) -> list[Explanation]:
+    """One explanation per stored or declared certificate (or per name in ``names``).
+
+    The verdict comes from `renew.next_step`, the very planning `certman renew` runs,
+    so revocation, declarations and backoff are judged the same way.
+    """
+    from .declared import declared_specs
+    from .job import next_step
+
+    now = now or datetime.datetime.now(datetime.UTC)
+    index = keystore.read_index()
+    declared = declared_specs(settings) if settings is not None else {}
+    wanted = list(dict.fromkeys(names)) or sorted(set(index) | set(declared))
+    unknown = [n for n in wanted if n not in index and n not in declared]
+    if unknown:
+        raise UsageError(
+            f"no certificate named {', '.join(map(repr, unknown))} in {keystore.root}",
+            "see `certman list` for the names",
+        )
+    states = keystore.read_states(wanted)
+    explanations = []
+    for name in wanted:
+        decision = next_step(keystore, name, index.get(name), states[name], declared.get(name), now)
+        if name not in index:
+            explanations.append(
+                Explanation(
+                    name,
+                    decision.action,
+                    decision.renew_at,
+                    (
+                        f"{name} is declared in certman.toml but not issued yet: {decision.reason}.",
+                        _verdict(decision, now),
+                    ),
+                )
+            )
+        else:
+            explanations.append(explain_one(name, index[name], states[name], now, decision))
+    return explanations
+
+
+def explain_one(
+    name: str,
+    entry: Mapping[str, Any],
+    state: Mapping[str, Any],
+    now: datetime.datetime,
+    decision: renewal.Decision | None = None,
+) -> Explanation:
+    """Sentences for one stored certificate; ``decision`` defaults to the pure due rule."""
+    decision = decision or renewal.decide(name, entry, state, now)
+    sentences = [
+        _lifetime(name, entry, now),
+        *_rule(name, entry, state),
+        *_failures(state, now),
+        *_deploy(entry, state),
+        _verdict(decision, now),
+    ]
+    return Explanation(name, decision.action, decision.renew_at, tuple(s for s in sentences if s))
+
+
+def _when(moment: datetime.datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "an unknown time"
+
+
+def _span(delta: datetime.timedelta) -> str:
+    seconds = abs(delta.total_seconds())
+    if seconds >= 2 * 86400:
+        return f"{seconds / 86400:.0f} days"
+    if seconds >= 2 * 3600:
+        return f"{seconds / 3600:.0f} hours"
+    return f"{max(seconds / 60, 1):.0f} minutes"
+
+
+def _lifetime(name: str, entry: Mapping[str, Any], now: datetime.datetime) -> str:
+    not_before, not_after = parse_time(entry.get("not_before")), parse_time(entry.get("not_after"))
+    idents = ", ".join(entry.get("identifiers", [])) or name
+    if not_before is None or not_after is None:
+        return f"{name} ({idents}) has no recorded validity period."
+    lifetime = _span(not_after - not_before)
+    if not_after <= now:
+        return f"{name} ({idents}) is a {lifetime} certificate that EXPIRED on {_when(not_after)}."
+    return (
+        f"{name} ({idents}) is a {lifetime} certificate, valid until {_when(not_after)}, "
+        f"{_span(not_after - now)} from now."
+    )
+
+
+def _rule(name: str, entry: Mapping[str, Any], state: Mapping[str, Any]) -> list[str]:
+    ari = state.get("ari") or {}
+    if ari and renewal.ari_window_usable(entry, ari):
+        start, end = parse_time(ari.get("window_start")), parse_time(ari.get("window_end"))
+        chosen = parse_time(ari.get("chosen")) or start
+        sentences = [
+            f"The CA suggested renewing between {_when(start)} and {_when(end)} (ARI, RFC 9773); "
+            f"certman picked {_when(chosen)} inside that window, the same time on every run."
+        ]
+        if ari.get("explanation_url"):
+            sentences.append(f"The CA explains its window at {ari['explanation_url']}.")
+        if ari.get("next_check"):
+            sentences.append(f"It asks the CA again after {_when(parse_time(ari['next_check']))}.")
+        return sentences
+    if ari.get("unsupported"):
+        prefix = "The CA offers no renewal information (ARI), so the lifetime rule applies: "
+    elif entry.get("ari_cert_id") and not ari:
+        prefix = "No ARI window has been fetched for this certificate yet, so for now the lifetime rule applies: "
+    else:
+        prefix = "The lifetime rule applies: "
+    due = renewal.lifetime_renew_at(name, entry)
+    if entry.get("renew_before_days") is not None:
+        rule = f"renew {entry['renew_before_days']} days before expiry (renew_before)"
+    else:
+        rule = "renew once at most 1/3 of the lifetime is left (1/2 for certificates under 10 days)"
+    return [
+        f"{prefix}{rule}, shifted by a delay that is fixed for this certificate so a fleet does not "
+        f"renew all at once: {_when(due)}."
+    ]
+
+
+def _failures(state: Mapping[str, Any], now: datetime.datetime) -> list[str]:
+    failures = int(state.get("consecutive_failures") or 0)
+    if not failures:
+        return []
+    sentences = [
+        f"The last {failures} attempt(s) failed, most recently at "
+        f"{_when(parse_time(state.get('last_failure')))}: {state.get('last_error') or 'no detail'}."
+    ]
+    retry_after = parse_time(state.get("retry_after"))
+    if retry_after is not None and retry_after > now:
+        sentences.append(
+            f"The CA asked certman not to come back before {_when(retry_after)} (Retry-After, "
+            "for example a rate limit), and it will not."
+        )
+    next_attempt = parse_time(state.get("next_attempt"))
+    if next_attempt is not None and next_attempt > now:
+        sentences.append(
+            f"It backs off (1 min, 10 min, 100 min, then daily) until {_when(next_attempt)}; "
+            "`certman renew --force` tries now."
+        )
+    return sentences
+
+
+def _deploy(entry: Mapping[str, Any], state: Mapping[str, Any]) -> list[str]:
+    deploy = state.get("deploy") or {}
+    if deploy.get("pending") and deploy.get("serial") == entry.get("serial"):
+        return [
+            f"The current certificate is stored but its proxy has not taken it: {deploy.get('error')}. "
+            "The next run retries the reload without issuing again."
+        ]
+    return []
+
+
+def _verdict(decision: renewal.Decision, now: datetime.datetime) -> str:
+    if decision.reason.startswith("revoked"):
+        return f"Next `certman renew` leaves it alone: it was {decision.reason}."
+    if decision.action == renewal.RENEW:
+        return f"Next `certman renew` renews it now ({decision.reason})."
+    if decision.action == renewal.DEPLOY:
+        return "Next `certman renew` reloads its proxy."
+    if decision.renew_at is not None:
+        return f"Next renewal: {_when(decision.renew_at)}, in {_span(decision.renew_at - now)}."
+    return f"Next `certman renew` leaves it alone ({decision.reason})."
