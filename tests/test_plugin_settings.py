@@ -58,7 +58,7 @@ def test_a_list_setting_accepts_comma_separated_env() -> None:
 
 
 def test_an_unknown_option_is_a_config_error_listing_the_known_ones() -> None:
-    with pytest.raises(ConfigError, match="unknown setting") as raised:
+    with pytest.raises(ConfigError, match="unknown option") as raised:
         settings_from(DemoSettings, {"token": "t-unknown", "retry": 1}, plugin="demo", env={})
     assert "retries" in (raised.value.hint or "")
 

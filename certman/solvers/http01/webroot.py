@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ...errors import SolverError, UsageError
+from ...errors import SolverError
+from ...plugins.settings import setting, settings_from
 from .. import ChallengeBatch
 from . import check_token
 
@@ -23,7 +24,7 @@ _SUBDIRS = (".well-known", "acme-challenge")
 
 @dataclass(frozen=True)
 class WebrootSettings:
-    path: Path
+    path: Path = setting(help="Document root the web server serves for these names, e.g. /var/www/html.")
 
 
 @dataclass
@@ -40,19 +41,16 @@ class WebrootSolver:
     """
 
     challenge_type: ClassVar[str] = "http-01"
+    settings_classes: ClassVar[tuple[type, ...]] = (WebrootSettings,)
 
     def __init__(self, settings: WebrootSettings) -> None:
         self.settings = settings
         self._written = _Written()
 
     @classmethod
-    def from_options(cls, options: Mapping[str, Any]) -> WebrootSolver:
-        unknown = set(options) - {"path"}
-        if unknown:
-            raise UsageError(f"webroot solver: unknown option(s) {', '.join(sorted(unknown))}")
-        if not options.get("path"):
-            raise UsageError("the webroot solver needs a directory", "pass --webroot /var/www/html")
-        return cls(WebrootSettings(Path(str(options["path"]))))
+    def from_options(cls, options: Mapping[str, Any], env: Mapping[str, str] | None = None) -> WebrootSolver:
+        """The solver a ``[[solver]]`` table describes; a missing or bad path is a ConfigError."""
+        return cls(settings_from(WebrootSettings, options, plugin="webroot solver", env=env))
 
     def present(self, batch: ChallengeBatch) -> None:
         root = self.settings.path
