@@ -264,7 +264,10 @@ def _coerce(raw: Any, kind: Any, plugin: str, name: str, origin: str, secret: bo
             item_kind: Any = args[0] if args else str
             if item_kind is str:
                 return tuple(str(i) for i in items)
-            return tuple(i if isinstance(i, item_kind) else item_kind.parse(str(i)) for i in items)
+            try:
+                return tuple(i if isinstance(i, item_kind) else item_kind.parse(str(i)) for i in items)
+            except ConfigError as exc:
+                raise ConfigError(f"{plugin}: {origin}: {exc.message}", exc.hint) from None
         if base in (dict, collections.abc.Mapping):
             if not isinstance(raw, Mapping):
                 raise ValueError(raw)
