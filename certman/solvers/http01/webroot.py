@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -61,7 +63,14 @@ class WebrootSolver:
             )
         # Every token is checked before the first directory is created.
         names = [check_token(c.token) for c in batch]
-        dir_fd = self._open_challenge_dir(root)
+        try:
+            with _locked(root) as root_fd:
+                self._write(root_fd, root, batch, names)
+        except OSError as exc:
+            raise SolverError(f"cannot open webroot {root}: {exc.strerror}") from exc
+
+    def _write(self, root_fd: int, root: Path, batch: ChallengeBatch, names: list[str]) -> None:
+        dir_fd = self._open_challenge_dir(root_fd, root)
         try:
             for challenge, name in zip(batch, names, strict=True):
                 try:
@@ -93,11 +102,9 @@ class WebrootSolver:
         finally:
             os.close(dir_fd)
 
-    def _open_challenge_dir(self, root: Path) -> int:
-        try:
-            fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except OSError as exc:
-            raise SolverError(f"cannot open webroot {root}: {exc.strerror}") from exc
+    def _open_challenge_dir(self, root_fd: int, root: Path) -> int:
+        # A copy: closing it on the way down must not release the lock on root_fd.
+        fd = os.dup(root_fd)
         path = root
         for part in _SUBDIRS:
             path = path / part
@@ -127,7 +134,11 @@ class WebrootSolver:
                 os.chmod(part, PUBLIC_DIR_MODE, dir_fd=parent_fd, follow_symlinks=False)
                 self._written.created_dirs.append(str(path))
             except FileExistsError:
-                if stat.S_ISLNK(os.lstat(part, dir_fd=parent_fd).st_mode):
+                try:
+                    mode = os.lstat(part, dir_fd=parent_fd).st_mode
+                except FileNotFoundError:
+                    continue
+                if stat.S_ISLNK(mode):
                     raise SolverError(
                         f"refusing to follow the symlink {path}",
                         "remove it; certman never writes through a symlink in the webroot",
@@ -144,18 +155,37 @@ class WebrootSolver:
         )
 
     def cleanup(self, batch: ChallengeBatch) -> None:
+        written, self._written = self._written, _Written()
+        if not written.files and not written.created_dirs:
+            return
         challenge_dir = self.settings.path.joinpath(*_SUBDIRS)
-        for name in self._written.files:
-            try:
-                os.unlink(challenge_dir / name)
-            except OSError:
-                pass
-        for directory in reversed(self._written.created_dirs):
-            try:
-                os.rmdir(directory)
-            except OSError:
-                pass
-        self._written = _Written()
+        try:
+            with _locked(self.settings.path):
+                for name in written.files:
+                    try:
+                        os.unlink(challenge_dir / name)
+                    except OSError:
+                        pass
+                for directory in reversed(written.created_dirs):
+                    try:
+                        os.rmdir(directory)
+                    except OSError:
+                        pass
+        except OSError:
+            pass  # the webroot itself is gone, and with it what we wrote
 
     def wait_ready(self, batch: ChallengeBatch) -> None:
         return None
+
+
+@contextmanager
+def _locked(root: Path) -> Iterator[int]:
+    """``root`` open and locked (flock): solvers sharing a webroot (a parallel renew) then
+    create and remove the challenge directories one at a time, so none removes a
+    directory another is about to write in."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield fd
+    finally:
+        os.close(fd)
