@@ -15,10 +15,13 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import CertSpec, Settings, check_ca_bundle, load_settings, resolve_server
 from .errors import CertmanError
+
+if TYPE_CHECKING:
+    from .solvers import Solver
 
 # Files that hold key material, wherever they sit in the keystore.
 SECRET_FILES = {"privkey.pem", "combined.pem", "key.pem", "key.pem.next", "order-key.pem", "account.json"}
@@ -255,7 +258,7 @@ def check_webroot(path: Path) -> Check:
     return Check("webroot", True, f"{probe_dir} is writable")
 
 
-def build_solver(name: str, options: Mapping[str, Any]) -> Any:
+def build_solver(name: str, options: Mapping[str, Any]) -> Solver:
     """The solver ``name`` built from ``options`` through its settings, as issuance builds it.
 
     A DNS provider checks its credentials are present here. Raises the plugin's
@@ -263,7 +266,8 @@ def build_solver(name: str, options: Mapping[str, Any]) -> Any:
     """
     from .plugins import registry as plugins
 
-    return plugins.lookup("solvers", name).from_options(dict(options))
+    solver: Solver = plugins.lookup("solvers", name).from_options(dict(options))
+    return solver
 
 
 def check_reloader(table: Mapping[str, Any]) -> list[Check]:

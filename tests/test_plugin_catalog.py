@@ -9,8 +9,11 @@ import pytest
 from click.testing import CliRunner
 
 from certman.cli import cli
+from certman.errors import ConfigError
 from certman.plugins import registry as plugins
 from certman.plugins.catalog import catalog
+from certman.plugins.settings import Seconds, setting
+from certman.reloaders import Deployment, VerifySettings, reloader_settings
 
 SETTINGS = {
     "standalone": ["address", "port", "connection_timeout"],
@@ -62,3 +65,21 @@ def test_the_catalog_shows_settings_for_every_builtin_plugin() -> None:
 
     assert set(listed) == builtin
     assert all(i.settings and i.summary for i in listed.values()), [k for k, i in listed.items() if not i.settings]
+
+
+@dataclasses.dataclass(frozen=True)
+class MyProxySettings:
+    url: str = setting(help="The proxy's admin URL.")
+    timeout: Seconds = setting(help="Seconds the reload may take.", default=10.0)
+
+
+def test_a_third_party_reloader_gets_the_builtin_settings_shape_from_certman_reloaders() -> None:
+    table = {"name": "myproxy", "url": "http://127.0.0.1:9", "verify": ["127.0.0.1:443"]}
+
+    settings = reloader_settings(MyProxySettings, table, plugin="myproxy reloader")
+
+    assert settings == MyProxySettings(url="http://127.0.0.1:9")
+    assert [f.name for f in dataclasses.fields(VerifySettings)] == ["verify"]
+    assert Deployment.__name__ == "Deployment"
+    with pytest.raises(ConfigError, match="myproxy reloader: unknown option"):
+        reloader_settings(MyProxySettings, {**table, "urll": "x"}, plugin="myproxy reloader")
