@@ -36,9 +36,9 @@ def test_plugins_name_lists_every_setting_with_its_help(name: str) -> None:
     (info,) = json.loads(as_json.stdout)["plugins"]
     assert [s["name"] for s in info["settings"]] == SETTINGS[name]
     rows = {line.split()[0]: line for line in text.stdout.splitlines() if line.split()}
-    for setting in info["settings"]:
-        assert setting["help"], setting
-        assert setting["help"] in rows[setting["name"]]
+    for shown in info["settings"]:
+        assert shown["help"], shown
+        assert shown["help"] in rows[shown["name"]]
 
 
 @pytest.mark.parametrize(
