@@ -146,7 +146,7 @@ def settings_from(
             f"{plugin}: unknown option(s) {', '.join(unknown)}",
             f"known settings: {', '.join(sorted(fields))} (see `certman plugins`)",
         )
-    hints = typing.get_type_hints(cls, include_extras=True)
+    types_of = _field_types(cls)
     values: dict[str, Any] = {}
     for name, f in fields.items():
         raw, origin = _raw_value(f, options, env)
@@ -156,7 +156,7 @@ def settings_from(
                 raise ConfigError(f"{plugin}: missing required setting {name}", f"set {where}")
             continue
         secret = bool(f.metadata.get("secret"))
-        kind, constraints = _constraints(hints[name])
+        kind, constraints = types_of[name]
         for constraint in (c for c in constraints if c.raw):
             _check(constraint, raw, plugin, name, origin, secret)
         values[name] = _coerce(raw, kind, plugin, name, origin, secret)
@@ -207,6 +207,19 @@ def _raw_value(f: dataclasses.Field[Any], options: Mapping[str, Any], env: Mappi
     if var and var in env:
         return env[var], f"env {var}"
     return MISSING, ""
+
+
+# Resolving a class's type hints costs ten times the rest of settings_from: once per class.
+_FIELD_TYPES: dict[type, dict[str, tuple[Any, tuple[Constraint, ...]]]] = {}
+
+
+def _field_types(cls: type) -> dict[str, tuple[Any, tuple[Constraint, ...]]]:
+    """Per field of ``cls``: its type and its constraints."""
+    found = _FIELD_TYPES.get(cls)
+    if found is None:
+        hints = typing.get_type_hints(cls, include_extras=True)
+        found = _FIELD_TYPES[cls] = {name: _constraints(hint) for name, hint in hints.items()}
+    return found
 
 
 def _constraints(hint: Any) -> tuple[Any, tuple[Constraint, ...]]:
