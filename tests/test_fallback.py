@@ -14,8 +14,7 @@ from certman.ca.accounts import CAEndpoint, register_account
 from certman.ca.eab import external_account
 from certman.cli import cli
 from certman.errors import ACMEError, SolverError
-from certman.issuance.issue import issue
-from certman.issuance.issue import AccountSettings
+from certman.issuance.issue import AccountSettings, issue
 from certman.keystore import ca_id
 from certman.lifecycle import revoke
 
