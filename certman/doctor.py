@@ -19,9 +19,8 @@ from typing import Any
 
 from .config import CertSpec, Settings, check_ca_bundle, load_settings, resolve_server
 from .errors import CertmanError
+from .keystore.layout import SECRET_FILES
 
-# Files that hold key material, wherever they sit in the keystore.
-SECRET_FILES = {"privkey.pem", "combined.pem", "key.pem", "key.pem.next", "order-key.pem", "account.json"}
 # Solvers that listen, with their default ports. Every solver is first built from its
 # options (as issuance would), which is where a DNS provider checks its credentials.
 LISTENING_SOLVERS = {"standalone": 80, "tls-alpn-01": 443}

@@ -43,7 +43,8 @@ def _attempt_spec(spec: CertSpec, index: int) -> CertSpec:
 def issue_with_fallback(spec: CertSpec, keystore: FileKeystore, **kwargs: Any) -> IssueResult:
     """``issuance.issue`` against each CA of ``spec`` in turn until one issues; same keywords."""
     cas = endpoints(spec)
-    issued_by = keystore.read_index().get(spec.name, {}).get("server", spec.server)
+    entry = keystore.read_index().get(spec.name)
+    issued_by = entry.server if entry is not None and entry.server is not None else spec.server
     failures: list[str] = []
     for index, ca in enumerate(cas):
         attempt = _attempt_spec(spec, index)
