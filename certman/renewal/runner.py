@@ -18,7 +18,7 @@ from ..config import CertSpec, Settings
 from ..deploy.batch import deploy, deployment_of
 from ..errors import CAUnreachable, CertmanError, RateLimited
 from ..keystore import FileKeystore, ca_id
-from ..keystore.records import AriState, DeployState, IndexEntry
+from ..keystore.records import AriState, DeployState, IndexEntry, RenewalState
 from . import rules as renewal
 from .plan import ISSUE, Plan, skip_result
 from .report import CertResult
@@ -114,8 +114,7 @@ class Runner:
                     fetched_at=now,
                     next_check=renewal.ari_next_check(now, info.retry_after),
                 )
-        plan.state = replace(plan.state, ari=ari)
-        self.keystore.write_state(plan.name, plan.state)
+        record(self.keystore, plan, replace(plan.state, ari=ari))
         decision = renewal.decide(plan.name, entry, plan.state, now)
         plan.action, plan.reason, plan.renew_at = decision.action, decision.reason, decision.renew_at
 
@@ -134,18 +133,21 @@ class Runner:
         result = issue_with_fallback(
             spec, self.keystore, account=account, timeout=self.settings.timeout, clock=lambda: now, replaces=replaces
         )
-        plan.state = replace(
-            plan.state,
-            last_attempt=now,
-            last_success=now,
-            consecutive_failures=0,
-            last_error=None,
-            next_attempt=None,
-            retry_after=None,
-            ari=None,
-            deploy=DeployState(pending=bool(spec.reloaders), serial=result.serial),
+        record(
+            self.keystore,
+            plan,
+            replace(
+                plan.state,
+                last_attempt=now,
+                last_success=now,
+                consecutive_failures=0,
+                last_error=None,
+                next_attempt=None,
+                retry_after=None,
+                ari=None,
+                deploy=DeployState(pending=bool(spec.reloaders), serial=result.serial),
+            ),
         )
-        self.keystore.write_state(plan.name, plan.state)
         if spec.reloaders:
             plan.deployment = (spec, deployment_of(self.keystore, spec, result.serial))
         issued = IndexEntry(
@@ -168,7 +170,7 @@ class Runner:
         # A rate limit, or a 503 that said when to come back: honoured across runs.
         retry_after = exc.retry_after if isinstance(exc, RateLimited | CAUnreachable) else None
         next_attempt = renewal.next_attempt_after_failure(now, failures, retry_after)
-        plan.state = replace(
+        failed = replace(
             plan.state,
             last_attempt=now,
             last_failure=now,
@@ -178,7 +180,7 @@ class Runner:
             next_attempt=next_attempt,
         )
         try:
-            self.keystore.write_state(plan.name, plan.state)
+            record(self.keystore, plan, failed)
         except CertmanError as write_error:
             log.error("cannot record the failure of %s: %s", plan.name, write_error)
         entry = plan.entry
@@ -213,19 +215,18 @@ def deploy_all(
         if plan.deployment is None or plan.name not in outcome.errors:
             continue
         error = outcome.errors[plan.name]
-        plan.state = replace(
-            plan.state,
-            deploy=DeployState(
-                pending=error is not None,
-                serial=plan.deployment[1].serial,
-                error=error.message if error else None,
-                attempted_at=now,
-            ),
-        )
-        keystore.write_state(plan.name, plan.state)
+        deployed = DeployState(error is not None, plan.deployment[1].serial, error.message if error else None, now)
+        record(keystore, plan, replace(plan.state, deploy=deployed))
         if error is not None:
             results[plan.name] = replace(
                 results[plan.name],
                 error=f"issued, not deployed: {error.message}",
                 hint=error.hint or "the next run retries the reload without issuing",
             )
+
+
+def record(keystore: FileKeystore, plan: Plan, state: RenewalState) -> None:
+    """Write ``state`` for ``plan``'s certificate, and go on with it as a reader will see it
+    (times in whole seconds), so this run decides exactly as the next one will."""
+    plan.state = RenewalState.from_json(state.to_json(), keystore.layout.state(plan.name))
+    keystore.write_state(plan.name, plan.state)
