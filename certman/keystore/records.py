@@ -264,7 +264,7 @@ class RenewalState:
         failures = raw.get("consecutive_failures")
         if failures is not None and (not isinstance(failures, int) or isinstance(failures, bool) or failures < 0):
             raise KeystoreError(f"state file {path} is malformed: consecutive_failures = {failures!r}", STATE_HINT)
-        times = {key: _state_time(raw, key, path, key) for key in _STATE_TIMES}
+        times = {key: _state_time(raw, key, path, key) for key in _STATE_TIMES if raw.get(key) is not None}
         for key in ("ari", "deploy"):
             if not isinstance(raw.get(key) or {}, dict):
                 raise KeystoreError(f"state file {path} is malformed: {key} is not an object", STATE_HINT)
@@ -298,7 +298,7 @@ def _ari(raw: Mapping[str, Any], path: object) -> AriState:
         explanation_url=_opt_str(raw.get("explanation_url")),
         unsupported=bool(raw.get("unsupported")),
         last_error=_opt_str(raw.get("last_error")),
-        **{key: _state_time(raw, key, path, f"ari.{key}") for key in times},
+        **{key: _state_time(raw, key, path, f"ari.{key}") for key in times if raw.get(key) is not None},
     )
 
 

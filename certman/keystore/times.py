@@ -37,9 +37,10 @@ def encode_time(moment: datetime.datetime | None) -> str | None:
     """``YYYY-MM-DDTHH:MM:SSZ`` in UTC, fractions dropped; None stays None. A naive time is taken as UTC."""
     if moment is None:
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.UTC)
-    return moment.astimezone(datetime.UTC).strftime(TIME_FORMAT)
+    if moment.tzinfo is not datetime.UTC:
+        moment = moment.replace(tzinfo=datetime.UTC) if moment.tzinfo is None else moment.astimezone(datetime.UTC)
+    # isoformat is several times faster than strftime; the result is TIME_FORMAT.
+    return moment.replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
 def decode_time(text: str) -> datetime.datetime:
