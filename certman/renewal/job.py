@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from ..config import Settings
+from ..deploy.batch import DeployResult
 from ..errors import UsageError
 from ..keystore import FileKeystore
 from ..keystore.times import Clock, utc_now
@@ -49,15 +50,23 @@ def renew(
     account: AccountSettings | None = None,
     deploy_timeout: float = 120.0,
 ) -> RenewReport:
-    """Renew what is due among ``names`` (default: every stored and declared certificate).
+    """What `certman renew` does: renew what is due among ``names`` (default: every stored
+    and declared certificate), then deploy each distinct reloader once for the batch.
 
-    ``clock`` is read once: the whole run decides and records at that moment.
+    A keystore left by a run killed mid-store is repaired first. ``report.deploy`` holds
+    the reloader calls and verify checks; a certificate's failure is in its ``CertResult``
+    and ``report.exit_code`` (7), never raised. ``clock`` is read once: the whole run
+    decides and records at that moment.
     ``deploy_timeout`` is in seconds per reloader. ``UsageError`` for an unknown name
     or ``jobs`` < 1; ``KeystoreLocked`` if another run holds the renewal lock past
     the keystore's lock timeout. Every per-certificate failure is in the report.
     """
     if jobs < 1:
         raise UsageError(f"--jobs must be at least 1, not {jobs}")
+    if keystore.crashed():
+        # A run killed between moving live/ and the index leaves the index stale; the
+        # plan comes from the index, so repair it first.
+        keystore.repair_index()
     now = clock()
     index = keystore.read_index()
     declared = declared_specs(settings)
@@ -77,6 +86,7 @@ def renew(
     busy = [p for p in plans if p.action != renewal.SKIP or p.check_ari]
     results: dict[str, CertResult] = {p.name: skip_result(p) for p in plans if p not in busy}
     results.update(unplanned)
+    deployed = DeployResult({})
     if busy:
         # One renew run at a time: a second one (a timer firing while an operator runs
         # `certman renew`) waits, then decides again on fresh state, never issuing twice.
@@ -89,5 +99,5 @@ def renew(
             ) as pool:
                 for plan, result in zip(fresh, pool.map(runner.run, fresh), strict=True):
                     results[plan.name] = result
-            deploy_all(keystore, fresh, results, now, deploy_timeout)
-    return RenewReport(tuple(results[n] for n in selected), now)
+            deployed = deploy_all(keystore, fresh, results, now, deploy_timeout)
+    return RenewReport(tuple(results[n] for n in selected), now, deployed)

@@ -6,9 +6,10 @@
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from ..deploy.batch import DeployResult
 from ..errors import PartialFailure
 from ..keystore.times import encode_time
 
@@ -54,6 +55,8 @@ class CertResult:
 class RenewReport:
     results: tuple[CertResult, ...]
     checked_at: datetime.datetime
+    # The batch deploy: every reloader call and verify check of this run.
+    deploy: DeployResult = field(default_factory=lambda: DeployResult({}))
 
     @property
     def failed(self) -> list[CertResult]:
@@ -68,4 +71,5 @@ class RenewReport:
             "checked_at": encode_time(self.checked_at),
             "exit_code": self.exit_code,
             "certificates": [r.to_dict() for r in self.results],
+            "deploy": self.deploy.to_dict(),
         }

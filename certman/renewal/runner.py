@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ..config import CertSpec, Settings
-from ..deploy.batch import deploy, deployment_of
+from ..deploy.batch import DeployResult, deploy, deployment_of
 from ..errors import CAUnreachable, CertmanError, RateLimited
 from ..keystore import FileKeystore, ca_id
 from ..keystore.records import AriState, DeployState, IndexEntry, RenewalState
@@ -119,8 +119,7 @@ class Runner:
         plan.action, plan.reason, plan.renew_at = decision.action, decision.reason, decision.renew_at
 
     def _issue(self, plan: Plan) -> CertResult:
-        from ..issuance.fallback import issue_with_fallback
-        from ..issuance.issue import AccountSettings
+        from ..issuance.issue import AccountSettings, obtain
 
         spec = plan.spec or self.keystore.read_spec(plan.name)
         replaces = None
@@ -130,7 +129,7 @@ class Runner:
                 replaces = plan.entry.ari_cert_id
         now = self.now
         account = self.account or AccountSettings(self.settings.email, self.settings.agree_tos)
-        result = issue_with_fallback(
+        result = obtain(
             spec, self.keystore, account=account, timeout=self.settings.timeout, clock=lambda: now, replaces=replaces
         )
         record(
@@ -202,14 +201,14 @@ class Runner:
 
 def deploy_all(
     keystore: FileKeystore, plans: list[Plan], results: dict[str, CertResult], now: datetime.datetime, timeout: float
-) -> None:
+) -> DeployResult:
     """Run each distinct reloader once for the certificates that need it; record each outcome.
 
     ``timeout`` is in seconds, per reloader.
     """
     items = [p.deployment for p in plans if p.deployment is not None and results[p.name].ok]
     if not items:
-        return
+        return DeployResult({})
     outcome = deploy(items, timeout=timeout)
     for plan in plans:
         if plan.deployment is None or plan.name not in outcome.errors:
@@ -223,6 +222,7 @@ def deploy_all(
                 error=f"issued, not deployed: {error.message}",
                 hint=error.hint or "the next run retries the reload without issuing",
             )
+    return outcome
 
 
 def record(keystore: FileKeystore, plan: Plan, state: RenewalState) -> None:
