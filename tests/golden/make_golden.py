@@ -1,6 +1,8 @@
 """Make tests/golden/keystore-v0.1/: a keystore written by certman 0.1 (the code of issue 10's start).
 
-Run once, from the repository root, with the code whose files are to be kept:
+Run once, from the repository root, with the code whose files are to be kept. It drives
+the 0.1 library API (``renew(..., now=)``), so it runs only at the commit that made the
+keystore (f6f0657), not at later ones:
 
     .venv/bin/python tests/golden/make_golden.py
 
