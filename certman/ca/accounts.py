@@ -9,8 +9,10 @@ posted inside an outer JWS signed by the old key.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
+
+from msgspec import structs
 
 from ..errors import UsageError
 from ..issuance.issue import AccountSettings, account_jwk, open_session
@@ -94,7 +96,7 @@ def show_account(keystore: FileKeystore, ca: CAEndpoint, *, ask_ca: bool = True)
         _finish_interrupted_rollover(keystore, ca)
         key_pem, data = _stored(keystore, ca)
     regr = _session(keystore, ca).query_account()
-    return _info(ca, key_pem, replace(data, contact=tuple(regr.body.contact)), regr.body.status)
+    return _info(ca, key_pem, structs.replace(data, contact=tuple(regr.body.contact)), regr.body.status)
 
 
 def register_account(keystore: FileKeystore, ca: CAEndpoint, account: AccountSettings) -> AccountInfo:
@@ -118,7 +120,7 @@ def update_email(keystore: FileKeystore, ca: CAEndpoint, emails: tuple[str, ...]
         _finish_interrupted_rollover(keystore, ca)
         key_pem, data = _stored(keystore, ca)
         regr = _session(keystore, ca).update_account(contact)
-        data = replace(data, contact=tuple(regr.body.contact))
+        data = structs.replace(data, contact=tuple(regr.body.contact))
         keystore.save_account(ca_id(ca.directory_url), key_pem, data)
     return _info(ca, key_pem, data, regr.body.status)
 
@@ -154,7 +156,7 @@ def rollover(keystore: FileKeystore, ca: CAEndpoint, *, clock: Clock = utc_now) 
         inner = key_change_request(session, data.uri, new_jwk)
         keystore.save_pending_account_key(ca_key, new_pem)
         session.change_account_key(inner, new_jwk)
-        data = replace(data, key_rolled_at=clock())
+        data = structs.replace(data, key_rolled_at=clock())
         keystore.save_account(ca_key, new_pem, data)
         keystore.save_pending_account_key(ca_key, None)
     return _info(ca, new_pem, data, "valid")
