@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import services
-from fixtures.hardening import snapshot
+from fixtures.issuing import snapshot
 
 from certman.errors import KeystoreError, SolverError
 from certman.keystore import FileKeystore

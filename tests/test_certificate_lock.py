@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import services
 from fixtures.fault_proxy import FaultProxy
-from fixtures.hardening import issue_for, make_spec, wait_until
+from fixtures.issuing import issue_for, make_spec, wait_until
 
 from certman.config import Settings
 from certman.errors import KeystoreLocked

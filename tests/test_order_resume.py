@@ -8,7 +8,7 @@ import stat
 import pytest
 import services
 from fixtures.fault_proxy import FaultProxy
-from fixtures.hardening import issue_for, make_spec, snapshot
+from fixtures.issuing import issue_for, make_spec, snapshot
 
 from certman.errors import CAUnreachable
 from certman.keystore import FileKeystore
