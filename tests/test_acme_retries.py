@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import services
 from fixtures.fault_proxy import FaultProxy
-from fixtures.issuing import ACCOUNT, issue_for, make_spec, snapshot
+from fixtures.issuing import ACCOUNT, issue_for, make_spec
+from fixtures.snapshot import snapshot
 
 from certman.errors import ACMEError, CAUnreachable, RateLimited
 from certman.issuance.issue import issue

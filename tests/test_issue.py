@@ -18,7 +18,8 @@ import services
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import verification
-from fixtures.cli import CertmanRun, issue_flags, snapshot
+from fixtures.cli import CertmanRun, issue_flags
+from fixtures.snapshot import snapshot
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import services
-from fixtures.issuing import snapshot
+from fixtures.snapshot import snapshot
 
 from certman.keys import load_key, public_keys_match, split_pem_chain
 from certman.keystore import FileKeystore
@@ -220,7 +220,7 @@ echo $? > "$OUT/rc"
 
 SNAPSHOT = (
     f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
-    "from fixtures.issuing import snapshot; from pathlib import Path; "
+    "from fixtures.snapshot import snapshot; from pathlib import Path; "
     "print(sorted(snapshot(Path(sys.argv[1])).items()))"
 )
 

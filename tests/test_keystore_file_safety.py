@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import services
-from fixtures.issuing import snapshot
+from fixtures.snapshot import snapshot
 
 from certman.errors import KeystoreError
 from certman.keystore import FileKeystore
@@ -37,7 +37,7 @@ def _store(root: Path, *, umask: int = 0o022, strace_to: Path | None = None) -> 
 
 
 def _modes(root: Path) -> dict[str, int]:
-    return {path: stat.S_IMODE(mode) for path, (mode, _) in snapshot(root).items() if not stat.S_ISLNK(mode)}
+    return {path: stat.S_IMODE(e.mode) for path, e in snapshot(root).items() if not stat.S_ISLNK(e.mode)}
 
 
 def test_under_umask_000_directories_are_0700_and_key_material_0600(tmp_path: Path) -> None:
