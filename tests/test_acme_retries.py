@@ -195,6 +195,7 @@ def test_a_redirect_is_refused_not_followed(
     assert snapshot(fresh_keystore.root) == before
 
 
+# Its own Pebble: rejecting 30% of nonces is this test's subject, not the other tests' weather.
 @pytest.fixture(scope="module")
 def nonce_hostile_pebble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.Pebble]:
     with services.start_pebble(
