@@ -129,6 +129,7 @@ def test_a_response_that_stalls_after_its_headers_times_out_and_is_retried(
     assert fault_proxy.count("POST", ORDER) >= 2
 
 
+@pytest.mark.slow
 def test_a_stall_longer_than_the_run_deadline_fails_the_run_instead_of_outlasting_it(
     fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore
 ) -> None:
@@ -204,6 +205,7 @@ def nonce_hostile_pebble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
         yield server
 
 
+@pytest.mark.slow
 def test_twenty_of_twenty_issuances_succeed_when_the_ca_rejects_30_percent_of_nonces(
     nonce_hostile_pebble: services.Pebble, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -6,6 +6,7 @@ import os
 import threading
 from pathlib import Path
 
+import pytest
 import services
 from fixtures.issuing import issue_for, make_spec
 
@@ -30,6 +31,7 @@ def _read_pair(live: Path) -> tuple[bytes, bytes]:
         os.close(dir_fd)
 
 
+@pytest.mark.slow
 def test_a_reader_of_live_never_sees_a_mismatch_or_an_empty_file_during_20_reissues(
     pebble: services.Pebble, fresh_keystore: FileKeystore
 ) -> None:
