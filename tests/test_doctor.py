@@ -14,7 +14,7 @@ from fixtures.lifecycle import standalone_spec
 from certman.cli import cli
 from certman.config import SolverSpec
 from certman.doctor import check_keystore, check_port, check_proxy, check_webroot, diagnose
-from certman.issuance.issue import issue
+from certman.issuance.issue import issue, obtain
 
 
 def _flags(pebble, port):
@@ -119,7 +119,7 @@ def test_stored_certificates_bring_their_solvers_and_proxies_into_the_checks(key
         ),
         reloaders=({"name": "nginx", "verify": [f"127.0.0.1:{listening}"]},),
     )
-    issue(spec, keystore, account=agreed)
+    obtain(spec, keystore, account=agreed)
 
     report = diagnose(None, overrides={"keystore": keystore.root, **_flags(pebble, services.free_port())})
 
