@@ -8,17 +8,14 @@ posted inside an outer JWS signed by the old key.
 
 from __future__ import annotations
 
-import datetime
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import UsageError
-from ..issuance.issue import AccountSettings, account_jwk, open_session, utc_now
-from ..keystore import FileKeystore, ca_id, utc_iso
-
-Clock = Callable[[], datetime.datetime]
+from ..issuance.issue import AccountSettings, account_jwk, open_session
+from ..keystore import AccountRecord, FileKeystore, ca_id
+from ..keystore.times import Clock, archive_stamp, encode_time, utc_now
 
 
 @dataclass(frozen=True)
@@ -59,7 +56,7 @@ def _thumbprint(key: Any) -> str:
     return b64.b64encode(key.thumbprint()).decode()
 
 
-def _stored(keystore: FileKeystore, ca: CAEndpoint) -> tuple[bytes, dict[str, Any]]:
+def _stored(keystore: FileKeystore, ca: CAEndpoint) -> tuple[bytes, AccountRecord]:
     stored = keystore.load_account(ca_id(ca.directory_url))
     if stored is None:
         raise UsageError(
@@ -69,15 +66,15 @@ def _stored(keystore: FileKeystore, ca: CAEndpoint) -> tuple[bytes, dict[str, An
     return stored
 
 
-def _info(ca: CAEndpoint, key_pem: bytes, data: dict[str, Any], status: str | None) -> AccountInfo:
+def _info(ca: CAEndpoint, key_pem: bytes, record: AccountRecord, status: str | None) -> AccountInfo:
     return AccountInfo(
         ca=ca_id(ca.directory_url),
         directory_url=ca.directory_url,
-        uri=data["uri"],
-        contact=tuple(data.get("contact", ())),
+        uri=record.uri,
+        contact=record.contact,
         status=status,
         key_thumbprint=_thumbprint(account_jwk(key_pem).public_key()),
-        created_at=data.get("created_at"),
+        created_at=encode_time(record.created_at),
     )
 
 
@@ -97,7 +94,7 @@ def show_account(keystore: FileKeystore, ca: CAEndpoint, *, ask_ca: bool = True)
         _finish_interrupted_rollover(keystore, ca)
         key_pem, data = _stored(keystore, ca)
     regr = _session(keystore, ca).query_account()
-    return _info(ca, key_pem, {**data, "contact": list(regr.body.contact)}, regr.body.status)
+    return _info(ca, key_pem, replace(data, contact=tuple(regr.body.contact)), regr.body.status)
 
 
 def register_account(keystore: FileKeystore, ca: CAEndpoint, account: AccountSettings) -> AccountInfo:
@@ -121,7 +118,7 @@ def update_email(keystore: FileKeystore, ca: CAEndpoint, emails: tuple[str, ...]
         _finish_interrupted_rollover(keystore, ca)
         key_pem, data = _stored(keystore, ca)
         regr = _session(keystore, ca).update_account(contact)
-        data = {**data, "contact": list(regr.body.contact)}
+        data = replace(data, contact=tuple(regr.body.contact))
         keystore.save_account(ca_id(ca.directory_url), key_pem, data)
     return _info(ca, key_pem, data, regr.body.status)
 
@@ -154,10 +151,10 @@ def rollover(keystore: FileKeystore, ca: CAEndpoint, *, clock: Clock = utc_now) 
         new_key = ec.generate_private_key(ec.SECP256R1())
         new_pem = key_to_pem(new_key)
         new_jwk = jwk.JWKEC(key=new_key)
-        inner = key_change_request(session, data["uri"], new_jwk)
+        inner = key_change_request(session, data.uri, new_jwk)
         keystore.save_pending_account_key(ca_key, new_pem)
         session.change_account_key(inner, new_jwk)
-        data = {**data, "key_rolled_at": utc_iso(clock())}
+        data = replace(data, key_rolled_at=clock())
         keystore.save_account(ca_key, new_pem, data)
         keystore.save_pending_account_key(ca_key, None)
     return _info(ca, new_pem, data, "valid")
@@ -178,7 +175,7 @@ def _finish_interrupted_rollover(keystore: FileKeystore, ca: CAEndpoint) -> None
     key_pem, data = _stored(keystore, ca)
     for candidate in (key_pem, pending):
         session = AcmeSession(ca.directory_url, account_jwk(candidate), ca_bundle=ca.ca_bundle, timeout=ca.timeout)
-        session.use_account(data["uri"])
+        session.use_account(data.uri)
         try:
             session.query_account()
         except ACMEError:
@@ -188,8 +185,9 @@ def _finish_interrupted_rollover(keystore: FileKeystore, ca: CAEndpoint) -> None
         keystore.save_pending_account_key(ca_key, None)
         return
     raise ACMEError(
-        f"the CA accepts neither the account key nor the key of an interrupted rollover for {data['uri']}",
-        f"both are kept in {keystore.root}/accounts/{ca_key}/ (key.pem, key.pem.next)",
+        f"the CA accepts neither the account key nor the key of an interrupted rollover for {data.uri}",
+        f"both are kept in {keystore.layout.account_dir(ca_key)}/ "
+        f"({keystore.layout.account_key(ca_key).name}, {keystore.layout.pending_account_key(ca_key).name})",
     )
 
 
@@ -199,5 +197,5 @@ def deactivate(keystore: FileKeystore, ca: CAEndpoint, *, clock: Clock = utc_now
         _finish_interrupted_rollover(keystore, ca)
         key_pem, data = _stored(keystore, ca)
         regr = _session(keystore, ca).deactivate_account()
-        keystore.archive_account(ca_id(ca.directory_url), clock().strftime("%Y%m%dT%H%M%SZ"))
+        keystore.archive_account(ca_id(ca.directory_url), archive_stamp(clock()))
     return _info(ca, key_pem, data, regr.body.status)
