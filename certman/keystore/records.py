@@ -6,12 +6,10 @@
     RevocationMarker  revoked.json: which serial was revoked, when and why
     AccountRecord     accounts/<ca>/account.json: the account URL at one CA
 
-``from_json`` validates: a record that renewal or listing could not use is a
-``KeystoreError`` (exit 3) naming the file, so one hand-edited file fails its own
-certificate with a plain message, never a TypeError in the middle of a batch.
-Every time is an aware UTC datetime here and ``YYYY-MM-DDTHH:MM:SSZ`` on disk
-(see ``keystore.times``). Every file certman 0.1 wrote reads back unchanged
-(tests/golden/keystore-v0.1).
+``from_json`` validates: a record renewal or listing could not use is a ``KeystoreError``
+(exit 3) naming the file, never a TypeError mid-batch. Times are aware UTC datetimes here,
+``YYYY-MM-DDTHH:MM:SSZ`` on disk (``keystore.times``); every file certman 0.1 wrote reads
+back unchanged (tests/golden/keystore-v0.1).
 """
 
 from __future__ import annotations
@@ -19,21 +17,20 @@ from __future__ import annotations
 import datetime
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 
 from ..errors import KeystoreError
 from .times import decode_time, encode_time
 
-# Records are msgspec Structs: frozen like dataclasses, but built and decoded in C, which
-# a no-op renew over 10,000 certificates (an index entry and a state file each) feels.
-# ``decode_index``/``decode_state`` try msgspec's strict typed decoder first; whatever it
-# refuses goes through ``from_json``, which accepts everything certman 0.1 wrote and
-# words the error for the operator. So the fast path never changes what is accepted.
-_Record = msgspec.Struct
-# What the strict decoder takes for a stored time: timezone-aware (a naive one goes the
-# slow way, where it is read as UTC).
+if TYPE_CHECKING:
+    from ..keys import CertFacts
+
+# Records are msgspec Structs: frozen like dataclasses, but built and decoded in C, which a
+# no-op renew over 10,000 certificates feels. keystore.decoders tries the strict typed
+# decoder first; what it refuses goes through ``from_json`` (see there).
+# A stored time for the strict decoder: aware (a naive one goes through from_json, as UTC).
 UTCTime = Annotated[datetime.datetime, msgspec.Meta(tz=True)]
 
 STATE_FORMAT = 1
@@ -50,7 +47,7 @@ def _opt_time(value: Any) -> datetime.datetime | None:
     return None if value is None else decode_time(value)
 
 
-class VersionMeta(_Record, frozen=True):
+class VersionMeta(msgspec.Struct, frozen=True):
     """One issued certificate (``meta.json``); the facts come from the certificate itself."""
 
     serial: str | None
@@ -67,6 +64,19 @@ class VersionMeta(_Record, frozen=True):
     imported_from: str | None = None
     # Set by the keystore when it stores the version ("000001", ...).
     version: str | None = None
+
+    @classmethod
+    def of(cls, facts: CertFacts, *, issued_at: datetime.datetime, **more: Any) -> VersionMeta:
+        """The meta of a certificate with ``facts``; ``more`` sets the optional fields."""
+        return cls(
+            serial=facts.serial,
+            not_before=facts.not_before,
+            not_after=facts.not_after,
+            issuer=facts.issuer,
+            ari_cert_id=facts.ari_cert_id,
+            issued_at=issued_at,
+            **more,
+        )
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -179,7 +189,7 @@ def _index_hint(path: object, name: str) -> str:
     )
 
 
-class AriState(_Record, frozen=True):
+class AriState(msgspec.Struct, frozen=True):
     """The CA's renewal window for one certificate (RFC 9773), as last fetched.
 
     Three shapes: a window (``window_start`` .. ``window_end``, ``chosen`` inside it);
@@ -215,7 +225,7 @@ class AriState(_Record, frozen=True):
         return data
 
 
-class DeployState(_Record, frozen=True):
+class DeployState(msgspec.Struct, frozen=True):
     """Whether the reloaders have taken the certificate with ``serial`` (``pending``: not yet)."""
 
     pending: bool = False
@@ -230,7 +240,7 @@ class DeployState(_Record, frozen=True):
         return data
 
 
-class RenewalState(_Record, frozen=True):
+class RenewalState(msgspec.Struct, frozen=True):
     """``state.json``: the renewal bookkeeping of one certificate (docs/renewal.md, "State").
 
     ``RenewalState()`` is a certificate renewal never touched; it encodes as ``{}``.
@@ -319,7 +329,7 @@ def _deploy(raw: Mapping[str, Any], path: object) -> DeployState:
     )
 
 
-class RevocationMarker(_Record, frozen=True):
+class RevocationMarker(msgspec.Struct, frozen=True):
     """``revoked.json``: renewal leaves the certificate alone while the live serial is ``serial``."""
 
     serial: str
@@ -349,7 +359,7 @@ class RevocationMarker(_Record, frozen=True):
             raise KeystoreError(f"revocation marker {path} is unreadable: {exc!r}") from None
 
 
-class AccountRecord(_Record, frozen=True):
+class AccountRecord(msgspec.Struct, frozen=True):
     """``account.json``: the account at one CA (its key is stored beside it, never in here)."""
 
     uri: str
