@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ...errors import ReloadError
-from ...plugins.settings import Argv, Seconds, setting
+from ...plugins.settings import Argv, Program, Seconds, setting
 from ..served import VerifySettings, reloader_settings
 from . import Deployment
 from .programs import DEFAULT_TIMEOUT, last_words, run_program
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class NginxSettings:
-    binary: str = setting(help="The nginx program; default: nginx on PATH.", default="nginx")
+    binary: Program = setting(help="The nginx program; default: nginx on PATH.", default="nginx")
     config: str | None = setting(help="Configuration file (nginx -c); default: nginx's own.", default=None)
     prefix: str | None = setting(help="Prefix directory (nginx -p); default: nginx's own.", default=None)
     command: Argv | None = setting(
