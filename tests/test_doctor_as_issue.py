@@ -210,22 +210,35 @@ def test_recorded_relative_paths_fail_each_naming_the_path(
     ]
 
 
-def test_a_relative_secret_file_fails_naming_it(
+def test_a_relative_or_world_readable_secret_file_fails_naming_it(
     certman: CertmanRun, pebble: services.Pebble, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    secret = tmp_path / "tsig.key"
-    secret.write_text("c2VjcmV0\n")
-    secret.chmod(0o600)
-    options = {"provider": "rfc2136", "server": "127.0.0.1", "key_name": "k.", "key_secret_file": "tsig.key"}
-    store(certman.keystore, replace(standalone_spec(pebble, "dns.example"), solvers=(SolverSpec("dns-01", options),)))
+    private, public = tmp_path / "tsig.key", tmp_path / "public.key"
+    for path, mode in ((private, 0o600), (public, 0o644)):
+        path.write_text("c2VjcmV0\n")
+        path.chmod(mode)
+    for name, secret in (("dns.example", "tsig.key"), ("open.example", str(public))):
+        options = {"provider": "rfc2136", "server": "127.0.0.1", "key_name": "k.", "key_secret_file": secret}
+        store(certman.keystore, replace(standalone_spec(pebble, name), solvers=(SolverSpec("dns-01", options),)))
 
     monkeypatch.chdir(tmp_path)  # where the relative file is found: by hand it works
     doctor = certman("doctor", *ca_flags(pebble), *free_port_flags())
 
     assert fail_lines(doctor) == [
         "FAIL  solver dns-01: secret file key_secret_file = tsig.key is a relative path, which a renewal "
-        "started from / would not find (for dns.example) (hint: record the absolute path of tsig.key)"
+        "started from / would not find (for dns.example) (hint: record the absolute path of tsig.key)",
+        f"FAIL  solver dns-01: option key_secret_file: {public} is readable by every user (hint: chmod o-r {public})",
     ]
+
+
+def test_a_stored_spec_renew_cannot_read_is_a_fail_line(certman: CertmanRun, pebble: services.Pebble) -> None:
+    store(certman.keystore, standalone_spec(pebble, "broken.example"))
+    spec = certman.keystore / "certs" / "broken.example" / "spec.toml"
+    spec.write_text(spec.read_text().replace("identifiers", "identifers"))
+
+    doctor = certman("doctor", *ca_flags(pebble), *free_port_flags())
+
+    assert fail_lines(doctor) == [f"FAIL  certificate broken.example: {spec}: missing or malformed field 'identifiers'"]
 
 
 def test_programs_are_found_under_the_timers_path_or_fail_naming_them(

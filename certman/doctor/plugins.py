@@ -26,19 +26,9 @@ from .scope import Scope
 
 def solver_checks(scope: Scope) -> Iterator[Check]:
     """Each distinct solver of new certificates and of every stored and declared certificate."""
-    from ..issuance.challenges import create_solver
     from ..solvers.http01.webroot import WebrootSolver
 
-    uses = _distinct(
-        [((s.name, dict(s.options)), s, None) for s in scope.new_solvers]
-        + [((s.name, dict(s.options)), s, name) for name, spec in scope.certificates.items() for s in spec.solvers]
-    )
-    built: list[tuple[SolverSpec, tuple[str, ...], Solver | Check]] = []
-    for solver, owners in uses:
-        try:
-            built.append((solver, owners, create_solver(solver.name, solver.options)))
-        except CertmanError as exc:
-            built.append((solver, owners, Check(f"solver {solver.name}", False, exc.message, exc.hint)))
+    built = _built_solvers(scope)
     ports: dict[tuple[str, str, int], list[str]] = {}
     for solver, owners, made in built:
         if not isinstance(made, Check) and (where := _listens_on(made)) is not None:
@@ -53,14 +43,31 @@ def solver_checks(scope: Scope) -> Iterator[Check]:
             yield Check(f"solver {solver.name}", False, problem.message + owners_text(owners), problem.hint)
         where = _listens_on(made)
         if where is not None:
-            key = (solver.name, *where)
-            if key in ports:
+            # One line per address and port, naming every certificate that needs it.
+            if (key := (solver.name, *where)) in ports:
                 yield check_port(solver.name, *where, owners=tuple(ports.pop(key)))
         elif isinstance(made, WebrootSolver):
             if not problems:
                 yield check_webroot(made.settings.path)
         elif not problems:
             yield Check(f"solver {solver.name}", True, "configured, credentials present" + owners_text(owners))
+
+
+def _built_solvers(scope: Scope) -> list[tuple[SolverSpec, tuple[str, ...], Solver | Check]]:
+    """Each distinct solver, the certificates using it, and the solver as issuance builds it (or its FAIL)."""
+    from ..issuance.challenges import create_solver
+
+    uses = _distinct(
+        [((s.name, dict(s.options)), s, None) for s in scope.new_solvers]
+        + [((s.name, dict(s.options)), s, name) for name, spec in scope.certificates.items() for s in spec.solvers]
+    )
+    built: list[tuple[SolverSpec, tuple[str, ...], Solver | Check]] = []
+    for solver, owners in uses:
+        try:
+            built.append((solver, owners, create_solver(solver.name, solver.options)))
+        except CertmanError as exc:
+            built.append((solver, owners, Check(f"solver {solver.name}", False, exc.message, exc.hint)))
+    return built
 
 
 def reloader_checks(scope: Scope) -> Iterator[Check]:
