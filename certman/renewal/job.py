@@ -32,8 +32,8 @@ from .declared import declared_specs
 from .rules import format_time, parse_time
 
 if TYPE_CHECKING:  # the ACME stack is imported only when a certificate needs work
+    from ..ca.accounts import AccountSettings
     from ..ca.session import AcmeSession
-    from ..issuance.issue import AccountSettings
 
 log = logging.getLogger(__name__)
 
@@ -338,8 +338,8 @@ class _Runner:
 
     def _session(self, spec: CertSpec) -> AcmeSession | None:
         """A session for ARI requests, or None when we hold no account at this CA or it is down."""
+        from ..ca.accounts import account_jwk
         from ..ca.session import AcmeSession
-        from ..issuance.issue import account_jwk
 
         url = spec.directory_url
         with self._lock:
@@ -394,8 +394,8 @@ class _Runner:
         plan.action, plan.reason, plan.renew_at = decision.action, decision.reason, decision.renew_at
 
     def _issue(self, plan: _Plan) -> CertResult:
+        from ..ca.accounts import AccountSettings
         from ..issuance.fallback import issue_with_fallback
-        from ..issuance.issue import AccountSettings
 
         spec = plan.spec or self.keystore.read_spec(plan.name)
         replaces = None
