@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "certman"
 MAX_LINES = 400
 # Issue 10 is splitting these; each entry goes when its split lands, and the test
 # fails on an entry that is no longer needed, so the list can only shrink.
-OVERSIZE_BEING_SPLIT = {"certman.ca.session", "certman.keystore", "certman.renewal.job"}
+OVERSIZE_BEING_SPLIT = {"certman.keystore", "certman.renewal.job"}
 
 
 def _module_name(path: Path) -> str:
