@@ -115,9 +115,11 @@ class AcmeTransport:
     """``Transport`` over the ``acme`` library's ``ClientNetwork`` with certman's policy.
 
     ``timeout`` is the whole conversation's deadline and ``request_timeout`` each socket
-    wait's, in seconds. Raises ``TLSVerifyFailed``, ``CAUnreachable`` (with the CA's
-    Retry-After when it sent one), ``ACMEError`` for http:// URLs and redirects, and
-    ``acme.messages.Error`` for problem documents.
+    wait's, in seconds. The seams: ``http`` is the ``requests.Session`` underneath (mount an
+    adapter on it to script a CA), ``sleep`` and ``monotonic`` are time in seconds, and
+    ``jitter(low, high)`` draws each backoff delay. Raises ``TLSVerifyFailed``,
+    ``CAUnreachable`` (with the CA's Retry-After when it sent one), ``ACMEError`` for http://
+    URLs and redirects, and ``acme.messages.Error`` for problem documents.
     """
 
     def __init__(
@@ -136,27 +138,29 @@ class AcmeTransport:
         self.monotonic = monotonic
         self.jitter = jitter
         self.deadline = monotonic() + timeout
-        self.net = _Network(self, ca_bundle=ca_bundle, request_timeout=request_timeout)
+        self._net = _Network(self, ca_bundle=ca_bundle, request_timeout=request_timeout)
         if http is not None:
-            self.net.session = http
-        self.net.read_environment_once(directory_url)
-        self.nonce_url: str | None = None
+            self._net.session = http
+        self._net.read_environment_once(directory_url)
+        self._nonce_url: str | None = None
 
     def get(self, url: str) -> requests.Response:
-        return self.net.get(url)
+        return self._net.get(url)
 
     def post(self, url: str, body: interfaces.JSONDeSerializable | None) -> requests.Response:
-        return self.net.post(url, body, new_nonce_url=self.nonce_url)
+        return self._net.post(url, body, new_nonce_url=self._nonce_url)
 
     def use_key(self, key: jwk.JWK) -> None:
-        self.net.key = key
-        self.net.alg = jwa.ES256 if isinstance(key, jwk.JWKEC) else jwa.RS256
+        self._net.key = key
+        self._net.alg = jwa.ES256 if isinstance(key, jwk.JWKEC) else jwa.RS256
 
     def use_account(self, uri: str | None) -> None:
-        self.net.account = None if uri is None else messages.RegistrationResource(uri=uri, body=messages.Registration())
+        self._net.account = (
+            None if uri is None else messages.RegistrationResource(uri=uri, body=messages.Registration())
+        )
 
     def use_nonce_url(self, url: str) -> None:
-        self.nonce_url = url
+        self._nonce_url = url
 
     def wait(self, seconds: float) -> bool:
         if self.monotonic() + seconds > self.deadline:
