@@ -195,7 +195,7 @@ def _info(ca: CAEndpoint, key_pem: bytes, data: dict[str, Any], status: str | No
     )
 
 
-def _session(keystore: FileKeystore, ca: CAEndpoint) -> Any:
+def _session(keystore: FileKeystore, ca: CAEndpoint) -> AcmeSession:
     return open_session(ca.directory_url, keystore, AccountSettings(), ca_bundle=ca.ca_bundle, timeout=ca.timeout)
 
 
