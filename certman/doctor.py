@@ -15,16 +15,16 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import CertSpec, Settings, check_ca_bundle, load_settings, resolve_server
 from .errors import CertmanError
 
+if TYPE_CHECKING:
+    from .solvers import Solver
+
 # Files that hold key material, wherever they sit in the keystore.
 SECRET_FILES = {"privkey.pem", "combined.pem", "key.pem", "key.pem.next", "order-key.pem", "account.json"}
-# Solvers that listen, with their default ports. Every solver is first built from its
-# options (as issuance would), which is where a DNS provider checks its credentials.
-LISTENING_SOLVERS = {"standalone": 80, "tls-alpn-01": 443}
 PROBE_TIMEOUT = 5.0
 
 
@@ -69,25 +69,29 @@ def diagnose(
     specs = _stored_specs(settings.keystore)
     for server, bundle in _cas(settings, specs):
         checks.append(check_ca(server, bundle))
-    solvers = _solvers(settings, specs)
-    for name, options in solvers:
-        built = check_solver_options(name, options)
-        if not built.ok:
-            checks.append(built)
-        elif name in LISTENING_SOLVERS:
-            checks.append(
-                check_port(name, str(options.get("address", "")), int(options.get("port", LISTENING_SOLVERS[name])))
-            )
-        elif name == "webroot":
-            checks.append(check_webroot(Path(str(options.get("path", "")))))
-        else:
-            checks.append(built)
+    for name, options in _solvers(settings, specs):
+        checks.append(_check_solver(name, options))
     for spec in specs:
         for reloader in spec.reloaders:
-            checks.extend(
-                check_proxy(str(reloader.get("name", "?")), endpoint) for endpoint in _verify_endpoints(reloader)
-            )
+            checks.extend(check_reloader(reloader))
     return DoctorReport(tuple(checks))
+
+
+def _check_solver(name: str, options: Mapping[str, Any]) -> Check:
+    """Build the solver from its settings as issuance would, then check what it will use."""
+    from .solvers.http01.standalone import StandaloneSolver
+    from .solvers.http01.webroot import WebrootSolver
+    from .solvers.tlsalpn01 import TLSALPN01Solver
+
+    try:
+        solver = build_solver(name, options)
+    except CertmanError as exc:
+        return Check(f"solver {name}", False, exc.message, exc.hint)
+    if isinstance(solver, (StandaloneSolver, TLSALPN01Solver)):
+        return check_port(name, solver.settings.address, solver.settings.port)
+    if isinstance(solver, WebrootSolver):
+        return check_webroot(solver.settings.path)
+    return Check(f"solver {name}", True, "configured, credentials present")
 
 
 def _config_source(config_path: Path | None, env: Mapping[str, str]) -> str:
@@ -127,10 +131,15 @@ def _cas(settings: Settings, specs: Iterable[CertSpec]) -> list[tuple[str, str |
 
 
 def _solvers(settings: Settings, specs: Iterable[CertSpec]) -> list[tuple[str, Mapping[str, Any]]]:
-    from .config import solver_from_settings
+    from .config import SolverSpec, solver_from_settings, solvers_from_tables
 
     found: list[tuple[str, Mapping[str, Any]]] = []
-    candidates = []
+    candidates: list[SolverSpec] = []
+    try:
+        # [[solver]] tables in certman.toml choose the solvers of new certificates.
+        candidates += solvers_from_tables(settings.solvers, "config")
+    except CertmanError:
+        pass  # the config check above already failed on it
     try:
         candidates.append(solver_from_settings(settings))
     except CertmanError:
@@ -249,25 +258,28 @@ def check_webroot(path: Path) -> Check:
     return Check("webroot", True, f"{probe_dir} is writable")
 
 
-def check_solver_options(name: str, options: Mapping[str, Any]) -> Check:
-    """Build the solver as issuance would: a DNS provider checks its credentials are present."""
+def build_solver(name: str, options: Mapping[str, Any]) -> Solver:
+    """The solver ``name`` built from ``options`` through its settings, as issuance builds it.
+
+    A DNS provider checks its credentials are present here. Raises the plugin's
+    ConfigError (unknown option, bad value) or UsageError (unknown solver).
+    """
     from .plugins import registry as plugins
 
+    solver: Solver = plugins.lookup("solvers", name).from_options(dict(options))
+    return solver
+
+
+def check_reloader(table: Mapping[str, Any]) -> list[Check]:
+    """A reloader table's ``verify`` endpoints, read as deploy reads them, each accept TCP connections."""
+    from .deploy.served import endpoints_from_options
+
+    name = str(table.get("name", "?"))
     try:
-        plugins.lookup("solvers", name).from_options(dict(options))
+        endpoints = endpoints_from_options(table)
     except CertmanError as exc:
-        return Check(f"solver {name}", False, exc.message, exc.hint)
-    return Check(f"solver {name}", True, "configured, credentials present")
-
-
-def _verify_endpoints(reloader: Mapping[str, Any]) -> list[tuple[str, int]]:
-    raw = reloader.get("verify", ())
-    endpoints = []
-    for item in [raw] if isinstance(raw, str) else raw:
-        host, _, port = str(item).rpartition(":")
-        if port.isdigit():
-            endpoints.append((host.strip("[]") or "127.0.0.1", int(port)))
-    return endpoints
+        return [Check(f"proxy {name}", False, exc.message, exc.hint)]
+    return [check_proxy(name, (e.host, e.port)) for e in endpoints]
 
 
 def check_proxy(reloader: str, endpoint: tuple[str, int]) -> Check:

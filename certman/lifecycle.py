@@ -1,4 +1,4 @@
-"""What happens to a stored certificate after issuance: show it, revoke it, remove it.
+"""What happens to stored certificates after issuance: list them, show, revoke or remove one.
 
 A revoked certificate gets a marker (``certs/<name>/revoked.json``, read with
 ``FileKeystore.read_revocation``) so that renewal leaves it alone until someone
@@ -87,6 +87,19 @@ class RevokeResult:
 class RemoveResult:
     name: str
     archived_to: Path
+
+
+def list_certificates(keystore: FileKeystore) -> Mapping[str, Mapping[str, Any]]:
+    """What `certman list` shows: the ``index.json`` entry of every certificate, by name.
+
+    A keystore left by a run killed mid-store is repaired first (``KeystoreError`` if it
+    cannot be), so the listing matches ``live/``.
+    """
+    if keystore.crashed():
+        # A run killed between moving live/ and the index leaves the index stale; the
+        # listing comes from the index, so repair it first.
+        keystore.repair_index()
+    return keystore.read_index()
 
 
 def describe(keystore: FileKeystore, name: str, *, now: datetime.datetime | None = None) -> CertificateReport:

@@ -14,7 +14,7 @@ from fixtures.lifecycle import standalone_spec
 from certman.cli import cli
 from certman.config import SolverSpec
 from certman.doctor import check_keystore, check_port, check_proxy, check_webroot, diagnose
-from certman.issuance.issue import issue
+from certman.issuance.issue import issue, obtain
 
 
 def _flags(pebble, port):
@@ -119,7 +119,7 @@ def test_stored_certificates_bring_their_solvers_and_proxies_into_the_checks(key
         ),
         reloaders=({"name": "nginx", "verify": [f"127.0.0.1:{listening}"]},),
     )
-    issue(spec, keystore, account=agreed)
+    obtain(spec, keystore, account=agreed)
 
     report = diagnose(None, overrides={"keystore": keystore.root, **_flags(pebble, services.free_port())})
 
@@ -203,3 +203,20 @@ def test_cli_doctor_prints_one_line_per_check_and_exits_0_when_healthy(tmp_path,
     lines = result.stdout.splitlines()
     assert len(lines) == 4
     assert all(line.startswith("ok  ") for line in lines)
+
+
+def test_a_misspelt_solver_option_that_issue_rejects_is_a_fail_line_naming_it(certman, tmp_path, pebble):
+    config = tmp_path / "certman.toml"
+    config.write_text('[[solver]]\nname = "standalone"\naddress = "127.0.0.1"\nprot = 8402\n')
+    ca = ["--server", pebble.directory_url, "--ca-bundle", str(pebble.ca_bundle)]
+
+    issued = certman("--config", str(config), "issue", *ca, "--agree-tos", "typo.example")
+    doctor = certman(
+        "--config", str(config), "doctor", *ca, "--http-address", "127.0.0.1", "--http-port", str(services.free_port())
+    )
+
+    assert issued.exit_code == 2 and "prot" in issued.stderr
+    assert doctor.exit_code == 1
+    failed = [line for line in doctor.stdout.splitlines() if line.startswith("FAIL")]
+    assert len(failed) == 1, doctor.stdout
+    assert failed[0].startswith("FAIL  solver standalone: standalone solver: unknown option(s) prot")

@@ -14,7 +14,7 @@ from certman.ca.accounts import AccountSettings, CAEndpoint, register_account
 from certman.ca.eab import external_account
 from certman.cli import cli
 from certman.errors import ACMEError, SolverError
-from certman.issuance.fallback import issue_with_fallback
+from certman.issuance.issue import issue
 from certman.keystore import ca_id
 from certman.lifecycle import revoke
 
@@ -36,7 +36,7 @@ def _with_stopped_primary(pebble, stopped, name):
 def test_the_next_ca_issues_when_the_first_is_down(keystore, pebble, stopped_pebble, agreed):
     spec = _with_stopped_primary(pebble, stopped_pebble, "fallback.example")
 
-    result = issue_with_fallback(spec, keystore, account=agreed, timeout=TIMEOUT)
+    result = issue(spec, keystore, account=agreed, timeout=TIMEOUT)
 
     assert pebble.cert_status(result.serial)["Status"] == "Valid"
     assert keystore.read_index()["fallback.example"]["server"] == pebble.directory_url
@@ -46,7 +46,7 @@ def test_the_next_ca_issues_when_the_first_is_down(keystore, pebble, stopped_peb
 def test_after_a_fallback_the_spec_still_prefers_the_first_ca(keystore, pebble, stopped_pebble, agreed):
     spec = _with_stopped_primary(pebble, stopped_pebble, "order.example")
 
-    issue_with_fallback(spec, keystore, account=agreed, timeout=TIMEOUT)
+    issue(spec, keystore, account=agreed, timeout=TIMEOUT)
 
     assert keystore.read_spec("order.example") == spec
 
@@ -57,7 +57,7 @@ def test_a_working_first_ca_leaves_the_fallback_untouched(keystore, pebble, stop
         fallback=({"server": stopped_pebble.directory_url, "ca_bundle": str(stopped_pebble.ca_bundle)},),
     )
 
-    issue_with_fallback(spec, keystore, account=agreed, timeout=TIMEOUT)
+    issue(spec, keystore, account=agreed, timeout=TIMEOUT)
 
     assert keystore.account_cas() == [ca_id(pebble.directory_url)]
 
@@ -67,7 +67,7 @@ def test_when_every_ca_fails_the_error_names_each_and_nothing_is_stored(keystore
     spec = replace(_with_stopped_primary(pebble, stopped_pebble, "down.example"), fallback=(stopped,))
 
     with pytest.raises(ACMEError, match="every CA failed for down.example") as caught:
-        issue_with_fallback(spec, keystore, account=agreed, timeout=TIMEOUT)
+        issue(spec, keystore, account=agreed, timeout=TIMEOUT)
 
     assert caught.value.message.count(f"{stopped_pebble.directory_url}: cannot reach") == 2
     assert keystore.read_index() == {}
@@ -89,7 +89,7 @@ def test_a_solver_failure_does_not_move_to_the_next_ca(keystore, pebble, agreed)
         )
 
         with pytest.raises(SolverError):
-            issue_with_fallback(spec, keystore, account=agreed, timeout=TIMEOUT)
+            issue(spec, keystore, account=agreed, timeout=TIMEOUT)
 
 
 def test_spec_toml_keeps_the_fallback_list(pebble):
@@ -141,7 +141,7 @@ def test_fallback_to_a_ca_requiring_eab_uses_its_preregistered_account(keystore,
     )
     spec = _with_stopped_primary(eab_ca, stopped_pebble, "eab-fallback.example")
 
-    result = issue_with_fallback(spec, keystore, account=agreed, timeout=TIMEOUT)
+    result = issue(spec, keystore, account=agreed, timeout=TIMEOUT)
 
     assert eab_ca.cert_status(result.serial)["Status"] == "Valid"
 
@@ -150,13 +150,13 @@ def test_fallback_to_a_ca_requiring_eab_without_an_account_names_the_need(keysto
     spec = _with_stopped_primary(eab_pebble.pebble, stopped_pebble, "no-eab.example")
 
     with pytest.raises(ACMEError, match="requires external account binding"):
-        issue_with_fallback(spec, keystore, account=agreed, timeout=TIMEOUT)
+        issue(spec, keystore, account=agreed, timeout=TIMEOUT)
     assert keystore.account_cas() == []
 
 
 def test_revoke_goes_to_the_fallback_ca_that_issued_the_certificate(keystore, pebble, stopped_pebble, agreed):
     spec = _with_stopped_primary(pebble, stopped_pebble, "revoke-fallback.example")
-    issued = issue_with_fallback(spec, keystore, account=agreed, timeout=TIMEOUT)
+    issued = issue(spec, keystore, account=agreed, timeout=TIMEOUT)
 
     revoke(keystore, spec.name, timeout=TIMEOUT)
 

@@ -12,6 +12,7 @@ import pytest
 
 from certman.errors import ConfigError
 from certman.log import redact
+from certman.plugins import registry as plugins
 from certman.plugins.settings import setting, settings_from
 
 
@@ -58,7 +59,7 @@ def test_a_list_setting_accepts_comma_separated_env() -> None:
 
 
 def test_an_unknown_option_is_a_config_error_listing_the_known_ones() -> None:
-    with pytest.raises(ConfigError, match="unknown setting") as raised:
+    with pytest.raises(ConfigError, match="unknown option") as raised:
         settings_from(DemoSettings, {"token": "t-unknown", "retry": 1}, plugin="demo", env={})
     assert "retries" in (raised.value.hint or "")
 
@@ -103,3 +104,39 @@ def test_a_provider_name_claimed_twice_is_an_error_naming_both_packages(tmp_path
         "except Exception as exc:\n    print(exc)",
     )
     assert "claimed by both certman and rogue-dns" in result.stdout, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "options", "message"),
+    [
+        ("solvers", "standalone", {"port": 0}, "standalone solver: port must be an integer from 1 to 65535, not 0"),
+        ("solvers", "tls-alpn-01", {"port": "443x"}, "tls-alpn-01 solver: option port = '443x' is not a valid integer"),
+        (
+            "solvers",
+            "standalone",
+            {"connection_timeout": 0},
+            "standalone solver: connection_timeout must be a positive",
+        ),
+        ("solvers", "webroot", {}, "webroot solver: missing required setting path"),
+        ("reloaders", "nginx", {"timeout": -1}, "nginx reloader: timeout must be a positive number, not -1"),
+        (
+            "reloaders",
+            "haproxy",
+            {"command": "systemctl reload haproxy"},
+            "haproxy reloader: command must be a non-empty",
+        ),
+        ("reloaders", "command", {"argv": []}, "command reloader: argv must be a non-empty list of strings, not []"),
+        (
+            "reloaders",
+            "traefik",
+            {"path": "/etc/traefik/certman.yaml"},
+            "traefik reloader: /etc/traefik/certman.yaml must",
+        ),
+        ("reloaders", "caddy", {"admin": "localhost"}, "caddy reloader: admin must be host:port"),
+        ("reloaders", "caddy", {"verify": ["443"]}, "caddy reloader: option verify: invalid verify endpoint '443'"),
+    ],
+)
+def test_a_bad_builtin_plugin_option_is_a_config_error_naming_plugin_and_option(kind, name, options, message) -> None:
+    with pytest.raises(ConfigError) as raised:
+        plugins.lookup(kind, name).from_options(options)
+    assert raised.value.message.startswith(message)

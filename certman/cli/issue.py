@@ -74,7 +74,7 @@ def command(
     from ..ca.accounts import AccountSettings
     from ..ca.eab import external_account
     from ..config import spec_from_settings
-    from ..issuance.fallback import issue_with_fallback
+    from ..issuance.issue import issue
     from ..keystore import FileKeystore
     from . import render as _render
 
@@ -96,9 +96,6 @@ def command(
         )
     keystore = FileKeystore(settings.keystore, lock_timeout=settings.lock_timeout)
     account = AccountSettings(settings.email, settings.agree_tos, external_account(eab_kid, eab_hmac_key_file))
-    result = issue_with_fallback(spec, keystore, account=account, timeout=settings.timeout)
+    result = issue(spec, keystore, account=account, timeout=settings.timeout)
     click.echo(_render.issue_result(result, as_json=as_json))
-    if spec.reloaders:
-        from ..deploy.batch import deploy_issued
-
-        deploy_issued(keystore, spec, result.serial)
+    result.raise_for_deploy()

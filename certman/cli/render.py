@@ -75,14 +75,33 @@ def issue_result(result: Any, *, as_json: bool) -> str:
         "live": str(result.live.directory),
         "fullchain": str(result.live.fullchain),
         "privkey": str(result.live.privkey),
+        "deploy": result.deploy.to_dict(),
     }
     if as_json:
         return json.dumps(data, indent=2)
-    return (
-        f"issued {data['name']} ({', '.join(data['identifiers'])}), serial {data['serial']}, "
-        f"valid until {data['not_after']}\n"
-        f"  fullchain: {data['fullchain']}\n  privkey:   {data['privkey']}"
+    return "\n".join(
+        [
+            f"issued {data['name']} ({', '.join(data['identifiers'])}), serial {data['serial']}, "
+            f"valid until {data['not_after']}",
+            f"  fullchain: {data['fullchain']}",
+            f"  privkey:   {data['privkey']}",
+            *deploy_lines(result.deploy),
+        ]
     )
+
+
+def deploy_lines(deploy: Any) -> list[str]:
+    """One line per reloader call and per verified endpoint (none when nothing was deployed)."""
+    lines = [
+        f"  reload:    {r.reloader} ({', '.join(r.names)}): " + ("ok" if r.error is None else f"FAILED: {r.error}")
+        for r in deploy.reloads
+    ]
+    lines += [
+        f"  verify:    {c.name} at {c.endpoint}: "
+        + ("serves serial " + c.stored_serial if c.is_ok else f"FAILED: serves {c.served_serial or c.error}")
+        for c in deploy.checks
+    ]
+    return lines
 
 
 def verify_report(report: Any, *, as_json: bool) -> str:

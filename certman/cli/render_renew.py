@@ -7,7 +7,7 @@ from collections import Counter
 from typing import Any
 
 from ..renewal.rules import format_time
-from .render import table
+from .render import deploy_lines, table
 
 
 def renew_report(report: Any, *, as_json: bool) -> str:
@@ -28,6 +28,7 @@ def renew_report(report: Any, *, as_json: bool) -> str:
         table(["NAME", "ACTION", "NOT AFTER", "NEXT RENEWAL", "REASON / ERROR"], rows),
         f"{len(results)} certificate(s): {summary}"
         + (f"; {failed} with an error (details on stderr)" if failed else ""),
+        *deploy_lines(report.deploy),
     ]
     return "\n".join(lines)
 

@@ -46,10 +46,6 @@ def command(
 
     settings = obj.settings(**flags)
     keystore = FileKeystore(settings.keystore, lock_timeout=settings.lock_timeout)
-    if keystore.crashed():
-        # A run killed between moving live/ and the index leaves the index stale; the
-        # plan comes from the index, so repair it first.
-        keystore.repair_index()
     report = renew(keystore, settings, names=names, force=force, check=check, jobs=jobs)
     # The per-certificate results first: a metrics file that cannot be written
     # (exit 3) must not hide what the run did.

@@ -30,14 +30,9 @@ def install_command(obj: CliContext, /, cron: bool, show: bool, root: Path) -> N
     from ..renewal import timer
 
     settings = obj.settings()
-    files = timer.planned(root, cron=cron, keystore=settings.keystore.absolute(), config=obj.config_path)
-    if show:
-        for unit in files:
-            click.echo(f"# {unit.path}\n{unit.content}")
-        return
-    timer.install(files, systemctl=root == Path("/"))
+    files = timer.install(root, cron=cron, keystore=settings.keystore.absolute(), config=obj.config_path, dry_run=show)
     for unit in files:
-        click.echo(f"wrote {unit.path}")
+        click.echo(f"# {unit.path}\n{unit.content}" if show else f"wrote {unit.path}")
 
 
 @command.command("uninstall")
@@ -52,5 +47,5 @@ def uninstall_command(root: Path) -> None:
     """Remove the systemd timer and service, or the cron line."""
     from ..renewal import timer
 
-    removed = timer.uninstall(root, systemctl=root == Path("/"))
+    removed = timer.uninstall(root)
     click.echo("\n".join(f"removed {p}" for p in removed) or "nothing installed")

@@ -23,7 +23,8 @@ from ..errors import CertmanError, ReloadError, UsageError
 from ..keystore import FileKeystore
 from ..plugins import registry as plugins
 from .reloaders import Deployment, Reloader
-from .served import endpoints_from_options, verify_served
+from .served import DEFAULT_TIMEOUT as VERIFY_TIMEOUT
+from .served import ServedCheck, check_served, endpoints_from_options, verify_error
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +32,55 @@ DEFAULT_TIMEOUT = 120.0
 
 
 @dataclass(frozen=True)
+class ReloadRun:
+    """One reloader call: the table's ``name``, the certificates it was given, its error if any."""
+
+    reloader: str
+    names: tuple[str, ...]
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"reloader": self.reloader, "names": list(self.names), "error": self.error}
+
+
+@dataclass(frozen=True)
 class DeployResult:
-    """Per certificate name, None when every reloader took it, else the first error."""
+    """The outcome of handing certificates to their proxies.
+
+    ``errors``: per certificate name, None when every reloader took it and every
+    ``verify`` endpoint served it, else the first error. ``reloads``: each reloader
+    call, in order. ``checks``: the final TLS check of each ``verify`` endpoint.
+    """
 
     errors: Mapping[str, CertmanError | None]
+    reloads: tuple[ReloadRun, ...] = ()
+    checks: tuple[ServedCheck, ...] = ()
 
     @property
     def failed(self) -> list[str]:
         return sorted(name for name, error in self.errors.items() if error is not None)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "reloads": [r.to_dict() for r in self.reloads],
+            "checks": [
+                {
+                    "name": c.name,
+                    "endpoint": str(c.endpoint),
+                    "stored_serial": c.stored_serial,
+                    "served_serial": c.served_serial,
+                    "ok": c.is_ok,
+                    "error": c.error,
+                }
+                for c in self.checks
+            ],
+            "errors": {name: error.message for name, error in sorted(self.errors.items()) if error is not None},
+        }
 
 
 def deployment_of(keystore: FileKeystore, spec: CertSpec, serial: str) -> Deployment:
@@ -82,24 +124,35 @@ def deploy(items: Sequence[tuple[CertSpec, Deployment]], *, timeout: float = DEF
             without_verify = {k: v for k, v in table.items() if k != "verify"}
             key = json.dumps(without_verify, sort_keys=True, default=str)
             groups.setdefault(key, (without_verify, []))[1].append((deployment, table))
+    reloads: list[ReloadRun] = []
+    checks: list[ServedCheck] = []
     for proxy, members in groups.values():
         deployments = [d for d, _ in members]
+        reloader = str(proxy.get("name"))
+        names = tuple(d.name for d in deployments)
         try:
-            _run_with_timeout(create_reloader(proxy), deployments, timeout, str(proxy.get("name")))
+            _run_with_timeout(create_reloader(proxy), deployments, timeout, reloader)
         except CertmanError as exc:
-            log.info("reloader %s failed for %s: %s", proxy.get("name"), ", ".join(d.name for d in deployments), exc)
+            log.info("reloader %s failed for %s: %s", reloader, ", ".join(names), exc)
+            reloads.append(ReloadRun(reloader, names, exc.message))
             for d in deployments:
                 errors[d.name] = errors[d.name] or exc
             continue
+        reloads.append(ReloadRun(reloader, names))
         for deployment, table in members:
             endpoints = endpoints_from_options(table)
             if not endpoints:
                 continue
             try:
-                verify_served(deployment, endpoints)
+                served = check_served(deployment, endpoints)
             except CertmanError as exc:
                 errors[deployment.name] = errors[deployment.name] or exc
-    return DeployResult(errors)
+                continue
+            checks.extend(served)
+            failed = next((c for c in served if not c.is_ok), None)
+            if failed is not None:
+                errors[deployment.name] = errors[deployment.name] or verify_error(failed, VERIFY_TIMEOUT)
+    return DeployResult(errors, tuple(reloads), tuple(checks))
 
 
 def _run_with_timeout(reloader: Reloader, deployments: list[Deployment], timeout: float, name: str) -> None:
@@ -130,12 +183,17 @@ def deploy_issued(
     *,
     timeout: float = DEFAULT_TIMEOUT,
     now: datetime.datetime | None = None,
-) -> None:
+) -> DeployResult:
     """Run the reloaders of one just-issued certificate and record the outcome in its state,
-    so that a failed reload is retried by the next `certman renew` without issuing again."""
+    so that a failed reload is retried by the next `certman renew` without issuing again.
+
+    ``timeout`` bounds each reloader call (seconds). A failed reload or verification is
+    returned in the result, not raised: the certificate is stored either way.
+    """
     if not spec.reloaders:
-        return
-    error = deploy([(spec, deployment_of(keystore, spec, serial))], timeout=timeout).errors[spec.name]
+        return DeployResult({})
+    outcome = deploy([(spec, deployment_of(keystore, spec, serial))], timeout=timeout)
+    error = outcome.errors[spec.name]
     state = keystore.read_state(spec.name)
     moment = now or datetime.datetime.now(datetime.UTC)
     state["deploy"] = {
@@ -145,11 +203,18 @@ def deploy_issued(
         "attempted_at": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     keystore.write_state(spec.name, state)
-    if error is not None:
-        raise ReloadError(
-            f"{spec.name} is stored, but not deployed: {error.message}",
-            error.hint or "fix the proxy; `certman renew` retries the reload without issuing",
-        )
+    return outcome
+
+
+def not_deployed(name: str, outcome: DeployResult) -> ReloadError | None:
+    """The exit-6 error for certificate ``name`` stored but not taken by its proxy, if it was not."""
+    error = outcome.errors.get(name)
+    if error is None:
+        return None
+    return ReloadError(
+        f"{name} is stored, but not deployed: {error.message}",
+        error.hint or "fix the proxy; `certman renew` retries the reload without issuing",
+    )
 
 
 def reload_command_table(argv_json: str) -> dict[str, Any]:

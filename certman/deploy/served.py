@@ -14,10 +14,13 @@ import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import ConfigError, ReloadVerifyFailed
+from ..plugins.settings import setting, settings_from
 from .reloaders import Deployment
+
+T = TypeVar("T")
 
 DEFAULT_TIMEOUT = 10.0
 HANDSHAKE_TIMEOUT = 2.0
@@ -54,14 +57,36 @@ class Endpoint:
         return cls(host, int(port), sni or None)
 
 
+@dataclass(frozen=True)
+class VerifySettings:
+    """The setting every reloader table has: read by the deploy step, after the reload."""
+
+    verify: tuple[Endpoint, ...] = setting(
+        help="Endpoints (host:port, [v6]:port or sni@host:port) that must serve the new certificate "
+        "after the reload, checked by a TLS handshake; default: none.",
+        default=(),
+    )
+
+
+# A reloader table's keys that are not the reloader's own settings: ``name`` chose the
+# plugin, ``verify`` belongs to the deploy step (VerifySettings).
+TABLE_KEYS = ("name", "verify")
+
+
+def reloader_settings(cls: type[T], options: Mapping[str, Any], *, plugin: str) -> T:
+    """A reloader's settings ``cls`` from its ``[[reloader]]`` table, ``verify`` checked too.
+
+    Raises ConfigError naming ``plugin`` and the option, as ``settings_from`` does.
+    """
+    settings_from(VerifySettings, {k: v for k, v in options.items() if k == "verify"}, plugin=plugin, env={})
+    return settings_from(cls, options, plugin=plugin, env={}, ignore=TABLE_KEYS)
+
+
 def endpoints_from_options(options: Mapping[str, Any]) -> tuple[Endpoint, ...]:
-    """The ``verify = ["127.0.0.1:443", ...]`` option of a reloader table."""
-    raw = options.get("verify", ())
-    if isinstance(raw, str):
-        raw = (raw,)
-    if not isinstance(raw, (list, tuple)):
-        raise ConfigError("reloader option 'verify' must be a list of \"host:port\" strings")
-    return tuple(Endpoint.parse(str(item)) for item in raw)
+    """The ``verify = ["127.0.0.1:443", ...]`` option of a reloader table; a bad one is a ConfigError."""
+    plugin = f"{options.get('name', 'the')} reloader"
+    verify = {k: v for k, v in options.items() if k == "verify"}
+    return settings_from(VerifySettings, verify, plugin=plugin, env={}).verify
 
 
 @dataclass(frozen=True)

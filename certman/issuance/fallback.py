@@ -1,5 +1,7 @@
 """CA fallback: when a certificate's CA fails after its own retries, try the next one it lists.
 
+``issuance.issue.obtain`` runs the loop under the certificate lock.
+
 Each CA has its own account in the keystore (``accounts/<ca-id>/``), registered on
 first use or beforehand with ``certman account register`` (for a CA that needs
 EAB). Only CA-side failures (``ACMEError``: unreachable, rate-limited, refused) move
@@ -13,15 +15,17 @@ is restored to the original, so the next renewal starts with the first CA again.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from ..config import CertSpec
 from ..errors import ACMEError
 from ..keystore import FileKeystore
-from .issue import IssueResult, issue
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def endpoints(spec: CertSpec) -> list[dict[str, Any]]:
@@ -40,17 +44,28 @@ def _attempt_spec(spec: CertSpec, index: int) -> CertSpec:
     return replace(spec, server=chosen["server"], ca_bundle=chosen["ca_bundle"], fallback=others)
 
 
-def issue_with_fallback(spec: CertSpec, keystore: FileKeystore, **kwargs: Any) -> IssueResult:
-    """``issuance.issue`` against each CA of ``spec`` in turn until one issues; same keywords."""
+def first_that_issues(
+    spec: CertSpec,
+    keystore: FileKeystore,
+    attempt: Callable[[CertSpec, str | None], T],
+    replaces: str | None = None,
+) -> T:
+    """``attempt(spec_at_ca, replaces)`` against each CA of ``spec`` in turn until one issues.
+
+    The caller holds ``lock_cert(spec.name)``: the whole loop is one obtain, so another
+    run never sees a certificate half-way between two CAs. ``replaces`` (the ARI CertID,
+    RFC 9773 §5) goes only to the CA that issued the live version. Raises the
+    ``ACMEError`` of a single CA, or one naming every CA's failure; any other error at
+    once.
+    """
     cas = endpoints(spec)
     issued_by = keystore.read_index().get(spec.name, {}).get("server", spec.server)
     failures: list[str] = []
     for index, ca in enumerate(cas):
-        attempt = _attempt_spec(spec, index)
+        at_ca = _attempt_spec(spec, index)
         # An ARI "replaces" names the live certificate, which only the CA that issued it knows.
-        extra = kwargs if ca["server"] == issued_by else {k: v for k, v in kwargs.items() if k != "replaces"}
         try:
-            result = issue(attempt, keystore, **extra)
+            result = attempt(at_ca, replaces if ca["server"] == issued_by else None)
         except ACMEError as exc:
             if len(cas) == 1:
                 raise
@@ -63,9 +78,8 @@ def issue_with_fallback(spec: CertSpec, keystore: FileKeystore, **kwargs: Any) -
                 "%s failed at %s (%s); trying %s", spec.name, ca["server"], exc.message, cas[index + 1]["server"]
             )
             continue
-        if attempt is not spec:
+        if at_ca is not spec:
             log.warning("%s was issued by the fallback CA %s", spec.name, ca["server"])
-            with keystore.lock_cert(spec.name):
-                keystore.write_spec(spec)
+            keystore.write_spec(spec)
         return result
     raise AssertionError("unreachable: the loop returns or raises")

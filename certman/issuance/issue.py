@@ -1,11 +1,15 @@
-"""The issuance story: lock, account, key, order, solve, finalize, verify, store.
+"""The issuance story: lock, re-check, each CA in turn, store, unlock, deploy.
 
 issue(spec, keystore)
-  -> lock the certificate
-  -> open the session (register the account on first use per CA)
-  -> new key and CSR -> newOrder
-  -> skip valid authorizations; present the rest per solver; wait; answer; poll
-  -> cleanup (always) -> finalize -> download -> check -> store (atomic) -> IssueResult
+  -> obtain: lock the certificate
+     -> re-check: another run may have stored it while we waited (then done)
+     -> for each CA of the spec, in order, until one issues (``fallback``):
+        open the session (register the account on first use per CA)
+        -> new key and CSR -> newOrder
+        -> skip valid authorizations; present the rest per solver; wait; answer; poll
+        -> cleanup (always) -> finalize -> download -> check -> store (atomic)
+     -> unlock
+  -> deploy: run the reloaders, verify the proxies -> IssueResult (with the deploy outcome)
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import datetime
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from acme import messages
@@ -22,13 +26,13 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from ..ca.accounts import AccountSettings, open_session
 from ..ca.session import REQUEST_TIMEOUT, AcmeSession
 from ..config import CertSpec
+from ..deploy.batch import DeployResult, check_reloaders, deploy_issued, not_deployed
 from ..errors import ACMEError
 from ..keys import CertFacts, generate_key, key_to_pem, load_key, make_csr, public_keys_match, split_pem_chain
 from ..keystore import FileKeystore, LivePaths, utc_iso
-from ..names import Identifier
-from ..plugins import registry as plugins
-from ..solvers import Challenge, Solver
-from . import resume
+from ..solvers import Solver
+from . import fallback, resume
+from .challenges import create_solver, solve
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +54,14 @@ class IssueResult:
     identifiers: tuple[str, ...]
     live: LivePaths
     reused_authorizations: int
+    # What the reloaders did with it; empty when the spec has none (or from ``obtain``).
+    deploy: DeployResult = field(default_factory=lambda: DeployResult({}))
+
+    def raise_for_deploy(self) -> None:
+        """Raise ``ReloadError`` (exit 6) if the certificate is stored but its proxy did not take it."""
+        error = not_deployed(self.name, self.deploy)
+        if error is not None:
+            raise error
 
 
 def issue(
@@ -61,59 +73,111 @@ def issue(
     clock: Clock = utc_now,
     replaces: str | None = None,
     request_timeout: float = REQUEST_TIMEOUT,
+    deploy_timeout: float = 120.0,
 ) -> IssueResult:
-    """Obtain a certificate for ``spec`` and make it the live version in ``keystore``.
+    """What `certman issue` does: ``obtain`` the certificate, then run its reloaders.
 
-    ``replaces`` is the ARI CertID of the certificate this one renews (RFC 9773 §5).
+    ``timeout`` (seconds) bounds each CA, ``deploy_timeout`` (seconds) each reloader
+    call. A failed reload or verification does not raise: the certificate is stored,
+    ``result.deploy`` says what failed, the state marks the deploy pending for the next
+    `certman renew`, and ``result.raise_for_deploy()`` raises ``ReloadError`` (exit 6).
+    Raises what ``obtain`` raises.
+    """
+    result = obtain(
+        spec,
+        keystore,
+        account=account,
+        timeout=timeout,
+        clock=clock,
+        replaces=replaces,
+        request_timeout=request_timeout,
+    )
+    return replace(result, deploy=deploy_issued(keystore, spec, result.serial, timeout=deploy_timeout, now=clock()))
+
+
+def obtain(
+    spec: CertSpec,
+    keystore: FileKeystore,
+    *,
+    account: AccountSettings = AccountSettings(),
+    timeout: float = 90.0,
+    clock: Clock = utc_now,
+    replaces: str | None = None,
+    request_timeout: float = REQUEST_TIMEOUT,
+) -> IssueResult:
+    """Obtain a certificate for ``spec`` and make it the live version in ``keystore``; no reload.
+
+    Under the certificate lock: re-check whether another run stored it meanwhile, then
+    try each CA of ``spec`` in order (``fallback.first_that_issues``) until one issues,
+    as certmagic's obtain does. ``timeout`` (seconds) bounds each CA. ``replaces`` is the
+    ARI CertID of the certificate this one renews (RFC 9773 §5), sent only to the CA that
+    issued it. Raises ``ACMEError`` (every CA failed), ``SolverError``, ``UsageError``,
+    ``KeystoreError``.
     """
     solvers = [create_solver(s.name, s.options) for s in spec.solvers]
     if spec.reloaders:
-        from ..deploy.batch import check_reloaders
-
         check_reloaders(spec)
     seen = keystore.live_version(spec.name)
     with keystore.lock_cert(spec.name):
         done = done_while_waiting(spec, keystore, seen)
         if done is not None:
             return done
-        session = open_session(
-            spec.directory_url,
-            keystore,
-            account,
-            ca_bundle=spec.ca_bundle,
-            timeout=timeout,
-            request_timeout=request_timeout,
-        )
-        session.prefer_chain(spec.preferred_chain)
-        resumed = resume.continue_pending(session, spec, keystore)
-        if resumed is not None:
-            result, key_pem = resumed
-            reused = len(spec.identifiers)
-        else:
-            key = generate_key(spec.key_type)
-            order = new_order(session, spec, make_csr(key, spec.identifiers), replaces)
-            reused = solve(session, spec, solvers, order)
-            key_pem = key_to_pem(key)
-            resume.remember(keystore, spec, order.uri, key_pem, clock())
-            result = resume.finish(keystore, spec, lambda: session.finalize(order))
-        try:
-            leaf_pem, chain_pem, facts = check_issued(spec, key_pem, result.fullchain_pem)
-        except ACMEError:
-            keystore.clear_pending_order(spec.name)
-            raise
-        meta: dict[str, Any] = {
-            "serial": facts.serial,
-            "not_before": utc_iso(facts.not_before),
-            "not_after": utc_iso(facts.not_after),
-            "issuer": facts.issuer,
-            "ari_cert_id": facts.ari_cert_id,
-            "issued_at": utc_iso(clock()),
-            "order_url": result.order_url,
-        }
-        if spec.renew_before_days is not None:
-            meta["renew_before_days"] = spec.renew_before_days
-        stored = keystore.store_version(spec, key_pem, leaf_pem, chain_pem, meta)
+
+        def attempt(at_ca: CertSpec, replacing: str | None) -> IssueResult:
+            return _order_and_store(at_ca, keystore, solvers, account, timeout, clock, replacing, request_timeout)
+
+        return fallback.first_that_issues(spec, keystore, attempt, replaces)
+
+
+def _order_and_store(
+    spec: CertSpec,
+    keystore: FileKeystore,
+    solvers: list[Solver],
+    account: AccountSettings,
+    timeout: float,
+    clock: Clock,
+    replaces: str | None,
+    request_timeout: float,
+) -> IssueResult:
+    """One CA's attempt; the caller holds the certificate lock."""
+    session = open_session(
+        spec.directory_url,
+        keystore,
+        account,
+        ca_bundle=spec.ca_bundle,
+        timeout=timeout,
+        request_timeout=request_timeout,
+    )
+    session.prefer_chain(spec.preferred_chain)
+    resumed = resume.continue_pending(session, spec, keystore)
+    if resumed is not None:
+        result, key_pem = resumed
+        reused = len(spec.identifiers)
+    else:
+        key = generate_key(spec.key_type)
+        order = new_order(session, spec, make_csr(key, spec.identifiers), replaces)
+        reused = solve(session, spec, solvers, order)
+        key_pem = key_to_pem(key)
+        resume.remember(keystore, spec, order.uri, key_pem, clock())
+        result = resume.finish(keystore, spec, lambda: session.finalize(order))
+    try:
+        leaf_pem, chain_pem, facts = check_issued(spec, key_pem, result.fullchain_pem)
+    except ACMEError:
         keystore.clear_pending_order(spec.name)
+        raise
+    meta: dict[str, Any] = {
+        "serial": facts.serial,
+        "not_before": utc_iso(facts.not_before),
+        "not_after": utc_iso(facts.not_after),
+        "issuer": facts.issuer,
+        "ari_cert_id": facts.ari_cert_id,
+        "issued_at": utc_iso(clock()),
+        "order_url": result.order_url,
+    }
+    if spec.renew_before_days is not None:
+        meta["renew_before_days"] = spec.renew_before_days
+    stored = keystore.store_version(spec, key_pem, leaf_pem, chain_pem, meta)
+    keystore.clear_pending_order(spec.name)
     log.info("stored %s version %s (serial %s)", spec.name, stored.version, facts.serial)
     return IssueResult(
         name=spec.name,
@@ -157,12 +221,6 @@ def _parse_utc(text: str) -> datetime.datetime:
     return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
 
 
-def create_solver(name: str, options: Any) -> Solver:
-    factory = plugins.lookup("solvers", name)
-    solver: Solver = factory.from_options(options)
-    return solver
-
-
 def new_order(session: AcmeSession, spec: CertSpec, csr_pem: bytes, replaces: str | None) -> messages.OrderResource:
     """newOrder with ``replaces`` when given; once more without it if the CA refuses the
     replacement (already replaced, or the old order belongs to another account)."""
@@ -178,56 +236,6 @@ def new_order(session: AcmeSession, spec: CertSpec, csr_pem: bytes, replaces: st
 def _replacement_refused(exc: ACMEError) -> bool:
     kind = (exc.problem_type or "").rsplit(":", 1)[-1]
     return kind in ("alreadyReplaced", "unauthorized")
-
-
-def solve(session: AcmeSession, spec: CertSpec, solvers: list[Solver], order: messages.OrderResource) -> int:
-    """Prove control of every identifier whose authorization is not yet valid; return how many were."""
-    pending = [a for a in order.authorizations if a.body.status != messages.STATUS_VALID]
-    reused = len(order.authorizations) - len(pending)
-    batches: dict[int, list[Challenge]] = {}
-    answers: list[tuple[messages.ChallengeBody, Any]] = []
-    for authz in pending:
-        ident = _identifier_of(authz.body)
-        index = spec.solvers.index(spec.solver_for(ident))
-        solver = solvers[index]
-        challb = next((c for c in authz.body.challenges if c.chall.typ == solver.challenge_type), None)
-        if challb is None:
-            offered = ", ".join(c.chall.typ for c in authz.body.challenges)
-            raise ACMEError(
-                f"the CA offers no {solver.challenge_type} challenge for {ident} (only {offered})",
-                "choose a solver for one of the offered challenge types",
-            )
-        response, validation = challb.chall.response_and_validation(session.account_key)
-        batches.setdefault(index, []).append(
-            Challenge(ident, solver.challenge_type, challb.chall.encode("token"), validation)
-        )
-        answers.append((challb, response))
-    if not pending:
-        return reused
-    presented: list[int] = []
-    try:
-        for index, batch in batches.items():
-            presented.append(index)
-            solvers[index].present(tuple(batch))
-        for index, batch in batches.items():
-            solvers[index].wait_ready(tuple(batch))
-        for challb, response in answers:
-            session.answer(challb, response)
-        session.wait_authorizations([a.uri for a in pending])
-    finally:
-        for index in presented:
-            try:
-                solvers[index].cleanup(tuple(batches[index]))
-            except Exception as exc:  # cleanup must not hide the real outcome
-                log.warning("cleanup of the %s solver failed: %s", spec.solvers[index].name, exc)
-    return reused
-
-
-def _identifier_of(authz: messages.Authorization) -> Identifier:
-    value = authz.identifier.value
-    if authz.wildcard:
-        value = "*." + value
-    return Identifier("ip" if authz.identifier.typ == messages.IDENTIFIER_IP else "dns", value)
 
 
 def check_issued(spec: CertSpec, key_pem: bytes, fullchain_pem: str) -> tuple[bytes, bytes, CertFacts]:

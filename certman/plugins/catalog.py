@@ -6,6 +6,7 @@ import dataclasses
 import inspect
 from dataclasses import dataclass
 
+from ..errors import UsageError
 from . import registry as plugins
 from .settings import SettingInfo, describe
 
@@ -49,5 +50,9 @@ def info(ref: plugins.PluginRef) -> PluginInfo:
 
 
 def find(name: str) -> list[PluginInfo]:
-    """The plugins called ``name`` (a solver and a DNS provider may share one)."""
-    return [info(refs[name]) for kind in plugins.GROUPS if name in (refs := plugins.available(kind))]
+    """The plugins called ``name`` (a solver and a DNS provider may share one), for
+    `certman plugins NAME`; ``UsageError`` when there is none."""
+    found = [info(refs[name]) for kind in plugins.GROUPS if name in (refs := plugins.available(kind))]
+    if not found:
+        raise UsageError(f"no plugin named {name!r}", "run `certman plugins` to list them")
+    return found

@@ -9,6 +9,11 @@ Each field may carry ``metadata``:
 
 Precedence per field: option, then option ``<field>_file`` (secrets), then env, then
 ``<env>_FILE`` (secrets), then the dataclass default.
+
+A field's type says how a value is read: str, int, float, bool, Path, a list
+(``tuple[X, ...]``; X may be any class with a ``parse(text)`` classmethod), a table
+(``Mapping[str, str]``). ``Annotated`` adds a ``Constraint`` the value must meet; the
+common ones are named here: ``Port``, ``Seconds`` and ``Argv``.
 """
 
 from __future__ import annotations
@@ -16,13 +21,14 @@ from __future__ import annotations
 import collections.abc
 import dataclasses
 import logging
+import math
 import os
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import MISSING, dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from ..credentials import read_secret, read_secret_file
 from ..errors import ConfigError
@@ -31,6 +37,40 @@ from ..log import register_secret
 T = TypeVar("T")
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """What a read value must also be; ``expected`` completes "<setting> must be ...".
+
+    ``raw``: the test sees the value as written, before it is read (an argv list must
+    not be accepted as a comma-separated string).
+    """
+
+    expected: str
+    test: Callable[[Any], bool]
+    example: str | None = None
+    raw: bool = False
+
+
+def _is_argv(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and bool(value) and all(isinstance(a, str) for a in value)
+
+
+# A TCP or UDP port to listen on or connect to.
+Port = Annotated[int, Constraint("an integer from 1 to 65535", lambda n: 0 < n < 65536)]
+# A duration in seconds; zero or less would mean "never wait", which no timeout wants.
+Seconds = Annotated[float, Constraint("a positive number", lambda x: math.isfinite(x) and x > 0)]
+# A command as a list of strings, run without a shell.
+Argv = Annotated[
+    tuple[str, ...],
+    Constraint(
+        "a non-empty list of strings",
+        _is_argv,
+        example='write it as an argv list, e.g. ["systemctl", "reload", "nginx"]; no shell is used',
+        raw=True,
+    ),
+]
 
 
 def setting(*, help: str, env: str | None = None, secret: bool = False, default: Any = MISSING) -> Any:
@@ -57,6 +97,7 @@ class SettingInfo:
 
 
 def describe(cls: type) -> list[SettingInfo]:
+    """One ``SettingInfo`` per field of the settings dataclass ``cls``, in field order."""
     hints = typing.get_type_hints(cls)
     infos = []
     for f in dataclasses.fields(cls):
@@ -80,18 +121,32 @@ def describe(cls: type) -> list[SettingInfo]:
     return infos
 
 
-def settings_from(cls: type[T], options: Mapping[str, Any], *, plugin: str, env: Mapping[str, str] | None = None) -> T:
-    """Build ``cls`` from config ``options`` and ``env``; unknown or missing settings are a ConfigError."""
+def settings_from(
+    cls: type[T],
+    options: Mapping[str, Any],
+    *,
+    plugin: str,
+    env: Mapping[str, str] | None = None,
+    ignore: Collection[str] = (),
+) -> T:
+    """Build ``cls`` from config ``options`` and ``env``.
+
+    ``plugin`` names the plugin in messages ("standalone solver"). ``ignore`` lists the
+    options another part of the same table reads (a reloader table's ``name`` and
+    ``verify``). An unknown option, a missing required setting, a value of the wrong
+    type or one that breaks its ``Constraint`` is a ConfigError (exit 2) naming the
+    plugin and the setting; a secret's value is never part of the message.
+    """
     env = os.environ if env is None else env
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     known = set(fields) | {f"{name}_file" for name, f in fields.items() if f.metadata.get("secret")}
-    unknown = sorted(set(options) - known)
+    unknown = sorted(set(options) - known - set(ignore))
     if unknown:
         raise ConfigError(
-            f"{plugin}: unknown setting(s) {', '.join(unknown)}",
+            f"{plugin}: unknown option(s) {', '.join(unknown)}",
             f"known settings: {', '.join(sorted(fields))} (see `certman plugins`)",
         )
-    hints = typing.get_type_hints(cls)
+    types_of = _field_types(cls)
     values: dict[str, Any] = {}
     for name, f in fields.items():
         raw, origin = _raw_value(f, options, env)
@@ -100,8 +155,14 @@ def settings_from(cls: type[T], options: Mapping[str, Any], *, plugin: str, env:
                 where = f"option {name!r}" + (f" or env {f.metadata['env']}" if f.metadata.get("env") else "")
                 raise ConfigError(f"{plugin}: missing required setting {name}", f"set {where}")
             continue
-        values[name] = _coerce(raw, hints[name], plugin, name, origin, bool(f.metadata.get("secret")))
-        if f.metadata.get("secret"):
+        secret = bool(f.metadata.get("secret"))
+        kind, constraints = types_of[name]
+        for constraint in (c for c in constraints if c.raw):
+            _check(constraint, raw, plugin, name, origin, secret)
+        values[name] = _coerce(raw, kind, plugin, name, origin, secret)
+        for constraint in (c for c in constraints if not c.raw):
+            _check(constraint, values[name], plugin, name, origin, secret)
+        if secret:
             register_secret(values[name])
             if origin == f"option {name}":
                 # spec.toml never keeps a secret (CertSpec.storable), so a renewal needs it from a file.
@@ -148,6 +209,41 @@ def _raw_value(f: dataclasses.Field[Any], options: Mapping[str, Any], env: Mappi
     return MISSING, ""
 
 
+# Resolving a class's type hints costs ten times the rest of settings_from: once per class.
+_FIELD_TYPES: dict[type, dict[str, tuple[Any, tuple[Constraint, ...]]]] = {}
+
+
+def _field_types(cls: type) -> dict[str, tuple[Any, tuple[Constraint, ...]]]:
+    """Per field of ``cls``: its type and its constraints."""
+    found = _FIELD_TYPES.get(cls)
+    if found is None:
+        hints = typing.get_type_hints(cls, include_extras=True)
+        found = _FIELD_TYPES[cls] = {name: _constraints(hint) for name, hint in hints.items()}
+    return found
+
+
+def _constraints(hint: Any) -> tuple[Any, tuple[Constraint, ...]]:
+    """``hint`` without its ``Annotated`` layer (also inside ``X | None``), and the constraints it held."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1:
+        inner, constraints = _constraints(args[0])
+        return inner | None, constraints
+    if typing.get_origin(hint) is Annotated:
+        return hint.__origin__, tuple(m for m in hint.__metadata__ if isinstance(m, Constraint))
+    return hint, ()
+
+
+def _check(constraint: Constraint, value: Any, plugin: str, name: str, origin: str, secret: bool) -> None:
+    if constraint.test(value):
+        return
+    shown = "(secret)" if secret else repr(value)
+    where = "" if origin == f"option {name}" else f" ({origin})"
+    raise ConfigError(
+        f"{plugin}: {name} must be {constraint.expected}, not {shown}{where}",
+        constraint.example or f"set {name} to {constraint.expected}",
+    )
+
+
 def _coerce(raw: Any, kind: Any, plugin: str, name: str, origin: str, secret: bool) -> Any:
     shown = "(secret)" if secret else repr(raw)
     base = typing.get_origin(kind)
@@ -172,16 +268,29 @@ def _coerce(raw: Any, kind: Any, plugin: str, name: str, origin: str, secret: bo
             if not isinstance(raw, (str, int)):
                 raise ValueError(raw)
             return str(raw)
+        if kind is Path:
+            if not isinstance(raw, (str, Path)) or not str(raw):
+                raise ValueError(raw)
+            return Path(raw)
         if base is tuple:
             items = [s.strip() for s in raw.split(",") if s.strip()] if isinstance(raw, str) else list(raw)
-            return tuple(str(i) for i in items)
+            item_kind: Any = args[0] if args else str
+            if item_kind is str:
+                return tuple(str(i) for i in items)
+            try:
+                return tuple(i if isinstance(i, item_kind) else item_kind.parse(str(i)) for i in items)
+            except ConfigError as exc:
+                raise ConfigError(f"{plugin}: {origin}: {exc.message}", exc.hint) from None
         if base in (dict, collections.abc.Mapping):
             if not isinstance(raw, Mapping):
                 raise ValueError(raw)
             return {str(k): str(v) for k, v in raw.items()}
     except (TypeError, ValueError):
         pass
-    raise ConfigError(f"{plugin}: {origin} = {shown} is not a valid {_type_name(kind)}")
+    raise ConfigError(
+        f"{plugin}: {origin} = {shown} is not a valid {_type_name(kind)}",
+        f"set {name} to a valid {_type_name(kind)}; `certman plugins` lists each plugin's settings",
+    )
 
 
 def _type_name(kind: Any) -> str:
@@ -192,5 +301,7 @@ def _type_name(kind: Any) -> str:
         return "list"
     if typing.get_origin(kind) in (dict, collections.abc.Mapping):
         return "table"
+    if typing.get_origin(kind) is Annotated:
+        return _type_name(kind.__origin__)
     name = getattr(kind, "__name__", None) or str(kind)
-    return {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}.get(name, name)
+    return {"str": "string", "int": "integer", "float": "number", "bool": "boolean", "Path": "path"}.get(name, name)

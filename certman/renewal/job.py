@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from ..config import CertSpec, Settings
-from ..deploy.batch import deploy, deployment_of
+from ..deploy.batch import DeployResult, deploy, deployment_of
 from ..deploy.reloaders import Deployment
 from ..errors import CAUnreachable, CertmanError, PartialFailure, RateLimited, UsageError
 from ..keystore import FileKeystore, ca_id, locks
@@ -88,6 +88,8 @@ class CertResult:
 class RenewReport:
     results: tuple[CertResult, ...]
     checked_at: datetime.datetime
+    # The batch deploy: every reloader call and verify check of this run.
+    deploy: DeployResult = field(default_factory=lambda: DeployResult({}))
 
     @property
     def failed(self) -> list[CertResult]:
@@ -102,6 +104,7 @@ class RenewReport:
             "checked_at": format_time(self.checked_at),
             "exit_code": self.exit_code,
             "certificates": [r.to_dict() for r in self.results],
+            "deploy": self.deploy.to_dict(),
         }
 
 
@@ -130,9 +133,19 @@ def renew(
     account: AccountSettings | None = None,
     deploy_timeout: float = 120.0,
 ) -> RenewReport:
-    """Renew what is due among ``names`` (default: every stored and declared certificate)."""
+    """What `certman renew` does: renew what is due among ``names`` (default: every stored
+    and declared certificate), then deploy each distinct reloader once for the batch.
+
+    A keystore left by a run killed mid-store is repaired first. ``report.deploy`` holds
+    the reloader calls and verify checks; a certificate's failure is in its ``CertResult``
+    and ``report.exit_code`` (7), never raised.
+    """
     if jobs < 1:
         raise UsageError(f"--jobs must be at least 1, not {jobs}")
+    if keystore.crashed():
+        # A run killed between moving live/ and the index leaves the index stale; the
+        # plan comes from the index, so repair it first.
+        keystore.repair_index()
     now = now or datetime.datetime.now(datetime.UTC)
     index = keystore.read_index()
     declared = declared_specs(settings)
@@ -152,6 +165,7 @@ def renew(
     busy = [p for p in plans if p.action != renewal.SKIP or p.check_ari]
     results: dict[str, CertResult] = {p.name: _skip_result(p) for p in plans if p not in busy}
     results.update(unplanned)
+    deployed = DeployResult({})
     if busy:
         # One renew run at a time: a second one (a timer firing while an operator runs
         # `certman renew`) waits, then decides again on fresh state, never issuing twice.
@@ -164,8 +178,8 @@ def renew(
             ) as pool:
                 for plan, result in zip(fresh, pool.map(runner.run, fresh), strict=True):
                     results[plan.name] = result
-            _deploy_all(keystore, fresh, results, now, deploy_timeout)
-    return RenewReport(tuple(results[n] for n in selected), now)
+            deployed = _deploy_all(keystore, fresh, results, now, deploy_timeout)
+    return RenewReport(tuple(results[n] for n in selected), now, deployed)
 
 
 def _plan_each(
@@ -395,7 +409,7 @@ class _Runner:
 
     def _issue(self, plan: _Plan) -> CertResult:
         from ..ca.accounts import AccountSettings
-        from ..issuance.fallback import issue_with_fallback
+        from ..issuance.issue import obtain
 
         spec = plan.spec or self.keystore.read_spec(plan.name)
         replaces = None
@@ -405,7 +419,7 @@ class _Runner:
                 replaces = str(plan.entry["ari_cert_id"])
         now = self.now
         account = self.account or AccountSettings(self.settings.email, self.settings.agree_tos)
-        result = issue_with_fallback(
+        result = obtain(
             spec, self.keystore, account=account, timeout=self.settings.timeout, clock=lambda: now, replaces=replaces
         )
         state = plan.state
@@ -485,10 +499,10 @@ class _Runner:
 
 def _deploy_all(
     keystore: FileKeystore, plans: list[_Plan], results: dict[str, CertResult], now: datetime.datetime, timeout: float
-) -> None:
+) -> DeployResult:
     items = [p.deployment for p in plans if p.deployment is not None and results[p.name].ok]
     if not items:
-        return
+        return DeployResult({})
     outcome = deploy(items, timeout=timeout)
     for plan in plans:
         if plan.deployment is None or plan.name not in outcome.errors:
@@ -509,3 +523,4 @@ def _deploy_all(
                 error=f"issued, not deployed: {error.message}",
                 hint=error.hint or "the next run retries the reload without issuing",
             )
+    return outcome

@@ -121,20 +121,47 @@ def planned(
     return systemd_units(root, executable=executable, keystore=keystore, config=config)
 
 
-def install(files: list[UnitFile], *, systemctl: bool) -> None:
+def install(
+    root: Path,
+    *,
+    cron: bool,
+    keystore: Path,
+    config: Path | None = None,
+    dry_run: bool = False,
+    systemctl: bool | None = None,
+) -> list[UnitFile]:
+    """What `certman timer install` does: write the ``planned`` files below ``root`` (mode
+    0644, each by an atomic rename) and enable the timer; return the files.
+
+    ``dry_run`` writes nothing (``--print``). ``systemctl`` (default: only when ``root``
+    is ``/``) runs ``daemon-reload`` and ``enable --now``; raises ``UsageError`` without
+    systemd, ``CertmanError`` when systemctl fails.
+    """
+    files = planned(root, cron=cron, keystore=keystore, config=config)
+    if dry_run:
+        return files
     for unit in files:
         unit.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = unit.path.with_name(f".{unit.path.name}.tmp")
         tmp.write_text(unit.content)
         os.chmod(tmp, 0o644)
         os.replace(tmp, unit.path)
-    if systemctl and any(u.path.name == TIMER for u in files):
+    if _systemctl_wanted(root, systemctl) and any(u.path.name == TIMER for u in files):
         _systemctl("daemon-reload")
         _systemctl("enable", "--now", TIMER)
+    return files
 
 
-def uninstall(root: Path, *, systemctl: bool) -> list[Path]:
-    """Remove whichever of the timer, service and cron file are installed; return them."""
+def _systemctl_wanted(root: Path, systemctl: bool | None) -> bool:
+    return root == Path("/") if systemctl is None else systemctl
+
+
+def uninstall(root: Path, *, systemctl: bool | None = None) -> list[Path]:
+    """Remove whichever of the timer, service and cron file are installed; return them.
+
+    ``systemctl`` (default: only when ``root`` is ``/``) disables the timer first.
+    """
+    systemctl = _systemctl_wanted(root, systemctl)
     paths = [root / SYSTEMD_DIR / TIMER, root / SYSTEMD_DIR / SERVICE, root / CRON_FILE]
     present = [p for p in paths if p.exists()]
     if systemctl and (root / SYSTEMD_DIR / TIMER).exists():

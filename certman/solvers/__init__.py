@@ -11,6 +11,11 @@ batch, so that slow work (binding a port, waiting for DNS) happens once per orde
     cleanup(batch)      is ALWAYS called, also after a failed present, and MUST NOT
                         assume present succeeded. It removes only what this solver
                         presented.
+
+A solver is built from its ``[[solver]]`` table by ``from_options(options, env)``,
+which reads the options into its frozen settings dataclass with
+``plugins.settings.settings_from``; ``settings_classes`` names that dataclass for
+``certman plugins NAME``.
 """
 
 from __future__ import annotations

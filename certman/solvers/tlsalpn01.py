@@ -32,7 +32,7 @@ from josepy import jwk
 
 from ..errors import UsageError
 from ..names import Identifier
-from ..plugins.options import number_option
+from ..plugins.settings import Port, setting, settings_from
 from . import ChallengeBatch
 from .serving import BackgroundServer
 
@@ -155,28 +155,24 @@ class _Handler(socketserver.BaseRequestHandler):
 
 @dataclass(frozen=True)
 class TLSALPN01Settings:
-    address: str = ""
-    port: int = 443
+    address: str = setting(help="Address to listen on; empty: every address.", default="")
+    port: Port = setting(help="Port to listen on; the CA connects to 443, which a proxy may forward.", default=443)
 
 
 class TLSALPN01Solver:
     """Serves one challenge certificate per identifier of the batch, chosen by SNI."""
 
     challenge_type: ClassVar[str] = "tls-alpn-01"
+    settings_classes: ClassVar[tuple[type, ...]] = (TLSALPN01Settings,)
 
     def __init__(self, settings: TLSALPN01Settings) -> None:
         self.settings = settings
         self._running: BackgroundServer[_Server] | None = None
 
     @classmethod
-    def from_options(cls, options: Mapping[str, Any]) -> TLSALPN01Solver:
-        unknown = set(options) - {"address", "port"}
-        if unknown:
-            raise UsageError(f"tls-alpn-01 solver: unknown option(s) {', '.join(sorted(unknown))}")
-        port = number_option(options, "port", 443, int, "tls-alpn-01 solver")
-        if not 0 < port < 65536:
-            raise UsageError(f"tls-alpn-01 solver: port {port} is out of range")
-        return cls(TLSALPN01Settings(address=str(options.get("address", "")), port=port))
+    def from_options(cls, options: Mapping[str, Any], env: Mapping[str, str] | None = None) -> TLSALPN01Solver:
+        """The solver a ``[[solver]]`` table describes; a bad option is a ConfigError naming it."""
+        return cls(settings_from(TLSALPN01Settings, options, plugin="tls-alpn-01 solver", env=env))
 
     @property
     def port(self) -> int:

@@ -7,7 +7,11 @@
                           are stored. It MUST NOT use a shell.
 
 A reloader is built from its spec table (``[[reloader]]`` in spec.toml or
-certman.toml: ``name`` plus options) by ``from_options(options)``.
+certman.toml: ``name`` plus options) by ``from_options(options)``, which reads the
+options into its frozen settings dataclass with ``served.reloader_settings`` (the
+one ``plugins.settings.settings_from`` path). It lists that dataclass and
+``served.VerifySettings`` (the ``verify`` option the deploy step reads) in
+``settings_classes``, which ``certman plugins NAME`` shows.
 """
 
 from __future__ import annotations

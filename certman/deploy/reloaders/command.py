@@ -21,11 +21,13 @@ import os
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from ...credentials import scrubbed_env
-from ...errors import ReloadError, UsageError
+from ...errors import ReloadError
 from ...log import redact
+from ...plugins.settings import Argv, Seconds, setting
+from ..served import VerifySettings, reloader_settings
 from . import Deployment
 
 DEFAULT_TIMEOUT = 60.0
@@ -34,8 +36,8 @@ OUTPUT_TAIL = 300
 
 @dataclass(frozen=True)
 class CommandSettings:
-    argv: tuple[str, ...]
-    timeout: float = DEFAULT_TIMEOUT
+    argv: Argv = setting(help='The program and its arguments, e.g. ["systemctl", "reload", "nginx"]; no shell.')
+    timeout: Seconds = setting(help="Seconds the program may run before it is killed.", default=DEFAULT_TIMEOUT)
 
 
 def deployment_env(deployments: Sequence[Deployment]) -> dict[str, str]:
@@ -59,29 +61,15 @@ def deployment_env(deployments: Sequence[Deployment]) -> dict[str, str]:
 class CommandReloader:
     """Runs ``argv`` once per batch; a non-zero exit or a timeout is a ReloadError."""
 
+    settings_classes: ClassVar[tuple[type, ...]] = (CommandSettings, VerifySettings)
+
     def __init__(self, settings: CommandSettings) -> None:
         self.settings = settings
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> CommandReloader:
-        unknown = set(options) - {"argv", "timeout", "verify"}
-        if unknown:
-            raise UsageError(
-                f"command reloader: unknown option(s) {', '.join(sorted(unknown))}",
-                "the options are argv (a list of strings), timeout (seconds) and verify "
-                "(endpoints to check after the reload)",
-            )
-        argv = options.get("argv")
-        if not isinstance(argv, (list, tuple)) or not argv or not all(isinstance(a, str) for a in argv):
-            raise UsageError(
-                "command reloader: argv must be a non-empty list of strings",
-                'for example argv = ["systemctl", "reload", "nginx"]; no shell is used',
-            )
-        try:
-            timeout = float(options.get("timeout", DEFAULT_TIMEOUT))
-        except (TypeError, ValueError):
-            raise UsageError(f"command reloader: timeout {options.get('timeout')!r} is not a number") from None
-        return cls(CommandSettings(tuple(argv), timeout))
+        """The reloader a ``[[reloader]]`` table describes; a bad option is a ConfigError naming it."""
+        return cls(reloader_settings(CommandSettings, options, plugin="command reloader"))
 
     def reload(self, deployments: Sequence[Deployment]) -> None:
         argv = list(self.settings.argv)

@@ -20,16 +20,16 @@ import logging
 import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
-from ...errors import ConfigError, ReloadError
-from ...plugins.options import number_option
+from ...errors import ReloadError
+from ...plugins.settings import Argv, Seconds, setting
+from ..served import VerifySettings, reloader_settings
 from . import Deployment
-from .programs import DEFAULT_TIMEOUT, argv_option, last_words, run_program
+from .programs import DEFAULT_TIMEOUT, last_words, run_program
 
 log = logging.getLogger(__name__)
 
-OPTIONS = {"name", "socket", "command", "timeout", "verify"}
 DEFAULT_SOCKET = "/run/haproxy/admin.sock"
 
 
@@ -79,29 +79,35 @@ class RuntimeAPI:
 
 
 @dataclass(frozen=True)
+class HAProxySettings:
+    socket: str = setting(
+        help='Runtime API socket: a unix path or host:port; needs "level admin".', default=DEFAULT_SOCKET
+    )
+    command: Argv | None = setting(
+        help="Fallback reload command as an argv list, run when the socket is unavailable or a "
+        "certificate is not loaded from live/<name>/combined.pem; default: none.",
+        default=None,
+    )
+    timeout: Seconds = setting(
+        help="Seconds the runtime API and the fallback command may take.", default=DEFAULT_TIMEOUT
+    )
+
+
 class HAProxyReloader:
-    socket: str = DEFAULT_SOCKET
-    command: tuple[str, ...] | None = None
-    timeout: float = DEFAULT_TIMEOUT
+    """Swaps certificates in through HAProxy's runtime API; reloads only as a fallback."""
+
+    settings_classes: ClassVar[tuple[type, ...]] = (HAProxySettings, VerifySettings)
+
+    def __init__(self, settings: HAProxySettings) -> None:
+        self.settings = settings
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> HAProxyReloader:
-        unknown = set(options) - OPTIONS
-        if unknown:
-            raise ConfigError(
-                f"haproxy reloader: unknown option {', '.join(sorted(unknown))}",
-                f"known options: {', '.join(sorted(OPTIONS - {'name'}))}",
-            )
-        return cls(
-            socket=str(options.get("socket", DEFAULT_SOCKET)),
-            command=argv_option(dict(options), "command", "haproxy"),
-            timeout=number_option(
-                options, "timeout", DEFAULT_TIMEOUT, float, "haproxy reloader", positive=True, error=ConfigError
-            ),
-        )
+        """The reloader a ``[[reloader]]`` table describes; a bad option is a ConfigError naming it."""
+        return cls(reloader_settings(HAProxySettings, options, plugin="haproxy reloader"))
 
     def reload(self, deployments: Sequence[Deployment]) -> None:
-        api = RuntimeAPI(self.socket, timeout=self.timeout)
+        api = RuntimeAPI(self.settings.socket, timeout=self.settings.timeout)
         try:
             loaded = api.loaded_certs()
         except SocketUnavailable as exc:
@@ -132,16 +138,17 @@ class HAProxyReloader:
         log.info("HAProxy now serves %s serial %s from %s", deployment.name, deployment.serial, path)
 
     def _fall_back(self, reason: str) -> None:
-        if self.command is None:
+        command = self.settings.command
+        if command is None:
             raise ReloadError(
                 f"cannot update HAProxy in place: {reason}",
                 "point its bind line at live/<name>/combined.pem and set the reloader's socket, "
                 'or set command = ["systemctl", "reload", "haproxy"] as a fallback',
             )
-        log.info("HAProxy: %s; running %s", reason, " ".join(self.command))
-        result = run_program(self.command, timeout=self.timeout)
+        log.info("HAProxy: %s; running %s", reason, " ".join(command))
+        result = run_program(command, timeout=self.settings.timeout)
         if result.returncode != 0:
             raise ReloadError(
-                f"HAProxy reload failed: {' '.join(self.command)} exited with {result.returncode}",
+                f"HAProxy reload failed: {' '.join(command)} exited with {result.returncode}",
                 last_words(result.output),
             )

@@ -18,55 +18,53 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
-from ...errors import ConfigError, ReloadError
-from ...plugins.options import number_option
+from ...errors import ReloadError
+from ...plugins.settings import Argv, Seconds, setting
+from ..served import VerifySettings, reloader_settings
 from . import Deployment
-from .programs import DEFAULT_TIMEOUT, argv_option, last_words, run_program
+from .programs import DEFAULT_TIMEOUT, last_words, run_program
 
 log = logging.getLogger(__name__)
 
-OPTIONS = {"name", "binary", "config", "prefix", "command", "timeout", "verify"}
-
 
 @dataclass(frozen=True)
+class NginxSettings:
+    binary: str = setting(help="The nginx program; default: nginx on PATH.", default="nginx")
+    config: str | None = setting(help="Configuration file (nginx -c); default: nginx's own.", default=None)
+    prefix: str | None = setting(help="Prefix directory (nginx -p); default: nginx's own.", default=None)
+    command: Argv | None = setting(
+        help='Reload command as an argv list, e.g. ["systemctl", "reload", "nginx"]; default: nginx -s reload.',
+        default=None,
+    )
+    timeout: Seconds = setting(help="Seconds nginx -t and the reload may take each.", default=DEFAULT_TIMEOUT)
+
+
 class NginxReloader:
-    binary: str = "nginx"
-    config: str | None = None
-    prefix: str | None = None
-    command: tuple[str, ...] | None = None
-    timeout: float = DEFAULT_TIMEOUT
+    """Tests the configuration with nginx -t, then reloads nginx."""
+
+    settings_classes: ClassVar[tuple[type, ...]] = (NginxSettings, VerifySettings)
+
+    def __init__(self, settings: NginxSettings) -> None:
+        self.settings = settings
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> NginxReloader:
-        unknown = set(options) - OPTIONS
-        if unknown:
-            raise ConfigError(
-                f"nginx reloader: unknown option {', '.join(sorted(unknown))}",
-                f"known options: {', '.join(sorted(OPTIONS - {'name'}))}",
-            )
-        return cls(
-            binary=str(options.get("binary", "nginx")),
-            config=_optional_str(options, "config"),
-            prefix=_optional_str(options, "prefix"),
-            command=argv_option(dict(options), "command", "nginx"),
-            timeout=number_option(
-                options, "timeout", DEFAULT_TIMEOUT, float, "nginx reloader", positive=True, error=ConfigError
-            ),
-        )
+        """The reloader a ``[[reloader]]`` table describes; a bad option is a ConfigError naming it."""
+        return cls(reloader_settings(NginxSettings, options, plugin="nginx reloader"))
 
     def _base_argv(self) -> list[str]:
-        argv = [self.binary]
-        if self.prefix:
-            argv += ["-p", self.prefix]
-        if self.config:
-            argv += ["-c", self.config]
+        argv = [self.settings.binary]
+        if self.settings.prefix:
+            argv += ["-p", self.settings.prefix]
+        if self.settings.config:
+            argv += ["-c", self.settings.config]
         return argv
 
     def test_config(self) -> None:
         """``nginx -t``: refuse to reload a configuration nginx itself rejects."""
-        result = run_program([*self._base_argv(), "-t"], timeout=self.timeout)
+        result = run_program([*self._base_argv(), "-t"], timeout=self.settings.timeout)
         if result.returncode != 0:
             raise ReloadError(
                 "nginx rejected its configuration (nginx -t failed); it still serves the previous certificate",
@@ -75,15 +73,10 @@ class NginxReloader:
 
     def reload(self, deployments: Sequence[Deployment]) -> None:
         self.test_config()
-        argv = self.command or (*self._base_argv(), "-s", "reload")
-        result = run_program(argv, timeout=self.timeout)
+        argv = self.settings.command or (*self._base_argv(), "-s", "reload")
+        result = run_program(argv, timeout=self.settings.timeout)
         if result.returncode != 0:
             raise ReloadError(
                 f"nginx reload failed: {' '.join(argv)} exited with {result.returncode}", last_words(result.output)
             )
         log.info("nginx reloaded for %s", ", ".join(d.name for d in deployments))
-
-
-def _optional_str(options: Mapping[str, Any], key: str) -> str | None:
-    value = options.get(key)
-    return None if value is None else str(value)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from ...credentials import scrubbed_env
-from ...errors import ConfigError, ReloadError
+from ...errors import ReloadError
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -55,16 +54,3 @@ def last_words(output: str) -> str:
         if any(tag in line for tag in ("[emerg]", "[alert]", "[crit]", "[error]", "[ALERT]", "error")):
             return line
     return lines[-1] if lines else "(no output)"
-
-
-def argv_option(options: dict[str, Any], key: str, reloader: str) -> tuple[str, ...] | None:
-    """An option that holds a command as a list of strings (never a shell string)."""
-    value = options.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) for v in value):
-        raise ConfigError(
-            f"{reloader} reloader: '{key}' must be a non-empty list of strings",
-            f'write it as an argv list, e.g. {key} = ["systemctl", "reload", "{reloader}"]',
-        )
-    return tuple(value)

@@ -26,46 +26,48 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ...errors import ConfigError, KeystoreError, ReloadError
 from ...keystore.files import write_file
+from ...plugins.settings import setting
+from ..served import VerifySettings, reloader_settings
 from . import Deployment
 
 log = logging.getLogger(__name__)
 
-OPTIONS = {"name", "path", "verify"}
 FILE_MODE = 0o644
 HEADER = "# Written by certman after each deploy; Traefik reloads it when it changes. Do not edit.\n"
 
 
 @dataclass(frozen=True)
+class TraefikSettings:
+    path: Path = setting(
+        help="The dynamic configuration file certman writes (.toml), in Traefik's providers.file directory."
+    )
+
+
 class TraefikReloader:
-    path: Path
+    """Rewrites a Traefik file-provider configuration that lists the live certificate files."""
+
+    settings_classes: ClassVar[tuple[type, ...]] = (TraefikSettings, VerifySettings)
+
+    def __init__(self, settings: TraefikSettings) -> None:
+        if settings.path.suffix != ".toml":
+            raise ConfigError(f"traefik reloader: {settings.path} must end in .toml", "certman writes TOML")
+        self.settings = settings
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> TraefikReloader:
-        unknown = set(options) - OPTIONS
-        if unknown:
-            raise ConfigError(
-                f"traefik reloader: unknown option {', '.join(sorted(unknown))}",
-                f"known options: {', '.join(sorted(OPTIONS - {'name'}))}",
-            )
-        if "path" not in options:
-            raise ConfigError(
-                "traefik reloader: 'path' is required", "set path to a .toml file in Traefik's providers.file directory"
-            )
-        path = Path(str(options["path"]))
-        if path.suffix != ".toml":
-            raise ConfigError(f"traefik reloader: {path} must end in .toml", "certman writes TOML")
-        return cls(path=path)
+        """The reloader a ``[[reloader]]`` table describes; a bad option is a ConfigError naming it."""
+        return cls(reloader_settings(TraefikSettings, options, plugin="traefik reloader"))
 
     def reload(self, deployments: Sequence[Deployment]) -> None:
         try:
-            dir_fd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            dir_fd = os.open(self.settings.path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError as exc:
             raise ReloadError(
-                f"cannot open Traefik's dynamic configuration directory {self.path.parent}: {exc.strerror}",
+                f"cannot open Traefik's dynamic configuration directory {self.settings.path.parent}: {exc.strerror}",
                 "create it, or fix the traefik reloader's path",
             ) from exc
         try:
@@ -73,21 +75,21 @@ class TraefikReloader:
             # the lock is on the directory so no lock file appears where Traefik looks.
             fcntl.flock(dir_fd, fcntl.LOCK_EX)
             entries = merged_entries(self._read_entries(), deployments)
-            write_file(self.path, render(entries, deployments), FILE_MODE)
+            write_file(self.settings.path, render(entries, deployments), FILE_MODE)
         except KeystoreError as exc:
             raise ReloadError(exc.message, exc.hint) from exc
         finally:
             os.close(dir_fd)
-        log.info("wrote %s for %s", self.path, ", ".join(d.name for d in deployments))
+        log.info("wrote %s for %s", self.settings.path, ", ".join(d.name for d in deployments))
 
     def _read_entries(self) -> list[dict[str, Any]]:
         try:
-            data = tomllib.loads(self.path.read_text())
+            data = tomllib.loads(self.settings.path.read_text())
         except FileNotFoundError:
             return []
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ReloadError(
-                f"cannot read {self.path}: {exc}", "certman owns this file; remove it and deploy again"
+                f"cannot read {self.settings.path}: {exc}", "certman owns this file; remove it and deploy again"
             ) from exc
         certificates = data.get("tls", {}).get("certificates", [])
         return [dict(c) for c in certificates if isinstance(c, dict)]

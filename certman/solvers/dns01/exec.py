@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 from ...credentials import scrubbed_env
 from ...errors import ConfigError, SolverError
 from ...log import redact
-from ...plugins.settings import setting, settings_from
+from ...plugins.settings import Seconds, setting, settings_from
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class ExecSettings:
     program: str = setting(
         help="Path of the program to run as PROGRAM present|cleanup FQDN VALUE.", env="CERTMAN_EXEC_PROGRAM"
     )
-    timeout: float = setting(
+    timeout: Seconds = setting(
         help="Seconds the program may run before it is killed.", env="CERTMAN_EXEC_TIMEOUT", default=60.0
     )
 

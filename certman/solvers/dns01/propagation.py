@@ -27,7 +27,7 @@ import dns.rdatatype
 import dns.resolver
 
 from ...errors import PropagationTimeout, SolverError
-from ...plugins.settings import setting
+from ...plugins.settings import Port, Seconds, setting
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ MAX_PARALLEL_QUERIES = 16
 
 @dataclass(frozen=True)
 class PropagationSettings:
-    propagation_timeout: float = setting(
+    propagation_timeout: Seconds = setting(
         help="Seconds to wait until every authoritative nameserver serves the record.",
         env="CERTMAN_DNS01_PROPAGATION_TIMEOUT",
         default=120.0,
@@ -56,10 +56,10 @@ class PropagationSettings:
         env="CERTMAN_DNS01_RESOLVERS",
         default=(),
     )
-    nameserver_port: int = setting(
+    nameserver_port: Port = setting(
         help="Port on which the authoritative nameservers are queried.", env="CERTMAN_DNS01_NAMESERVER_PORT", default=53
     )
-    query_timeout: float = setting(
+    query_timeout: Seconds = setting(
         help="Seconds to wait for one DNS answer.", env="CERTMAN_DNS01_QUERY_TIMEOUT", default=2.0
     )
 

@@ -26,7 +26,7 @@ import dns.tsigkeyring
 import dns.update
 
 from ...errors import ConfigError, SolverError
-from ...plugins.settings import setting, settings_from
+from ...plugins.settings import Seconds, setting, settings_from
 from .propagation import parse_server
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class RFC2136Settings:
         help="Zone to update; default: found by SOA lookup on the server.", env="CERTMAN_RFC2136_ZONE", default=None
     )
     ttl: int = setting(help="TTL of the TXT records, in seconds.", env="CERTMAN_RFC2136_TTL", default=60)
-    timeout: float = setting(
+    timeout: Seconds = setting(
         help="Seconds to wait for the server's answer to one message.", env="CERTMAN_RFC2136_TIMEOUT", default=10.0
     )
 

@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
-from ...errors import UsageError
-from ...plugins.options import number_option
+from ...plugins.settings import Port, Seconds, setting, settings_from
 from .. import ChallengeBatch
 from ..serving import BackgroundServer
 from . import challenge_path
@@ -24,9 +23,11 @@ CONNECTION_TIMEOUT = 5.0
 
 @dataclass(frozen=True)
 class StandaloneSettings:
-    address: str = ""
-    port: int = 80
-    connection_timeout: float = CONNECTION_TIMEOUT
+    address: str = setting(help="Address to listen on; empty: every address.", default="")
+    port: Port = setting(help="Port to listen on; the CA connects to 80, which a proxy may forward.", default=80)
+    connection_timeout: Seconds = setting(
+        help="Seconds one connection may stay idle before it is closed.", default=CONNECTION_TIMEOUT
+    )
 
 
 class _Server(ThreadingHTTPServer):
@@ -78,28 +79,16 @@ class StandaloneSolver:
     """Answers exactly the tokens of the current batch; everything else is a 404."""
 
     challenge_type: ClassVar[str] = "http-01"
+    settings_classes: ClassVar[tuple[type, ...]] = (StandaloneSettings,)
 
     def __init__(self, settings: StandaloneSettings) -> None:
         self.settings = settings
         self._running: BackgroundServer[_Server] | None = None
 
     @classmethod
-    def from_options(cls, options: Mapping[str, Any]) -> StandaloneSolver:
-        unknown = set(options) - {"address", "port", "connection_timeout"}
-        if unknown:
-            raise UsageError(f"standalone solver: unknown option(s) {', '.join(sorted(unknown))}")
-        port = number_option(options, "port", 80, int, "standalone solver")
-        if not 0 < port < 65536:
-            raise UsageError(f"standalone solver: port {port} is out of range")
-        return cls(
-            StandaloneSettings(
-                address=str(options.get("address", "")),
-                port=port,
-                connection_timeout=number_option(
-                    options, "connection_timeout", CONNECTION_TIMEOUT, float, "standalone solver", positive=True
-                ),
-            )
-        )
+    def from_options(cls, options: Mapping[str, Any], env: Mapping[str, str] | None = None) -> StandaloneSolver:
+        """The solver a ``[[solver]]`` table describes; a bad option is a ConfigError naming it."""
+        return cls(settings_from(StandaloneSettings, options, plugin="standalone solver", env=env))
 
     @property
     def port(self) -> int:

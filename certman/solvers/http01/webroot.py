@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ...errors import SolverError, UsageError
+from ...errors import SolverError
+from ...plugins.settings import setting, settings_from
 from .. import ChallengeBatch
 from . import check_token
 
@@ -23,7 +26,7 @@ _SUBDIRS = (".well-known", "acme-challenge")
 
 @dataclass(frozen=True)
 class WebrootSettings:
-    path: Path
+    path: Path = setting(help="Document root the web server serves for these names, e.g. /var/www/html.")
 
 
 @dataclass
@@ -40,19 +43,16 @@ class WebrootSolver:
     """
 
     challenge_type: ClassVar[str] = "http-01"
+    settings_classes: ClassVar[tuple[type, ...]] = (WebrootSettings,)
 
     def __init__(self, settings: WebrootSettings) -> None:
         self.settings = settings
         self._written = _Written()
 
     @classmethod
-    def from_options(cls, options: Mapping[str, Any]) -> WebrootSolver:
-        unknown = set(options) - {"path"}
-        if unknown:
-            raise UsageError(f"webroot solver: unknown option(s) {', '.join(sorted(unknown))}")
-        if not options.get("path"):
-            raise UsageError("the webroot solver needs a directory", "pass --webroot /var/www/html")
-        return cls(WebrootSettings(Path(str(options["path"]))))
+    def from_options(cls, options: Mapping[str, Any], env: Mapping[str, str] | None = None) -> WebrootSolver:
+        """The solver a ``[[solver]]`` table describes; a missing or bad path is a ConfigError."""
+        return cls(settings_from(WebrootSettings, options, plugin="webroot solver", env=env))
 
     def present(self, batch: ChallengeBatch) -> None:
         root = self.settings.path
@@ -63,7 +63,14 @@ class WebrootSolver:
             )
         # Every token is checked before the first directory is created.
         names = [check_token(c.token) for c in batch]
-        dir_fd = self._open_challenge_dir(root)
+        try:
+            with _locked(root) as root_fd:
+                self._write(root_fd, root, batch, names)
+        except OSError as exc:
+            raise SolverError(f"cannot open webroot {root}: {exc.strerror}") from exc
+
+    def _write(self, root_fd: int, root: Path, batch: ChallengeBatch, names: list[str]) -> None:
+        dir_fd = self._open_challenge_dir(root_fd, root)
         try:
             for challenge, name in zip(batch, names, strict=True):
                 try:
@@ -95,11 +102,9 @@ class WebrootSolver:
         finally:
             os.close(dir_fd)
 
-    def _open_challenge_dir(self, root: Path) -> int:
-        try:
-            fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except OSError as exc:
-            raise SolverError(f"cannot open webroot {root}: {exc.strerror}") from exc
+    def _open_challenge_dir(self, root_fd: int, root: Path) -> int:
+        # A copy: closing it on the way down must not release the lock on root_fd.
+        fd = os.dup(root_fd)
         path = root
         for part in _SUBDIRS:
             path = path / part
@@ -129,7 +134,11 @@ class WebrootSolver:
                 os.chmod(part, PUBLIC_DIR_MODE, dir_fd=parent_fd, follow_symlinks=False)
                 self._written.created_dirs.append(str(path))
             except FileExistsError:
-                if stat.S_ISLNK(os.lstat(part, dir_fd=parent_fd).st_mode):
+                try:
+                    mode = os.lstat(part, dir_fd=parent_fd).st_mode
+                except FileNotFoundError:
+                    continue
+                if stat.S_ISLNK(mode):
                     raise SolverError(
                         f"refusing to follow the symlink {path}",
                         "remove it; certman never writes through a symlink in the webroot",
@@ -146,18 +155,37 @@ class WebrootSolver:
         )
 
     def cleanup(self, batch: ChallengeBatch) -> None:
+        written, self._written = self._written, _Written()
+        if not written.files and not written.created_dirs:
+            return
         challenge_dir = self.settings.path.joinpath(*_SUBDIRS)
-        for name in self._written.files:
-            try:
-                os.unlink(challenge_dir / name)
-            except OSError:
-                pass
-        for directory in reversed(self._written.created_dirs):
-            try:
-                os.rmdir(directory)
-            except OSError:
-                pass
-        self._written = _Written()
+        try:
+            with _locked(self.settings.path):
+                for name in written.files:
+                    try:
+                        os.unlink(challenge_dir / name)
+                    except OSError:
+                        pass
+                for directory in reversed(written.created_dirs):
+                    try:
+                        os.rmdir(directory)
+                    except OSError:
+                        pass
+        except OSError:
+            pass  # the webroot itself is gone, and with it what we wrote
 
     def wait_ready(self, batch: ChallengeBatch) -> None:
         return None
+
+
+@contextmanager
+def _locked(root: Path) -> Iterator[int]:
+    """``root`` open and locked (flock): solvers sharing a webroot (a parallel renew) then
+    create and remove the challenge directories one at a time, so none removes a
+    directory another is about to write in."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield fd
+    finally:
+        os.close(fd)
