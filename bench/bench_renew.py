@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 from cryptography.x509.oid import NameOID  # noqa: E402
 
 from certman.keys import CertFacts  # noqa: E402
-from certman.renewal.rules import format_time  # noqa: E402
+from certman.keystore.times import encode_time  # noqa: E402
 
 CERTMAN = str(Path(sys.executable).parent / "certman")
 UTC = datetime.UTC
@@ -73,7 +73,7 @@ def fake_keystore(root: Path, count: int) -> None:
     certs: dict[str, Any] = {}
     root.mkdir(mode=0o700, parents=True)
     (root / "certs").mkdir(mode=0o700)
-    next_check = format_time(now + datetime.timedelta(hours=6))
+    next_check = encode_time(now + datetime.timedelta(hours=6))
     for i in range(count):
         name = f"host{i}.bench.example"
         cert = (
@@ -91,8 +91,8 @@ def fake_keystore(root: Path, count: int) -> None:
         facts = CertFacts.of(cert)
         certs[name] = {
             "serial": facts.serial,
-            "not_before": format_time(facts.not_before),
-            "not_after": format_time(facts.not_after),
+            "not_before": encode_time(facts.not_before),
+            "not_after": encode_time(facts.not_after),
             "issuer": facts.issuer,
             "ari_cert_id": facts.ari_cert_id,
             "version": "000001",

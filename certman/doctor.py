@@ -19,12 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 from .config import CertSpec, Settings, check_ca_bundle, load_settings, resolve_server
 from .errors import CertmanError
+from .keystore.layout import SECRET_FILES
 
 if TYPE_CHECKING:
     from .solvers import Solver
 
-# Files that hold key material, wherever they sit in the keystore.
-SECRET_FILES = {"privkey.pem", "combined.pem", "key.pem", "key.pem.next", "order-key.pem", "account.json"}
 PROBE_TIMEOUT = 5.0
 
 

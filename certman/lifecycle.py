@@ -9,17 +9,15 @@ the certificate's directory moves to ``<keystore>/archive/<name>-<stamp>/``.
 from __future__ import annotations
 
 import datetime
-import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import KeystoreError, UsageError
-from .keystore import FileKeystore, utc_iso
-
-Clock = Callable[[], datetime.datetime]
+from .keystore import FileKeystore, IndexEntry, RenewalState, RevocationMarker, VersionMeta
+from .keystore.times import Clock, archive_stamp, encode_time, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -33,15 +31,11 @@ REVOCATION_REASONS = {
 }
 
 
-def _utc_now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
-
-
 @dataclass(frozen=True)
 class VersionInfo:
     version: str
     is_live: bool
-    meta: Mapping[str, Any]
+    meta: VersionMeta | None
 
 
 @dataclass(frozen=True)
@@ -54,8 +48,8 @@ class CertificateReport:
     live_path: Path
     versions: tuple[VersionInfo, ...]
     spec: Mapping[str, Any]
-    state: Mapping[str, Any]
-    revocation: Mapping[str, Any] | None
+    state: RenewalState
+    revocation: RevocationMarker | None
     # What the next `certman renew` does: action, at (UTC), reason (see certman.renewal.rules).
     next_renewal: Mapping[str, Any] | None = None
 
@@ -65,10 +59,12 @@ class CertificateReport:
             "identifiers": list(self.identifiers),
             "live_version": self.live_version,
             "live": str(self.live_path),
-            "versions": [{"version": v.version, "live": v.is_live, **v.meta} for v in self.versions],
+            "versions": [
+                {"version": v.version, "live": v.is_live, **(v.meta.to_json() if v.meta else {})} for v in self.versions
+            ],
             "spec": dict(self.spec),
-            "state": dict(self.state),
-            "revoked": dict(self.revocation) if self.revocation else None,
+            "state": self.state.to_json(),
+            "revoked": self.revocation.to_json() if self.revocation else None,
             "next_renewal": dict(self.next_renewal) if self.next_renewal else None,
         }
 
@@ -89,7 +85,7 @@ class RemoveResult:
     archived_to: Path
 
 
-def list_certificates(keystore: FileKeystore) -> Mapping[str, Mapping[str, Any]]:
+def list_certificates(keystore: FileKeystore) -> Mapping[str, IndexEntry]:
     """What `certman list` shows: the ``index.json`` entry of every certificate, by name.
 
     A keystore left by a run killed mid-store is repaired first (``KeystoreError`` if it
@@ -102,11 +98,14 @@ def list_certificates(keystore: FileKeystore) -> Mapping[str, Mapping[str, Any]]
     return keystore.read_index()
 
 
-def describe(keystore: FileKeystore, name: str, *, now: datetime.datetime | None = None) -> CertificateReport:
-    """The identifiers, versions (with their meta.json), spec, state, revocation marker and next renewal."""
+def describe(keystore: FileKeystore, name: str, *, clock: Clock = utc_now) -> CertificateReport:
+    """The identifiers, versions (with their meta.json), spec, state, revocation marker and next renewal.
+
+    ``UsageError`` for an unknown name; ``KeystoreError`` if a stored record is unreadable.
+    """
     spec = keystore.read_spec(name)
     live = keystore.live_version(name)
-    versions = tuple(VersionInfo(v, v == live, _read_meta(keystore, name, v)) for v in keystore.versions(name))
+    versions = tuple(VersionInfo(v, v == live, keystore.read_meta(name, v)) for v in keystore.versions(name))
     state = keystore.read_state(name)
     revocation = keystore.read_revocation(name)
     entry = keystore.read_index().get(name)
@@ -119,36 +118,26 @@ def describe(keystore: FileKeystore, name: str, *, now: datetime.datetime | None
         spec=spec.to_dict(),
         state=state,
         revocation=revocation,
-        next_renewal=_next_renewal(keystore, name, entry, state, now or _utc_now()) if entry else None,
+        next_renewal=_next_renewal(keystore, name, entry, state, clock()) if entry else None,
     )
 
 
 def _next_renewal(
-    keystore: FileKeystore, name: str, entry: Mapping[str, Any], state: Mapping[str, Any], now: datetime.datetime
+    keystore: FileKeystore, name: str, entry: IndexEntry, state: RenewalState, now: datetime.datetime
 ) -> dict[str, Any]:
     """The same decision `certman renew` would take now, with the rule behind it."""
     from .renewal import rules as renewal
-    from .renewal.job import next_step
+    from .renewal.plan import next_step
 
-    decision = next_step(keystore, name, entry, dict(state), None, now)
+    decision = next_step(keystore, name, entry, state, None, now)
     reason = decision.reason
     if decision.action == renewal.SKIP and reason.startswith("not due"):
         reason = renewal.renew_at(name, entry, state)[1]
-    return {"action": decision.action, "at": renewal.format_time(decision.renew_at), "reason": reason}
-
-
-def _read_meta(keystore: FileKeystore, name: str, version: str) -> dict[str, Any]:
-    path = keystore.layout.versions(name) / version / "meta.json"
-    try:
-        return dict(json.loads(path.read_text()))
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as exc:
-        raise KeystoreError(f"{path} is unreadable: {exc}") from exc
+    return {"action": decision.action, "at": encode_time(decision.renew_at), "reason": reason}
 
 
 def revoke(
-    keystore: FileKeystore, name: str, *, reason: str = "unspecified", timeout: float = 90.0, clock: Clock = _utc_now
+    keystore: FileKeystore, name: str, *, reason: str = "unspecified", timeout: float = 90.0, clock: Clock = utc_now
 ) -> RevokeResult:
     """Revoke the live certificate of ``name`` at its CA and mark it so renewal skips it.
 
@@ -172,7 +161,7 @@ def revoke(
             raise UsageError(f"certificate {name} has no live version to revoke")
         already = keystore.read_revocation(name)
         cert_der, serial = _leaf_der_and_serial(live.cert)
-        if already is not None and already.get("serial") == serial:
+        if already is not None and already.serial == serial:
             raise UsageError(
                 f"certificate {name} (serial {serial}) is already revoked",
                 "`certman issue` it again to get a new certificate",
@@ -182,7 +171,7 @@ def revoke(
         if stored is not None and reason != "keyCompromise":
             signed_by = "account"
             session = AcmeSession(directory_url, account_jwk(stored[0]), ca_bundle=ca_bundle, timeout=timeout)
-            session.use_account(stored[1]["uri"])
+            session.use_account(stored[1].uri)
         else:
             signed_by = "certificate key"
             if reason != "keyCompromise":
@@ -195,11 +184,9 @@ def revoke(
                 directory_url, account_jwk(live.privkey.read_bytes()), ca_bundle=ca_bundle, timeout=timeout
             )
         session.revoke(cert_der, REVOCATION_REASONS[reason])
-        revoked_at = utc_iso(clock())
-        keystore.mark_revoked(
-            name, {"serial": serial, "reason": reason, "revoked_at": revoked_at, "signed_by": signed_by}
-        )
-    return RevokeResult(name, serial, reason, revoked_at, signed_by)
+        revoked_at = clock()
+        keystore.mark_revoked(name, RevocationMarker(serial, reason, revoked_at, signed_by))
+    return RevokeResult(name, serial, reason, encode_time(revoked_at), signed_by)
 
 
 def _issuing_ca(keystore: FileKeystore, spec: Any) -> tuple[str, str | None]:
@@ -208,7 +195,8 @@ def _issuing_ca(keystore: FileKeystore, spec: Any) -> tuple[str, str | None]:
     from .config import resolve_server
     from .issuance.fallback import endpoints
 
-    issued_by = keystore.read_index().get(spec.name, {}).get("server") or spec.server
+    entry = keystore.read_index().get(spec.name)
+    issued_by = (entry.server if entry is not None else None) or spec.server
     for ca in endpoints(spec):
         if ca["server"] == issued_by:
             return resolve_server(ca["server"]), ca["ca_bundle"]
@@ -226,8 +214,8 @@ def _leaf_der_and_serial(path: Path) -> tuple[bytes, str]:
     return cert.public_bytes(Encoding.DER), format(cert.serial_number, "x")
 
 
-def remove(keystore: FileKeystore, name: str, *, clock: Clock = _utc_now) -> RemoveResult:
+def remove(keystore: FileKeystore, name: str, *, clock: Clock = utc_now) -> RemoveResult:
     """Take ``name`` out of the keystore into its archive; nothing is deleted."""
     with keystore.lock_cert(name):
-        target = keystore.archive_cert(name, clock().strftime("%Y%m%dT%H%M%SZ"))
+        target = keystore.archive_cert(name, archive_stamp(clock()))
     return RemoveResult(name, target)

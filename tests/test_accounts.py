@@ -26,7 +26,7 @@ from certman.cli import cli
 from certman.errors import ACMEError, UsageError
 from certman.issuance.issue import issue
 from certman.keys import generate_key, key_to_pem
-from certman.keystore import FileKeystore, ca_id
+from certman.keystore import AccountRecord, FileKeystore, ca_id
 
 
 def test_register_stores_an_account_the_ca_reports_valid(keystore, ca, agreed):
@@ -261,7 +261,7 @@ def test_show_offline_does_not_ask_the_ca(keystore, stopped_pebble):
     keystore.save_account(
         ca_id(ca.directory_url),
         key_to_pem(generate_key("ecdsa-p256")),
-        {"uri": "https://ca.test/acct/1", "contact": ["mailto:a@example.org"]},
+        AccountRecord(uri="https://ca.test/acct/1", contact=("mailto:a@example.org",)),
     )
 
     shown = show_account(keystore, ca, ask_ca=False)
@@ -302,9 +302,9 @@ def _interrupted_rollover(keystore, ca, *, reached_the_ca: bool) -> bytes:
     keystore.save_pending_account_key(ca_id(ca.directory_url), key_to_pem(new_key))
     if reached_the_ca:
         session = AcmeSession(ca.directory_url, account_jwk(key_pem), ca_bundle=ca.ca_bundle, timeout=30)
-        session.use_account(data["uri"])
+        session.use_account(data.uri)
         new_jwk = jose.JWKEC(key=new_key)
-        session.change_account_key(key_change_request(session, data["uri"], new_jwk), new_jwk)
+        session.change_account_key(key_change_request(session, data.uri, new_jwk), new_jwk)
     return key_to_pem(new_key)
 
 

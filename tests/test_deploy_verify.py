@@ -32,7 +32,7 @@ def test_renew_reloads_nginx_and_verifies_the_new_serial_is_served(
     [result] = report.results
     assert result.ok and result.serial != first.serial, result
     assert served_serial(endpoint, "verified.example") == result.serial
-    assert keystore.read_state("verified.example")["deploy"]["pending"] is False
+    assert keystore.read_state("verified.example").deploy.pending is False
 
 
 def test_a_reload_that_leaves_the_old_certificate_served_is_an_error_and_stays_undeployed(
@@ -51,7 +51,7 @@ def test_a_reload_that_leaves_the_old_certificate_served_is_an_error_and_stays_u
     assert not result.ok and report.exit_code == 7
     assert served_before in (result.error or "") and (result.serial or "") in (result.error or "")
     state = keystore.read_state("stale.example")
-    assert state["deploy"]["pending"] is True
+    assert state.deploy.pending is True
 
 
 def test_one_proxy_is_reloaded_once_for_two_certificates_with_different_verify_endpoints(

@@ -39,7 +39,7 @@ def test_the_next_ca_issues_when_the_first_is_down(keystore, pebble, stopped_peb
     result = issue(spec, keystore, account=agreed, timeout=TIMEOUT)
 
     assert pebble.cert_status(result.serial)["Status"] == "Valid"
-    assert keystore.read_index()["fallback.example"]["server"] == pebble.directory_url
+    assert keystore.read_index()["fallback.example"].server == pebble.directory_url
     assert keystore.account_cas() == [ca_id(pebble.directory_url)]
 
 

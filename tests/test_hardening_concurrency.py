@@ -17,7 +17,7 @@ from certman.errors import KeystoreLocked
 from certman.issuance.issue import IssueResult
 from certman.keys import load_key, public_keys_match, split_pem_chain
 from certman.keystore import FileKeystore, locks
-from certman.renewal.job import RUN_LOCK, RenewReport, renew
+from certman.renewal.job import RenewReport, renew
 
 
 def _blocked_in_lock(threads: list[threading.Thread]) -> bool:
@@ -84,7 +84,7 @@ def test_two_renew_runs_forced_to_overlap_make_exactly_one_order_per_certificate
             errors.append(exc)
 
     threads = [threading.Thread(target=run) for _ in range(2)]
-    with locks.hold(fresh_keystore.layout.locks / RUN_LOCK, timeout=5, what="the test"):
+    with locks.hold(fresh_keystore.layout.renew_lock, timeout=5, what="the test"):
         for thread in threads:
             thread.start()
         # Both have planned "issue" for both names and now wait for the run lock.

@@ -79,7 +79,7 @@ def test_the_account_keeps_its_url_and_certman_renews_through_it(keystore, certb
     renewed = issue(keystore.read_spec("cb.example"), keystore, timeout=60)
 
     assert keystore.account_cas() == [ca_id(certbot_pebble.directory_url)]
-    assert keystore.load_account(ca_id(certbot_pebble.directory_url))[1]["uri"] == certbot_uri
+    assert keystore.load_account(ca_id(certbot_pebble.directory_url))[1].uri == certbot_uri
     ca = CAEndpoint(certbot_pebble.directory_url, str(certbot_pebble.ca_bundle))
     assert show_account(keystore, ca).status == "valid"
     assert certbot_pebble.cert_status(renewed.serial)["Status"] == "Valid"
@@ -150,7 +150,7 @@ def test_an_existing_certman_account_for_the_ca_is_not_replaced(keystore, certbo
 
     result = import_certbot(keystore, certbot_dir.config_dir)
 
-    assert keystore.load_account(ca_id(certbot_pebble.directory_url))[1]["uri"] == mine.uri
+    assert keystore.load_account(ca_id(certbot_pebble.directory_url))[1].uri == mine.uri
     assert list(result.skipped) == [f"account {_certbot_account_uri(certbot_dir.config_dir)}"]
 
 

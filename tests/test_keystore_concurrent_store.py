@@ -13,9 +13,10 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from certman.config import CertSpec, SolverSpec
 from certman.keys import key_to_pem
-from certman.keystore import FileKeystore
+from certman.keystore import FileKeystore, VersionMeta
 from certman.names import normalise_all
 
+T0 = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 COUNT = 150
 
 
@@ -50,8 +51,7 @@ def test_concurrent_stores_of_different_certificates_all_go_live(tmp_path: Path)
         )
         key_pem, leaf_pem = self_signed(name)
         with keystore.lock_cert(name):
-            # The index entry needs the validity times for read_index to accept it.
-            meta = {"serial": str(i), "not_before": "2026-01-01T00:00:00Z", "not_after": "2026-01-02T00:00:00Z"}
+            meta = VersionMeta(str(i), T0, T0 + datetime.timedelta(days=1))
             keystore.store_version(spec, key_pem, leaf_pem, b"", meta)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:

@@ -178,9 +178,9 @@ def test_issue_tries_each_ca_under_one_lock_then_deploys_as_the_command_does(
     )
     for root in (twins.cli_root, twins.lib_root):
         keystore = FileKeystore(root)
-        assert keystore.read_index()[NAME]["server"] == twins.pebble.directory_url
+        assert keystore.read_index()[NAME].server == twins.pebble.directory_url
         assert keystore.read_spec(NAME) == spec
-        assert keystore.read_state(NAME)["deploy"]["pending"] is False
+        assert keystore.read_state(NAME).deploy.pending is False
     assert shape(twins.cli_root) == shape(twins.lib_root)
 
 
@@ -198,7 +198,7 @@ def test_issue_whose_reload_fails_is_stored_and_exit_6_as_the_command_says(twins
     assert f"certman: {raised.value.message}" in done.stderr
     assert json.loads(done.stdout)["deploy"]["errors"] == result.deploy.to_dict()["errors"]
     for root in (twins.cli_root, twins.lib_root):
-        assert FileKeystore(root).read_state(NAME)["deploy"]["pending"] is True
+        assert FileKeystore(root).read_state(NAME).deploy.pending is True
     assert shape(twins.cli_root) == shape(twins.lib_root)
 
 
@@ -233,7 +233,7 @@ def test_list_repairs_a_crashed_keystore_as_the_command_does(twins: Twins) -> No
     assert done.exit_code == 0, done.output
     [listed] = json.loads(done.stdout)["certificates"]
     assert {k: listed[k] for k in ("serial", "version", "not_after", "issuer")} == {
-        k: entries[NAME][k] for k in ("serial", "version", "not_after", "issuer")
+        k: entries[NAME].to_json()[k] for k in ("serial", "version", "not_after", "issuer")
     }
     assert snapshot(twins.cli_root) == snapshot(twins.lib_root)
 

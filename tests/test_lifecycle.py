@@ -13,6 +13,7 @@ from fixtures.lifecycle import standalone_spec
 from certman.cli import cli
 from certman.errors import UsageError
 from certman.issuance.issue import issue
+from certman.keystore import RenewalState
 from certman.lifecycle import describe, remove, revoke
 
 
@@ -32,16 +33,17 @@ def test_show_lists_every_version_and_marks_the_live_one(keystore, pebble, agree
     spec = standalone_spec(pebble, "show.example")
     issue(spec, keystore, account=agreed)
     second = issue(spec, keystore, account=agreed)
-    keystore.write_state(spec.name, {"failures": 0})
+    stored = RenewalState(consecutive_failures=1, last_error="the CA said no")
+    keystore.write_state(spec.name, stored)
 
     report = describe(keystore, spec.name)
 
     assert [v.version for v in report.versions] == ["000001", "000002"]
     assert [v.is_live for v in report.versions] == [False, True]
-    assert report.versions[1].meta["serial"] == second.serial
+    assert report.versions[1].meta.serial == second.serial
     assert report.identifiers == ("show.example",)
     assert report.spec["server"] == pebble.directory_url
-    assert report.state == {"failures": 0}
+    assert report.state == stored
     assert report.revocation is None
 
 
@@ -88,7 +90,7 @@ def test_revoke_revokes_at_the_ca_and_marks_the_certificate(keystore, pebble, ag
     assert status["Status"] == "Revoked"
     assert status["Reason"] == 1
     assert result.serial == issued.serial
-    assert keystore.read_revocation("revoke.example")["serial"] == issued.serial
+    assert keystore.read_revocation("revoke.example").serial == issued.serial
 
 
 def test_key_compromise_is_signed_by_the_certificate_key_other_reasons_by_the_account(keystore, pebble, agreed):

@@ -97,7 +97,7 @@ def test_a_failing_hook_leaves_the_certificate_issued_but_not_deployed(renew_env
     assert report.exit_code == 7
     assert result.action == "issued"
     assert result.error.startswith("issued, not deployed: reload command")
-    assert renew_env.keystore.read_state("hooked.example")["deploy"]["pending"] is True
+    assert renew_env.keystore.read_state("hooked.example").deploy.pending is True
 
 
 def test_the_next_run_retries_the_deploy_without_issuing_again(renew_env: RenewEnv, tmp_path: Path):
@@ -111,4 +111,4 @@ def test_the_next_run_retries_the_deploy_without_issuing_again(renew_env: RenewE
     assert report.results[0].action == "deployed"
     assert report.exit_code == 0
     assert renew_env.keystore.versions("hooked.example") == ["000001"]
-    assert renew_env.keystore.read_state("hooked.example")["deploy"]["pending"] is False
+    assert renew_env.keystore.read_state("hooked.example").deploy.pending is False

@@ -14,7 +14,6 @@ from certman.issuance.issue import issue
 from certman.keystore import FileKeystore, locks
 from certman.renewal.declared import declared_specs
 from certman.renewal.job import renew
-from certman.renewal.rules import parse_time
 
 NEVER_SERVED = "/nonexistent-webroot"
 
@@ -34,7 +33,7 @@ def test_every_declared_certificate_that_is_missing_is_issued(renew_env: RenewEn
     report = renew(renew_env.keystore, settings, jobs=2)
     assert [(r.name, r.action) for r in report.results] == [("a.example", "issued"), ("b.example", "issued")]
     assert report.exit_code == 0
-    assert renew_env.keystore.read_index()["b.example"]["identifiers"] == ["b.example", "www.b.example"]
+    assert renew_env.keystore.read_index()["b.example"].identifiers == ("b.example", "www.b.example")
 
 
 def test_a_certificate_that_is_not_due_is_left_alone(renew_env: RenewEnv):
@@ -48,13 +47,13 @@ def test_a_certificate_that_is_not_due_is_left_alone(renew_env: RenewEnv):
 def test_a_due_certificate_is_renewed_from_its_stored_spec(renew_env: RenewEnv):
     issue_declared(renew_env, declare("due.example", "www.due.example", key_type="ecdsa-p384"))
     before = renew_env.keystore.read_index()["due.example"]
-    report = renew(renew_env.keystore, renew_env.settings(), now=later(days=3.5))
+    report = renew(renew_env.keystore, renew_env.settings(), clock=lambda: later(days=3.5))
     result = report.results[0]
     assert result.action == "renewed"
     after = renew_env.keystore.read_index()["due.example"]
-    assert after["serial"] != before["serial"] and result.serial == after["serial"]
-    assert after["identifiers"] == before["identifiers"]
-    assert after["key_type"] == "ecdsa-p384"
+    assert after.serial != before.serial and result.serial == after.serial
+    assert after.identifiers == before.identifiers
+    assert after.key_type == "ecdsa-p384"
 
 
 def test_force_renews_a_certificate_that_is_not_due(renew_env: RenewEnv):
@@ -68,7 +67,7 @@ def test_force_renews_a_certificate_that_is_not_due(renew_env: RenewEnv):
 def test_check_reports_what_is_due_and_changes_nothing(renew_env: RenewEnv):
     issue_declared(renew_env, declare("checked.example"))
     state_path = renew_env.keystore.layout.state("checked.example")
-    report = renew(renew_env.keystore, renew_env.settings(), check=True, now=later(days=3.5))
+    report = renew(renew_env.keystore, renew_env.settings(), check=True, clock=lambda: later(days=3.5))
     assert report.results[0].action == "due"
     assert renew_env.keystore.versions("checked.example") == ["000001"]
     assert not state_path.exists()
@@ -87,20 +86,20 @@ def test_a_failed_certificate_backs_off_one_minute_then_ten(renew_env: RenewEnv)
     tables = (declare("bad.example", solver=[{"name": "webroot", "path": NEVER_SERVED}]),)
     settings = renew_env.settings(certificates=tables)
     start = later()
-    renew(renew_env.keystore, settings, now=start)
+    renew(renew_env.keystore, settings, clock=lambda: start)
     state = renew_env.keystore.read_state("bad.example")
-    assert state["consecutive_failures"] == 1
-    assert "does not exist" in state["last_error"]
-    assert parse_time(state["next_attempt"]) == parse_time(state["last_attempt"]) + datetime.timedelta(minutes=1)
+    assert state.consecutive_failures == 1
+    assert "does not exist" in state.last_error
+    assert state.next_attempt == state.last_attempt + datetime.timedelta(minutes=1)
 
-    waiting = renew(renew_env.keystore, settings, now=start + datetime.timedelta(seconds=30))
+    waiting = renew(renew_env.keystore, settings, clock=lambda: start + datetime.timedelta(seconds=30))
     assert waiting.results[0].action == "skipped"
     assert "backing off after 1 failure(s)" in waiting.results[0].reason
 
-    renew(renew_env.keystore, settings, now=start + datetime.timedelta(minutes=2))
+    renew(renew_env.keystore, settings, clock=lambda: start + datetime.timedelta(minutes=2))
     state = renew_env.keystore.read_state("bad.example")
-    assert state["consecutive_failures"] == 2
-    assert parse_time(state["next_attempt"]) == parse_time(state["last_attempt"]) + datetime.timedelta(minutes=10)
+    assert state.consecutive_failures == 2
+    assert state.next_attempt == state.last_attempt + datetime.timedelta(minutes=10)
 
 
 def test_force_bypasses_the_backoff(renew_env: RenewEnv):
@@ -109,7 +108,7 @@ def test_force_bypasses_the_backoff(renew_env: RenewEnv):
     renew(renew_env.keystore, settings)
     report = renew(renew_env.keystore, settings, force=True)
     assert report.results[0].action == "failed"
-    assert renew_env.keystore.read_state("bad.example")["consecutive_failures"] == 2
+    assert renew_env.keystore.read_state("bad.example").consecutive_failures == 2
 
 
 def test_success_clears_the_failure_state(renew_env: RenewEnv):
@@ -120,8 +119,8 @@ def test_success_clears_the_failure_state(renew_env: RenewEnv):
     report = renew(renew_env.keystore, working, force=True)
     assert report.results[0].action == "issued"
     state = renew_env.keystore.read_state(name)
-    assert state["consecutive_failures"] == 0 and state["last_error"] is None
-    assert state["last_failure"] is not None
+    assert state.consecutive_failures == 0 and state.last_error is None
+    assert state.last_failure is not None
 
 
 def test_a_changed_declaration_is_issued_again(renew_env: RenewEnv):
@@ -130,7 +129,7 @@ def test_a_changed_declaration_is_issued_again(renew_env: RenewEnv):
     report = renew(renew_env.keystore, settings)
     assert report.results[0].action == "issued"
     assert report.results[0].reason == "its declaration changed"
-    assert renew_env.keystore.read_index()["grow.example"]["identifiers"] == ["grow.example", "www.grow.example"]
+    assert renew_env.keystore.read_index()["grow.example"].identifiers == ("grow.example", "www.grow.example")
 
 
 def test_an_unchanged_declaration_is_not_issued_again(renew_env: RenewEnv):
@@ -144,7 +143,7 @@ def test_the_renewal_time_is_reported_for_every_certificate(renew_env: RenewEnv)
     renew(renew_env.keystore, renew_env.settings(certificates=(declare("when.example"),)))
     report = renew(renew_env.keystore, renew_env.settings())
     result = report.results[0]
-    lifetime = result.not_after - parse_time(renew_env.keystore.read_index()["when.example"]["not_before"])
+    lifetime = result.not_after - renew_env.keystore.read_index()["when.example"].not_before
     assert result.not_after - lifetime / 2 <= result.next_renewal <= result.not_after - lifetime * 0.45
 
 
@@ -169,10 +168,10 @@ def test_a_revoked_certificate_is_not_renewed_unless_forced(renew_env: RenewEnv)
     from certman.lifecycle import revoke
 
     issue_declared(renew_env, declare("revoked.example"))
-    revoked_serial = renew_env.keystore.read_index()["revoked.example"]["serial"]
+    revoked_serial = renew_env.keystore.read_index()["revoked.example"].serial
     revoke(renew_env.keystore, "revoked.example", reason="superseded")
 
-    skipped = renew(renew_env.keystore, renew_env.settings(), now=later(days=3.5)).results[0]
+    skipped = renew(renew_env.keystore, renew_env.settings(), clock=lambda: later(days=3.5)).results[0]
     forced = renew(renew_env.keystore, renew_env.settings(), force=True).results[0]
 
     assert skipped.action == "skipped" and skipped.reason.startswith("revoked (superseded)")

@@ -17,7 +17,6 @@ from fixtures.renewal import RenewEnv, later
 from certman.config import Settings
 from certman.keys import ari_cert_id
 from certman.renewal.job import renew
-from certman.renewal.rules import parse_time
 
 NAME = "ari.example"
 MINUTE = datetime.timedelta(minutes=1)
@@ -31,7 +30,7 @@ def issued(env: RenewEnv, proxy: AriProxy) -> str:
     """Issue NAME through the proxy; return its CertID."""
     report = renew(env.keystore, settings(env, proxy))
     assert report.results[0].action == "issued", report.results[0].error
-    return env.keystore.read_index()[NAME]["ari_cert_id"]
+    return env.keystore.read_index()[NAME].ari_cert_id
 
 
 def test_cert_id_is_the_aki_and_the_der_serial_as_in_rfc_9773_appendix_a():
@@ -58,15 +57,15 @@ def test_renewal_info_is_fetched_by_cert_id_and_persisted(renew_env: RenewEnv, a
     start, end = now + datetime.timedelta(days=2), now + datetime.timedelta(days=3)
     ari_proxy.scenario.windows[cert_id] = (start, end)
     ari_proxy.scenario.explanation_url = "https://ca.example/why"
-    report = renew(renew_env.keystore, settings(renew_env, ari_proxy), now=now)
+    report = renew(renew_env.keystore, settings(renew_env, ari_proxy), clock=lambda: now)
     assert report.results[0].action == "skipped"
     assert ari_proxy.scenario.ari_requests == [cert_id]
-    ari = renew_env.keystore.read_state(NAME)["ari"]
-    assert ari["cert_id"] == cert_id
-    assert parse_time(ari["window_start"]) == start.replace(microsecond=0)
-    assert start.replace(microsecond=0) <= parse_time(ari["chosen"]) <= end
-    assert ari["explanation_url"] == "https://ca.example/why"
-    assert report.results[0].next_renewal == parse_time(ari["chosen"])
+    ari = renew_env.keystore.read_state(NAME).ari
+    assert ari.cert_id == cert_id
+    assert ari.window_start == start.replace(microsecond=0)
+    assert start.replace(microsecond=0) <= ari.chosen <= end
+    assert ari.explanation_url == "https://ca.example/why"
+    assert report.results[0].next_renewal == ari.chosen
 
 
 def test_the_next_check_honours_retry_after(renew_env: RenewEnv, ari_proxy: AriProxy):
@@ -74,13 +73,13 @@ def test_the_next_check_honours_retry_after(renew_env: RenewEnv, ari_proxy: AriP
     now = later()
     ari_proxy.scenario.windows[cert_id] = (now + datetime.timedelta(days=2), now + datetime.timedelta(days=3))
     ari_proxy.scenario.retry_after = 3600
-    renew(renew_env.keystore, settings(renew_env, ari_proxy), now=now)
-    next_check = parse_time(renew_env.keystore.read_state(NAME)["ari"]["next_check"])
+    renew(renew_env.keystore, settings(renew_env, ari_proxy), clock=lambda: now)
+    next_check = renew_env.keystore.read_state(NAME).ari.next_check
     assert next_check == (now + datetime.timedelta(hours=1)).replace(microsecond=0)
 
-    renew(renew_env.keystore, settings(renew_env, ari_proxy), now=now + datetime.timedelta(minutes=59))
+    renew(renew_env.keystore, settings(renew_env, ari_proxy), clock=lambda: now + datetime.timedelta(minutes=59))
     assert ari_proxy.scenario.ari_requests == [cert_id]
-    renew(renew_env.keystore, settings(renew_env, ari_proxy), now=now + datetime.timedelta(minutes=61))
+    renew(renew_env.keystore, settings(renew_env, ari_proxy), clock=lambda: now + datetime.timedelta(minutes=61))
     assert ari_proxy.scenario.ari_requests == [cert_id, cert_id]
 
 
@@ -88,7 +87,7 @@ def test_a_certificate_inside_its_window_is_renewed_with_replaces(renew_env: Ren
     cert_id = issued(renew_env, ari_proxy)
     now = later()
     ari_proxy.scenario.windows[cert_id] = (now + MINUTE, now + 2 * MINUTE)
-    report = renew(renew_env.keystore, settings(renew_env, ari_proxy), now=now + 3 * MINUTE)
+    report = renew(renew_env.keystore, settings(renew_env, ari_proxy), clock=lambda: now + 3 * MINUTE)
     assert report.results[0].action == "renewed"
     assert report.results[0].reason == "inside the CA's ARI window"
     assert ari_proxy.scenario.new_orders[-1]["replaces"] == cert_id
@@ -103,7 +102,7 @@ def test_a_refused_replacement_is_retried_once_without_replaces(
     ari_proxy.scenario.windows[cert_id] = (now + MINUTE, now + 2 * MINUTE)
     ari_proxy.scenario.refuse_next_replacement = refusal
     before = len(ari_proxy.scenario.new_orders)
-    report = renew(renew_env.keystore, settings(renew_env, ari_proxy), now=now + 3 * MINUTE)
+    report = renew(renew_env.keystore, settings(renew_env, ari_proxy), clock=lambda: now + 3 * MINUTE)
     assert report.results[0].action == "renewed"
     orders = ari_proxy.scenario.new_orders[before:]
     assert [o.get("replaces") for o in orders] == [cert_id, None]
@@ -115,7 +114,7 @@ def test_a_window_that_ended_before_the_certificate_was_issued_never_renews_it(
     issued(renew_env, ari_proxy)
     now = later()
     ari_proxy.scenario.default_window = (now - datetime.timedelta(days=2), now - datetime.timedelta(days=1))
-    report = renew(renew_env.keystore, settings(renew_env, ari_proxy), now=now + MINUTE)
+    report = renew(renew_env.keystore, settings(renew_env, ari_proxy), clock=lambda: now + MINUTE)
     assert report.results[0].action == "skipped"
     assert renew_env.keystore.versions(NAME) == ["000001"]
 
@@ -125,8 +124,8 @@ def test_the_old_certificates_window_is_not_applied_to_its_replacement(renew_env
     now = later()
     ari_proxy.scenario.windows[cert_id] = (now + MINUTE, now + 2 * MINUTE)
     ari_proxy.scenario.default_window = (now + datetime.timedelta(days=2), now + datetime.timedelta(days=3))
-    renew(renew_env.keystore, settings(renew_env, ari_proxy), now=now + 3 * MINUTE)
-    report = renew(renew_env.keystore, settings(renew_env, ari_proxy), now=now + 4 * MINUTE)
+    renew(renew_env.keystore, settings(renew_env, ari_proxy), clock=lambda: now + 3 * MINUTE)
+    report = renew(renew_env.keystore, settings(renew_env, ari_proxy), clock=lambda: now + 4 * MINUTE)
     assert report.results[0].action == "skipped"
     assert renew_env.keystore.versions(NAME) == ["000001", "000002"]
 
@@ -135,14 +134,14 @@ def test_a_rate_limit_retry_after_is_honoured_across_runs(renew_env: RenewEnv, a
     issued(renew_env, ari_proxy)
     ari_proxy.scenario.rate_limit_next_order = 3600
     now = later()
-    report = renew(renew_env.keystore, settings(renew_env, ari_proxy), force=True, now=now)
+    report = renew(renew_env.keystore, settings(renew_env, ari_proxy), force=True, clock=lambda: now)
     assert report.results[0].action == "failed"
     assert "rate-limited" in report.results[0].error
     state = renew_env.keystore.read_state(NAME)
-    next_attempt = parse_time(state["next_attempt"])
-    assert next_attempt == parse_time(state["retry_after"])
+    next_attempt = state.next_attempt
+    assert next_attempt == state.retry_after
     assert next_attempt >= now + datetime.timedelta(minutes=59)
 
-    waiting = renew(renew_env.keystore, settings(renew_env, ari_proxy), now=next_attempt - MINUTE)
+    waiting = renew(renew_env.keystore, settings(renew_env, ari_proxy), clock=lambda: next_attempt - MINUTE)
     assert waiting.results[0].action == "skipped"
     assert "backing off" in waiting.results[0].reason

@@ -53,7 +53,7 @@ def assert_renewed_and_deployed(
         assert result.ok and result.action == "renewed", result
         # Over SNI, each name is now served its own new certificate.
         assert served_serial(endpoint, result.name) == result.serial != served_before[result.name]
-        assert keystore.read_state(result.name)["deploy"]["pending"] is False
+        assert keystore.read_state(result.name).deploy.pending is False
 
 
 def test_renew_renews_two_certificates_on_one_nginx_listener_with_one_reload(
@@ -108,7 +108,7 @@ def run_loop_across_renew(endpoint: Endpoint, keystore: FileKeystore, old_serial
         report = renew(keystore, settings_for(keystore), force=True)
         [result] = report.results
         assert result.ok and result.serial != old_serial, result
-        assert keystore.read_state("a.example")["deploy"]["pending"] is False
+        assert keystore.read_state("a.example").deploy.pending is False
         loop.wait_until(lambda: loop.serials.get(result.serial, 0) >= MIN_EACH_SIDE and loop.total >= MIN_HANDSHAKES)
     finally:
         loop.stop()

@@ -4,25 +4,33 @@ from __future__ import annotations
 
 import datetime
 
+from certman.keystore.records import IndexEntry, RenewalState
+from certman.keystore.times import encode_time
 from certman.renewal import rules as renewal
-from certman.renewal.rules import decide, format_time
+from certman.renewal.rules import decide
 
 UTC = datetime.UTC
 T0 = datetime.datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def entry(days: float = 90, serial: str = "abc", **extra: object) -> dict[str, object]:
-    return {
-        "not_before": format_time(T0),
-        "not_after": format_time(T0 + datetime.timedelta(days=days)),
+def entry(days: float = 90, serial: str = "abc", **extra: object) -> IndexEntry:
+    raw = {
+        "not_before": encode_time(T0),
+        "not_after": encode_time(T0 + datetime.timedelta(days=days)),
         "serial": serial,
         "ari_cert_id": f"aki.{serial}",
         **extra,
     }
+    return IndexEntry.from_json(raw, "index.json", "a")
+
+
+def st(raw: dict[str, object]) -> RenewalState:
+    """A state as renewal reads it from a state.json holding ``raw``."""
+    return RenewalState.from_json(raw, "state.json")
 
 
 def test_a_fresh_certificate_is_not_due():
-    decision = decide("a", entry(), {}, T0 + datetime.timedelta(days=1))
+    decision = decide("a", entry(), st({}), T0 + datetime.timedelta(days=1))
     assert decision.action == renewal.SKIP
     assert "not due until" in decision.reason
 
@@ -30,8 +38,8 @@ def test_a_fresh_certificate_is_not_due():
 def test_due_once_at_most_a_third_of_the_lifetime_remains_plus_at_most_a_tenth_of_that():
     due = renewal.lifetime_renew_at("a", entry(90))
     assert T0 + datetime.timedelta(days=60) <= due <= T0 + datetime.timedelta(days=63)
-    assert decide("a", entry(90), {}, due).action == renewal.RENEW
-    assert decide("a", entry(90), {}, due - datetime.timedelta(seconds=1)).action == renewal.SKIP
+    assert decide("a", entry(90), st({}), due).action == renewal.RENEW
+    assert decide("a", entry(90), st({}), due - datetime.timedelta(seconds=1)).action == renewal.SKIP
 
 
 def test_short_lived_certificates_renew_at_half_their_lifetime():
@@ -49,7 +57,7 @@ def test_jitter_is_stable_per_certificate_and_differs_between_certificates():
 def test_renew_before_days_overrides_the_lifetime_rule():
     due = renewal.lifetime_renew_at("a", entry(90, renew_before_days=10))
     assert T0 + datetime.timedelta(days=80) <= due <= T0 + datetime.timedelta(days=81)
-    assert "renew_before" in decide("a", entry(90, renew_before_days=10), {}, due).reason
+    assert "renew_before" in decide("a", entry(90, renew_before_days=10), st({}), due).reason
 
 
 def test_backoff_is_one_ten_and_hundred_minutes_then_daily():
@@ -65,7 +73,7 @@ def test_retry_after_wins_when_it_is_later_than_the_backoff():
 
 
 def test_a_due_certificate_waits_out_its_backoff():
-    state = {"consecutive_failures": 2, "next_attempt": format_time(T0 + datetime.timedelta(days=70))}
+    state = st({"consecutive_failures": 2, "next_attempt": encode_time(T0 + datetime.timedelta(days=70))})
     decision = decide("a", entry(), state, T0 + datetime.timedelta(days=65))
     assert decision.action == renewal.SKIP
     assert "backing off after 2 failure(s)" in decision.reason
@@ -73,30 +81,32 @@ def test_a_due_certificate_waits_out_its_backoff():
 
 
 def test_force_bypasses_the_due_rule_and_the_backoff():
-    state = {"consecutive_failures": 5, "next_attempt": format_time(T0 + datetime.timedelta(days=1))}
+    state = st({"consecutive_failures": 5, "next_attempt": encode_time(T0 + datetime.timedelta(days=1))})
     assert decide("a", entry(), state, T0, force=True).action == renewal.RENEW
 
 
 def test_an_undeployed_certificate_is_deployed_again_without_issuing():
-    state = {"deploy": {"pending": True, "serial": "abc"}}
+    state = st({"deploy": {"pending": True, "serial": "abc"}})
     assert decide("a", entry(), state, T0).action == renewal.DEPLOY
 
 
 def test_a_deploy_that_keeps_failing_does_not_stop_a_due_renewal():
-    state = {"deploy": {"pending": True, "serial": "abc"}}
+    state = st({"deploy": {"pending": True, "serial": "abc"}})
     due, _ = renewal.renew_at("a", entry(), state)
     assert decide("a", entry(), state, due + datetime.timedelta(minutes=1)).action == renewal.RENEW
 
 
-def ari_state(cert_id: str, start: datetime.datetime, end: datetime.datetime) -> dict[str, object]:
-    return {
-        "ari": {
-            "cert_id": cert_id,
-            "window_start": format_time(start),
-            "window_end": format_time(end),
-            "chosen": format_time(renewal.ari_renew_at(cert_id, start, end)),
+def ari_state(cert_id: str, start: datetime.datetime, end: datetime.datetime) -> RenewalState:
+    return st(
+        {
+            "ari": {
+                "cert_id": cert_id,
+                "window_start": encode_time(start),
+                "window_end": encode_time(end),
+                "chosen": encode_time(renewal.ari_renew_at(cert_id, start, end)),
+            }
         }
-    }
+    )
 
 
 def test_an_ari_window_replaces_the_lifetime_rule():
@@ -123,12 +133,12 @@ def test_a_window_fetched_for_the_previous_certificate_is_ignored():
 
 def test_a_window_that_ended_before_the_certificate_was_issued_is_stale():
     state = ari_state("aki.abc", T0 - datetime.timedelta(days=2), T0 - datetime.timedelta(days=1))
-    assert not renewal.ari_window_usable(entry(), state["ari"])  # type: ignore[arg-type]
+    assert not renewal.ari_window_usable(entry(), state.ari)
     assert decide("a", entry(), state, T0 + datetime.timedelta(minutes=5)).action == renewal.SKIP
 
 
 def test_ari_is_checked_again_only_once_its_next_check_passed():
-    state = {"ari": {"cert_id": "aki.abc", "next_check": format_time(T0 + datetime.timedelta(hours=6))}}
+    state = st({"ari": {"cert_id": "aki.abc", "next_check": encode_time(T0 + datetime.timedelta(hours=6))}})
     assert not renewal.ari_check_due(entry(), state, T0)
     assert renewal.ari_check_due(entry(), state, T0 + datetime.timedelta(hours=6))
     assert renewal.ari_check_due(entry(serial="new"), state, T0)

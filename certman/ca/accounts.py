@@ -10,11 +10,9 @@ posted inside an outer JWS signed by the old key.
 
 from __future__ import annotations
 
-import datetime
 import json
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -22,17 +20,12 @@ from josepy import jwk
 
 from ..errors import ACMEError, UsageError
 from ..keys import key_to_pem, load_key
-from ..keystore import FileKeystore, ca_id, utc_iso
+from ..keystore import AccountRecord, FileKeystore, ca_id
+from ..keystore.times import Clock, archive_stamp, encode_time, utc_now
 from .eab import ExternalAccount
 from .session import REQUEST_TIMEOUT, AcmeSession
 
 log = logging.getLogger(__name__)
-
-Clock = Callable[[], datetime.datetime]
-
-
-def _utc_now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
 
 
 @dataclass(frozen=True)
@@ -116,11 +109,11 @@ def open_session(
         with keystore.lock_keystore():
             _finish_interrupted_rollover(keystore, endpoint)
             stored = _stored(keystore, endpoint)
-    key_pem, data = stored
+    key_pem, record = stored
     session = AcmeSession(
         directory_url, account_jwk(key_pem), ca_bundle=ca_bundle, timeout=timeout, request_timeout=request_timeout
     )
-    session.use_account(data["uri"])
+    session.use_account(record.uri)
     return session
 
 
@@ -156,12 +149,7 @@ def _register(
     keystore.save_account(
         ca,
         key_to_pem(key),
-        {
-            "uri": regr.uri,
-            "directory": directory_url,
-            "contact": list(regr.body.contact),
-            "created_at": utc_iso(_utc_now()),
-        },
+        AccountRecord(uri=regr.uri, directory=directory_url, contact=tuple(regr.body.contact), created_at=utc_now()),
     )
     log.info("registered account %s at %s", regr.uri, directory_url)
     return session
@@ -173,7 +161,7 @@ def _thumbprint(key: Any) -> str:
     return b64.b64encode(key.thumbprint()).decode()
 
 
-def _stored(keystore: FileKeystore, ca: CAEndpoint) -> tuple[bytes, dict[str, Any]]:
+def _stored(keystore: FileKeystore, ca: CAEndpoint) -> tuple[bytes, AccountRecord]:
     stored = keystore.load_account(ca_id(ca.directory_url))
     if stored is None:
         raise UsageError(
@@ -183,15 +171,15 @@ def _stored(keystore: FileKeystore, ca: CAEndpoint) -> tuple[bytes, dict[str, An
     return stored
 
 
-def _info(ca: CAEndpoint, key_pem: bytes, data: dict[str, Any], status: str | None) -> AccountInfo:
+def _info(ca: CAEndpoint, key_pem: bytes, record: AccountRecord, status: str | None) -> AccountInfo:
     return AccountInfo(
         ca=ca_id(ca.directory_url),
         directory_url=ca.directory_url,
-        uri=data["uri"],
-        contact=tuple(data.get("contact", ())),
+        uri=record.uri,
+        contact=record.contact,
         status=status,
         key_thumbprint=_thumbprint(account_jwk(key_pem).public_key()),
-        created_at=data.get("created_at"),
+        created_at=encode_time(record.created_at),
     )
 
 
@@ -211,7 +199,7 @@ def show_account(keystore: FileKeystore, ca: CAEndpoint, *, ask_ca: bool = True)
         _finish_interrupted_rollover(keystore, ca)
         key_pem, data = _stored(keystore, ca)
     regr = _session(keystore, ca).query_account()
-    return _info(ca, key_pem, {**data, "contact": list(regr.body.contact)}, regr.body.status)
+    return _info(ca, key_pem, replace(data, contact=tuple(regr.body.contact)), regr.body.status)
 
 
 def register_account(keystore: FileKeystore, ca: CAEndpoint, account: AccountSettings) -> AccountInfo:
@@ -235,7 +223,7 @@ def update_email(keystore: FileKeystore, ca: CAEndpoint, emails: tuple[str, ...]
         _finish_interrupted_rollover(keystore, ca)
         key_pem, data = _stored(keystore, ca)
         regr = _session(keystore, ca).update_account(contact)
-        data = {**data, "contact": list(regr.body.contact)}
+        data = replace(data, contact=tuple(regr.body.contact))
         keystore.save_account(ca_id(ca.directory_url), key_pem, data)
     return _info(ca, key_pem, data, regr.body.status)
 
@@ -253,7 +241,7 @@ def key_change_request(session: Any, account_uri: str, new_key: Any) -> Any:
     return jws.JWS.sign(payload, key=new_key, alg=alg, nonce=None, url=session.directory["keyChange"])
 
 
-def rollover(keystore: FileKeystore, ca: CAEndpoint, *, clock: Clock = _utc_now) -> AccountInfo:
+def rollover(keystore: FileKeystore, ca: CAEndpoint, *, clock: Clock = utc_now) -> AccountInfo:
     """Replace the account key with a fresh ECDSA P-256 key, at the CA and then in the keystore."""
     ca_key = ca_id(ca.directory_url)
     with keystore.lock_keystore():
@@ -263,10 +251,10 @@ def rollover(keystore: FileKeystore, ca: CAEndpoint, *, clock: Clock = _utc_now)
         new_key = ec.generate_private_key(ec.SECP256R1())
         new_pem = key_to_pem(new_key)
         new_jwk = jwk.JWKEC(key=new_key)
-        inner = key_change_request(session, data["uri"], new_jwk)
+        inner = key_change_request(session, data.uri, new_jwk)
         keystore.save_pending_account_key(ca_key, new_pem)
         session.change_account_key(inner, new_jwk)
-        data = {**data, "key_rolled_at": utc_iso(clock())}
+        data = replace(data, key_rolled_at=clock())
         keystore.save_account(ca_key, new_pem, data)
         keystore.save_pending_account_key(ca_key, None)
     return _info(ca, new_pem, data, "valid")
@@ -284,7 +272,7 @@ def _finish_interrupted_rollover(keystore: FileKeystore, ca: CAEndpoint) -> None
     key_pem, data = _stored(keystore, ca)
     for candidate in (key_pem, pending):
         session = AcmeSession(ca.directory_url, account_jwk(candidate), ca_bundle=ca.ca_bundle, timeout=ca.timeout)
-        session.use_account(data["uri"])
+        session.use_account(data.uri)
         try:
             session.query_account()
         except ACMEError:
@@ -294,16 +282,17 @@ def _finish_interrupted_rollover(keystore: FileKeystore, ca: CAEndpoint) -> None
         keystore.save_pending_account_key(ca_key, None)
         return
     raise ACMEError(
-        f"the CA accepts neither the account key nor the key of an interrupted rollover for {data['uri']}",
-        f"both are kept in {keystore.root}/accounts/{ca_key}/ (key.pem, key.pem.next)",
+        f"the CA accepts neither the account key nor the key of an interrupted rollover for {data.uri}",
+        f"both are kept in {keystore.layout.account_dir(ca_key)}/ "
+        f"({keystore.layout.account_key(ca_key).name}, {keystore.layout.pending_account_key(ca_key).name})",
     )
 
 
-def deactivate(keystore: FileKeystore, ca: CAEndpoint, *, clock: Clock = _utc_now) -> AccountInfo:
+def deactivate(keystore: FileKeystore, ca: CAEndpoint, *, clock: Clock = utc_now) -> AccountInfo:
     """Deactivate the account at the CA (irreversible) and move it to the keystore's archive."""
     with keystore.lock_keystore():
         _finish_interrupted_rollover(keystore, ca)
         key_pem, data = _stored(keystore, ca)
         regr = _session(keystore, ca).deactivate_account()
-        keystore.archive_account(ca_id(ca.directory_url), clock().strftime("%Y%m%dT%H%M%SZ"))
+        keystore.archive_account(ca_id(ca.directory_url), archive_stamp(clock()))
     return _info(ca, key_pem, data, regr.body.status)

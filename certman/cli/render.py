@@ -6,17 +6,17 @@ import dataclasses
 import datetime
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..keystore import utc_iso
+from ..keystore.times import Clock, encode_time, utc_now
+
+if TYPE_CHECKING:
+    from ..keystore.records import IndexEntry
 
 
-def _parse(moment: str) -> datetime.datetime:
-    return datetime.datetime.strptime(moment, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
-
-
-def days_left(not_after: str, now: datetime.datetime) -> int:
-    return int((_parse(not_after) - now).total_seconds() // 86400)
+def days_left(not_after: datetime.datetime, now: datetime.datetime) -> int:
+    """Whole days from ``now`` until ``not_after``, rounded down (negative once expired)."""
+    return int((not_after - now).total_seconds() // 86400)
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
@@ -26,23 +26,21 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def certificate_list(
-    index: Mapping[str, Mapping[str, Any]], *, as_json: bool, now: datetime.datetime | None = None
-) -> str:
-    now = now or datetime.datetime.now(datetime.UTC)
+def certificate_list(index: Mapping[str, IndexEntry], *, as_json: bool, clock: Clock = utc_now) -> str:
+    now = clock()
     entries: list[dict[str, Any]] = []
     for name in sorted(index):
         entry = index[name]
         entries.append(
             {
                 "name": name,
-                "identifiers": list(entry.get("identifiers", [])),
-                "not_after": entry.get("not_after"),
-                "days_left": days_left(entry["not_after"], now) if entry.get("not_after") else None,
-                "issuer": entry.get("issuer"),
-                "key_type": entry.get("key_type"),
-                "serial": entry.get("serial"),
-                "version": entry.get("version"),
+                "identifiers": list(entry.identifiers),
+                "not_after": encode_time(entry.not_after),
+                "days_left": days_left(entry.not_after, now),
+                "issuer": entry.issuer,
+                "key_type": entry.key_type,
+                "serial": entry.serial,
+                "version": entry.version,
             }
         )
     if as_json:
@@ -69,8 +67,8 @@ def issue_result(result: Any, *, as_json: bool) -> str:
         "version": result.version,
         "serial": result.serial,
         "identifiers": list(result.identifiers),
-        "not_before": utc_iso(result.not_before),
-        "not_after": utc_iso(result.not_after),
+        "not_before": encode_time(result.not_before),
+        "not_after": encode_time(result.not_after),
         "issuer": result.issuer,
         "live": str(result.live.directory),
         "fullchain": str(result.live.fullchain),

@@ -6,7 +6,7 @@ import json
 from collections import Counter
 from typing import Any
 
-from ..renewal.rules import format_time
+from ..keystore.times import encode_time
 from .render import deploy_lines, table
 
 
@@ -18,7 +18,7 @@ def renew_report(report: Any, *, as_json: bool) -> str:
     if not results:
         return "no certificates yet (see `certman issue --help` or declare some in certman.toml)"
     rows = [
-        [r.name, r.action, format_time(r.not_after) or "-", format_time(r.next_renewal) or "-", _why(r)]
+        [r.name, r.action, encode_time(r.not_after) or "-", encode_time(r.next_renewal) or "-", _why(r)]
         for r in results
     ]
     counts = Counter(r.action for r in results)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 
 from . import CliContext
+
+if TYPE_CHECKING:
+    from ..keystore.records import VersionMeta
 
 
 @click.command("show")
@@ -16,6 +20,7 @@ from . import CliContext
 def command(obj: CliContext, /, name: str, as_json: bool) -> None:
     """Show a certificate's identifiers, versions, spec, state and revocation."""
     from ..keystore import FileKeystore
+    from ..keystore.times import encode_time
     from ..lifecycle import describe
     from . import render as _render
 
@@ -29,9 +34,10 @@ def command(obj: CliContext, /, name: str, as_json: bool) -> None:
         f"  live:     {report.live_path} -> version {report.live_version or '-'}",
     ]
     if report.revocation:
+        marker = report.revocation
         lines.append(
-            f"  REVOKED:  serial {report.revocation.get('serial')} at {report.revocation.get('revoked_at')} "
-            f"({report.revocation.get('reason')}); not renewed until issued again"
+            f"  REVOKED:  serial {marker.serial} at {encode_time(marker.revoked_at)} "
+            f"({marker.reason}); not renewed until issued again"
         )
     spec = report.spec
     lines.append(f"  server:   {spec['server']}" + (f" (profile {spec['profile']})" if spec.get("profile") else ""))
@@ -43,18 +49,18 @@ def command(obj: CliContext, /, name: str, as_json: bool) -> None:
         renewal = report.next_renewal
         when = renewal["at"] or ("now" if renewal["action"] != "skip" else "not scheduled")
         lines.append(f"  renewal:  {when} ({renewal['reason']})")
-    if report.state:
-        lines.append("  state:    " + ", ".join(f"{k}={v}" for k, v in sorted(report.state.items())))
-    rows = [
-        [
-            ("* " if v.is_live else "  ") + v.version,
-            str(v.meta.get("serial", "-")),
-            str(v.meta.get("not_before", "-")),
-            str(v.meta.get("not_after", "-")),
-            str(v.meta.get("issuer", "-")),
-        ]
-        for v in report.versions
-    ]
+    state = report.state.to_json()
+    if state:
+        lines.append("  state:    " + ", ".join(f"{k}={v}" for k, v in sorted(state.items())))
+    rows = [[("* " if v.is_live else "  ") + v.version, *_meta_columns(v.meta)] for v in report.versions]
     lines.append("")
     lines.append(_render.table(["VERSION", "SERIAL", "NOT BEFORE", "NOT AFTER", "ISSUER"], rows))
     click.echo("\n".join(lines))
+
+
+def _meta_columns(meta: VersionMeta | None) -> list[str]:
+    from ..keystore.times import encode_time
+
+    if meta is None:
+        return ["-"] * 4
+    return [str(meta.serial), encode_time(meta.not_before), encode_time(meta.not_after), str(meta.issuer)]

@@ -11,16 +11,16 @@ run retries the reload without issuing.
 from __future__ import annotations
 
 import concurrent.futures
-import datetime
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..config import CertSpec
 from ..errors import CertmanError, ReloadError, UsageError
-from ..keystore import FileKeystore
+from ..keystore import DeployState, FileKeystore
+from ..keystore.times import Clock, utc_now
 from ..plugins import registry as plugins
 from .reloaders import Deployment, Reloader
 from .served import DEFAULT_TIMEOUT as VERIFY_TIMEOUT
@@ -182,7 +182,7 @@ def deploy_issued(
     serial: str,
     *,
     timeout: float = DEFAULT_TIMEOUT,
-    now: datetime.datetime | None = None,
+    clock: Clock = utc_now,
 ) -> DeployResult:
     """Run the reloaders of one just-issued certificate and record the outcome in its state,
     so that a failed reload is retried by the next `certman renew` without issuing again.
@@ -194,15 +194,8 @@ def deploy_issued(
         return DeployResult({})
     outcome = deploy([(spec, deployment_of(keystore, spec, serial))], timeout=timeout)
     error = outcome.errors[spec.name]
-    state = keystore.read_state(spec.name)
-    moment = now or datetime.datetime.now(datetime.UTC)
-    state["deploy"] = {
-        "pending": error is not None,
-        "serial": serial,
-        "error": error.message if error else None,
-        "attempted_at": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
-    keystore.write_state(spec.name, state)
+    deployed = DeployState(error is not None, serial, error.message if error else None, clock())
+    keystore.write_state(spec.name, replace(keystore.read_state(spec.name), deploy=deployed))
     return outcome
 
 

@@ -47,7 +47,7 @@ def deployment_from_keystore(keystore: FileKeystore, name: str) -> Deployment:
     entry = keystore.read_index().get(name)
     if entry is None or not keystore.has(name):
         raise UsageError(f"no certificate named {name!r} in {keystore.root}", "see `certman list` for the names")
-    return Deployment(name, tuple(entry.get("identifiers", ())), str(entry.get("serial", "")), keystore.live(name))
+    return Deployment(name, entry.identifiers, entry.serial or "", keystore.live(name))
 
 
 def configured_endpoints(keystore: FileKeystore, name: str) -> tuple[Endpoint, ...]:

@@ -28,7 +28,8 @@ from typing import Any
 
 from ..config import CertSpec, SolverSpec, resolve_server
 from ..errors import CertmanError, ConfigError, UsageError
-from ..keystore import FileKeystore, ca_id, utc_iso
+from ..keystore import AccountRecord, FileKeystore, VersionMeta, ca_id
+from ..keystore.times import Clock, utc_now
 from ..names import normalise_all
 from . import renewal_conf
 
@@ -66,7 +67,7 @@ def import_certbot(
     config_dir: Path = DEFAULT_CONFIG_DIR,
     *,
     ca_bundle: str | None = None,
-    now: datetime.datetime | None = None,
+    clock: Clock = utc_now,
 ) -> ImportResult:
     """Import every account and lineage of the certbot ``config_dir`` into ``keystore``."""
     config_dir = Path(config_dir)
@@ -75,7 +76,7 @@ def import_certbot(
             f"{config_dir} is not a certbot config directory (no renewal/ or accounts/)",
             "pass --config-dir with the directory certbot was run with",
         )
-    now = now or datetime.datetime.now(datetime.UTC)
+    now = clock()
     result = ImportResult()
     for account_dir in sorted((config_dir / "accounts").glob("*/**/regr.json")):
         _import_account(keystore, config_dir, account_dir.parent, result, now)
@@ -107,24 +108,18 @@ def _import_account(
     ca = ca_id(server)
     existing = keystore.load_account(ca)
     if existing is not None:
-        if existing[1].get("uri") == uri:
+        if existing[1].uri == uri:
             result.accounts_unchanged.append(uri)
         else:
             result.skipped[f"account {uri}"] = (
-                f"certman already has another account for {server} ({existing[1].get('uri')}); not replaced"
+                f"certman already has another account for {server} ({existing[1].uri}); not replaced"
             )
         return
     with keystore.lock_keystore():
         keystore.save_account(
             ca,
             key_to_pem(account_key.key),
-            {
-                "uri": uri,
-                "directory": server,
-                "contact": [],
-                "created_at": utc_iso(now),
-                "imported_from": str(directory),
-            },
+            AccountRecord(uri=uri, directory=server, created_at=now, imported_from=str(directory)),
         )
     result.accounts_imported.append(uri)
 
@@ -159,12 +154,12 @@ def _import_lineage(
     live_number = _live_number(live_cert if os.path.lexists(live_cert) else Path(conf.get("cert", "")))
     order = [n for n in versions if n != live_number] + ([live_number] if live_number in versions else [])
     stored = _stored_metas(keystore, name)
-    if stored and not any(m.get("imported_from") for m in stored):
+    if stored and not any(m.imported_from for m in stored):
         raise UsageError(
             f"certman already manages a certificate named {name!r}; certbot's lineage is not mixed in",
             f"`certman remove {name}` first to take certbot's instead",
         )
-    known = {str(m.get("serial")) for m in stored}
+    known = {str(m.serial) for m in stored}
     spec: CertSpec | None = None
     added: list[str] = []
     for number in order:
@@ -173,16 +168,16 @@ def _import_lineage(
             continue
         if spec is None:
             spec = _existing_spec(keystore, name) or _spec_from_conf(name, params, facts.identifiers, ca_bundle, result)
-        meta = {
-            "serial": facts.serial,
-            "not_before": utc_iso(facts.not_before),
-            "not_after": utc_iso(facts.not_after),
-            "issuer": facts.issuer,
-            "ari_cert_id": facts.ari_cert_id,
-            "issued_at": utc_iso(facts.not_before),
-            "imported_at": utc_iso(now),
-            "imported_from": str(archive / f"cert{number}.pem"),
-        }
+        meta = VersionMeta(
+            serial=facts.serial,
+            not_before=facts.not_before,
+            not_after=facts.not_after,
+            issuer=facts.issuer,
+            ari_cert_id=facts.ari_cert_id,
+            issued_at=facts.not_before,
+            imported_at=now,
+            imported_from=str(archive / f"cert{number}.pem"),
+        )
         with keystore.lock_cert(name):
             version = keystore.store_version(spec, key_pem, leaf_pem, chain_pem, meta)
         added.append(version.version)
@@ -225,14 +220,15 @@ def _read_version(archive: Path, number: int) -> tuple[bytes, bytes, bytes, Any]
     return key_to_pem(key), certs[0].public_bytes(Encoding.PEM), chain, CertFacts.of(certs[0])
 
 
-def _stored_metas(keystore: FileKeystore, name: str) -> list[dict[str, Any]]:
+def _stored_metas(keystore: FileKeystore, name: str) -> list[VersionMeta]:
     metas = []
     for version in keystore.versions(name):
-        path = keystore.layout.versions(name) / version / "meta.json"
         try:
-            metas.append(json.loads(path.read_text()))
-        except (OSError, ValueError):
+            meta = keystore.read_meta(name, version)
+        except CertmanError:
             continue
+        if meta is not None:
+            metas.append(meta)
     return metas
 
 

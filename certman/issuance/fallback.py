@@ -59,7 +59,8 @@ def first_that_issues(
     once.
     """
     cas = endpoints(spec)
-    issued_by = keystore.read_index().get(spec.name, {}).get("server", spec.server)
+    entry = keystore.read_index().get(spec.name)
+    issued_by = entry.server if entry is not None and entry.server is not None else spec.server
     failures: list[str] = []
     for index, ca in enumerate(cas):
         at_ca = _attempt_spec(spec, index)

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import datetime
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from acme import messages
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -29,18 +27,13 @@ from ..config import CertSpec
 from ..deploy.batch import DeployResult, check_reloaders, deploy_issued, not_deployed
 from ..errors import ACMEError
 from ..keys import CertFacts, generate_key, key_to_pem, load_key, make_csr, public_keys_match, split_pem_chain
-from ..keystore import FileKeystore, LivePaths, utc_iso
+from ..keystore import FileKeystore, LivePaths, VersionMeta
+from ..keystore.times import Clock, utc_now
 from ..solvers import Solver
 from . import fallback, resume
 from .challenges import create_solver, solve
 
 log = logging.getLogger(__name__)
-
-Clock = Callable[[], datetime.datetime]
-
-
-def utc_now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
 
 
 @dataclass(frozen=True)
@@ -92,7 +85,7 @@ def issue(
         replaces=replaces,
         request_timeout=request_timeout,
     )
-    return replace(result, deploy=deploy_issued(keystore, spec, result.serial, timeout=deploy_timeout, now=clock()))
+    return replace(result, deploy=deploy_issued(keystore, spec, result.serial, timeout=deploy_timeout, clock=clock))
 
 
 def obtain(
@@ -165,17 +158,16 @@ def _order_and_store(
     except ACMEError:
         keystore.clear_pending_order(spec.name)
         raise
-    meta: dict[str, Any] = {
-        "serial": facts.serial,
-        "not_before": utc_iso(facts.not_before),
-        "not_after": utc_iso(facts.not_after),
-        "issuer": facts.issuer,
-        "ari_cert_id": facts.ari_cert_id,
-        "issued_at": utc_iso(clock()),
-        "order_url": result.order_url,
-    }
-    if spec.renew_before_days is not None:
-        meta["renew_before_days"] = spec.renew_before_days
+    meta = VersionMeta(
+        serial=facts.serial,
+        not_before=facts.not_before,
+        not_after=facts.not_after,
+        issuer=facts.issuer,
+        ari_cert_id=facts.ari_cert_id,
+        issued_at=clock(),
+        order_url=result.order_url,
+        renew_before_days=spec.renew_before_days,
+    )
     stored = keystore.store_version(spec, key_pem, leaf_pem, chain_pem, meta)
     keystore.clear_pending_order(spec.name)
     log.info("stored %s version %s (serial %s)", spec.name, stored.version, facts.serial)
@@ -201,24 +193,20 @@ def done_while_waiting(spec: CertSpec, keystore: FileKeystore, seen: str | None)
     if current is None or current == seen:
         return None
     entry = keystore.read_index().get(spec.name)
-    if entry is None or set(entry.get("identifiers", ())) != {i.value for i in spec.identifiers}:
+    if entry is None or set(entry.identifiers) != {i.value for i in spec.identifiers}:
         return None
     log.info("%s: another run stored version %s while this one waited; nothing to do", spec.name, current)
     return IssueResult(
         name=spec.name,
         version=current,
-        serial=entry["serial"],
-        not_before=_parse_utc(entry["not_before"]),
-        not_after=_parse_utc(entry["not_after"]),
-        issuer=entry["issuer"],
-        identifiers=tuple(entry["identifiers"]),
+        serial=entry.serial or "",
+        not_before=entry.not_before,
+        not_after=entry.not_after,
+        issuer=entry.issuer or "",
+        identifiers=entry.identifiers,
         live=keystore.live(spec.name),
         reused_authorizations=0,
     )
-
-
-def _parse_utc(text: str) -> datetime.datetime:
-    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
 
 
 def new_order(session: AcmeSession, spec: CertSpec, csr_pem: bytes, replaces: str | None) -> messages.OrderResource:

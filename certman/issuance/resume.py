@@ -22,7 +22,7 @@ from ..ca.session import AcmeSession, OrderResult
 from ..config import CertSpec
 from ..errors import ACMEError, CAUnreachable
 from ..keys import load_key, make_csr
-from ..keystore import FileKeystore, PendingOrder, utc_iso
+from ..keystore import FileKeystore, PendingOrder
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def remember(keystore: FileKeystore, spec: CertSpec, order_url: str, key_pem: by
             order_url=order_url,
             server=spec.directory_url,
             identifiers=tuple(i.value for i in spec.identifiers),
-            created_at=utc_iso(now),
+            created_at=now,
             key_pem=key_pem,
         ),
     )

@@ -9,6 +9,8 @@
       live/<name> -> ../certs/<name>/versions/000001
       index.json                          per name: the facts `list` and `renew` need
       certs/<name>/revoked.json           present once revoked: renewal leaves the name alone
+      certs/<name>/order.json             an unfinished order the next run continues
+      certs/<name>/order-key.pem          0600, the key that order's CSR was made with
       archive/<name>-<stamp>/             a removed certificate's whole directory
       archive/accounts/<ca-id>-<stamp>/   a deactivated or replaced account
       locks/                              empty flock files; they carry no data
@@ -39,6 +41,24 @@ FULLCHAIN_FILE = "fullchain.pem"
 COMBINED_FILE = "combined.pem"
 META_FILE = "meta.json"
 
+ACCOUNT_FILE = "account.json"
+ACCOUNT_KEY_FILE = "key.pem"
+# A rollover's new account key, kept until the CA has switched to it.
+PENDING_ACCOUNT_KEY_FILE = "key.pem.next"
+SPEC_FILE = "spec.toml"
+STATE_FILE = "state.json"
+REVOKED_FILE = "revoked.json"
+ORDER_FILE = "order.json"
+ORDER_KEY_FILE = "order-key.pem"
+INDEX_FILE = "index.json"
+RENEW_LOCK_FILE = "renew.lock"
+KEYSTORE_LOCK_FILE = "keystore.lock"
+
+# Every file that holds key material, wherever it sits in the keystore.
+SECRET_FILES = frozenset(
+    {KEY_FILE, COMBINED_FILE, ACCOUNT_KEY_FILE, PENDING_ACCOUNT_KEY_FILE, ORDER_KEY_FILE, ACCOUNT_FILE}
+)
+
 # Which files of a version hold key material, and so are written 0600.
 FILE_MODES = {
     KEY_FILE: SECRET_MODE,
@@ -68,6 +88,12 @@ class Layout:
     def account_dir(self, ca: str) -> Path:
         return self.accounts / ca
 
+    def account_file(self, ca: str) -> Path:
+        return self.account_dir(ca) / ACCOUNT_FILE
+
+    def account_key(self, ca: str) -> Path:
+        return self.account_dir(ca) / ACCOUNT_KEY_FILE
+
     @property
     def certs(self) -> Path:
         return self.root / "certs"
@@ -76,23 +102,32 @@ class Layout:
         return self.certs / check_cert_name(name)
 
     def spec(self, name: str) -> Path:
-        return self.cert_dir(name) / "spec.toml"
+        return self.cert_dir(name) / SPEC_FILE
 
     def state(self, name: str) -> Path:
-        return self.cert_dir(name) / "state.json"
+        return self.cert_dir(name) / STATE_FILE
 
     def versions(self, name: str) -> Path:
         return self.cert_dir(name) / "versions"
 
+    def meta(self, name: str, version: str) -> Path:
+        return self.versions(name) / version / META_FILE
+
     def revoked(self, name: str) -> Path:
-        return self.cert_dir(name) / "revoked.json"
+        return self.cert_dir(name) / REVOKED_FILE
+
+    def order(self, name: str) -> Path:
+        return self.cert_dir(name) / ORDER_FILE
+
+    def order_key(self, name: str) -> Path:
+        return self.cert_dir(name) / ORDER_KEY_FILE
 
     @property
     def archive(self) -> Path:
         return self.root / "archive"
 
     def pending_account_key(self, ca: str) -> Path:
-        return self.account_dir(ca) / "key.pem.next"
+        return self.account_dir(ca) / PENDING_ACCOUNT_KEY_FILE
 
     @property
     def live(self) -> Path:
@@ -103,7 +138,7 @@ class Layout:
 
     @property
     def index(self) -> Path:
-        return self.root / "index.json"
+        return self.root / INDEX_FILE
 
     @property
     def locks(self) -> Path:
@@ -114,7 +149,38 @@ class Layout:
 
     @property
     def keystore_lock(self) -> Path:
-        return self.locks / "keystore.lock"
+        return self.locks / KEYSTORE_LOCK_FILE
+
+    @property
+    def renew_lock(self) -> Path:
+        return self.locks / RENEW_LOCK_FILE
+
+
+@dataclass(frozen=True)
+class LivePaths:
+    """The stable paths a proxy is configured with."""
+
+    directory: Path
+
+    @property
+    def privkey(self) -> Path:
+        return self.directory / KEY_FILE
+
+    @property
+    def cert(self) -> Path:
+        return self.directory / CERT_FILE
+
+    @property
+    def chain(self) -> Path:
+        return self.directory / CHAIN_FILE
+
+    @property
+    def fullchain(self) -> Path:
+        return self.directory / FULLCHAIN_FILE
+
+    @property
+    def combined(self) -> Path:
+        return self.directory / COMBINED_FILE
 
 
 def version_name(number: int) -> str:

@@ -7,18 +7,16 @@ CSR was made with. Both are written atomically and removed once a version is sto
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from ..errors import KeystoreError
 from . import files
-from .layout import SECRET_MODE
-
-ORDER_FILE = "order.json"
-ORDER_KEY_FILE = "order-key.pem"
+from .layout import SECRET_MODE, Layout
+from .times import decode_time, encode_time
 
 
 @dataclass(frozen=True)
@@ -28,56 +26,62 @@ class PendingOrder:
     order_url: str
     server: str
     identifiers: tuple[str, ...]
-    created_at: str
+    created_at: datetime.datetime
     key_pem: bytes
 
     def to_json(self) -> dict[str, Any]:
+        """``order.json``: everything but the key, which has its own 0600 file."""
         return {
             "order_url": self.order_url,
             "server": self.server,
             "identifiers": list(self.identifiers),
-            "created_at": self.created_at,
+            "created_at": encode_time(self.created_at),
         }
 
+    @classmethod
+    def from_json(cls, data: Any, key_pem: bytes) -> PendingOrder:
+        """KeyError, TypeError or ValueError if ``data`` is not an order.json."""
+        return cls(
+            order_url=str(data["order_url"]),
+            server=str(data["server"]),
+            identifiers=tuple(str(i) for i in data["identifiers"]),
+            created_at=decode_time(data["created_at"]),
+            key_pem=key_pem,
+        )
 
-def read(cert_dir: Path) -> PendingOrder | None:
+
+def read(layout: Layout, name: str) -> PendingOrder | None:
+    path = layout.order(name)
     try:
-        data = json.loads((cert_dir / ORDER_FILE).read_text())
-        key_pem = (cert_dir / ORDER_KEY_FILE).read_bytes()
+        data = json.loads(path.read_text())
+        key_pem = layout.order_key(name).read_bytes()
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
         raise KeystoreError(
-            f"pending order in {cert_dir} is unreadable: {exc}", f"remove {cert_dir / ORDER_FILE} to start a new order"
+            f"pending order in {path.parent} is unreadable: {exc}", f"remove {path} to start a new order"
         ) from exc
     try:
-        return PendingOrder(
-            order_url=str(data["order_url"]),
-            server=str(data["server"]),
-            identifiers=tuple(str(i) for i in data["identifiers"]),
-            created_at=str(data["created_at"]),
-            key_pem=key_pem,
-        )
-    except (KeyError, TypeError) as exc:
+        return PendingOrder.from_json(data, key_pem)
+    except (KeyError, TypeError, ValueError) as exc:
         raise KeystoreError(
-            f"pending order {cert_dir / ORDER_FILE} is malformed ({exc})",
-            f"remove {cert_dir / ORDER_FILE} to start a new order",
+            f"pending order {path} is malformed ({exc})", f"remove {path} to start a new order"
         ) from exc
 
 
-def write(cert_dir: Path, order: PendingOrder) -> None:
+def write(layout: Layout, name: str, order: PendingOrder) -> None:
     # The key first: an order.json without its key would be useless to the next run.
-    files.write_file(cert_dir / ORDER_KEY_FILE, order.key_pem, SECRET_MODE)
-    files.write_file(cert_dir / ORDER_FILE, (json.dumps(order.to_json(), indent=2) + "\n").encode(), SECRET_MODE)
+    files.write_file(layout.order_key(name), order.key_pem, SECRET_MODE)
+    files.write_file(layout.order(name), (json.dumps(order.to_json(), indent=2) + "\n").encode(), SECRET_MODE)
 
 
-def clear(cert_dir: Path) -> None:
+def clear(layout: Layout, name: str) -> None:
     # order.json first: a key left without it is ignored, never half-used.
-    for name in (ORDER_FILE, ORDER_KEY_FILE):
+    for path in (layout.order(name), layout.order_key(name)):
         try:
-            os.unlink(cert_dir / name)
+            os.unlink(path)
         except FileNotFoundError:
             pass
         except OSError as exc:
-            raise files.storage_error(exc, cert_dir / name, "removing") from exc
-    files.fsync_dir(cert_dir)
+            raise files.storage_error(exc, path, "removing") from exc
+    files.fsync_dir(layout.cert_dir(name))

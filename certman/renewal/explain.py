@@ -7,15 +7,16 @@ Reads only the index and state files and applies the same rules as `certman rene
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from ..config import Settings
 from ..errors import UsageError
-from ..keystore import FileKeystore
+from ..keystore import Keystore
+from ..keystore.records import IndexEntry, RenewalState
+from ..keystore.times import Clock, encode_time, utc_now
 from . import rules as renewal
-from .rules import format_time, parse_time
 
 
 @dataclass(frozen=True)
@@ -29,34 +30,35 @@ class Explanation:
         return {
             "name": self.name,
             "action": self.action,
-            "renews_at": format_time(self.renews_at),
+            "renews_at": encode_time(self.renews_at),
             "explanation": list(self.sentences),
         }
 
 
 def explain(
-    keystore: FileKeystore,
+    keystore: Keystore,
     names: Iterable[str] = (),
     *,
     settings: Settings | None = None,
-    now: datetime.datetime | None = None,
+    clock: Clock = utc_now,
 ) -> list[Explanation]:
     """One explanation per stored or declared certificate (or per name in ``names``).
 
     The verdict comes from `renew.next_step`, the very planning `certman renew` runs,
-    so revocation, declarations and backoff are judged the same way.
+    so revocation, declarations and backoff are judged the same way. ``UsageError``
+    for an unknown name; ``KeystoreError`` for an unreadable index or state.
     """
     from .declared import declared_specs
-    from .job import next_step
+    from .plan import next_step
 
-    now = now or datetime.datetime.now(datetime.UTC)
+    now = clock()
     index = keystore.read_index()
     declared = declared_specs(settings) if settings is not None else {}
     wanted = list(dict.fromkeys(names)) or sorted(set(index) | set(declared))
     unknown = [n for n in wanted if n not in index and n not in declared]
     if unknown:
         raise UsageError(
-            f"no certificate named {', '.join(map(repr, unknown))} in {keystore.root}",
+            f"no certificate named {', '.join(map(repr, unknown))} in {keystore.location}",
             "see `certman list` for the names",
         )
     states = keystore.read_states(wanted)
@@ -82,8 +84,8 @@ def explain(
 
 def explain_one(
     name: str,
-    entry: Mapping[str, Any],
-    state: Mapping[str, Any],
+    entry: IndexEntry,
+    state: RenewalState,
     now: datetime.datetime,
     decision: renewal.Decision | None = None,
 ) -> Explanation:
@@ -112,11 +114,9 @@ def _span(delta: datetime.timedelta) -> str:
     return f"{max(seconds / 60, 1):.0f} minutes"
 
 
-def _lifetime(name: str, entry: Mapping[str, Any], now: datetime.datetime) -> str:
-    not_before, not_after = parse_time(entry.get("not_before")), parse_time(entry.get("not_after"))
-    idents = ", ".join(entry.get("identifiers", [])) or name
-    if not_before is None or not_after is None:
-        return f"{name} ({idents}) has no recorded validity period."
+def _lifetime(name: str, entry: IndexEntry, now: datetime.datetime) -> str:
+    not_before, not_after = entry.not_before, entry.not_after
+    idents = ", ".join(entry.identifiers) or name
     lifetime = _span(not_after - not_before)
     if not_after <= now:
         return f"{name} ({idents}) is a {lifetime} certificate that EXPIRED on {_when(not_after)}."
@@ -126,29 +126,29 @@ def _lifetime(name: str, entry: Mapping[str, Any], now: datetime.datetime) -> st
     )
 
 
-def _rule(name: str, entry: Mapping[str, Any], state: Mapping[str, Any]) -> list[str]:
-    ari = state.get("ari") or {}
-    if ari and renewal.ari_window_usable(entry, ari):
-        start, end = parse_time(ari.get("window_start")), parse_time(ari.get("window_end"))
-        chosen = parse_time(ari.get("chosen")) or start
+def _rule(name: str, entry: IndexEntry, state: RenewalState) -> list[str]:
+    ari = state.ari
+    if ari is not None and renewal.ari_window_usable(entry, ari):
+        start, end = ari.window_start, ari.window_end
+        chosen = ari.chosen or start
         sentences = [
             f"The CA suggested renewing between {_when(start)} and {_when(end)} (ARI, RFC 9773); "
             f"certman picked {_when(chosen)} inside that window, the same time on every run."
         ]
-        if ari.get("explanation_url"):
-            sentences.append(f"The CA explains its window at {ari['explanation_url']}.")
-        if ari.get("next_check"):
-            sentences.append(f"It asks the CA again after {_when(parse_time(ari['next_check']))}.")
+        if ari.explanation_url:
+            sentences.append(f"The CA explains its window at {ari.explanation_url}.")
+        if ari.next_check:
+            sentences.append(f"It asks the CA again after {_when(ari.next_check)}.")
         return sentences
-    if ari.get("unsupported"):
+    if ari is not None and ari.unsupported:
         prefix = "The CA offers no renewal information (ARI), so the lifetime rule applies: "
-    elif entry.get("ari_cert_id") and not ari:
+    elif entry.ari_cert_id and ari is None:
         prefix = "No ARI window has been fetched for this certificate yet, so for now the lifetime rule applies: "
     else:
         prefix = "The lifetime rule applies: "
     due = renewal.lifetime_renew_at(name, entry)
-    if entry.get("renew_before_days") is not None:
-        rule = f"renew {entry['renew_before_days']} days before expiry (renew_before)"
+    if entry.renew_before_days is not None:
+        rule = f"renew {entry.renew_before_days} days before expiry (renew_before)"
     else:
         rule = "renew once at most 1/3 of the lifetime is left (1/2 for certificates under 10 days)"
     return [
@@ -157,21 +157,21 @@ def _rule(name: str, entry: Mapping[str, Any], state: Mapping[str, Any]) -> list
     ]
 
 
-def _failures(state: Mapping[str, Any], now: datetime.datetime) -> list[str]:
-    failures = int(state.get("consecutive_failures") or 0)
+def _failures(state: RenewalState, now: datetime.datetime) -> list[str]:
+    failures = state.consecutive_failures
     if not failures:
         return []
     sentences = [
         f"The last {failures} attempt(s) failed, most recently at "
-        f"{_when(parse_time(state.get('last_failure')))}: {state.get('last_error') or 'no detail'}."
+        f"{_when(state.last_failure)}: {state.last_error or 'no detail'}."
     ]
-    retry_after = parse_time(state.get("retry_after"))
+    retry_after = state.retry_after
     if retry_after is not None and retry_after > now:
         sentences.append(
             f"The CA asked certman not to come back before {_when(retry_after)} (Retry-After, "
             "for example a rate limit), and it will not."
         )
-    next_attempt = parse_time(state.get("next_attempt"))
+    next_attempt = state.next_attempt
     if next_attempt is not None and next_attempt > now:
         sentences.append(
             f"It backs off (1 min, 10 min, 100 min, then daily) until {_when(next_attempt)}; "
@@ -180,11 +180,10 @@ def _failures(state: Mapping[str, Any], now: datetime.datetime) -> list[str]:
     return sentences
 
 
-def _deploy(entry: Mapping[str, Any], state: Mapping[str, Any]) -> list[str]:
-    deploy = state.get("deploy") or {}
-    if deploy.get("pending") and deploy.get("serial") == entry.get("serial"):
+def _deploy(entry: IndexEntry, state: RenewalState) -> list[str]:
+    if state.deploy is not None and renewal.deploy_pending(entry, state):
         return [
-            f"The current certificate is stored but its proxy has not taken it: {deploy.get('error')}. "
+            f"The current certificate is stored but its proxy has not taken it: {state.deploy.error}. "
             "The next run retries the reload without issuing again."
         ]
     return []

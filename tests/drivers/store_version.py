@@ -19,7 +19,7 @@ from cryptography.x509.oid import NameOID
 from certman.config import CertSpec, SolverSpec
 from certman.errors import CertmanError
 from certman.keys import CertFacts, generate_key, key_to_pem
-from certman.keystore import FileKeystore, utc_iso
+from certman.keystore import FileKeystore, VersionMeta
 from certman.names import normalise_all
 
 
@@ -40,12 +40,7 @@ def self_signed(name: str) -> tuple[bytes, bytes, dict[str, str]]:
     )
     facts = CertFacts.of(cert)
     # The facts issuance records, so tests can tell versions apart and plan renewals from them.
-    meta = {
-        "serial": facts.serial,
-        "not_before": utc_iso(facts.not_before),
-        "not_after": utc_iso(facts.not_after),
-        "issuer": facts.issuer,
-    }
+    meta = VersionMeta(facts.serial, facts.not_before, facts.not_after, issuer=facts.issuer)
     return key_to_pem(key), cert.public_bytes(Encoding.PEM), meta
 
 

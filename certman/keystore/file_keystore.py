@@ -1,0 +1,373 @@
+"""``FileKeystore``: the ``Keystore`` contract over a local directory (see ``layout`` for the tree).
+
+Atomicity comes from rename(2) of fsynced temporaries (``files``), mutual exclusion
+from flock (``locks``). Beyond the contract it keeps ``live/<name>``, the stable
+paths proxies are configured with, and repairs the index after a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+from ..config import CertSpec
+from ..errors import ConfigError, KeystoreError, UsageError
+from ..names import check_cert_name
+from . import files, index, locks, pending
+from .contract import Keystore, StoredVersion
+from .layout import (
+    CERT_FILE,
+    CHAIN_FILE,
+    COMBINED_FILE,
+    FILE_MODES,
+    FULLCHAIN_FILE,
+    KEY_FILE,
+    META_FILE,
+    SECRET_MODE,
+    STATE_FILE,
+    TMP_PREFIX,
+    Layout,
+    LivePaths,
+    version_name,
+)
+from .records import STATE_HINT, AccountRecord, IndexEntry, RenewalState, RevocationMarker, VersionMeta
+
+
+class FileKeystore:
+    """A keystore directory. Creating one makes the root 0700 and checks it is safe to use.
+
+    ``lock_timeout`` is in seconds.
+    """
+
+    def __init__(self, root: Path | str, *, lock_timeout: float = 30.0) -> None:
+        self.layout = Layout(Path(root).absolute())
+        self.lock_timeout = lock_timeout
+        files.ensure_dir(self.layout.root)
+
+    @property
+    def root(self) -> Path:
+        return self.layout.root
+
+    @property
+    def location(self) -> str:
+        return str(self.layout.root)
+
+    # -- locks ---------------------------------------------------------------------------
+
+    @contextmanager
+    def lock_cert(self, name: str) -> Iterator[None]:
+        with locks.hold(self.layout.cert_lock(name), timeout=self.lock_timeout, what=f"certificate {name}"):
+            yield
+
+    @contextmanager
+    def lock_keystore(self) -> Iterator[None]:
+        with locks.hold(self.layout.keystore_lock, timeout=self.lock_timeout, what="the keystore"):
+            yield
+
+    @contextmanager
+    def lock_renewal(self) -> Iterator[None]:
+        with locks.hold(self.layout.renew_lock, timeout=self.lock_timeout, what="certman renew"):
+            yield
+
+    # -- accounts ------------------------------------------------------------------------
+
+    def load_account(self, ca: str) -> tuple[bytes, AccountRecord] | None:
+        path = self.layout.account_file(ca)
+        try:
+            key_pem = self.layout.account_key(ca).read_bytes()
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise KeystoreError(f"account for {ca} in {path.parent} is unreadable: {exc}") from exc
+        return key_pem, AccountRecord.from_json(data, path.parent)
+
+    def save_account(self, ca: str, key_pem: bytes, record: AccountRecord) -> None:
+        files.ensure_dir(self.layout.account_dir(ca))
+        files.write_file(self.layout.account_key(ca), key_pem, SECRET_MODE)
+        files.write_file(self.layout.account_file(ca), index.dump_json(record.to_json()), SECRET_MODE)
+
+    def account_cas(self) -> list[str]:
+        try:
+            entries = os.listdir(self.layout.accounts)
+        except FileNotFoundError:
+            return []
+        return sorted(e for e in entries if self.layout.account_file(e).exists())
+
+    def save_pending_account_key(self, ca: str, key_pem: bytes | None) -> None:
+        path = self.layout.pending_account_key(ca)
+        if key_pem is None:
+            path.unlink(missing_ok=True)
+        else:
+            files.write_file(path, key_pem, SECRET_MODE)
+
+    def load_pending_account_key(self, ca: str) -> bytes | None:
+        path = self.layout.pending_account_key(ca)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise files.storage_error(exc, path, "reading") from exc
+
+    def archive_account(self, ca: str, stamp: str) -> Path:
+        """Move an account out of use into ``archive/accounts/<ca>-<stamp>``."""
+        return self._move_to_archive(self.layout.account_dir(ca), self.layout.archive / "accounts", f"{ca}-{stamp}")
+
+    # -- certificates --------------------------------------------------------------------
+
+    def read_index(self) -> dict[str, IndexEntry]:
+        return index.read(self.layout)
+
+    def names(self) -> list[str]:
+        return sorted(self.read_index())
+
+    def has(self, name: str) -> bool:
+        return self.layout.live_link(name).exists()
+
+    def read_spec(self, name: str) -> CertSpec:
+        path = self.layout.spec(name)
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise UsageError(
+                f"no certificate named {name!r} in {self.root}", "see `certman list` for the names"
+            ) from None
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{path} is unreadable: {exc}") from exc
+        return CertSpec.from_dict(data, str(path))
+
+    def write_spec(self, spec: CertSpec) -> None:
+        files.write_file(self.layout.spec(spec.name), _spec_bytes(spec), SECRET_MODE)
+
+    def read_state(self, name: str) -> RenewalState:
+        return self.read_states([name])[name]
+
+    def read_states(self, names: list[str]) -> dict[str, RenewalState]:
+        # A renew run over 10,000 names reads every state file: skip the per-name Path building.
+        certs = str(self.layout.certs)
+        states: dict[str, RenewalState] = {}
+        for name in names:
+            path = os.path.join(certs, check_cert_name(name), STATE_FILE)
+            try:
+                with open(path, "rb") as fh:
+                    raw = json.loads(fh.read())
+            except FileNotFoundError:
+                states[name] = RenewalState()
+                continue
+            except (OSError, ValueError) as exc:
+                raise KeystoreError(f"state file {path} is unreadable: {exc}", STATE_HINT) from exc
+            states[name] = RenewalState.from_json(raw, path)
+        return states
+
+    def write_state(self, name: str, state: RenewalState) -> None:
+        files.ensure_dir(self.layout.cert_dir(name))
+        files.write_file(self.layout.state(name), index.dump_json(state.to_json()), SECRET_MODE)
+
+    def read_pending_order(self, name: str) -> pending.PendingOrder | None:
+        return pending.read(self.layout, name)
+
+    def write_pending_order(self, name: str, order: pending.PendingOrder) -> None:
+        files.ensure_dir(self.layout.cert_dir(name))
+        pending.write(self.layout, name, order)
+
+    def clear_pending_order(self, name: str) -> None:
+        if self.layout.cert_dir(name).is_dir():
+            pending.clear(self.layout, name)
+
+    def read_revocation(self, name: str, live_serial: str | None = None) -> RevocationMarker | None:
+        path = self.layout.revoked(name)
+        try:
+            raw = json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise KeystoreError(f"revocation marker {path} is unreadable: {exc}") from exc
+        marker = RevocationMarker.from_json(raw, path)
+        if live_serial is None:
+            entry = self.read_index().get(name)
+            live_serial = entry.serial if entry is not None else None
+        return marker if marker.serial == live_serial else None
+
+    def mark_revoked(self, name: str, marker: RevocationMarker) -> None:
+        files.write_file(self.layout.revoked(name), index.dump_json(marker.to_json()), SECRET_MODE)
+        # The index names the revoked serial too, so that a renew run over thousands of
+        # certificates opens a marker only for those (a new version's entry drops it).
+        with self.lock_keystore():
+            entry = self.read_index().get(name)
+            if entry is not None:
+                index.write(self.layout, name, replace(entry, revoked_serial=marker.serial))
+
+    def versions(self, name: str) -> list[str]:
+        try:
+            return sorted(e for e in os.listdir(self.layout.versions(name)) if e.isdigit())
+        except FileNotFoundError:
+            return []
+
+    def live_version(self, name: str) -> str | None:
+        return index.live_version(self.layout, name)
+
+    def read_meta(self, name: str, version: str) -> VersionMeta | None:
+        return index.read_meta(self.layout, name, version)
+
+    def store_version(
+        self, spec: CertSpec, key_pem: bytes, leaf_pem: bytes, chain_pem: bytes, meta: VersionMeta
+    ) -> StoredVersion:
+        """Store a complete new version, make it live, and record spec and index.
+
+        The caller holds ``lock_cert(spec.name)``. Until the live link moves, the
+        previous version stays live; a crash before that leaves only a temporary
+        directory, which ``clean_leftovers`` removes.
+        """
+        layout, name = self.layout, spec.name
+        files.ensure_dir(layout.cert_dir(name))
+        self.clean_leftovers(name)
+        existing = self.versions(name)
+        version = version_name(int(existing[-1]) + 1 if existing else 1)
+        meta = replace(meta, version=version)
+        fullchain = leaf_pem + chain_pem
+        contents = {
+            KEY_FILE: key_pem,
+            CERT_FILE: leaf_pem,
+            CHAIN_FILE: chain_pem,
+            FULLCHAIN_FILE: fullchain,
+            COMBINED_FILE: fullchain + key_pem,
+            META_FILE: index.dump_json(meta.to_json()),
+        }
+        entry = index.entry_for(meta, tuple(i.value for i in spec.identifiers), spec.key_type, spec.server)
+        # Stage everything that needs disk space first, then commit with renames only:
+        # a full disk or an error leaves the keystore as it was, and a crash at any
+        # point leaves live/<name> on a complete version (old or new).
+        staged: list[Path] = []
+        try:
+            modes = {n: (data, FILE_MODES[n]) for n, data in contents.items()}
+            staged.append(files.stage_version(layout.versions(name), modes, tag=name))
+            staged.append(files.stage_file(layout.spec(name), _spec_bytes(spec), SECRET_MODE, tag=name))
+            staged.append(files.stage_symlink(layout.live_link(name), f"../certs/{name}/versions/{version}", tag=name))
+            with self.lock_keystore():
+                # A temporary in the root means a run died mid-commit, perhaps with live/
+                # moved and the index not: repair before removing that sign of it.
+                self._repair_index_locked(only_after_crash=True)
+                staged.append(files.stage_file(layout.index, index.replaced(layout, name, entry), SECRET_MODE))
+                version_tmp, spec_tmp, link_tmp, index_tmp = staged
+                files.commit(version_tmp, layout.versions(name) / version)
+                # The spec goes before the link, so once live/ has moved, spec.toml is the
+                # one it was issued for and a repair can rebuild the index entry from them.
+                files.commit(spec_tmp, layout.spec(name))
+                files.commit(link_tmp, layout.live_link(name))
+                files.commit(index_tmp, layout.index)
+                staged.clear()
+        finally:
+            for leftover in staged:
+                files.discard(leftover)
+        return StoredVersion(name, version, meta)
+
+    def archive_cert(self, name: str, stamp: str) -> Path:
+        """Take ``name`` out of service: its directory moves to ``archive/<name>-<stamp>``.
+
+        The caller holds ``lock_cert(name)``. The move comes first, so a failure
+        leaves everything as it was; from then on the live link dangles, so a proxy
+        still configured with it fails loudly rather than serve an unmanaged
+        certificate. Then the link and the index entry go.
+        """
+        if not self.layout.cert_dir(name).is_dir():
+            raise UsageError(f"no certificate named {name!r} in {self.root}", "see `certman list` for the names")
+        target = self._move_to_archive(self.layout.cert_dir(name), self.layout.archive, f"{name}-{stamp}")
+        link = self.layout.live_link(name)
+        try:
+            link.unlink(missing_ok=True)
+        except OSError as exc:
+            raise files.storage_error(exc, link, "removing") from exc
+        with self.lock_keystore():
+            index.write(self.layout, name, None)
+        return target
+
+    def _move_to_archive(self, source: Path, archive_dir: Path, entry: str) -> Path:
+        files.ensure_dir(archive_dir)
+        target = archive_dir / entry
+        if target.exists():
+            raise KeystoreError(f"archive entry {target} already exists", "retry in a second")
+        try:
+            os.rename(source, target)
+            files.fsync_dir(source.parent)
+            files.fsync_dir(archive_dir)
+        except OSError as exc:
+            raise files.storage_error(exc, source, "archiving") from exc
+        return target
+
+    # -- the live/ links (this store only) -----------------------------------------------
+
+    def live(self, name: str) -> LivePaths:
+        return LivePaths(self.layout.live_link(name))
+
+    def clean_leftovers(self, name: str) -> list[Path]:
+        """Remove temporary files and directories a killed run left for ``name``, and bring
+        its index entry in line with live/ if a run died between moving the link and the index."""
+        removed = files.remove_leftovers(self.layout.versions(name))
+        removed += files.remove_leftovers(self.layout.cert_dir(name))
+        # live/ is shared: only this certificate's temporaries are ours to remove.
+        removed += files.remove_leftovers(self.layout.live, tag=name)
+        if index.live_entry(self.layout, name, self.read_index().get(name), self.read_spec) is not None:
+            with self.lock_keystore():
+                certs = self.read_index()
+                entry = index.live_entry(self.layout, name, certs.get(name), self.read_spec)
+                if entry is not None:
+                    certs[name] = entry
+                    index.write_all(self.layout, certs)
+        return removed
+
+    def crashed(self) -> bool:
+        """Whether a temporary lies in the root or live/: a run may have died mid-commit.
+
+        Cheap (two directory listings), so commands can check on every start and pay
+        for ``repair_index`` only after a crash.
+        """
+        for directory in (self.layout.root, self.layout.live):
+            try:
+                if any(e.startswith(TMP_PREFIX) for e in os.listdir(directory)):
+                    return True
+            except FileNotFoundError:
+                pass
+        return False
+
+    def repair_index(self) -> list[str]:
+        """Rebuild every index entry that disagrees with live/; return the names repaired."""
+        with self.lock_keystore():
+            return self._repair_index_locked(only_after_crash=False)
+
+    def _repair_index_locked(self, *, only_after_crash: bool) -> list[str]:
+        # Only runs holding the keystore lock stage files in the root, so under it every
+        # temporary there is a dead run's; live/ temporaries may be another certificate's
+        # store in flight, and stay for that certificate's clean_leftovers.
+        if not files.remove_leftovers(self.layout.root) and only_after_crash:
+            return []
+        certs = self.read_index()
+        try:
+            linked = [e for e in os.listdir(self.layout.live) if not e.startswith(TMP_PREFIX)]
+        except FileNotFoundError:
+            linked = []
+        repaired = []
+        for name in sorted(set(certs) | set(linked)):
+            entry = index.live_entry(self.layout, name, certs.get(name), self.read_spec)
+            if entry is not None:
+                certs[name] = entry
+                repaired.append(name)
+        if repaired:
+            index.write_all(self.layout, certs)
+        return repaired
+
+
+def _spec_bytes(spec: CertSpec) -> bytes:
+    import tomli_w  # deferred: only writers need it
+
+    return tomli_w.dumps(spec.storable().to_dict()).encode()
+
+
+# The interface guard: mypy checks here that FileKeystore keeps the contract.
+_: type[Keystore] = FileKeystore

@@ -1,0 +1,128 @@
+"""``index.json``: per certificate name, the facts of its live version.
+
+The index is a cache of what ``live/<name>`` points at, kept so that ``list`` and a
+no-op ``renew`` over 10,000 certificates read one file and parse no certificate.
+``store_version`` replaces it in the same commit as the live link; after a crash
+between the two, ``live_entry`` rebuilds an entry from the version live/ points at.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from ..errors import KeystoreError
+from . import files
+from .layout import CERT_FILE, SECRET_MODE, Layout
+from .records import IndexEntry, VersionMeta
+
+if TYPE_CHECKING:
+    from ..config import CertSpec
+
+INDEX_FORMAT = 1
+_HINT = "run `certman doctor`; the certificates themselves are intact"
+
+
+def dump_json(data: Any) -> bytes:
+    """The bytes of every JSON file the keystore writes: sorted keys, indented, one trailing newline."""
+    return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
+
+
+def raw_entries(layout: Layout) -> dict[str, Any]:
+    """The index's entries as stored, checked only for the file's shape; ``{}`` if there is none."""
+    try:
+        raw = json.loads(layout.index.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise KeystoreError(f"index {layout.index} is unreadable: {exc}", _HINT) from exc
+    certs = raw.get("certificates", {}) if isinstance(raw, dict) else None
+    if not isinstance(certs, dict):
+        raise KeystoreError(f'index {layout.index} is malformed: no "certificates" object', _HINT)
+    return certs
+
+
+def read(layout: Layout) -> dict[str, IndexEntry]:
+    """Every entry, decoded; the first bad one raises ``KeystoreError`` naming it."""
+    path = layout.index
+    return {name: IndexEntry.from_json(raw, path, name) for name, raw in raw_entries(layout).items()}
+
+
+def replaced(layout: Layout, name: str, entry: IndexEntry | None) -> bytes:
+    """The index with ``name``'s entry replaced (None: removed); the caller holds the keystore lock."""
+    # The other entries are kept as stored: writing one certificate's entry must not
+    # depend on every other entry being well-formed.
+    certs = raw_entries(layout)
+    if entry is None:
+        certs.pop(name, None)
+    else:
+        certs[name] = entry.to_json()
+    return dump_json({"format": INDEX_FORMAT, "certificates": certs})
+
+
+def write(layout: Layout, name: str, entry: IndexEntry | None) -> None:
+    """Replace ``name``'s entry (None: remove it); the caller holds the keystore lock."""
+    files.write_file(layout.index, replaced(layout, name, entry), SECRET_MODE)
+
+
+def write_all(layout: Layout, certs: Mapping[str, IndexEntry]) -> None:
+    """Replace the whole index; the caller holds the keystore lock."""
+    data = {name: entry.to_json() for name, entry in certs.items()}
+    files.write_file(layout.index, dump_json({"format": INDEX_FORMAT, "certificates": data}), SECRET_MODE)
+
+
+def entry_for(meta: VersionMeta, identifiers: tuple[str, ...], key_type: str, server: str) -> IndexEntry:
+    """The index entry of a version with ``meta``, issued for ``identifiers`` by ``server``."""
+    fields = {f: getattr(meta, f) for f in VersionMeta.__dataclass_fields__}
+    return IndexEntry(**fields, identifiers=identifiers, key_type=key_type, server=server)
+
+
+def live_version(layout: Layout, name: str) -> str | None:
+    try:
+        return os.path.basename(os.readlink(layout.live_link(name)))
+    except FileNotFoundError:
+        return None
+
+
+def read_meta(layout: Layout, name: str, version: str) -> VersionMeta | None:
+    path = layout.meta(name, version)
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise KeystoreError(f"{path} is unreadable: {exc}") from exc
+    return VersionMeta.from_json(raw, path)
+
+
+def live_entry(
+    layout: Layout, name: str, entry: IndexEntry | None, read_spec: Callable[[str], CertSpec]
+) -> IndexEntry | None:
+    """``name``'s entry rebuilt from the version live/<name> points at, or None when the
+    index already agrees (or the link dangles: archived, nothing to list)."""
+    version = live_version(layout, name)
+    if version is None or (entry is not None and entry.version == version):
+        return None
+    from cryptography import x509  # deferred: only a repair parses a certificate
+
+    from ..keys import CertFacts
+
+    directory = layout.versions(name) / version
+    try:
+        meta = read_meta(layout, name, version)
+        leaf = x509.load_pem_x509_certificate((directory / CERT_FILE).read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeystoreError) as exc:
+        message = exc.message if isinstance(exc, KeystoreError) else str(exc)
+        raise KeystoreError(
+            f"live version {directory} of {name} is unreadable: {message}", "run `certman doctor`"
+        ) from exc
+    if meta is None:
+        return None
+    spec = read_spec(name)
+    # Identifiers from the certificate itself: the spec may have been edited since.
+    return entry_for(replace(meta, version=version), CertFacts.of(leaf).identifiers, spec.key_type, spec.server)

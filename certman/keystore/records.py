@@ -1,0 +1,384 @@
+"""The records a keystore stores, each with one ``to_json`` and one ``from_json``.
+
+    VersionMeta       versions/<n>/meta.json: what one issued certificate is
+    IndexEntry        index.json, per name: the live version's meta plus what list and renew need
+    RenewalState      state.json: attempts, failures and backoff, Retry-After, ARI window, deploy
+    RevocationMarker  revoked.json: which serial was revoked, when and why
+    AccountRecord     accounts/<ca>/account.json: the account URL at one CA
+
+``from_json`` validates: a record that renewal or listing could not use is a
+``KeystoreError`` (exit 3) naming the file, so one hand-edited file fails its own
+certificate with a plain message, never a TypeError in the middle of a batch.
+Every time is an aware UTC datetime here and ``YYYY-MM-DDTHH:MM:SSZ`` on disk
+(see ``keystore.times``). Every file certman 0.1 wrote reads back unchanged
+(tests/golden/keystore-v0.1).
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import KeystoreError
+from .times import decode_time, encode_time
+
+STATE_FORMAT = 1
+STATE_HINT = "fix or remove it: it holds renewal bookkeeping (retries, ARI, pending deploys), not the certificate"
+_INDEX_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
+_STATE_TIMES = ("last_attempt", "last_success", "last_failure", "next_attempt", "retry_after")
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _opt_time(value: Any) -> datetime.datetime | None:
+    return None if value is None else decode_time(value)
+
+
+@dataclass(frozen=True, slots=True)
+class VersionMeta:
+    """One issued certificate (``meta.json``); the facts come from the certificate itself."""
+
+    serial: str | None
+    not_before: datetime.datetime
+    not_after: datetime.datetime
+    issuer: str | None = None
+    # RFC 9773 §4.1 CertID, when the certificate names its issuer's key.
+    ari_cert_id: str | None = None
+    issued_at: datetime.datetime | None = None
+    order_url: str | None = None
+    renew_before_days: float | None = None
+    # Set when imported (certman import certbot): when, and from which file.
+    imported_at: datetime.datetime | None = None
+    imported_from: str | None = None
+    # Set by the keystore when it stores the version ("000001", ...).
+    version: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "serial": self.serial,
+            "not_before": encode_time(self.not_before),
+            "not_after": encode_time(self.not_after),
+            "issuer": self.issuer,
+            "ari_cert_id": self.ari_cert_id,
+            "issued_at": encode_time(self.issued_at),
+        }
+        optional = {
+            "order_url": self.order_url,
+            "renew_before_days": self.renew_before_days,
+            "imported_at": encode_time(self.imported_at),
+            "imported_from": self.imported_from,
+            "version": self.version,
+        }
+        data.update((k, v) for k, v in optional.items() if v is not None)
+        return dict(sorted(data.items()))
+
+    @classmethod
+    def from_json(cls, raw: Any, path: object) -> VersionMeta:
+        """``raw`` as read from ``path`` (named in the KeystoreError a malformed file raises)."""
+        if not isinstance(raw, dict):
+            raise KeystoreError(f"{path} is malformed: not a JSON object")
+        try:
+            return cls(**_meta_fields(raw))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise KeystoreError(f"{path} is malformed: {exc!r}") from None
+
+
+def _meta_fields(raw: Mapping[str, Any]) -> dict[str, Any]:
+    before = raw.get("renew_before_days")
+    return {
+        "serial": _opt_str(raw.get("serial")),
+        "not_before": decode_time(raw["not_before"]),
+        "not_after": decode_time(raw["not_after"]),
+        "issuer": _opt_str(raw.get("issuer")),
+        "ari_cert_id": _opt_str(raw.get("ari_cert_id")),
+        "issued_at": _opt_time(raw.get("issued_at")),
+        "order_url": _opt_str(raw.get("order_url")),
+        "renew_before_days": None if before is None else float(before),
+        "imported_at": _opt_time(raw.get("imported_at")),
+        "imported_from": _opt_str(raw.get("imported_from")),
+        "version": _opt_str(raw.get("version")),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class IndexEntry(VersionMeta):
+    """Per certificate name in ``index.json``: its live version's meta, and the rest that
+    ``list``, ``renew`` and ``explain`` need without opening a PEM file."""
+
+    identifiers: tuple[str, ...] = ()
+    key_type: str | None = None
+    # The CA that issued the live version (after a fallback, not the spec's first CA).
+    server: str | None = None
+    # The serial a revocation marker names; renewal opens revoked.json only for these.
+    revoked_serial: str | None = None
+
+    @property
+    def revoked(self) -> bool:
+        """Whether the index says the live serial has a revocation marker."""
+        return self.revoked_serial is not None and self.revoked_serial == self.serial
+
+    def to_json(self) -> dict[str, Any]:
+        data = VersionMeta.to_json(self)
+        data.update(identifiers=list(self.identifiers), key_type=self.key_type, server=self.server)
+        if self.revoked_serial is not None:
+            data["revoked_serial"] = self.revoked_serial
+        return dict(sorted(data.items()))
+
+    @classmethod
+    def from_json(cls, raw: Any, path: object, name: str = "") -> IndexEntry:
+        """The entry of ``name`` in the index at ``path``; a KeystoreError says how to fix a bad one."""
+        if not isinstance(raw, dict):
+            raise KeystoreError(f"index {path}: the entry of {name!r} is not an object", _index_hint(path, name))
+        for key in ("not_before", "not_after"):
+            value = raw.get(key)
+            # The one format certman writes; fromisoformat then rejects impossible dates.
+            try:
+                if not isinstance(value, str) or not _INDEX_TIME.fullmatch(value):
+                    raise ValueError(value)
+                decode_time(value)
+            except ValueError:
+                shown = "missing" if value is None else f"{value!r}, not a YYYY-MM-DDTHH:MM:SSZ time"
+                raise KeystoreError(f"index {path}: {key} of {name!r} is {shown}", _index_hint(path, name)) from None
+        identifiers = raw.get("identifiers") or ()
+        try:
+            if not isinstance(identifiers, list | tuple):
+                raise ValueError(f"identifiers = {identifiers!r} is not a list")
+            return cls(
+                **_meta_fields(raw),
+                identifiers=tuple(str(i) for i in identifiers),
+                key_type=_opt_str(raw.get("key_type")),
+                server=_opt_str(raw.get("server")),
+                revoked_serial=_opt_str(raw.get("revoked_serial")),
+            )
+        except (TypeError, ValueError) as exc:
+            raise KeystoreError(
+                f"index {path}: the entry of {name!r} is malformed: {exc}", _index_hint(path, name)
+            ) from None
+
+
+def _index_hint(path: object, name: str) -> str:
+    return (
+        f"delete the {name!r} entry from {path}, then `certman issue --name {name} NAME...` "
+        "rewrites it; the certificate files are intact"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AriState:
+    """The CA's renewal window for one certificate (RFC 9773), as last fetched.
+
+    Three shapes: a window (``window_start`` .. ``window_end``, ``chosen`` inside it);
+    ``unsupported`` (the CA has no renewalInfo); or the last window kept with the
+    ``last_error`` of a failed fetch. ``next_check`` says when to ask again.
+    """
+
+    cert_id: str | None = None
+    window_start: datetime.datetime | None = None
+    window_end: datetime.datetime | None = None
+    explanation_url: str | None = None
+    chosen: datetime.datetime | None = None
+    fetched_at: datetime.datetime | None = None
+    next_check: datetime.datetime | None = None
+    unsupported: bool = False
+    last_error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"cert_id": self.cert_id}
+        if self.window_start is not None or self.window_end is not None:
+            data.update(
+                window_start=encode_time(self.window_start),
+                window_end=encode_time(self.window_end),
+                explanation_url=self.explanation_url,
+                chosen=encode_time(self.chosen),
+                fetched_at=encode_time(self.fetched_at),
+            )
+        if self.unsupported:
+            data["unsupported"] = True
+        data["next_check"] = encode_time(self.next_check)
+        if self.last_error is not None:
+            data["last_error"] = self.last_error
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class DeployState:
+    """Whether the reloaders have taken the certificate with ``serial`` (``pending``: not yet)."""
+
+    pending: bool = False
+    serial: str | None = None
+    error: str | None = None
+    attempted_at: datetime.datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"pending": self.pending, "serial": self.serial, "error": self.error}
+        if self.attempted_at is not None:
+            data["attempted_at"] = encode_time(self.attempted_at)
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class RenewalState:
+    """``state.json``: the renewal bookkeeping of one certificate (docs/renewal.md, "State").
+
+    ``RenewalState()`` is a certificate renewal never touched; it encodes as ``{}``.
+    """
+
+    last_attempt: datetime.datetime | None = None
+    last_success: datetime.datetime | None = None
+    last_failure: datetime.datetime | None = None
+    last_error: str | None = None
+    consecutive_failures: int = 0
+    next_attempt: datetime.datetime | None = None
+    # The CA's Retry-After (a rate limit, a 503): never ask before it.
+    retry_after: datetime.datetime | None = None
+    ari: AriState | None = None
+    deploy: DeployState | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        if self == _UNTOUCHED:
+            return {}
+        return {
+            "format": STATE_FORMAT,
+            "last_attempt": encode_time(self.last_attempt),
+            "last_success": encode_time(self.last_success),
+            "last_failure": encode_time(self.last_failure),
+            "last_error": self.last_error,
+            "consecutive_failures": self.consecutive_failures,
+            "next_attempt": encode_time(self.next_attempt),
+            "retry_after": encode_time(self.retry_after),
+            "ari": None if self.ari is None else self.ari.to_json(),
+            "deploy": None if self.deploy is None else self.deploy.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, raw: Any, path: object) -> RenewalState:
+        """The state read from ``path``, if its fields have the types renewal relies on."""
+        # dict() of a JSON list would "work" for [[k, v]] and fail oddly otherwise.
+        if not isinstance(raw, dict):
+            raise KeystoreError(f"state file {path} is malformed: not a JSON object", STATE_HINT)
+        failures = raw.get("consecutive_failures")
+        if failures is not None and (not isinstance(failures, int) or isinstance(failures, bool) or failures < 0):
+            raise KeystoreError(f"state file {path} is malformed: consecutive_failures = {failures!r}", STATE_HINT)
+        times = {key: _state_time(raw, key, path, key) for key in _STATE_TIMES if raw.get(key) is not None}
+        for key in ("ari", "deploy"):
+            if not isinstance(raw.get(key) or {}, dict):
+                raise KeystoreError(f"state file {path} is malformed: {key} is not an object", STATE_HINT)
+        ari, deploy = raw.get("ari"), raw.get("deploy")
+        return cls(
+            **times,
+            last_error=_opt_str(raw.get("last_error")),
+            consecutive_failures=failures or 0,
+            ari=_ari(ari, path) if ari else None,
+            deploy=_deploy(deploy, path) if deploy else None,
+        )
+
+
+_UNTOUCHED = RenewalState()
+
+
+def _state_time(raw: Mapping[str, Any], key: str, path: object, shown: str) -> datetime.datetime | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    try:
+        return decode_time(value)
+    except (TypeError, ValueError):
+        raise KeystoreError(f"state file {path} is malformed: {shown} = {value!r} is not a time", STATE_HINT) from None
+
+
+def _ari(raw: Mapping[str, Any], path: object) -> AriState:
+    times = ("window_start", "window_end", "chosen", "fetched_at", "next_check")
+    return AriState(
+        cert_id=_opt_str(raw.get("cert_id")),
+        explanation_url=_opt_str(raw.get("explanation_url")),
+        unsupported=bool(raw.get("unsupported")),
+        last_error=_opt_str(raw.get("last_error")),
+        **{key: _state_time(raw, key, path, f"ari.{key}") for key in times if raw.get(key) is not None},
+    )
+
+
+def _deploy(raw: Mapping[str, Any], path: object) -> DeployState:
+    return DeployState(
+        pending=bool(raw.get("pending")),
+        serial=_opt_str(raw.get("serial")),
+        error=_opt_str(raw.get("error")),
+        attempted_at=_state_time(raw, "attempted_at", path, "deploy.attempted_at"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RevocationMarker:
+    """``revoked.json``: renewal leaves the certificate alone while the live serial is ``serial``."""
+
+    serial: str
+    reason: str
+    revoked_at: datetime.datetime | None
+    # "account" or "certificate key": who signed the request (absent in early markers).
+    signed_by: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = {"serial": self.serial, "reason": self.reason, "revoked_at": encode_time(self.revoked_at)}
+        if self.signed_by is not None:
+            data["signed_by"] = self.signed_by
+        return data
+
+    @classmethod
+    def from_json(cls, raw: Any, path: object) -> RevocationMarker:
+        try:
+            if not isinstance(raw, dict):
+                raise ValueError("not a JSON object")
+            return cls(
+                serial=str(raw["serial"]),
+                reason=str(raw.get("reason", "unspecified")),
+                revoked_at=_opt_time(raw.get("revoked_at")),
+                signed_by=_opt_str(raw.get("signed_by")),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise KeystoreError(f"revocation marker {path} is unreadable: {exc!r}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRecord:
+    """``account.json``: the account at one CA (its key is stored beside it, never in here)."""
+
+    uri: str
+    directory: str | None = None
+    contact: tuple[str, ...] = ()
+    created_at: datetime.datetime | None = None
+    key_rolled_at: datetime.datetime | None = None
+    # Set when imported from certbot: the account directory it came from.
+    imported_from: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "uri": self.uri,
+            "directory": self.directory,
+            "contact": list(self.contact),
+            "created_at": encode_time(self.created_at),
+        }
+        if self.key_rolled_at is not None:
+            data["key_rolled_at"] = encode_time(self.key_rolled_at)
+        if self.imported_from is not None:
+            data["imported_from"] = self.imported_from
+        return data
+
+    @classmethod
+    def from_json(cls, raw: Any, path: object) -> AccountRecord:
+        try:
+            if not isinstance(raw, dict):
+                raise ValueError("not a JSON object")
+            return cls(
+                uri=str(raw["uri"]),
+                directory=_opt_str(raw.get("directory")),
+                contact=tuple(str(c) for c in raw.get("contact") or ()),
+                created_at=_opt_time(raw.get("created_at")),
+                key_rolled_at=_opt_time(raw.get("key_rolled_at")),
+                imported_from=_opt_str(raw.get("imported_from")),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise KeystoreError(f"account in {path} is unreadable: {exc!r}") from None

@@ -1,0 +1,147 @@
+"""Deciding per certificate what a renew run does: issue, renew, deploy again or skip, and why.
+
+Reads only the index and the states (no PEM, no network). ``next_step`` is the one
+place ``explain`` and ``show`` ask, so they can never drift from ``renew``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+from ..config import CertSpec
+from ..errors import CertmanError
+from ..keystore.records import IndexEntry, RenewalState
+from ..keystore.times import encode_time
+from . import rules as renewal
+from .report import CertResult
+
+if TYPE_CHECKING:
+    from ..deploy.reloaders import Deployment
+    from ..keystore import Keystore
+
+log = logging.getLogger(__name__)
+
+ISSUE = "issue"
+
+
+@dataclass
+class Plan:
+    """One certificate's work in a run; the runner updates it as the work goes."""
+
+    name: str
+    action: str
+    reason: str
+    entry: IndexEntry | None
+    state: RenewalState
+    spec: CertSpec | None = None
+    renew_at: datetime.datetime | None = None
+    check_ari: bool = False
+    deployment: tuple[CertSpec, Deployment] | None = field(default=None, repr=False)
+
+
+def plan_each(
+    keystore: Keystore,
+    names: list[str],
+    index: Mapping[str, IndexEntry],
+    declared: Mapping[str, CertSpec],
+    now: datetime.datetime,
+    force: bool,
+) -> tuple[list[Plan], dict[str, CertResult]]:
+    """A plan per certificate; one that cannot be planned (say, a corrupt state.json)
+    becomes a failed result of its own instead of stopping the whole batch."""
+    try:
+        states: Mapping[str, RenewalState] | None = keystore.read_states(names)
+    except CertmanError:
+        # Some state file is unreadable: read them one by one so only its certificate fails.
+        states = None
+    plans: list[Plan] = []
+    unplanned: dict[str, CertResult] = {}
+    for name in names:
+        try:
+            state = states[name] if states is not None else keystore.read_state(name)
+            plans.append(plan_one(keystore, name, index.get(name), state, declared.get(name), now, force))
+        except CertmanError as exc:
+            unplanned[name] = CertResult(
+                name, "failed", "could not decide whether to renew", error=exc.message, hint=exc.hint
+            )
+    return plans, unplanned
+
+
+def plan_one(
+    keystore: Keystore,
+    name: str,
+    entry: IndexEntry | None,
+    state: RenewalState,
+    declared: CertSpec | None,
+    now: datetime.datetime,
+    force: bool,
+) -> Plan:
+    if entry is None or declared is not None and _declaration_changed(keystore, declared):
+        reason = "declared in certman.toml, not yet issued" if entry is None else "its declaration changed"
+        waiting = renewal.backing_off(state, now)
+        if waiting is not None and not force:
+            failures = state.consecutive_failures
+            why = f"{reason}; backing off after {failures} failure(s) until {encode_time(waiting)}"
+            return Plan(name, renewal.SKIP, why, entry, state, declared, waiting)
+        return Plan(name, ISSUE, reason, entry, state, declared, now)
+    revoked = keystore.read_revocation(name, entry.serial) if not force and entry.revoked else None
+    if revoked is not None:
+        return Plan(
+            name,
+            renewal.SKIP,
+            f"revoked ({revoked.reason}) on {encode_time(revoked.revoked_at) or 'an unknown date'}; "
+            f"`certman renew --force {name}` or `certman issue` renews it",
+            entry,
+            state,
+            declared,
+        )
+    decision = renewal.decide(name, entry, state, now, force=force)
+    check_ari = decision.action == renewal.SKIP and renewal.ari_check_due(entry, state, now)
+    return Plan(name, decision.action, decision.reason, entry, state, declared, decision.renew_at, check_ari)
+
+
+def next_step(
+    keystore: Keystore,
+    name: str,
+    entry: IndexEntry | None,
+    state: RenewalState,
+    declared: CertSpec | None,
+    now: datetime.datetime,
+) -> renewal.Decision:
+    """What the next `certman renew` (without --force) does with ``name``, and why."""
+    plan = plan_one(keystore, name, entry, state, declared, now, False)
+    return renewal.Decision(renewal.RENEW if plan.action == ISSUE else plan.action, plan.reason, plan.renew_at)
+
+
+def _declaration_changed(keystore: Keystore, declared: CertSpec) -> bool:
+    return keystore.read_spec(declared.name).to_dict() != declared.storable().to_dict()
+
+
+def check_result(plan: Plan) -> CertResult:
+    """What ``renew --check`` reports for ``plan``: due or not-due."""
+    action = "not-due" if plan.action == renewal.SKIP else "due"
+    reason = plan.reason
+    if plan.check_ari:
+        reason += " (the CA's ARI window will be checked first)"
+    return replace(skip_result(plan), action=action, reason=reason)
+
+
+def skip_result(plan: Plan) -> CertResult:
+    """The result of leaving ``plan``'s certificate as it is."""
+    entry, state = plan.entry, plan.state
+    return CertResult(
+        plan.name,
+        "skipped",
+        plan.reason,
+        serial=entry.serial if entry else None,
+        not_after=entry.not_after if entry else None,
+        next_renewal=plan.renew_at,
+        error=state.last_error if state.consecutive_failures else None,
+        last_success=state.last_success,
+        last_failure=state.last_failure,
+        consecutive_failures=state.consecutive_failures,
+    )
