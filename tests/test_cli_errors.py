@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 import services
-from fixtures.cli import CertmanRun, holding_cert_lock, issue_flags, snapshot
+from fixtures.cli import CertmanRun, holding_cert_lock, issue_flags
+from fixtures.snapshot import snapshot
 
 
 def stderr_lines(result) -> list[str]:

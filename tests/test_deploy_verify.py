@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import services
 from fixtures.proxies import nginx_server_block, served_serial, tls_ready
 
@@ -35,6 +36,7 @@ def test_renew_reloads_nginx_and_verifies_the_new_serial_is_served(
     assert keystore.read_state("verified.example").deploy.pending is False
 
 
+@pytest.mark.slow
 def test_a_reload_that_leaves_the_old_certificate_served_is_an_error_and_stays_undeployed(
     issue_cert, start_nginx, keystore: FileKeystore
 ) -> None:
@@ -54,6 +56,7 @@ def test_a_reload_that_leaves_the_old_certificate_served_is_an_error_and_stays_u
     assert state.deploy.pending is True
 
 
+@pytest.mark.slow
 def test_one_proxy_is_reloaded_once_for_two_certificates_with_different_verify_endpoints(
     issue_cert, keystore: FileKeystore, tmp_path
 ) -> None:

@@ -2,34 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import shutil
 
 from click.testing import CliRunner
 from cryptography import x509
 from fixtures.certbot import certbot_standalone
 from fixtures.lifecycle import standalone_spec
+from fixtures.snapshot import snapshot
 
 from certman.ca.accounts import CAEndpoint, register_account, show_account
 from certman.cli import cli
 from certman.importers.certbot import import_certbot
 from certman.issuance.issue import issue
 from certman.keystore import ca_id
-
-
-def _snapshot(root):
-    entries = []
-    for path in sorted(root.rglob("*")):
-        st = os.lstat(path)
-        content = (
-            os.readlink(path)
-            if path.is_symlink()
-            else (hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "")
-        )
-        entries.append((str(path.relative_to(root)), st.st_mode, st.st_mtime_ns, content))
-    return entries
 
 
 def _serial(pem_path):
@@ -88,22 +74,22 @@ def test_the_account_keeps_its_url_and_certman_renews_through_it(keystore, certb
 
 def test_importing_again_changes_nothing(keystore, certbot_dir):
     import_certbot(keystore, certbot_dir.config_dir)
-    before = _snapshot(keystore.root)
+    before = snapshot(keystore.root, mtimes=True)
 
     again = import_certbot(keystore, certbot_dir.config_dir)
 
     assert again.certificates_imported == {}
     assert again.certificates_unchanged == ["cb.example", "web.example"]
     assert again.accounts_unchanged == [_certbot_account_uri(certbot_dir.config_dir)]
-    assert _snapshot(keystore.root) == before
+    assert snapshot(keystore.root, mtimes=True) == before
 
 
 def test_certbots_files_are_left_untouched(keystore, certbot_dir):
-    before = _snapshot(certbot_dir.config_dir)
+    before = snapshot(certbot_dir.config_dir, mtimes=True)
 
     import_certbot(keystore, certbot_dir.config_dir)
 
-    assert _snapshot(certbot_dir.config_dir) == before
+    assert snapshot(certbot_dir.config_dir, mtimes=True) == before
 
 
 def test_a_later_certbot_renewal_imports_only_the_new_version(keystore, certbot_pebble, tmp_path):
@@ -171,9 +157,9 @@ def test_a_lineage_with_an_authenticator_certman_lacks_is_skipped_with_the_reaso
 
 def test_a_name_certman_already_manages_is_not_mixed_with_certbots(keystore, certbot_dir, certbot_pebble, agreed):
     issue(standalone_spec(certbot_pebble, "cb.example"), keystore, account=agreed)
-    before = _snapshot(keystore.root / "certs" / "cb.example")
+    before = snapshot(keystore.root / "certs" / "cb.example", mtimes=True)
 
     result = import_certbot(keystore, certbot_dir.config_dir)
 
     assert result.skipped["certificate cb.example"].startswith("certman already manages a certificate named")
-    assert _snapshot(keystore.root / "certs" / "cb.example") == before
+    assert snapshot(keystore.root / "certs" / "cb.example", mtimes=True) == before

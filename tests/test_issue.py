@@ -18,7 +18,8 @@ import services
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import verification
-from fixtures.cli import CertmanRun, issue_flags, snapshot
+from fixtures.cli import CertmanRun, issue_flags
+from fixtures.snapshot import snapshot
 
 
 @pytest.fixture
@@ -167,6 +168,7 @@ def test_failure_mid_issue_leaves_the_keystore_unchanged(certman: CertmanRun, pe
 
 
 def test_valid_authorizations_are_reused_without_starting_a_solver(certman: CertmanRun, tmp_path: Path) -> None:
+    # Its own Pebble: the session one reuses no authorization, so every other order validates.
     with services.start_pebble(tmp_path / "pebble", env={"PEBBLE_AUTHZREUSE": "100"}) as reusing:
         assert certman("issue", *issue_flags(reusing), "reuse.example").exit_code == 0
         # With the HTTP-01 port taken, any solver start would fail the run.

@@ -20,7 +20,7 @@ import pytest
 import services
 import tomli_w
 from click.testing import CliRunner, Result
-from fixtures.cli import snapshot
+from fixtures.snapshot import snapshot
 
 from certman.ca.accounts import (
     AccountSettings,
@@ -125,7 +125,7 @@ def twins(tmp_path: Path, pebble: services.Pebble) -> Twins:
 
 def shape(root: Path) -> dict[str, int]:
     """Every path of a keystore with its mode, the archive's time stamps made equal."""
-    return {re.sub(r"-\d{8}T\d{6}Z", "-STAMP", path): mode for path, (mode, _) in snapshot(root).items()}
+    return {re.sub(r"-\d{8}T\d{6}Z", "-STAMP", path): entry.mode for path, entry in snapshot(root).items()}
 
 
 def without(data: dict[str, Any], *keys: str) -> dict[str, Any]:

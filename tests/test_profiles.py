@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
+from fixtures.fault_proxy import NEW_ORDER
 from fixtures.lifecycle import standalone_spec
 
 from certman.cli import cli
@@ -25,11 +26,7 @@ def test_a_listed_profile_is_sent_in_new_order(keystore, pebble, profiles_proxy,
     result = issue(spec, keystore, account=agreed)
 
     assert pebble.cert_status(result.serial)["Status"] == "Valid"
-    sent = [
-        p
-        for p in profiles_proxy.new_order_payloads()
-        if p["identifiers"] == [{"type": "dns", "value": "profile.example"}]
-    ]
+    sent = [p for p in profiles_proxy.new_orders() if p["identifiers"] == [{"type": "dns", "value": "profile.example"}]]
     assert [p.get("profile") for p in sent] == ["shortlived"]
 
 
@@ -40,7 +37,7 @@ def test_an_unlisted_profile_is_refused_before_any_order(keystore, pebble, profi
         issue(spec, keystore, account=agreed)
 
     assert "classic" in caught.value.hint and "shortlived" in caught.value.hint
-    assert not any(p["identifiers"][0]["value"] == "unlisted.example" for p in profiles_proxy.new_order_payloads())
+    assert not any(p["identifiers"][0]["value"] == "unlisted.example" for p in profiles_proxy.sent(NEW_ORDER))
     assert keystore.read_index() == {}
 
 

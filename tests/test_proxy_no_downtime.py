@@ -7,6 +7,7 @@ MIN_HANDSHAKES in all. The counts are printed (pytest -s) for the report.
 
 from __future__ import annotations
 
+import pytest
 import services
 from fixtures.proxies import HandshakeLoop, deployment_of, haproxy_frontend, nginx_server_block, tls_ready
 
@@ -31,6 +32,7 @@ def run_loop_across_reissue(endpoint, issue_cert, reload, old_serial):
     return loop, second
 
 
+@pytest.mark.slow
 def test_nginx_reload_fails_no_handshake(issue_cert, start_nginx):
     first = issue_cert("a.example")
     endpoint = Endpoint("127.0.0.1", services.free_port())
@@ -44,6 +46,7 @@ def test_nginx_reload_fails_no_handshake(issue_cert, start_nginx):
     assert loop.serials[first.serial] >= MIN_EACH_SIDE and loop.serials[second.serial] >= MIN_EACH_SIDE
 
 
+@pytest.mark.slow
 def test_haproxy_runtime_api_update_fails_no_handshake(issue_cert, start_haproxy):
     first = issue_cert("a.example")
     endpoint = Endpoint("127.0.0.1", services.free_port())

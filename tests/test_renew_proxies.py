@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 import services
 from fixtures.proxies import HandshakeLoop, haproxy_frontend, nginx_server_block, served_serial, tls_ready
 
@@ -115,6 +116,7 @@ def run_loop_across_renew(endpoint: Endpoint, keystore: FileKeystore, old_serial
     return loop, result.serial
 
 
+@pytest.mark.slow
 def test_nginx_serves_every_handshake_while_renew_force_renews_and_reloads(
     issue_cert, start_nginx, keystore: FileKeystore
 ) -> None:
@@ -133,6 +135,7 @@ def test_nginx_serves_every_handshake_while_renew_force_renews_and_reloads(
     assert loop.serials[old] >= MIN_EACH_SIDE and loop.serials[new] >= MIN_EACH_SIDE
 
 
+@pytest.mark.slow
 def test_haproxy_serves_every_handshake_while_renew_force_renews_and_reloads(
     issue_cert, start_haproxy, keystore: FileKeystore
 ) -> None:

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from josepy import jwk
+from msgspec import structs
 
 from ..errors import ACMEError, UsageError
 from ..keys import key_to_pem, load_key
@@ -199,7 +200,7 @@ def show_account(keystore: FileKeystore, ca: CAEndpoint, *, ask_ca: bool = True)
         _finish_interrupted_rollover(keystore, ca)
         key_pem, data = _stored(keystore, ca)
     regr = _session(keystore, ca).query_account()
-    return _info(ca, key_pem, replace(data, contact=tuple(regr.body.contact)), regr.body.status)
+    return _info(ca, key_pem, structs.replace(data, contact=tuple(regr.body.contact)), regr.body.status)
 
 
 def register_account(keystore: FileKeystore, ca: CAEndpoint, account: AccountSettings) -> AccountInfo:
@@ -223,7 +224,7 @@ def update_email(keystore: FileKeystore, ca: CAEndpoint, emails: tuple[str, ...]
         _finish_interrupted_rollover(keystore, ca)
         key_pem, data = _stored(keystore, ca)
         regr = _session(keystore, ca).update_account(contact)
-        data = replace(data, contact=tuple(regr.body.contact))
+        data = structs.replace(data, contact=tuple(regr.body.contact))
         keystore.save_account(ca_id(ca.directory_url), key_pem, data)
     return _info(ca, key_pem, data, regr.body.status)
 
@@ -254,7 +255,7 @@ def rollover(keystore: FileKeystore, ca: CAEndpoint, *, clock: Clock = utc_now) 
         inner = key_change_request(session, data.uri, new_jwk)
         keystore.save_pending_account_key(ca_key, new_pem)
         session.change_account_key(inner, new_jwk)
-        data = replace(data, key_rolled_at=clock())
+        data = structs.replace(data, key_rolled_at=clock())
         keystore.save_account(ca_key, new_pem, data)
         keystore.save_pending_account_key(ca_key, None)
     return _info(ca, new_pem, data, "valid")

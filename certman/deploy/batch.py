@@ -14,8 +14,10 @@ import concurrent.futures
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
+
+from msgspec import structs
 
 from ..config import CertSpec
 from ..errors import CertmanError, ReloadError, UsageError
@@ -195,7 +197,7 @@ def deploy_issued(
     outcome = deploy([(spec, deployment_of(keystore, spec, serial))], timeout=timeout)
     error = outcome.errors[spec.name]
     deployed = DeployState(error is not None, serial, error.message if error else None, clock())
-    keystore.write_state(spec.name, replace(keystore.read_state(spec.name), deploy=deployed))
+    keystore.write_state(spec.name, structs.replace(keystore.read_state(spec.name), deploy=deployed))
     return outcome
 
 

@@ -168,15 +168,8 @@ def _import_lineage(
             continue
         if spec is None:
             spec = _existing_spec(keystore, name) or _spec_from_conf(name, params, facts.identifiers, ca_bundle, result)
-        meta = VersionMeta(
-            serial=facts.serial,
-            not_before=facts.not_before,
-            not_after=facts.not_after,
-            issuer=facts.issuer,
-            ari_cert_id=facts.ari_cert_id,
-            issued_at=facts.not_before,
-            imported_at=now,
-            imported_from=str(archive / f"cert{number}.pem"),
+        meta = VersionMeta.of(
+            facts, issued_at=facts.not_before, imported_at=now, imported_from=str(archive / f"cert{number}.pem")
         )
         with keystore.lock_cert(name):
             version = keystore.store_version(spec, key_pem, leaf_pem, chain_pem, meta)

@@ -158,15 +158,8 @@ def _order_and_store(
     except ACMEError:
         keystore.clear_pending_order(spec.name)
         raise
-    meta = VersionMeta(
-        serial=facts.serial,
-        not_before=facts.not_before,
-        not_after=facts.not_after,
-        issuer=facts.issuer,
-        ari_cert_id=facts.ari_cert_id,
-        issued_at=clock(),
-        order_url=result.order_url,
-        renew_before_days=spec.renew_before_days,
+    meta = VersionMeta.of(
+        facts, issued_at=clock(), order_url=result.order_url, renew_before_days=spec.renew_before_days
     )
     stored = keystore.store_version(spec, key_pem, leaf_pem, chain_pem, meta)
     keystore.clear_pending_order(spec.name)

@@ -12,14 +12,16 @@ import os
 import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
+
+from msgspec import structs
 
 from ..config import CertSpec
 from ..errors import ConfigError, KeystoreError, UsageError
 from ..names import check_cert_name
 from . import files, index, locks, pending
 from .contract import Keystore, StoredVersion
+from .decoders import decode_state
 from .layout import (
     CERT_FILE,
     CHAIN_FILE,
@@ -157,13 +159,20 @@ class FileKeystore:
             path = os.path.join(certs, check_cert_name(name), STATE_FILE)
             try:
                 with open(path, "rb") as fh:
-                    raw = json.loads(fh.read())
+                    data = fh.read()
             except FileNotFoundError:
                 states[name] = RenewalState()
                 continue
-            except (OSError, ValueError) as exc:
+            except OSError as exc:
                 raise KeystoreError(f"state file {path} is unreadable: {exc}", STATE_HINT) from exc
-            states[name] = RenewalState.from_json(raw, path)
+            state = decode_state(data)
+            if state is None:
+                try:
+                    raw = json.loads(data)
+                except ValueError as exc:
+                    raise KeystoreError(f"state file {path} is unreadable: {exc}", STATE_HINT) from exc
+                state = RenewalState.from_json(raw, path)
+            states[name] = state
         return states
 
     def write_state(self, name: str, state: RenewalState) -> None:
@@ -202,7 +211,7 @@ class FileKeystore:
         with self.lock_keystore():
             entry = self.read_index().get(name)
             if entry is not None:
-                index.write(self.layout, name, replace(entry, revoked_serial=marker.serial))
+                index.write(self.layout, name, structs.replace(entry, revoked_serial=marker.serial))
 
     def versions(self, name: str) -> list[str]:
         try:
@@ -230,7 +239,7 @@ class FileKeystore:
         self.clean_leftovers(name)
         existing = self.versions(name)
         version = version_name(int(existing[-1]) + 1 if existing else 1)
-        meta = replace(meta, version=version)
+        meta = structs.replace(meta, version=version)
         fullchain = leaf_pem + chain_pem
         contents = {
             KEY_FILE: key_pem,

@@ -11,11 +11,14 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from msgspec import structs
 
 from ..errors import KeystoreError
 from . import files
+from .decoders import decode_index
 from .layout import CERT_FILE, SECRET_MODE, Layout
 from .records import IndexEntry, VersionMeta
 
@@ -34,21 +37,38 @@ def dump_json(data: Any) -> bytes:
 def raw_entries(layout: Layout) -> dict[str, Any]:
     """The index's entries as stored, checked only for the file's shape; ``{}`` if there is none."""
     try:
-        raw = json.loads(layout.index.read_text())
+        data = layout.index.read_bytes()
     except FileNotFoundError:
         return {}
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
         raise KeystoreError(f"index {layout.index} is unreadable: {exc}", _HINT) from exc
+    return _entries_of(data, layout.index)
+
+
+def _entries_of(data: bytes, path: Path) -> dict[str, Any]:
+    try:
+        raw = json.loads(data)
+    except ValueError as exc:
+        raise KeystoreError(f"index {path} is unreadable: {exc}", _HINT) from exc
     certs = raw.get("certificates", {}) if isinstance(raw, dict) else None
     if not isinstance(certs, dict):
-        raise KeystoreError(f'index {layout.index} is malformed: no "certificates" object', _HINT)
+        raise KeystoreError(f'index {path} is malformed: no "certificates" object', _HINT)
     return certs
 
 
 def read(layout: Layout) -> dict[str, IndexEntry]:
     """Every entry, decoded; the first bad one raises ``KeystoreError`` naming it."""
     path = layout.index
-    return {name: IndexEntry.from_json(raw, path, name) for name, raw in raw_entries(layout).items()}
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise KeystoreError(f"index {path} is unreadable: {exc}", _HINT) from exc
+    fast = decode_index(data)
+    if fast is not None:
+        return fast
+    return {name: IndexEntry.from_json(raw, path, name) for name, raw in _entries_of(data, path).items()}
 
 
 def replaced(layout: Layout, name: str, entry: IndexEntry | None) -> bytes:
@@ -76,7 +96,7 @@ def write_all(layout: Layout, certs: Mapping[str, IndexEntry]) -> None:
 
 def entry_for(meta: VersionMeta, identifiers: tuple[str, ...], key_type: str, server: str) -> IndexEntry:
     """The index entry of a version with ``meta``, issued for ``identifiers`` by ``server``."""
-    fields = {f: getattr(meta, f) for f in VersionMeta.__dataclass_fields__}
+    fields = {f: getattr(meta, f) for f in VersionMeta.__struct_fields__}
     return IndexEntry(**fields, identifiers=identifiers, key_type=key_type, server=server)
 
 
@@ -125,4 +145,4 @@ def live_entry(
         return None
     spec = read_spec(name)
     # Identifiers from the certificate itself: the spec may have been edited since.
-    return entry_for(replace(meta, version=version), CertFacts.of(leaf).identifiers, spec.key_type, spec.server)
+    return entry_for(structs.replace(meta, version=version), CertFacts.of(leaf).identifiers, spec.key_type, spec.server)

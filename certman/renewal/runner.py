@@ -14,6 +14,8 @@ import threading
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from msgspec import structs
+
 from ..config import CertSpec, Settings
 from ..deploy.batch import DeployResult, deploy, deployment_of
 from ..errors import CAUnreachable, CertmanError, RateLimited
@@ -101,7 +103,7 @@ class Runner:
                 info = session.renewal_info(cert_id)
             except CertmanError as exc:
                 log.warning("renewal information for %s: %s; using the lifetime rule", plan.name, exc)
-                ari = replace(
+                ari = structs.replace(
                     plan.state.ari or AriState(), next_check=now + ARI_RETRY_AFTER_ERROR, last_error=exc.message
                 )
             else:
@@ -114,7 +116,7 @@ class Runner:
                     fetched_at=now,
                     next_check=renewal.ari_next_check(now, info.retry_after),
                 )
-        record(self.keystore, plan, replace(plan.state, ari=ari))
+        record(self.keystore, plan, structs.replace(plan.state, ari=ari))
         decision = renewal.decide(plan.name, entry, plan.state, now)
         plan.action, plan.reason, plan.renew_at = decision.action, decision.reason, decision.renew_at
 
@@ -136,7 +138,7 @@ class Runner:
         record(
             self.keystore,
             plan,
-            replace(
+            structs.replace(
                 plan.state,
                 last_attempt=now,
                 last_success=now,
@@ -170,7 +172,7 @@ class Runner:
         # A rate limit, or a 503 that said when to come back: honoured across runs.
         retry_after = exc.retry_after if isinstance(exc, RateLimited | CAUnreachable) else None
         next_attempt = renewal.next_attempt_after_failure(now, failures, retry_after)
-        failed = replace(
+        failed = structs.replace(
             plan.state,
             last_attempt=now,
             last_failure=now,
@@ -215,8 +217,13 @@ def deploy_all(
         if plan.deployment is None or plan.name not in outcome.errors:
             continue
         error = outcome.errors[plan.name]
-        deployed = DeployState(error is not None, plan.deployment[1].serial, error.message if error else None, now)
-        record(keystore, plan, replace(plan.state, deploy=deployed))
+        deployed = DeployState(
+            pending=error is not None,
+            serial=plan.deployment[1].serial,
+            error=error.message if error else None,
+            attempted_at=now,
+        )
+        record(keystore, plan, structs.replace(plan.state, deploy=deployed))
         if error is not None:
             results[plan.name] = replace(
                 results[plan.name],

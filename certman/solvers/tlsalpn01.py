@@ -31,6 +31,7 @@ from cryptography.x509.oid import NameOID
 from josepy import jwk
 
 from ..errors import UsageError
+from ..keystore.times import Clock, utc_now
 from ..names import Identifier
 from ..plugins.settings import Port, setting, settings_from
 from . import ChallengeBatch
@@ -68,10 +69,10 @@ def sni_name(identifier: Identifier) -> str:
 
 
 def challenge_certificate(
-    identifier: Identifier, key_authorization: str, now: datetime.datetime | None = None
+    identifier: Identifier, key_authorization: str, clock: Clock = utc_now
 ) -> tuple[bytes, bytes]:
     """A self-signed (cert PEM, key PEM) for ``identifier`` with the acmeIdentifier extension."""
-    now = now or datetime.datetime.now(datetime.UTC)
+    now = clock()
     key = ec.generate_private_key(ec.SECP256R1())
     digest = hashlib.sha256(key_authorization.encode()).digest()
     # The extension value is the DER OCTET STRING holding the digest.

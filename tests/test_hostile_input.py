@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import services
 from fixtures.fault_proxy import FaultProxy
-from fixtures.hardening import issue_for, make_spec, snapshot
+from fixtures.issuing import issue_for, make_spec
+from fixtures.snapshot import snapshot
 
 import certman
 from certman.config import CertSpec, SolverSpec

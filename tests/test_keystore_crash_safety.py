@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import services
-from fixtures.hardening import snapshot
+from fixtures.snapshot import snapshot
 
 from certman.keys import load_key, public_keys_match, split_pem_chain
 from certman.keystore import FileKeystore
@@ -96,6 +96,7 @@ def seeded(tmp_path: Path) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_sigkill_at_any_syscall_of_storing_leaves_live_complete_and_the_next_run_cleans_up(seeded: Path) -> None:
     counts = _syscall_counts(seeded)
     assert set(counts) == set(KILL_SYSCALLS)
@@ -180,6 +181,7 @@ def test_repair_index_adds_a_first_version_whose_index_entry_a_crash_lost(seeded
     assert _listed(seeded)["b.example"]["serial"] == _live_meta(seeded, "b.example")["serial"]
 
 
+@pytest.mark.slow
 def test_a_full_disk_at_any_write_gives_a_storage_error_and_changes_nothing(seeded: Path) -> None:
     counts = _syscall_counts(seeded)
     before = snapshot(seeded)
@@ -220,7 +222,7 @@ echo $? > "$OUT/rc"
 
 SNAPSHOT = (
     f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
-    "from fixtures.hardening import snapshot; from pathlib import Path; "
+    "from fixtures.snapshot import snapshot; from pathlib import Path; "
     "print(sorted(snapshot(Path(sys.argv[1])).items()))"
 )
 
@@ -278,6 +280,7 @@ def _certman_issue(pebble: services.Pebble, keystore: Path, *strace_args: str) -
     return subprocess.run(argv, capture_output=True, text=True, timeout=60)
 
 
+@pytest.mark.slow
 def test_sigkill_at_any_rename_of_a_whole_issuance_leaves_a_usable_keystore(
     pebble: services.Pebble, tmp_path: Path
 ) -> None:

@@ -14,7 +14,7 @@ import pytest
 import requests
 import services
 from fixtures.fault_proxy import FaultProxy
-from fixtures.hardening import issue_for, make_spec, wait_until
+from fixtures.issuing import issue_for, make_spec, wait_until
 
 from certman.errors import ACMEError
 from certman.keystore import FileKeystore

@@ -8,7 +8,8 @@ import stat
 import pytest
 import services
 from fixtures.fault_proxy import FaultProxy
-from fixtures.hardening import issue_for, make_spec, snapshot
+from fixtures.issuing import issue_for, make_spec
+from fixtures.snapshot import Entry, snapshot
 
 from certman.errors import CAUnreachable
 from certman.keystore import FileKeystore
@@ -22,7 +23,7 @@ def _seed(fault_proxy: FaultProxy, pebble: services.Pebble, keystore: FileKeysto
     fault_proxy.forget_requests()
 
 
-def _without_pending(entries: dict[str, tuple[int, bytes]]) -> dict[str, tuple[int, bytes]]:
+def _without_pending(entries: dict[str, Entry]) -> dict[str, Entry]:
     return {k: v for k, v in entries.items() if k not in PENDING_FILES}
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import services
-from fixtures.hardening import issue_for, make_spec
+from fixtures.issuing import issue_for, make_spec
 
 from certman import log
 from certman.credentials import read_secret

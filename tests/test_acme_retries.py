@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import services
 from fixtures.fault_proxy import FaultProxy
-from fixtures.hardening import ACCOUNT, issue_for, make_spec, snapshot
+from fixtures.issuing import ACCOUNT, issue_for, make_spec
+from fixtures.snapshot import snapshot
 
 from certman.errors import ACMEError, CAUnreachable, RateLimited
 from certman.issuance.issue import issue
@@ -128,6 +129,7 @@ def test_a_response_that_stalls_after_its_headers_times_out_and_is_retried(
     assert fault_proxy.count("POST", ORDER) >= 2
 
 
+@pytest.mark.slow
 def test_a_stall_longer_than_the_run_deadline_fails_the_run_instead_of_outlasting_it(
     fault_proxy: FaultProxy, pebble: services.Pebble, fresh_keystore: FileKeystore
 ) -> None:
@@ -194,6 +196,7 @@ def test_a_redirect_is_refused_not_followed(
     assert snapshot(fresh_keystore.root) == before
 
 
+# Its own Pebble: rejecting 30% of nonces is this test's subject, not the other tests' weather.
 @pytest.fixture(scope="module")
 def nonce_hostile_pebble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.Pebble]:
     with services.start_pebble(
@@ -202,6 +205,7 @@ def nonce_hostile_pebble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
         yield server
 
 
+@pytest.mark.slow
 def test_twenty_of_twenty_issuances_succeed_when_the_ca_rejects_30_percent_of_nonces(
     nonce_hostile_pebble: services.Pebble, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
