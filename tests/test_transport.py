@@ -1,7 +1,7 @@
 """certman's retry, backoff, nonce and deadline policy, through the injectable transport.
 
 Unit tests of our timing logic against a scripted CA and a clock that moves only when
-slept: what a real CA answers is tested against Pebble (test_hardening_retry.py).
+slept: what a real CA answers is tested against Pebble (test_acme_retries.py).
 """
 
 from __future__ import annotations
