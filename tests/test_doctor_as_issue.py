@@ -23,8 +23,8 @@ from fixtures.lifecycle import standalone_spec
 from fixtures.proxies import Nginx
 
 from certman.config import CertSpec, SolverSpec
+from certman.doctor.files import TIMER_PATH
 from certman.keystore import FileKeystore
-from certman.renewal.timer import TIMER_PATH
 
 CERTMAN = str(Path(sys.executable).parent / "certman")
 SOLVERS = "dns-01, standalone, tls-alpn-01, webroot"
@@ -205,7 +205,7 @@ def test_recorded_relative_paths_fail_each_naming_the_path(
     assert fail_lines(doctor) == [
         f"FAIL  CA {pebble.directory_url}: certificate bundle.example: CA bundle ca.pem is a relative path, "
         "which a renewal started from / would not find (hint: record the absolute path of ca.pem)",
-        "FAIL  solver webroot: path path = www is a relative path, which a renewal started from / would not find "
+        "FAIL  solver webroot: path = www is a relative path, which a renewal started from / would not find "
         "(for web.example) (hint: record the absolute path of www)",
     ]
 
@@ -225,7 +225,7 @@ def test_a_relative_or_world_readable_secret_file_fails_naming_it(
     doctor = certman("doctor", *ca_flags(pebble), *free_port_flags())
 
     assert fail_lines(doctor) == [
-        "FAIL  solver dns-01: secret file key_secret_file = tsig.key is a relative path, which a renewal "
+        "FAIL  solver dns-01: key_secret_file = tsig.key is a relative path, which a renewal "
         "started from / would not find (for dns.example) (hint: record the absolute path of tsig.key)",
         f"FAIL  solver dns-01: option key_secret_file: {public} is readable by every user (hint: chmod o-r {public})",
     ]
@@ -271,8 +271,8 @@ def test_programs_are_found_under_the_timers_path_or_fail_naming_them(
     doctor = certman("doctor", *ca_flags(pebble), *free_port_flags(), env={"PATH": f"{hook.parent}:/usr/bin:/bin"})
 
     assert fail_lines(doctor) == [
-        "FAIL  solver dns-01: program: program bin/dns-hook is a relative path, which a renewal started from / "
-        "would not find (for exec.example) (hint: give the program's absolute path)",
+        "FAIL  solver dns-01: program = bin/dns-hook is a relative path, which a renewal started from / "
+        "would not find (for exec.example) (hint: record the absolute path of bin/dns-hook)",
         "FAIL  reloader command: argv: program ./reload.sh is a relative path, which a renewal started from / "
         "would not find (for r0.example) (hint: give the program's absolute path)",
         f"FAIL  reloader command: argv: program certman-no-such-program is not in the timer's PATH ({TIMER_PATH}) "

@@ -1,16 +1,24 @@
-"""Files and programs a renewal needs, resolved as the timer resolves them: from ``/``, with ``TIMER_PATH``."""
+"""Files and programs a renewal needs, resolved as the timer resolves them: from ``/``, with ``TIMER_PATH``.
+
+Which settings name a file or a program is what each plugin declares for recording
+them (``plugins.settings.recorded_kinds``): a ``Path`` or ``FilePath`` setting, a
+secret's ``<name>_file`` option, a ``Program``, an ``Argv``'s first item.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..plugins.settings import NamedFile, named_files
-from ..renewal.timer import TIMER_PATH
+from ..plugins.settings import recorded_kinds
+
+# The PATH the renewal timer's systemd unit and cron line set.
+TIMER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def find_program(program: str, search_path: str = TIMER_PATH) -> Path:
@@ -50,20 +58,36 @@ def file_problems(
     """
     problems: list[ConfigError] = []
     programs: list[Path] = []
-    for named in named_files(classes, options, env):
-        if named.kind == "program":
+    for option, kind, value in _named(classes, options, env):
+        if kind == "program":
             try:
-                programs.append(find_program(named.value))
+                programs.append(find_program(value))
             except ConfigError as exc:
-                problems.append(ConfigError(f"{named.setting}: {exc.message}", exc.hint))
-        elif recorded and not Path(named.value).expanduser().is_absolute():
-            problems.append(_relative(named))
+                problems.append(ConfigError(f"{option}: {exc.message}", exc.hint))
+        elif recorded and not Path(value).expanduser().is_absolute():
+            problems.append(
+                ConfigError(
+                    f"{option} = {value} is a relative path, which a renewal started from / would not find",
+                    f"record the absolute path of {value}",
+                )
+            )
     return problems, programs
 
 
-def _relative(named: NamedFile) -> ConfigError:
-    return ConfigError(
-        f"{named.kind} {named.setting} = {named.value} is a relative path, "
-        "which a renewal started from / would not find",
-        f"record the absolute path of {named.value}",
-    )
+def _named(
+    classes: Collection[type], options: Mapping[str, Any], env: Mapping[str, str]
+) -> Iterator[tuple[str, str, str]]:
+    """(option, "program" or "path", value) for each file or program the settings name, defaults included."""
+    for cls in classes:
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        for option, kind in recorded_kinds(cls).items():
+            f = fields.get(option)
+            value = (
+                options.get(option)
+                if f is None
+                else options.get(option, env.get(f.metadata.get("env") or "", f.default))
+            )
+            if kind == "argv":
+                kind, value = "program", value[0] if isinstance(value, (list, tuple)) and value else None
+            if isinstance(value, (str, Path)) and str(value):
+                yield option, kind, str(value)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
+import functools
 import logging
 import math
 import os
@@ -53,6 +54,15 @@ class Constraint:
     raw: bool = False
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """How a setting is recorded in spec.toml so that it means the same from any directory
+    and PATH (certman.paths): ``path`` is made absolute, ``program`` is resolved through
+    PATH when it is a bare name, ``argv`` has its first item recorded as a program."""
+
+    kind: str
+
+
 def _is_argv(value: Any) -> bool:
     return isinstance(value, (list, tuple)) and bool(value) and all(isinstance(a, str) for a in value)
 
@@ -62,16 +72,20 @@ Port = Annotated[int, Constraint("an integer from 1 to 65535", lambda n: 0 < n <
 # A duration in seconds; zero or less would mean "never wait", which no timeout wants.
 Seconds = Annotated[float, Constraint("a positive number", lambda x: math.isfinite(x) and x > 0)]
 # A command as a list of strings, run without a shell.
-_ARGV = Constraint(
-    "a non-empty list of strings",
-    _is_argv,
-    example='write it as an argv list, e.g. ["systemctl", "reload", "nginx"]; no shell is used',
-    raw=True,
-)
-Argv = Annotated[tuple[str, ...], _ARGV]
-# A program to run: a path, or a name looked up in PATH when it runs.
-_PROGRAM = Constraint("a program name or path", bool, example="give the full path of the program")
-Program = Annotated[str, _PROGRAM]
+Argv = Annotated[
+    tuple[str, ...],
+    Constraint(
+        "a non-empty list of strings",
+        _is_argv,
+        example='write it as an argv list, e.g. ["systemctl", "reload", "nginx"]; no shell is used',
+        raw=True,
+    ),
+    Recorded("argv"),
+]
+# A file or directory given as a string (Path-typed settings are recorded as paths too).
+FilePath = Annotated[str, Recorded("path")]
+# A program: its path, or a bare name looked up on PATH.
+Program = Annotated[str, Recorded("program")]
 
 
 def setting(*, help: str, env: str | None = None, secret: bool = False, default: Any = MISSING) -> Any:
@@ -187,54 +201,26 @@ def secret_option_names(kind: str, name: str, options: Mapping[str, Any]) -> set
     return {f.name for cls in classes for f in dataclasses.fields(cls) if f.metadata.get("secret")}
 
 
-def settings_classes(kind: str, name: str, options: Mapping[str, Any]) -> list[type]:
-    """The settings dataclasses plugin ``name`` reads ``options`` with.
+@functools.cache
+def recorded_kinds(cls: type) -> dict[str, str]:
+    """Per option of settings class ``cls`` naming a file or a program, its ``Recorded`` kind.
 
-    A solver that names a DNS ``provider`` carries that provider's settings too. Raises
-    UsageError for an unknown plugin, as ``registry.lookup`` does.
+    Path-typed settings and the ``<secret>_file`` option of every secret are paths.
     """
-    from . import registry as plugins
-
-    classes = list(getattr(plugins.lookup(kind, name), "settings_classes", ()))
-    provider = options.get("provider")
-    if kind == "solvers" and isinstance(provider, str):
-        classes += getattr(plugins.lookup("dns_providers", provider), "settings_classes", ())
-    return classes
-
-
-@dataclass(frozen=True)
-class NamedFile:
-    """A file a plugin's settings name. ``kind``: "program" (a ``Program``, or argv[0] of an
-    ``Argv``), "path" (a ``Path`` setting) or "secret file" (a secret's ``<name>_file`` option)."""
-
-    setting: str
-    value: str
-    kind: str
-
-
-def named_files(classes: Collection[type], options: Mapping[str, Any], env: Mapping[str, str]) -> list[NamedFile]:
-    """The programs and files the settings ``classes`` name, from ``options``, ``env`` or defaults.
-
-    Values are taken as written: ``certman doctor`` checks that each resolves as a
-    renewal started by the timer would resolve it.
-    """
-    found = []
-    for cls in classes:
-        types_of = _field_types(cls)
-        for f in dataclasses.fields(cls):
-            if f.metadata.get("secret"):
-                if f"{f.name}_file" in options:
-                    found.append(NamedFile(f"{f.name}_file", str(options[f"{f.name}_file"]), "secret file"))
-                continue
-            value = options.get(f.name, env.get(f.metadata.get("env") or "", f.default))
-            kind, constraints = types_of[f.name]
-            if _PROGRAM in constraints and isinstance(value, str) and value:
-                found.append(NamedFile(f.name, value, "program"))
-            elif _ARGV in constraints and _is_argv(value):
-                found.append(NamedFile(f.name, value[0], "program"))
-            elif kind in (Path, Path | None) and isinstance(value, (str, Path)) and str(value):
-                found.append(NamedFile(f.name, str(value), "path"))
-    return found
+    kinds: dict[str, str] = {}
+    for name, hint in typing.get_type_hints(cls, include_extras=True).items():
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1:
+            hint = args[0]
+        marks = [m for m in getattr(hint, "__metadata__", ()) if isinstance(m, Recorded)]
+        if marks:
+            kinds[name] = marks[0].kind
+        elif hint is Path:
+            kinds[name] = "path"
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("secret"):
+            kinds[f"{f.name}_file"] = "path"
+    return kinds
 
 
 def _raw_value(f: dataclasses.Field[Any], options: Mapping[str, Any], env: Mapping[str, str]) -> tuple[Any, str]:
@@ -351,3 +337,18 @@ def _type_name(kind: Any) -> str:
         return _type_name(kind.__origin__)
     name = getattr(kind, "__name__", None) or str(kind)
     return {"str": "string", "int": "integer", "float": "number", "bool": "boolean", "Path": "path"}.get(name, name)
+
+
+def settings_classes(kind: str, name: str, options: Mapping[str, Any]) -> list[type]:
+    """The settings dataclasses plugin ``name`` reads ``options`` with.
+
+    A solver that names a DNS ``provider`` carries that provider's settings too. Raises
+    UsageError for an unknown plugin, as ``registry.lookup`` does.
+    """
+    from . import registry as plugins
+
+    classes = list(getattr(plugins.lookup(kind, name), "settings_classes", ()))
+    provider = options.get("provider")
+    if kind == "solvers" and isinstance(provider, str):
+        classes += getattr(plugins.lookup("dns_providers", provider), "settings_classes", ())
+    return classes

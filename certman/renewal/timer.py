@@ -27,8 +27,6 @@ SYSTEMD_DIR = Path("etc/systemd/system")
 SERVICE = "certman-renew.service"
 TIMER = "certman-renew.timer"
 CRON_FILE = Path("etc/cron.d/certman")
-# The PATH a renewal started by the timer has: proxies' tools live in /usr/sbin and /sbin.
-TIMER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 @dataclass(frozen=True)
