@@ -26,6 +26,7 @@ from josepy import jwk
 from ..ca.eab import ExternalAccount
 from ..ca.session import REQUEST_TIMEOUT, AcmeSession
 from ..config import CertSpec
+from ..recording import recorded_spec
 from ..deploy.batch import DeployResult, check_reloaders, deploy_issued, not_deployed
 from ..errors import ACMEError, UsageError
 from ..keys import CertFacts, generate_key, key_to_pem, load_key, make_csr, public_keys_match, split_pem_chain
@@ -88,6 +89,7 @@ def issue(
     `certman renew`, and ``result.raise_for_deploy()`` raises ``ReloadError`` (exit 6).
     Raises what ``obtain`` raises.
     """
+    spec = recorded_spec(spec)
     result = obtain(
         spec,
         keystore,
@@ -117,8 +119,10 @@ def obtain(
     as certmagic's obtain does. ``timeout`` (seconds) bounds each CA. ``replaces`` is the
     ARI CertID of the certificate this one renews (RFC 9773 §5), sent only to the CA that
     issued it. Raises ``ACMEError`` (every CA failed), ``SolverError``, ``UsageError``,
-    ``KeystoreError``.
+    ``KeystoreError``. The spec is recorded with absolute paths and resolved programs
+    (``certman.recording``) before anything is ordered.
     """
+    spec = recorded_spec(spec)
     solvers = [create_solver(s.name, s.options) for s in spec.solvers]
     if spec.reloaders:
         check_reloaders(spec)

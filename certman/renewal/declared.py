@@ -22,6 +22,7 @@ from typing import Any
 from ..config import CertSpec, Settings, solver_from_settings
 from ..errors import ConfigError, UsageError
 from ..names import check_cert_name, default_cert_name, normalise_all
+from ..recording import recorded_spec
 
 KNOWN_KEYS = {"names", "name", "key_type", "server", "ca_bundle", "profile", "renew_before_days", "solver", "reloader"}
 
@@ -64,7 +65,8 @@ def declared_spec(table: Mapping[str, Any], settings: Settings, index: int) -> C
     spec = CertSpec.from_dict(data, origin)
     # Store the resolved URL, as `certman issue` does, so that a declaration compares
     # equal to what was stored from it.
-    return CertSpec.from_dict({**spec.to_dict(), "server": spec.directory_url}, origin)
+    # Record it too (absolute paths, resolved programs), for the same reason.
+    return recorded_spec(CertSpec.from_dict({**spec.to_dict(), "server": spec.directory_url}, origin))
 
 
 def declared_specs(settings: Settings) -> dict[str, CertSpec]:
