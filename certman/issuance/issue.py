@@ -26,12 +26,12 @@ from josepy import jwk
 from ..ca.eab import ExternalAccount
 from ..ca.session import REQUEST_TIMEOUT, AcmeSession
 from ..config import CertSpec
-from ..recording import recorded_spec
 from ..deploy.batch import DeployResult, check_reloaders, deploy_issued, not_deployed
 from ..errors import ACMEError, UsageError
 from ..keys import CertFacts, generate_key, key_to_pem, load_key, make_csr, public_keys_match, split_pem_chain
 from ..keystore import AccountRecord, FileKeystore, LivePaths, VersionMeta, ca_id
 from ..keystore.times import Clock, utc_now
+from ..recording import recorded_spec
 from ..solvers import Solver
 from . import fallback, resume
 from .challenges import create_solver, solve

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ...credentials import scrubbed_env
-from ...paths import program_env
 from ...errors import ReloadError
 from ...log import redact
+from ...paths import program_env
 from ...plugins.settings import Argv, Seconds, setting
 from ..served import VerifySettings, reloader_settings
 from . import Deployment

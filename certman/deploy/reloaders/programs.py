@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ...credentials import scrubbed_env
-from ...paths import program_env
 from ...errors import ReloadError
+from ...paths import program_env
 
 DEFAULT_TIMEOUT = 30.0
 
