@@ -50,7 +50,8 @@ def absolute(value: str | os.PathLike[str], base: Path | None = None) -> str:
     """
     path = Path(value).expanduser()
     if not path.is_absolute():
-        path = (base if base is not None else Path.cwd()) / path
+        # A relative base (``--config certman.toml``) is itself relative to the cwd.
+        path = (base if base is not None else Path()).absolute() / path
     return os.path.normpath(path)
 
 
