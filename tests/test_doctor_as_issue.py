@@ -23,8 +23,8 @@ from fixtures.lifecycle import standalone_spec
 from fixtures.proxies import Nginx
 
 from certman.config import CertSpec, SolverSpec
-from certman.doctor.files import TIMER_PATH
 from certman.keystore import FileKeystore
+from certman.paths import TIMER_PATH
 
 CERTMAN = str(Path(sys.executable).parent / "certman")
 SOLVERS = "dns-01, standalone, tls-alpn-01, webroot"

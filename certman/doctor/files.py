@@ -15,10 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..paths import TIMER_PATH, search_path
 from ..plugins.settings import recorded_kinds
-
-# The PATH the renewal timer's systemd unit and cron line set.
-TIMER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def find_program(program: str, search_path: str = TIMER_PATH) -> Path:
@@ -38,8 +36,9 @@ def find_program(program: str, search_path: str = TIMER_PATH) -> Path:
         found = shutil.which(program, path=search_path)
         if found is None:
             here = shutil.which(program)
+            which = "the timer's PATH" if search_path == TIMER_PATH else "PATH"
             raise ConfigError(
-                f"program {program} is not in the timer's PATH ({search_path})",
+                f"program {program} is not in {which} ({search_path})",
                 f"give its absolute path: {here}" if here else "install it, or give the program's absolute path",
             )
         path = Path(found)
@@ -54,14 +53,18 @@ def file_problems(
     """What is wrong with the programs and files a plugin's settings name, and the programs found.
 
     ``recorded``: the options belong to a stored or declared certificate, whose paths a
-    renewal reads from ``/``, so each must be absolute.
+    renewal reads from ``/``, so each must be absolute, and whose programs it looks up
+    in ``TIMER_PATH``. Otherwise a program is looked up as ``certman issue`` records it:
+    in PATH, then the system directories.
     """
     problems: list[ConfigError] = []
     programs: list[Path] = []
+    # A recorded program runs under the timer; a new certificate's is recorded as issue finds it.
+    where = TIMER_PATH if recorded else search_path(env)
     for option, kind, value in _named(classes, options, env):
         if kind == "program":
             try:
-                programs.append(find_program(value))
+                programs.append(find_program(value, where))
             except ConfigError as exc:
                 problems.append(ConfigError(f"{option}: {exc.message}", exc.hint))
         elif recorded and not Path(value).expanduser().is_absolute():

@@ -19,12 +19,12 @@ from ..config import (
     CertSpec,
     Settings,
     SolverSpec,
-    default_config_path,
     load_settings,
     solver_from_settings,
     solvers_from_tables,
 )
 from ..errors import CertmanError
+from ..paths import absolute, default_config_path
 from .report import Check
 
 
@@ -93,10 +93,8 @@ def _keystore_in(path: Path) -> str | None:
             value = tomllib.load(fh).get("keystore")
     except (OSError, tomllib.TOMLDecodeError):
         return None
-    if not isinstance(value, str):
-        return None
     # As every relative path in a config file: against the file's directory.
-    return str(path.parent / Path(value).expanduser())
+    return absolute(value, path.parent) if isinstance(value, str) else None
 
 
 def _stored_specs(root: Path, rejected: list[Check]) -> list[CertSpec]:
