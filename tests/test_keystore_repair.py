@@ -64,9 +64,7 @@ def live_target(keystore: Path, name: str) -> str:
 # -- success clears failure ------------------------------------------------------------
 
 
-def test_a_successful_issue_after_a_failed_renew_clears_the_failure(
-    pebble: services.Pebble, tmp_path: Path
-) -> None:
+def test_a_successful_issue_after_a_failed_renew_clears_the_failure(pebble: services.Pebble, tmp_path: Path) -> None:
     keystore = tmp_path / "keystore"
     issue(keystore, pebble, "again.example")
     with socket.socket() as squatter:

@@ -30,6 +30,7 @@ from ..deploy.batch import DeployResult, check_reloaders, deploy_issued, not_dep
 from ..errors import ACMEError, UsageError
 from ..keys import CertFacts, generate_key, key_to_pem, load_key, make_csr, public_keys_match, split_pem_chain
 from ..keystore import AccountRecord, FileKeystore, LivePaths, VersionMeta, ca_id
+from ..keystore.outcomes import after_success
 from ..keystore.times import Clock, utc_now
 from ..solvers import Solver
 from . import fallback, resume
@@ -122,6 +123,8 @@ def obtain(
     solvers = [create_solver(s.name, s.options) for s in spec.solvers]
     if spec.reloaders:
         check_reloaders(spec)
+    # A corrupt state.json fails here (exit 3), before any request to the CA, not after storing.
+    keystore.read_state(spec.name)
     seen = keystore.live_version(spec.name)
     with keystore.lock_cert(spec.name):
         done = done_while_waiting(spec, keystore, seen)
@@ -170,11 +173,17 @@ def _order_and_store(
     except ACMEError:
         keystore.clear_pending_order(spec.name)
         raise
+    issued_at = clock()
     meta = VersionMeta.of(
-        facts, issued_at=clock(), order_url=result.order_url, renew_before_days=spec.renew_before_days
+        facts, issued_at=issued_at, order_url=result.order_url, renew_before_days=spec.renew_before_days
     )
     stored = keystore.store_version(spec, key_pem, leaf_pem, chain_pem, meta)
     keystore.clear_pending_order(spec.name)
+    # Whichever command issued it, the certificate is fine again: no backoff, no old error.
+    state = after_success(
+        keystore.read_state(spec.name), issued_at, serial=facts.serial, reloaders=bool(spec.reloaders)
+    )
+    keystore.write_state(spec.name, state)
     log.info("stored %s version %s (serial %s)", spec.name, stored.version, facts.serial)
     return IssueResult(
         name=spec.name,

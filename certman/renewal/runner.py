@@ -20,6 +20,7 @@ from ..config import CertSpec, Settings
 from ..deploy.batch import DeployResult, deploy, deployment_of
 from ..errors import CAUnreachable, CertmanError, RateLimited
 from ..keystore import FileKeystore, ca_id
+from ..keystore.outcomes import after_success
 from ..keystore.records import AriState, DeployState, IndexEntry, RenewalState
 from . import rules as renewal
 from .plan import ISSUE, Plan, skip_result
@@ -137,17 +138,7 @@ class Runner:
         record(
             self.keystore,
             plan,
-            structs.replace(
-                plan.state,
-                last_attempt=now,
-                last_success=now,
-                consecutive_failures=0,
-                last_error=None,
-                next_attempt=None,
-                retry_after=None,
-                ari=None,
-                deploy=DeployState(pending=bool(spec.reloaders), serial=result.serial),
-            ),
+            after_success(plan.state, now, serial=result.serial, reloaders=bool(spec.reloaders)),
         )
         if spec.reloaders:
             plan.deployment = (spec, deployment_of(self.keystore, spec, result.serial))
