@@ -65,6 +65,7 @@ def diagnose(
         except CertmanError:
             settings = Settings()
     checks.append(check_keystore(settings.keystore))
+    checks.extend(check_live_links(settings.keystore))
     specs = _stored_specs(settings.keystore)
     for server, bundle in _cas(settings, specs):
         checks.append(check_ca(server, bundle))
@@ -179,6 +180,30 @@ def check_keystore(root: Path) -> Check:
             "keystore", False, problems[0] + more, f"chown -R {uid} {root}; chmod 700 directories and 600 key files"
         )
     return Check("keystore", True, f"{root}: {count} entries, owner and modes safe")
+
+
+def check_live_links(root: Path) -> list[Check]:
+    """A FAIL line for each certificate with a version whose ``live/<name>`` is not a link
+    (a directory, a file, or missing), as ``renew`` and ``issue`` would find and repair it."""
+    from .keystore import live_links
+    from .keystore.layout import Layout
+
+    layout = Layout(root)
+    try:
+        names = sorted(d.parent.name for d in (root / "certs").glob("*/versions") if any(d.iterdir()))
+        found = live_links.problems(layout, names)
+    except (OSError, CertmanError) as exc:
+        return [Check("live links", False, f"cannot inspect {layout.live}: {exc}")]
+    checks = [
+        Check(
+            f"live {name}",
+            False,
+            f"{layout.live_link(name)} is {'missing' if kind == live_links.MISSING else f'a {kind}, not a link'}",
+            live_links.REPAIR_HINT,
+        )
+        for name, kind in found.items()
+    ]
+    return checks or [Check("live links", True, f"{len(names)} certificate(s), each linked to a version")]
 
 
 def check_ca(directory_url: str, ca_bundle: str | None) -> Check:

@@ -195,7 +195,7 @@ def test_doctor_reports_a_live_path_that_is_not_a_link(pebble: services.Pebble, 
     assert str(live) not in "".join(line for line in after.stdout.splitlines() if line.startswith("FAIL"))
 
 
-@pytest.mark.parametrize("command", ["show", "verify"])
+@pytest.mark.parametrize("command", ["show", "revoke"])
 def test_other_commands_name_the_broken_live_path_and_the_repair(
     pebble: services.Pebble, tmp_path: Path, command: str
 ) -> None:

@@ -30,8 +30,9 @@ from ..deploy.batch import DeployResult, check_reloaders, deploy_issued, not_dep
 from ..errors import ACMEError, UsageError
 from ..keys import CertFacts, generate_key, key_to_pem, load_key, make_csr, public_keys_match, split_pem_chain
 from ..keystore import AccountRecord, FileKeystore, LivePaths, VersionMeta, ca_id
+from ..keystore.live_links import LiveRepair
 from ..keystore.outcomes import after_success
-from ..keystore.times import Clock, utc_now
+from ..keystore.times import Clock, archive_stamp, utc_now
 from ..solvers import Solver
 from . import fallback, resume
 from .challenges import create_solver, solve
@@ -62,6 +63,8 @@ class IssueResult:
     reused_authorizations: int
     # What the reloaders did with it; empty when the spec has none (or from ``obtain``).
     deploy: DeployResult = field(default_factory=lambda: DeployResult({}))
+    # live/<name> put back before issuing: it was a directory, a file or missing.
+    repaired: tuple[LiveRepair, ...] = ()
 
     def raise_for_deploy(self) -> None:
         """Raise ``ReloadError`` (exit 6) if the certificate is stored but its proxy did not take it."""
@@ -118,23 +121,26 @@ def obtain(
     as certmagic's obtain does. ``timeout`` (seconds) bounds each CA. ``replaces`` is the
     ARI CertID of the certificate this one renews (RFC 9773 §5), sent only to the CA that
     issued it. Raises ``ACMEError`` (every CA failed), ``SolverError``, ``UsageError``,
-    ``KeystoreError``.
+    ``KeystoreError``. A ``live/<name>`` that is a directory, a file or missing is put back
+    first (``result.repaired``; see ``FileKeystore.repair_live``).
     """
     solvers = [create_solver(s.name, s.options) for s in spec.solvers]
     if spec.reloaders:
         check_reloaders(spec)
     # A corrupt state.json fails here (exit 3), before any request to the CA, not after storing.
     keystore.read_state(spec.name)
+    known = [spec.name] if spec.name in keystore.read_index() else []
+    repaired = tuple(keystore.repair_live(known, archive_stamp(clock())))
     seen = keystore.live_version(spec.name)
     with keystore.lock_cert(spec.name):
         done = done_while_waiting(spec, keystore, seen)
-        if done is not None:
-            return done
+        if done is None:
 
-        def attempt(at_ca: CertSpec, replacing: str | None) -> IssueResult:
-            return _order_and_store(at_ca, keystore, solvers, account, timeout, clock, replacing, request_timeout)
+            def attempt(at_ca: CertSpec, replacing: str | None) -> IssueResult:
+                return _order_and_store(at_ca, keystore, solvers, account, timeout, clock, replacing, request_timeout)
 
-        return fallback.first_that_issues(spec, keystore, attempt, replaces)
+            done = fallback.first_that_issues(spec, keystore, attempt, replaces)
+    return replace(done, repaired=repaired)
 
 
 def _order_and_store(

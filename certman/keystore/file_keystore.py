@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from msgspec import structs
 from ..config import CertSpec
 from ..errors import ConfigError, KeystoreError, UsageError
 from ..names import check_cert_name
-from . import files, index, locks, pending
+from . import files, index, live_links, locks, pending
 from .contract import Keystore, StoredVersion
 from .decoders import decode_state
 from .layout import (
@@ -37,6 +37,7 @@ from .layout import (
     LivePaths,
     version_name,
 )
+from .live_links import LiveRepair
 from .records import STATE_HINT, AccountRecord, IndexEntry, RenewalState, RevocationMarker, VersionMeta
 
 
@@ -119,7 +120,7 @@ class FileKeystore:
 
     def archive_account(self, ca: str, stamp: str) -> Path:
         """Move an account out of use into ``archive/accounts/<ca>-<stamp>``."""
-        return self._move_to_archive(self.layout.account_dir(ca), self.layout.archive / "accounts", f"{ca}-{stamp}")
+        return files.move_to_archive(self.layout.account_dir(ca), self.layout.archive / "accounts", f"{ca}-{stamp}")
 
     # -- certificates --------------------------------------------------------------------
 
@@ -287,7 +288,7 @@ class FileKeystore:
         """
         if not self.layout.cert_dir(name).is_dir():
             raise UsageError(f"no certificate named {name!r} in {self.root}", "see `certman list` for the names")
-        target = self._move_to_archive(self.layout.cert_dir(name), self.layout.archive, f"{name}-{stamp}")
+        target = files.move_to_archive(self.layout.cert_dir(name), self.layout.archive, f"{name}-{stamp}")
         link = self.layout.live_link(name)
         try:
             link.unlink(missing_ok=True)
@@ -297,23 +298,28 @@ class FileKeystore:
             index.write(self.layout, name, None)
         return target
 
-    def _move_to_archive(self, source: Path, archive_dir: Path, entry: str) -> Path:
-        files.ensure_dir(archive_dir)
-        target = archive_dir / entry
-        if target.exists():
-            raise KeystoreError(f"archive entry {target} already exists", "retry in a second")
-        try:
-            os.rename(source, target)
-            files.fsync_dir(source.parent)
-            files.fsync_dir(archive_dir)
-        except OSError as exc:
-            raise files.storage_error(exc, source, "archiving") from exc
-        return target
-
     # -- the live/ links (this store only) -----------------------------------------------
 
     def live(self, name: str) -> LivePaths:
         return LivePaths(self.layout.live_link(name))
+
+    def repair_live(self, names: Iterable[str], stamp: str) -> list[LiveRepair]:
+        """Put back each ``live/<name>`` of ``names`` that is a directory, a file or missing
+        while the certificate has a version (see ``live_links``); return what was repaired.
+
+        Takes ``lock_cert(name)`` only where something is to repair, so the caller must
+        not hold it. ``stamp`` names the archive entries; ``KeystoreError`` if one fails.
+        """
+        repairs: list[LiveRepair] = []
+        for name in live_links.problems(self.layout, names):
+            with self.lock_cert(name):
+                # Re-checked under the lock: a store in flight may have moved the link meanwhile.
+                found = live_links.problem(self.layout, name)
+                entry = self.read_index().get(name)
+                version = live_links.current_version(self.versions(name), entry.version if entry else None)
+                if found is not None and version is not None:
+                    repairs.append(live_links.put_back(self.layout, name, found, version, stamp))
+        return repairs
 
     def clean_leftovers(self, name: str) -> list[Path]:
         """Remove temporary files and directories a killed run left for ``name``, and bring
