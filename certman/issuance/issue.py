@@ -29,7 +29,7 @@ from ..config import CertSpec
 from ..deploy.batch import DeployResult, check_reloaders, deploy_issued, not_deployed
 from ..errors import ACMEError, UsageError
 from ..keys import CertFacts, generate_key, key_to_pem, load_key, make_csr, public_keys_match, split_pem_chain
-from ..keystore import AccountRecord, FileKeystore, LivePaths, VersionMeta, ca_id
+from ..keystore import AccountRecord, FileKeystore, LivePaths, RenewalState, VersionMeta, ca_id
 from ..keystore.live_links import LiveRepair
 from ..keystore.outcomes import after_success
 from ..keystore.times import Clock, archive_stamp, utc_now
@@ -127,8 +127,9 @@ def obtain(
     solvers = [create_solver(s.name, s.options) for s in spec.solvers]
     if spec.reloaders:
         check_reloaders(spec)
-    # A corrupt state.json fails here (exit 3), before any request to the CA, not after storing.
+    # A corrupt state.json or pending order fails here (exit 3), before any request to the CA.
     keystore.read_state(spec.name)
+    keystore.read_pending_order(spec.name)
     known = [spec.name] if spec.name in keystore.read_index() else []
     repaired = tuple(keystore.repair_live(known, archive_stamp(clock())))
     seen = keystore.live_version(spec.name)
@@ -186,10 +187,12 @@ def _order_and_store(
     stored = keystore.store_version(spec, key_pem, leaf_pem, chain_pem, meta)
     keystore.clear_pending_order(spec.name)
     # Whichever command issued it, the certificate is fine again: no backoff, no old error.
-    state = after_success(
-        keystore.read_state(spec.name), issued_at, serial=facts.serial, reloaders=bool(spec.reloaders)
-    )
-    keystore.write_state(spec.name, state)
+    # A certificate renewal never touched keeps having no state.json.
+    state = keystore.read_state(spec.name)
+    if state != RenewalState():
+        keystore.write_state(
+            spec.name, after_success(state, issued_at, serial=facts.serial, reloaders=bool(spec.reloaders))
+        )
     log.info("stored %s version %s (serial %s)", spec.name, stored.version, facts.serial)
     return IssueResult(
         name=spec.name,

@@ -17,11 +17,12 @@ from pathlib import Path
 from msgspec import structs
 
 from ..config import CertSpec
-from ..errors import ConfigError, KeystoreError, UsageError
+from ..errors import KeystoreError, UsageError
 from ..names import check_cert_name
 from . import files, index, live_links, locks, pending
 from .contract import Keystore, StoredVersion
 from .decoders import decode_state
+from .keyfiles import ACCOUNT_HINT, SPEC_HINT, check_private_key
 from .layout import (
     CERT_FILE,
     CHAIN_FILE,
@@ -80,15 +81,17 @@ class FileKeystore:
     # -- accounts ------------------------------------------------------------------------
 
     def load_account(self, ca: str) -> tuple[bytes, AccountRecord] | None:
-        path = self.layout.account_file(ca)
+        key_path, path = self.layout.account_key(ca), self.layout.account_file(ca)
         try:
-            key_pem = self.layout.account_key(ca).read_bytes()
+            key_pem = key_path.read_bytes()
             data = json.loads(path.read_text())
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
-            raise KeystoreError(f"account for {ca} in {path.parent} is unreadable: {exc}") from exc
-        return key_pem, AccountRecord.from_json(data, path.parent)
+            where = key_path if getattr(exc, "filename", None) == str(key_path) else path
+            raise KeystoreError(f"account file {where} is unreadable: {exc}", ACCOUNT_HINT) from exc
+        check_private_key(key_pem, key_path, ACCOUNT_HINT)
+        return key_pem, AccountRecord.from_json(data, path)
 
     def save_account(self, ca: str, key_pem: bytes, record: AccountRecord) -> None:
         files.ensure_dir(self.layout.account_dir(ca))
@@ -143,7 +146,8 @@ class FileKeystore:
                 f"no certificate named {name!r} in {self.root}", "see `certman list` for the names"
             ) from None
         except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"{path} is unreadable: {exc}") from exc
+            # certman wrote it: one that does not parse is a damaged keystore, not bad input.
+            raise KeystoreError(f"spec file {path} is unreadable: {exc}", SPEC_HINT) from exc
         return CertSpec.from_dict(data, str(path))
 
     def write_spec(self, spec: CertSpec) -> None:
