@@ -148,8 +148,8 @@ def revoke(
     stored account, falling back to the certificate key only when there is none
     (a keystore copied from elsewhere).
     """
+    from .ca.accounts import account_jwk
     from .ca.session import AcmeSession
-    from .issuance.issue import account_jwk
     from .keystore import ca_id
 
     if reason not in REVOCATION_REASONS:
@@ -170,7 +170,8 @@ def revoke(
         stored = keystore.load_account(ca_id(directory_url))
         if stored is not None and reason != "keyCompromise":
             signed_by = "account"
-            session = AcmeSession(directory_url, account_jwk(stored[0]), ca_bundle=ca_bundle, timeout=timeout)
+            key_file = keystore.layout.account_key(ca_id(directory_url))
+            session = AcmeSession(directory_url, account_jwk(stored[0], key_file), ca_bundle=ca_bundle, timeout=timeout)
             session.use_account(stored[1].uri)
         else:
             signed_by = "certificate key"

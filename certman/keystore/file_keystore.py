@@ -22,7 +22,7 @@ from ..names import check_cert_name
 from . import files, index, live_links, locks, pending
 from .contract import Keystore, StoredVersion
 from .decoders import decode_state
-from .keyfiles import ACCOUNT_HINT, SPEC_HINT, check_private_key
+from .keyfiles import ACCOUNT_HINT, SPEC_HINT
 from .layout import (
     CERT_FILE,
     CHAIN_FILE,
@@ -90,7 +90,6 @@ class FileKeystore:
         except (OSError, ValueError) as exc:
             where = key_path if getattr(exc, "filename", None) == str(key_path) else path
             raise KeystoreError(f"account file {where} is unreadable: {exc}", ACCOUNT_HINT) from exc
-        check_private_key(key_pem, key_path, ACCOUNT_HINT)
         return key_pem, AccountRecord.from_json(data, path)
 
     def save_account(self, ca: str, key_pem: bytes, record: AccountRecord) -> None:

@@ -27,8 +27,8 @@ from .plan import ISSUE, Plan, skip_result
 from .report import CertResult
 
 if TYPE_CHECKING:  # the ACME stack is imported only when a certificate needs work
+    from ..ca.accounts import AccountSettings
     from ..ca.session import AcmeSession
-    from ..issuance.issue import AccountSettings
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +72,8 @@ class Runner:
 
     def _session(self, spec: CertSpec) -> AcmeSession | None:
         """A session for ARI requests, or None when we hold no account at this CA or it is down."""
+        from ..ca.accounts import account_jwk
         from ..ca.session import AcmeSession
-        from ..issuance.issue import account_jwk
 
         url = spec.directory_url
         with self._lock:
@@ -83,7 +83,10 @@ class Runner:
                 if stored is not None:
                     try:
                         session = AcmeSession(
-                            url, account_jwk(stored[0]), ca_bundle=spec.ca_bundle, timeout=self.settings.timeout
+                            url,
+                            account_jwk(stored[0], self.keystore.layout.account_key(ca_id(url))),
+                            ca_bundle=spec.ca_bundle,
+                            timeout=self.settings.timeout,
                         )
                     except CertmanError as exc:
                         log.warning("cannot reach %s for renewal information: %s", url, exc)
@@ -122,7 +125,8 @@ class Runner:
         plan.action, plan.reason, plan.renew_at = decision.action, decision.reason, decision.renew_at
 
     def _issue(self, plan: Plan) -> CertResult:
-        from ..issuance.issue import AccountSettings, obtain
+        from ..ca.accounts import AccountSettings
+        from ..issuance.issue import obtain
 
         spec = plan.spec or self.keystore.read_spec(plan.name)
         replaces = None
