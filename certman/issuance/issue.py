@@ -28,6 +28,7 @@ from ..deploy.batch import DeployResult, check_reloaders, deploy_issued, not_dep
 from ..errors import ACMEError
 from ..keys import CertFacts, generate_key, key_to_pem, load_key, make_csr, public_keys_match, split_pem_chain
 from ..keystore import FileKeystore, LivePaths, RenewalState, VersionMeta
+from ..keystore.keyfiles import ORDER_HINT, check_private_key
 from ..keystore.live_links import LiveRepair
 from ..keystore.outcomes import after_success
 from ..keystore.times import Clock, archive_stamp, utc_now
@@ -117,7 +118,9 @@ def obtain(
         check_reloaders(spec)
     # A corrupt state.json or pending order fails here (exit 3), before any request to the CA.
     keystore.read_state(spec.name)
-    keystore.read_pending_order(spec.name)
+    pending = keystore.read_pending_order(spec.name)
+    if pending is not None:
+        check_private_key(pending.key_pem, keystore.layout.order_key(spec.name), ORDER_HINT)
     known = [spec.name] if spec.name in keystore.read_index() else []
     repaired = tuple(keystore.repair_live(known, archive_stamp(clock())))
     seen = keystore.live_version(spec.name)

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import KeystoreError
 from . import files
-from .keyfiles import ORDER_HINT, check_private_key
+from .keyfiles import ORDER_HINT
 from .layout import SECRET_MODE, Layout
 from .times import decode_time, encode_time
 
@@ -61,7 +61,6 @@ def read(layout: Layout, name: str) -> PendingOrder | None:
     except (OSError, ValueError) as exc:
         where = key_path if getattr(exc, "filename", None) == str(key_path) else path
         raise KeystoreError(f"pending order file {where} is unreadable: {exc}", ORDER_HINT) from exc
-    check_private_key(key_pem, key_path, ORDER_HINT)
     try:
         return PendingOrder.from_json(data, key_pem)
     except (KeyError, TypeError, ValueError) as exc:

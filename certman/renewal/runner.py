@@ -81,13 +81,10 @@ class Runner:
                 stored = self.keystore.load_account(ca_id(url))
                 session = None
                 if stored is not None:
+                    # A damaged key file fails the certificate naming it, not as an unreachable CA.
+                    key = account_jwk(stored[0], self.keystore.layout.account_key(ca_id(url)))
                     try:
-                        session = AcmeSession(
-                            url,
-                            account_jwk(stored[0], self.keystore.layout.account_key(ca_id(url))),
-                            ca_bundle=spec.ca_bundle,
-                            timeout=self.settings.timeout,
-                        )
+                        session = AcmeSession(url, key, ca_bundle=spec.ca_bundle, timeout=self.settings.timeout)
                     except CertmanError as exc:
                         log.warning("cannot reach %s for renewal information: %s", url, exc)
                 self._sessions[url] = session
