@@ -32,6 +32,7 @@ from ..keystore.keyfiles import ORDER_HINT, check_private_key
 from ..keystore.live_links import LiveRepair
 from ..keystore.outcomes import after_success
 from ..keystore.times import Clock, archive_stamp, utc_now
+from ..recording import recorded_spec
 from ..solvers import Solver
 from . import fallback, resume
 from .challenges import create_solver, solve
@@ -81,6 +82,7 @@ def issue(
     `certman renew`, and ``result.raise_for_deploy()`` raises ``ReloadError`` (exit 6).
     Raises what ``obtain`` raises.
     """
+    spec = recorded_spec(spec)
     result = obtain(
         spec,
         keystore,
@@ -110,9 +112,12 @@ def obtain(
     as certmagic's obtain does. ``timeout`` (seconds) bounds each CA. ``replaces`` is the
     ARI CertID of the certificate this one renews (RFC 9773 §5), sent only to the CA that
     issued it. Raises ``ACMEError`` (every CA failed), ``SolverError``, ``UsageError``,
-    ``KeystoreError``. A ``live/<name>`` that is a directory, a file or missing is put back
-    first (``result.repaired``; see ``FileKeystore.repair_live``).
+    ``KeystoreError``. The spec is recorded with absolute paths and resolved programs
+    (``certman.recording``) before anything is ordered. A ``live/<name>`` that is a
+    directory, a file or missing is put back first (``result.repaired``; see
+    ``FileKeystore.repair_live``).
     """
+    spec = recorded_spec(spec)
     solvers = [create_solver(s.name, s.options) for s in spec.solvers]
     if spec.reloaders:
         check_reloaders(spec)
