@@ -7,13 +7,16 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..keystore.layout import SECRET_FILES
+from ..errors import CertmanError
+from ..keystore import live_links
+from ..keystore.layout import SECRET_FILES, Layout
 from .report import Check
 from .scope import Scope
 
 
 def keystore_checks(scope: Scope) -> Iterator[Check]:
     yield check_keystore(scope.settings.keystore)
+    yield from check_live_links(scope.settings.keystore)
 
 
 def check_keystore(root: Path) -> Check:
@@ -44,3 +47,24 @@ def check_keystore(root: Path) -> Check:
             "keystore", False, problems[0] + more, f"chown -R {uid} {root}; chmod 700 directories and 600 key files"
         )
     return Check("keystore", True, f"{root}: {count} entries, owner and modes safe")
+
+
+def check_live_links(root: Path) -> list[Check]:
+    """A FAIL check for each certificate with a version whose ``live/<name>`` is not a link
+    (a directory, a file, or missing), as ``renew`` and ``issue`` would find and repair it."""
+    layout = Layout(root)
+    try:
+        names = sorted(d.parent.name for d in (root / "certs").glob("*/versions") if any(d.iterdir()))
+        found = live_links.problems(layout, names)
+    except (OSError, CertmanError) as exc:
+        return [Check("live links", False, f"cannot inspect {layout.live}: {exc}")]
+    # No line when every link is in place: the keystore line above already speaks for it.
+    return [
+        Check(
+            f"live {name}",
+            False,
+            f"{layout.live_link(name)} is {'missing' if kind == live_links.MISSING else f'a {kind}, not a link'}",
+            live_links.REPAIR_HINT,
+        )
+        for name, kind in found.items()
+    ]
