@@ -14,7 +14,6 @@ import concurrent.futures
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from msgspec import structs
@@ -24,6 +23,7 @@ from ..errors import CertmanError, ReloadError, UsageError
 from ..keystore import DeployState, FileKeystore
 from ..keystore.times import Clock, utc_now
 from ..plugins import registry as plugins
+from .outcome import DeployResult, ReloadRun
 from .reloaders import Deployment, Reloader
 from .served import DEFAULT_TIMEOUT as VERIFY_TIMEOUT
 from .served import ServedCheck, check_served, endpoints_from_options, verify_error
@@ -31,58 +31,6 @@ from .served import ServedCheck, check_served, endpoints_from_options, verify_er
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 120.0
-
-
-@dataclass(frozen=True)
-class ReloadRun:
-    """One reloader call: the table's ``name``, the certificates it was given, its error if any."""
-
-    reloader: str
-    names: tuple[str, ...]
-    error: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"reloader": self.reloader, "names": list(self.names), "error": self.error}
-
-
-@dataclass(frozen=True)
-class DeployResult:
-    """The outcome of handing certificates to their proxies.
-
-    ``errors``: per certificate name, None when every reloader took it and every
-    ``verify`` endpoint served it, else the first error. ``reloads``: each reloader
-    call, in order. ``checks``: the final TLS check of each ``verify`` endpoint.
-    """
-
-    errors: Mapping[str, CertmanError | None]
-    reloads: tuple[ReloadRun, ...] = ()
-    checks: tuple[ServedCheck, ...] = ()
-
-    @property
-    def failed(self) -> list[str]:
-        return sorted(name for name, error in self.errors.items() if error is not None)
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "reloads": [r.to_dict() for r in self.reloads],
-            "checks": [
-                {
-                    "name": c.name,
-                    "endpoint": str(c.endpoint),
-                    "stored_serial": c.stored_serial,
-                    "served_serial": c.served_serial,
-                    "ok": c.is_ok,
-                    "error": c.error,
-                }
-                for c in self.checks
-            ],
-            "errors": {name: error.message for name, error in sorted(self.errors.items()) if error is not None},
-        }
 
 
 def deployment_of(keystore: FileKeystore, spec: CertSpec, serial: str) -> Deployment:
@@ -199,17 +147,6 @@ def deploy_issued(
     deployed = DeployState(error is not None, serial, error.message if error else None, clock())
     keystore.write_state(spec.name, structs.replace(keystore.read_state(spec.name), deploy=deployed))
     return outcome
-
-
-def not_deployed(name: str, outcome: DeployResult) -> ReloadError | None:
-    """The exit-6 error for certificate ``name`` stored but not taken by its proxy, if it was not."""
-    error = outcome.errors.get(name)
-    if error is None:
-        return None
-    return ReloadError(
-        f"{name} is stored, but not deployed: {error.message}",
-        error.hint or "fix the proxy; `certman renew` retries the reload without issuing",
-    )
 
 
 def reload_command_table(argv_json: str) -> dict[str, Any]:

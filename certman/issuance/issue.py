@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from ..ca.accounts import AccountSettings, open_session
 from ..ca.session import REQUEST_TIMEOUT, AcmeSession
 from ..config import CertSpec
-from ..deploy.batch import DeployResult, check_reloaders, deploy_issued, not_deployed
+from ..deploy.outcome import DeployResult, not_deployed
 from ..errors import ACMEError
 from ..keys import CertFacts, generate_key, key_to_pem, load_key, make_csr, public_keys_match, split_pem_chain
 from ..keystore import FileKeystore, LivePaths, RenewalState, VersionMeta
@@ -92,6 +92,11 @@ def issue(
         replaces=replaces,
         request_timeout=request_timeout,
     )
+    if not spec.reloaders:
+        return result
+    # Deferred: a certificate without reloaders loads no proxy code.
+    from ..deploy.batch import deploy_issued
+
     return replace(result, deploy=deploy_issued(keystore, spec, result.serial, timeout=deploy_timeout, clock=clock))
 
 
@@ -120,6 +125,8 @@ def obtain(
     spec = recorded_spec(spec)
     solvers = [create_solver(s.name, s.options) for s in spec.solvers]
     if spec.reloaders:
+        from ..deploy.batch import check_reloaders
+
         check_reloaders(spec)
     # A corrupt state.json or pending order fails here (exit 3), before any request to the CA.
     keystore.read_state(spec.name)

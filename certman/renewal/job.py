@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from ..config import Settings
-from ..deploy.batch import DeployResult
+from ..deploy.outcome import DeployResult
 from ..errors import UsageError
 from ..keystore import FileKeystore
 from ..keystore.times import Clock, archive_stamp, utc_now

@@ -9,7 +9,7 @@ import datetime
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..deploy.batch import DeployResult
+from ..deploy.outcome import DeployResult
 from ..errors import PartialFailure
 from ..keystore.live_links import LiveRepair
 from ..keystore.times import encode_time

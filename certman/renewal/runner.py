@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 from msgspec import structs
 
 from ..config import CertSpec, Settings
-from ..deploy.batch import DeployResult, deploy, deployment_of
+from ..deploy.batch import deploy, deployment_of
+from ..deploy.outcome import DeployResult
 from ..errors import CAUnreachable, CertmanError, RateLimited
 from ..keystore import FileKeystore, ca_id
 from ..keystore.outcomes import after_success
