@@ -32,6 +32,7 @@ from ..keys import CertFacts, generate_key, key_to_pem, load_key, make_csr, publ
 from ..keystore import AccountRecord, FileKeystore, LivePaths, VersionMeta, ca_id
 from ..keystore.times import Clock, utc_now
 from ..solvers import Solver
+from ..solvers.shared import Rendezvous
 from . import fallback, resume
 from .challenges import create_solver, solve
 
@@ -119,7 +120,8 @@ def obtain(
     issued it. Raises ``ACMEError`` (every CA failed), ``SolverError``, ``UsageError``,
     ``KeystoreError``.
     """
-    solvers = [create_solver(s.name, s.options) for s in spec.solvers]
+    rendezvous = Rendezvous.under(keystore.root, timeout=keystore.lock_timeout)
+    solvers = [create_solver(s.name, s.options, rendezvous) for s in spec.solvers]
     if spec.reloaders:
         check_reloaders(spec)
     seen = keystore.live_version(spec.name)
