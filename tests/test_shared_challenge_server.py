@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import socket
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 import services
 import tomli_w
 
@@ -127,6 +129,9 @@ def test_a_manual_issue_joins_the_server_another_certman_holds(
     assert done.returncode == 0, done.stderr
     assert "already in use" not in done.stderr
     assert not _port_is_free(pebble.http_port)  # the holder still serves its own order
+    spool = tmp_path / "keystore" / "challenges" / f"http01-127.0.0.1-{pebble.http_port}"
+    assert stat.S_IMODE(spool.lstat().st_mode) == 0o700
+    assert list(spool.iterdir()) == []  # the joiner took its token back
 
 
 def test_a_listener_that_is_not_certman_is_still_port_in_use_with_the_hint(
@@ -151,3 +156,30 @@ def test_a_listener_that_is_not_certman_is_still_port_in_use_with_the_hint(
     assert "already in use" in done.stderr
     assert "hint:" in done.stderr and "--http-port" in done.stderr
     assert "Traceback" not in done.stderr
+    assert not (tmp_path / "keystore" / "accounts").exists()  # found before any request to the CA
+
+
+def _challenge(token: str) -> Challenge:
+    return Challenge(Identifier("dns", f"{token[:4]}.example"), "http-01", token, token + ".thumbprint")
+
+
+def test_orders_on_one_port_share_one_server_and_each_cleanup_takes_back_only_its_own_token() -> None:
+    port = services.free_port()
+    first, second = (StandaloneSolver(StandaloneSettings("127.0.0.1", port)) for _ in range(2))
+    one, two = (_challenge("one_" + "A" * 40),), (_challenge("two_" + "B" * 40),)
+
+    def fetch(batch: tuple[Challenge, ...]) -> int:
+        url = f"http://127.0.0.1:{port}/.well-known/acme-challenge/{batch[0].token}"
+        return requests.get(url, timeout=5).status_code
+
+    first.present(one)
+    try:
+        second.present(two)
+        try:
+            assert (fetch(one), fetch(two)) == (200, 200)
+        finally:
+            first.cleanup(one)
+        assert (fetch(one), fetch(two)) == (404, 200)
+    finally:
+        second.cleanup(two)
+    assert _port_is_free(port)
