@@ -295,7 +295,10 @@ def check_port(key: PortKey, *, serve: Serve, rendezvous: Rendezvous | None) -> 
             return
         probe = _Port(key, rendezvous)
         try:
-            if rendezvous is not None and not _try(probe._serve_fd, fcntl.LOCK_EX):
+            # Both locks, so that no other run takes the probe for a server to join.
+            if rendezvous is not None and not (
+                _try(probe._serve_fd, fcntl.LOCK_EX) and _try(probe._users_fd, fcntl.LOCK_EX)
+            ):
                 return
             serve(lambda name: None).stop()
         finally:
