@@ -23,6 +23,7 @@ from certman.names import Identifier
 from certman.solvers import Challenge
 from certman.solvers.http01.standalone import StandaloneSettings, StandaloneSolver
 from certman.solvers.shared import Rendezvous
+from certman.solvers.tlsalpn01 import TLSALPN01Settings, TLSALPN01Solver
 
 CERTMAN = str(Path(sys.executable).parent / "certman")
 TIMER_ENV = {"PATH": "/usr/bin:/bin"}
@@ -132,6 +133,37 @@ def test_a_manual_issue_joins_the_server_another_certman_holds(
     spool = tmp_path / "keystore" / "challenges" / f"http01-127.0.0.1-{pebble.http_port}"
     assert stat.S_IMODE(spool.lstat().st_mode) == 0o700
     assert list(spool.iterdir()) == []  # the joiner took its token back
+
+
+def test_a_manual_tls_alpn_01_issue_joins_the_server_another_certman_holds(
+    pebble: services.Pebble, tmp_path: Path
+) -> None:
+    keystore = FileKeystore(tmp_path / "keystore")
+    holder = TLSALPN01Solver(
+        TLSALPN01Settings("127.0.0.1", pebble.tls_port), rendezvous=Rendezvous.under(keystore.root, timeout=30.0)
+    )
+    held = (Challenge(Identifier("dns", "held.example"), "tls-alpn-01", "t", "t.thumbprint"),)
+    config = _config(tmp_path, pebble, {"name": "standalone"}, 0)
+    holder.present(held)
+    try:
+        done = _run(
+            config,
+            "issue",
+            "--solver",
+            "tls-alpn-01",
+            "--tls-address",
+            "127.0.0.1",
+            "--tls-port",
+            str(pebble.tls_port),
+            "manual-alpn.shared.example",
+        )
+        assert not _port_is_free(pebble.tls_port)  # the holder still serves its own order
+    finally:
+        holder.cleanup(held)
+
+    assert done.returncode == 0, done.stderr
+    assert "already in use" not in done.stderr
+    assert _port_is_free(pebble.tls_port)
 
 
 def test_a_listener_that_is_not_certman_is_still_port_in_use_with_the_hint(
