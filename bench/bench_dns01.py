@@ -18,8 +18,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 import services  # noqa: E402
 from fixtures.bind import start_bind  # noqa: E402
 
+from certman.ca.accounts import AccountSettings
 from certman.config import CertSpec, SolverSpec
-from certman.issuance.issue import AccountSettings, issue
+from certman.issuance.issue import issue
 from certman.keystore import FileKeystore
 from certman.names import normalise_all
 

@@ -24,8 +24,9 @@ import services  # noqa: E402
 from acme import challenges, client, messages  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 
+from certman.ca.accounts import AccountSettings
 from certman.config import CertSpec, SolverSpec
-from certman.issuance.issue import AccountSettings, issue
+from certman.issuance.issue import issue
 from certman.keys import generate_key, make_csr
 from certman.keystore import FileKeystore
 from certman.names import normalise_all

@@ -24,10 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 import services  # noqa: E402
 from fixtures.proxies import HandshakeLoop, haproxy_frontend, nginx_server_block  # noqa: E402
 
+from certman.ca.accounts import AccountSettings
 from certman.config import CertSpec, SolverSpec
 from certman.deploy.reloaders import Deployment
 from certman.deploy.served import Endpoint, served_leaf, verify_served
-from certman.issuance.issue import AccountSettings, issue
+from certman.issuance.issue import issue
 from certman.keystore import FileKeystore
 from certman.names import normalise_all
 from certman.plugins import registry as plugins

@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "issue": "certman.issuance.issue",
     "IssueResult": "certman.issuance.issue",
-    "AccountSettings": "certman.issuance.issue",
+    "AccountSettings": "certman.ca.accounts",
     "FileKeystore": "certman.keystore",
     "CertSpec": "certman.config",
     "SolverSpec": "certman.config",

@@ -148,8 +148,8 @@ def revoke(
     stored account, falling back to the certificate key only when there is none
     (a keystore copied from elsewhere).
     """
+    from .ca.accounts import account_jwk
     from .ca.session import AcmeSession
-    from .issuance.issue import account_jwk
     from .keystore import ca_id
 
     if reason not in REVOCATION_REASONS:

@@ -10,7 +10,9 @@ from click.testing import CliRunner
 from fixtures.lifecycle import standalone_spec
 
 from certman.ca.accounts import (
+    AccountSettings,
     CAEndpoint,
+    account_jwk,
     deactivate,
     key_change_request,
     register_account,
@@ -22,7 +24,7 @@ from certman.ca.eab import external_account
 from certman.ca.session import AcmeSession
 from certman.cli import cli
 from certman.errors import ACMEError, UsageError
-from certman.issuance.issue import AccountSettings, account_jwk, issue
+from certman.issuance.issue import issue
 from certman.keys import generate_key, key_to_pem
 from certman.keystore import AccountRecord, FileKeystore, ca_id
 

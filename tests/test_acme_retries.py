@@ -211,7 +211,7 @@ def test_twenty_of_twenty_issuances_succeed_when_the_ca_rejects_30_percent_of_no
 ) -> None:
     keystore = FileKeystore(tmp_path / "keystore")
     spec = make_spec(nonce_hostile_pebble.directory_url, nonce_hostile_pebble, "a.example")
-    caplog.set_level(logging.DEBUG, logger="certman.ca.session")
+    caplog.set_level(logging.DEBUG, logger="certman.ca.transport")
 
     serials = [issue_for(spec, keystore).serial for _ in range(20)]
 

@@ -10,11 +10,11 @@ import pytest
 from click.testing import CliRunner
 from fixtures.lifecycle import standalone_spec
 
-from certman.ca.accounts import CAEndpoint, register_account
+from certman.ca.accounts import AccountSettings, CAEndpoint, register_account
 from certman.ca.eab import external_account
 from certman.cli import cli
 from certman.errors import ACMEError, SolverError
-from certman.issuance.issue import AccountSettings, issue
+from certman.issuance.issue import issue
 from certman.keystore import ca_id
 from certman.lifecycle import revoke
 

@@ -12,9 +12,10 @@ from acme import messages
 from fixtures.bind import DELEGATED_NAME, DELEGATION_TARGET, HTTP01_NAME, Bind
 from fixtures.dns01 import exec_hook_env
 
+from certman.ca.accounts import AccountSettings, open_session
 from certman.config import CertSpec, SolverSpec
 from certman.errors import PropagationTimeout
-from certman.issuance.issue import AccountSettings, issue, open_session, solve
+from certman.issuance.issue import issue, solve
 from certman.keys import generate_key, make_csr
 from certman.keystore import FileKeystore
 from certman.names import normalise_all

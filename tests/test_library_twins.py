@@ -22,7 +22,15 @@ import tomli_w
 from click.testing import CliRunner, Result
 from fixtures.snapshot import snapshot
 
-from certman.ca.accounts import CAEndpoint, deactivate, register_account, rollover, show_account, update_email
+from certman.ca.accounts import (
+    AccountSettings,
+    CAEndpoint,
+    deactivate,
+    register_account,
+    rollover,
+    show_account,
+    update_email,
+)
 from certman.cli import cli
 from certman.config import Settings, load_settings, spec_from_settings
 from certman.deploy.batch import reload_command_table
@@ -31,7 +39,7 @@ from certman.deploy.verify import verify_keystore
 from certman.doctor import diagnose
 from certman.errors import CertmanError, ReloadError, UsageError
 from certman.importers.certbot import import_certbot
-from certman.issuance.issue import AccountSettings, issue, obtain
+from certman.issuance.issue import issue, obtain
 from certman.keystore import FileKeystore
 from certman.keystore.layout import TMP_PREFIX
 from certman.lifecycle import describe, list_certificates, remove, revoke

@@ -8,8 +8,9 @@ import datetime
 import pytest
 from fixtures.renewal import RenewEnv, later
 
+from certman.ca.accounts import AccountSettings
 from certman.errors import KeystoreLocked
-from certman.issuance.issue import AccountSettings, issue
+from certman.issuance.issue import issue
 from certman.keystore import FileKeystore, locks
 from certman.renewal.declared import declared_specs
 from certman.renewal.job import renew

@@ -1,6 +1,8 @@
-"""ACME account operations: show, register, update contact, key rollover, deactivate.
+"""ACME accounts: the session signed by the stored account, registration, and the
+operations on an account (show, register, update contact, key rollover, deactivate).
 
-One account per CA lives in the keystore (``accounts/<ca-id>/``). Key rollover is
+One account per CA lives in the keystore (``accounts/<ca-id>/``). Registration is
+RFC 8555 §7.3 (with §7.3.4 external account binding when the CA asks). Key rollover is
 RFC 8555 §7.3.5 keyChange, which the ``acme`` library lacks: an inner JWS signed by
 the new key (with its ``jwk``, no nonce) carrying the account URL and the old key,
 posted inside an outer JWS signed by the old key.
@@ -9,15 +11,32 @@ posted inside an outer JWS signed by the old key.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import ec
+from josepy import jwk
 from msgspec import structs
 
-from ..errors import UsageError
-from ..issuance.issue import AccountSettings, account_jwk, open_session
+from ..errors import ACMEError, UsageError
+from ..keys import key_to_pem, load_key
 from ..keystore import AccountRecord, FileKeystore, ca_id
 from ..keystore.times import Clock, archive_stamp, encode_time, utc_now
+from .eab import ExternalAccount
+from .session import REQUEST_TIMEOUT, AcmeSession
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AccountSettings:
+    """Who registers with the CA, and whether they agreed to its terms."""
+
+    email: str | None = None
+    agree_tos: bool = False
+    # Needed only when registering with a CA that requires external account binding.
+    eab: ExternalAccount | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +71,91 @@ class AccountInfo:
         }
 
 
+def open_session(
+    directory_url: str,
+    keystore: FileKeystore,
+    account: AccountSettings,
+    *,
+    ca_bundle: str | None,
+    timeout: float,
+    request_timeout: float = REQUEST_TIMEOUT,
+) -> AcmeSession:
+    """A session signed by this CA's stored account, registering one on first use.
+
+    ``timeout`` bounds the whole conversation and ``request_timeout`` each request (seconds).
+    Raises ``UsageError`` when registering needs ``account.agree_tos``, ``ACMEError`` when the
+    CA refuses, and ``CAUnreachable`` when it cannot be reached.
+    """
+    ca = ca_id(directory_url)
+    stored = keystore.load_account(ca)
+    if stored is None:
+        with keystore.lock_keystore():
+            # Another run may have registered while we waited for the lock.
+            stored = keystore.load_account(ca)
+            if stored is None:
+                return _register(
+                    directory_url,
+                    ca,
+                    keystore,
+                    account,
+                    ca_bundle=ca_bundle,
+                    timeout=timeout,
+                    request_timeout=request_timeout,
+                )
+    if keystore.load_pending_account_key(ca) is not None:
+        # A rollover died half-way: key.pem may be the key the CA no longer accepts, and
+        # only `certman account` commands used to settle that, so unattended renewals
+        # kept failing. Settle it here, under the keystore lock like a rollover itself.
+        endpoint = CAEndpoint(directory_url, ca_bundle, timeout)
+        with keystore.lock_keystore():
+            _finish_interrupted_rollover(keystore, endpoint)
+            stored = _stored(keystore, endpoint)
+    key_pem, record = stored
+    session = AcmeSession(
+        directory_url, account_jwk(key_pem), ca_bundle=ca_bundle, timeout=timeout, request_timeout=request_timeout
+    )
+    session.use_account(record.uri)
+    return session
+
+
+def account_jwk(key_pem: bytes) -> jwk.JWK:
+    """The JWK of a PEM private key (ECDSA or RSA), as ACME signs with it."""
+    key = load_key(key_pem)
+    return jwk.JWKEC(key=key) if isinstance(key, ec.EllipticCurvePrivateKey) else jwk.JWKRSA(key=key)
+
+
+def _register(
+    directory_url: str,
+    ca: str,
+    keystore: FileKeystore,
+    account: AccountSettings,
+    *,
+    ca_bundle: str | None,
+    timeout: float,
+    request_timeout: float = REQUEST_TIMEOUT,
+) -> AcmeSession:
+    key = ec.generate_private_key(ec.SECP256R1())
+    session = AcmeSession(
+        directory_url, jwk.JWKEC(key=key), ca_bundle=ca_bundle, timeout=timeout, request_timeout=request_timeout
+    )
+    if not account.agree_tos:
+        terms = session.terms_of_service
+        raise UsageError(
+            f"no account at {directory_url} yet, and registering needs agreement to the CA's terms"
+            + (f" ({terms})" if terms else ""),
+            "read them, then pass --agree-tos (or agree_tos = true in certman.toml)",
+        )
+    binding = account.eab.binding(session.account_key.public_key(), session.directory) if account.eab else None
+    regr = session.register(account.email, eab=binding)
+    keystore.save_account(
+        ca,
+        key_to_pem(key),
+        AccountRecord(uri=regr.uri, directory=directory_url, contact=tuple(regr.body.contact), created_at=utc_now()),
+    )
+    log.info("registered account %s at %s", regr.uri, directory_url)
+    return session
+
+
 def _thumbprint(key: Any) -> str:
     from josepy import b64
 
@@ -80,7 +184,7 @@ def _info(ca: CAEndpoint, key_pem: bytes, record: AccountRecord, status: str | N
     )
 
 
-def _session(keystore: FileKeystore, ca: CAEndpoint) -> Any:
+def _session(keystore: FileKeystore, ca: CAEndpoint) -> AcmeSession:
     return open_session(ca.directory_url, keystore, AccountSettings(), ca_bundle=ca.ca_bundle, timeout=ca.timeout)
 
 
@@ -129,7 +233,7 @@ def key_change_request(session: Any, account_uri: str, new_key: Any) -> Any:
     """The inner keyChange JWS (RFC 8555 §7.3.5): signed by ``new_key`` with its jwk, no nonce,
     carrying the account URL and the current (old) public key."""
     from acme import jws
-    from josepy import jwa, jwk
+    from josepy import jwa
 
     alg = jwa.ES256 if isinstance(new_key, jwk.JWKEC) else jwa.RS256
     payload = json.dumps(
@@ -140,11 +244,6 @@ def key_change_request(session: Any, account_uri: str, new_key: Any) -> Any:
 
 def rollover(keystore: FileKeystore, ca: CAEndpoint, *, clock: Clock = utc_now) -> AccountInfo:
     """Replace the account key with a fresh ECDSA P-256 key, at the CA and then in the keystore."""
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from josepy import jwk
-
-    from ..keys import key_to_pem
-
     ca_key = ca_id(ca.directory_url)
     with keystore.lock_keystore():
         _finish_interrupted_rollover(keystore, ca)
@@ -167,9 +266,6 @@ def _finish_interrupted_rollover(keystore: FileKeystore, ca: CAEndpoint) -> None
 
     The caller holds the keystore lock.
     """
-    from ..errors import ACMEError
-    from .session import AcmeSession
-
     ca_key = ca_id(ca.directory_url)
     pending = keystore.load_pending_account_key(ca_key)
     if pending is None:

@@ -93,9 +93,8 @@ def register(
     eab_hmac_key_file: Path | None,
 ) -> None:
     """Register an account with the CA (with external account binding if it requires one)."""
-    from ..ca.accounts import register_account
+    from ..ca.accounts import AccountSettings, register_account
     from ..ca.eab import external_account
-    from ..issuance.issue import AccountSettings
 
     settings, ca, keystore = _context(obj, server, ca_bundle, timeout)
     account = AccountSettings(

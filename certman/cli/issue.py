@@ -71,9 +71,10 @@ def command(
     **flags: object,
 ) -> None:
     """Get a certificate for NAMES, make it live in the keystore and run its reloaders."""
+    from ..ca.accounts import AccountSettings
     from ..ca.eab import external_account
     from ..config import spec_from_settings
-    from ..issuance.issue import AccountSettings, issue
+    from ..issuance.issue import issue
     from ..keystore import FileKeystore
     from . import render as _render
 

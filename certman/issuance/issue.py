@@ -19,17 +19,15 @@ import logging
 from dataclasses import dataclass, field, replace
 
 from acme import messages
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
-from josepy import jwk
 
-from ..ca.eab import ExternalAccount
+from ..ca.accounts import AccountSettings, open_session
 from ..ca.session import REQUEST_TIMEOUT, AcmeSession
 from ..config import CertSpec
 from ..deploy.batch import DeployResult, check_reloaders, deploy_issued, not_deployed
-from ..errors import ACMEError, UsageError
+from ..errors import ACMEError
 from ..keys import CertFacts, generate_key, key_to_pem, load_key, make_csr, public_keys_match, split_pem_chain
-from ..keystore import AccountRecord, FileKeystore, LivePaths, VersionMeta, ca_id
+from ..keystore import FileKeystore, LivePaths, VersionMeta
 from ..keystore.times import Clock, utc_now
 from ..solvers import Solver
 from ..solvers.shared import Rendezvous, SharesPort
@@ -37,16 +35,6 @@ from . import fallback, resume
 from .challenges import create_solver, solve
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class AccountSettings:
-    """Who registers with the CA, and whether they agreed to its terms."""
-
-    email: str | None = None
-    agree_tos: bool = False
-    # Needed only when registering with a CA that requires external account binding.
-    eab: ExternalAccount | None = None
 
 
 @dataclass(frozen=True)
@@ -219,87 +207,6 @@ def done_while_waiting(spec: CertSpec, keystore: FileKeystore, seen: str | None)
         live=keystore.live(spec.name),
         reused_authorizations=0,
     )
-
-
-def open_session(
-    directory_url: str,
-    keystore: FileKeystore,
-    account: AccountSettings,
-    *,
-    ca_bundle: str | None,
-    timeout: float,
-    request_timeout: float = REQUEST_TIMEOUT,
-) -> AcmeSession:
-    """A session signed by this CA's stored account, registering one on first use."""
-    ca = ca_id(directory_url)
-    stored = keystore.load_account(ca)
-    if stored is None:
-        with keystore.lock_keystore():
-            # Another run may have registered while we waited for the lock.
-            stored = keystore.load_account(ca)
-            if stored is None:
-                return _register(
-                    directory_url,
-                    ca,
-                    keystore,
-                    account,
-                    ca_bundle=ca_bundle,
-                    timeout=timeout,
-                    request_timeout=request_timeout,
-                )
-    if keystore.load_pending_account_key(ca) is not None:
-        # A rollover died half-way: key.pem may be the key the CA no longer accepts, and
-        # only `certman account` commands used to settle that, so unattended renewals
-        # kept failing. Settle it here, under the keystore lock like a rollover itself.
-        from ..ca.accounts import CAEndpoint, _finish_interrupted_rollover, _stored
-
-        endpoint = CAEndpoint(directory_url, ca_bundle, timeout)
-        with keystore.lock_keystore():
-            _finish_interrupted_rollover(keystore, endpoint)
-            stored = _stored(keystore, endpoint)
-    key_pem, record = stored
-    session = AcmeSession(
-        directory_url, account_jwk(key_pem), ca_bundle=ca_bundle, timeout=timeout, request_timeout=request_timeout
-    )
-    session.use_account(record.uri)
-    return session
-
-
-def account_jwk(key_pem: bytes) -> jwk.JWK:
-    key = load_key(key_pem)
-    return jwk.JWKEC(key=key) if isinstance(key, ec.EllipticCurvePrivateKey) else jwk.JWKRSA(key=key)
-
-
-def _register(
-    directory_url: str,
-    ca: str,
-    keystore: FileKeystore,
-    account: AccountSettings,
-    *,
-    ca_bundle: str | None,
-    timeout: float,
-    request_timeout: float = REQUEST_TIMEOUT,
-) -> AcmeSession:
-    key = ec.generate_private_key(ec.SECP256R1())
-    session = AcmeSession(
-        directory_url, jwk.JWKEC(key=key), ca_bundle=ca_bundle, timeout=timeout, request_timeout=request_timeout
-    )
-    if not account.agree_tos:
-        terms = session.terms_of_service
-        raise UsageError(
-            f"no account at {directory_url} yet, and registering needs agreement to the CA's terms"
-            + (f" ({terms})" if terms else ""),
-            "read them, then pass --agree-tos (or agree_tos = true in certman.toml)",
-        )
-    binding = account.eab.binding(session.account_key.public_key(), session.directory) if account.eab else None
-    regr = session.register(account.email, eab=binding)
-    keystore.save_account(
-        ca,
-        key_to_pem(key),
-        AccountRecord(uri=regr.uri, directory=directory_url, contact=tuple(regr.body.contact), created_at=utc_now()),
-    )
-    log.info("registered account %s at %s", regr.uri, directory_url)
-    return session
 
 
 def new_order(session: AcmeSession, spec: CertSpec, csr_pem: bytes, replaces: str | None) -> messages.OrderResource:

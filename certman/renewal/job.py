@@ -31,7 +31,7 @@ from .report import CertResult, RenewReport
 from .runner import Runner, deploy_all
 
 if TYPE_CHECKING:
-    from ..issuance.issue import AccountSettings
+    from ..ca.accounts import AccountSettings
 
 __all__ = ["DEFAULT_JOBS", "CertResult", "RenewReport", "next_step", "renew"]
 

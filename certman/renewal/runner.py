@@ -26,8 +26,8 @@ from .plan import ISSUE, Plan, skip_result
 from .report import CertResult
 
 if TYPE_CHECKING:  # the ACME stack is imported only when a certificate needs work
+    from ..ca.accounts import AccountSettings
     from ..ca.session import AcmeSession
-    from ..issuance.issue import AccountSettings
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +71,8 @@ class Runner:
 
     def _session(self, spec: CertSpec) -> AcmeSession | None:
         """A session for ARI requests, or None when we hold no account at this CA or it is down."""
+        from ..ca.accounts import account_jwk
         from ..ca.session import AcmeSession
-        from ..issuance.issue import account_jwk
 
         url = spec.directory_url
         with self._lock:
@@ -121,7 +121,8 @@ class Runner:
         plan.action, plan.reason, plan.renew_at = decision.action, decision.reason, decision.renew_at
 
     def _issue(self, plan: Plan) -> CertResult:
-        from ..issuance.issue import AccountSettings, obtain
+        from ..ca.accounts import AccountSettings
+        from ..issuance.issue import obtain
 
         spec = plan.spec or self.keystore.read_spec(plan.name)
         replaces = None

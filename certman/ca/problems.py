@@ -1,0 +1,67 @@
+"""RFC 8555 problem documents (§6.7) and the ``acme`` library's exceptions as certman errors.
+
+The session wraps every protocol step in ``certman_errors``, so that no library exception
+reaches the user and each message says which step the CA refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+from collections.abc import Iterator
+
+import requests
+from acme import errors as acme_errors
+from acme import messages
+from josepy import errors as jose_errors
+
+from ..errors import ACMEError, CertmanError, RateLimited
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def problem_error(error: messages.Error, context: str) -> ACMEError:
+    """An RFC 8555 problem document as an operator-facing error: ``RateLimited`` for
+    rateLimited (with its Retry-After as a UTC time), else ``ACMEError`` with a hint."""
+    detail = error.detail or error.title or error.typ
+    retry_after = getattr(error, "retry_after", None)
+    if error.code == "rateLimited":
+        when = _now() + datetime.timedelta(seconds=retry_after) if retry_after is not None else None
+        return RateLimited(
+            f"{context}: the CA rate-limited this request: {detail}",
+            f"certman will not retry before {when:%Y-%m-%d %H:%M} UTC" if when else "wait before retrying",
+            retry_after=when,
+        )
+    hints = {
+        "badCSR": "this is a certman bug; please report it",
+        "rejectedIdentifier": "the CA will not issue for this name; check the spelling",
+        "unsupportedIdentifier": "the CA does not support this identifier type",
+        "externalAccountRequired": "this CA needs external account binding (--eab-kid)",
+        "accountDoesNotExist": "the stored account is gone at the CA; remove it to register again",
+        "userActionRequired": "the CA needs you to act: see its website",
+        "unauthorized": "the account is not allowed to do this",
+        "malformed": None,
+    }
+    return ACMEError(f"{context}: {detail}", hints.get(error.code or ""), problem_type=error.typ)
+
+
+@contextlib.contextmanager
+def certman_errors(context: str) -> Iterator[None]:
+    """Turn library and protocol exceptions raised inside into certman errors.
+
+    ``context`` names the protocol step for the message ("creating the order"). A problem
+    document becomes ``problem_error``'s error, a malformed answer or any other library
+    or ``requests`` exception an ``ACMEError``; a ``CertmanError`` passes through.
+    """
+    try:
+        yield
+    except CertmanError:
+        raise
+    except messages.Error as exc:
+        raise problem_error(exc, context) from exc
+    except (jose_errors.DeserializationError, ValueError) as exc:
+        raise ACMEError(f"{context}: the CA sent a malformed response") from exc
+    except (acme_errors.Error, requests.exceptions.RequestException) as exc:
+        raise ACMEError(f"{context}: {exc}") from exc

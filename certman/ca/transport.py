@@ -1,0 +1,362 @@
+"""The wire under an ACME session: signed requests, nonces, retries and the run's deadline.
+
+This is the one module that adapts the ``acme`` library's internals: its ``ClientNetwork``
+signs requests (RFC 8555 §6.2) and parses problem documents (§6.7), and certman overrides
+its private hooks to add the policy below. The library's own policy costs seconds per
+issuance and fails ~40% of issuances against a CA that rejects 30% of nonces: it retries
+a badNonce only once, and it drops the fresh nonce that the error carried.
+
+For every request:
+- https only, and no redirects (a redirect could downgrade us to http);
+- each socket wait is bounded by the request timeout and by what is left of the deadline;
+- a badNonce (§6.5) is retried up to ``BAD_NONCE_RETRIES`` times, with the nonce of the
+  error response, so that no nonce is spent twice and no round trip is wasted;
+- connection errors, timeouts, truncated bodies and 5xx are retried up to
+  ``TRANSIENT_RETRIES`` times, after the CA's Retry-After or else an exponential backoff
+  with full jitter, and never past the deadline (then ``CAUnreachable``);
+- a 429 is a rateLimited problem with its Retry-After, whatever the method.
+
+Time comes in through the constructor (``sleep``, ``monotonic``, ``jitter``), and so does
+the ``requests.Session`` underneath, so the policy can be tested without a CA.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import random
+import time
+from collections.abc import Callable
+from email.utils import parsedate_to_datetime
+from typing import Any, Protocol
+
+import requests
+from acme import client as acme_client
+from acme import errors as acme_errors
+from acme import messages
+from josepy import interfaces, jwa, jwk
+
+from .. import __version__
+from ..config import check_ca_bundle
+from ..errors import ACMEError, CAUnreachable, TLSVerifyFailed
+
+log = logging.getLogger(__name__)
+
+BAD_NONCE_RETRIES = 10
+TRANSIENT_RETRIES = 4
+REQUEST_TIMEOUT = 30.0
+USER_AGENT = f"certman/{__version__}"
+
+Sleep = Callable[[float], None]
+Monotonic = Callable[[], float]
+# (low, high) -> a delay in seconds between them: the backoff's jitter.
+Jitter = Callable[[float, float], float]
+
+
+def parse_retry_after(response: requests.Response | None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), if any."""
+    if response is None:
+        return None
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(int(value)))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    return max(0.0, (when - datetime.datetime.now(datetime.UTC)).total_seconds())
+
+
+class Transport(Protocol):
+    """The wire an ``AcmeSession`` talks through; ``AcmeTransport`` is the real one.
+
+    An implementation MUST sign every ``post`` as RFC 8555 §6.2 says: with the key of the
+    last ``use_key``, the ``kid`` of the last ``use_account`` (the ``jwk`` when that is
+    None), and a nonce never used before, fetched from the ``use_nonce_url`` URL (§7.2)
+    when no response has left one. It MUST raise ``acme.messages.Error`` for a problem
+    document, with a ``retry_after`` attribute (seconds or None), and a ``CertmanError``
+    when the CA cannot be reached or must not be followed. It SHOULD retry what is
+    transient, never past its deadline.
+    """
+
+    def get(self, url: str) -> requests.Response:
+        """An unauthenticated GET of a JSON resource (the directory, renewalInfo)."""
+        ...
+
+    def post(self, url: str, body: interfaces.JSONDeSerializable | None) -> requests.Response:
+        """A signed POST of ``body``; None is a POST-as-GET (§6.3)."""
+        ...
+
+    def use_key(self, key: jwk.JWK) -> None:
+        """Sign with ``key`` from now on (ES256 for EC keys, else RS256)."""
+        ...
+
+    def use_account(self, uri: str | None) -> None:
+        """Name the account by ``kid`` from now on; None signs with the ``jwk`` instead."""
+        ...
+
+    def use_nonce_url(self, url: str) -> None:
+        """Where to fetch a nonce when none is left (the directory's newNonce)."""
+        ...
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep ``seconds`` and return True, or return False at once if that would pass the deadline."""
+        ...
+
+
+class AcmeTransport:
+    """``Transport`` over the ``acme`` library's ``ClientNetwork`` with certman's policy.
+
+    ``timeout`` is the whole conversation's deadline and ``request_timeout`` each socket
+    wait's, in seconds. The seams: ``http`` is the ``requests.Session`` underneath (mount an
+    adapter on it to script a CA), ``sleep`` and ``monotonic`` are time in seconds, and
+    ``jitter(low, high)`` draws each backoff delay. Raises ``TLSVerifyFailed``,
+    ``CAUnreachable`` (with the CA's Retry-After when it sent one), ``ACMEError`` for http://
+    URLs and redirects, and ``acme.messages.Error`` for problem documents.
+    """
+
+    def __init__(
+        self,
+        directory_url: str,
+        *,
+        ca_bundle: str | None = None,
+        timeout: float = 90.0,
+        request_timeout: float = REQUEST_TIMEOUT,
+        http: requests.Session | None = None,
+        sleep: Sleep = time.sleep,
+        monotonic: Monotonic = time.monotonic,
+        jitter: Jitter = random.uniform,
+    ) -> None:
+        self.sleep = sleep
+        self.monotonic = monotonic
+        self.jitter = jitter
+        self.deadline = monotonic() + timeout
+        self._net = _Network(self, ca_bundle=ca_bundle, request_timeout=request_timeout)
+        if http is not None:
+            self._net.session = http
+        self._net.read_environment_once(directory_url)
+        self._nonce_url: str | None = None
+
+    def get(self, url: str) -> requests.Response:
+        return self._net.get(url)
+
+    def post(self, url: str, body: interfaces.JSONDeSerializable | None) -> requests.Response:
+        return self._net.post(url, body, new_nonce_url=self._nonce_url)
+
+    def use_key(self, key: jwk.JWK) -> None:
+        self._net.key = key
+        self._net.alg = jwa.ES256 if isinstance(key, jwk.JWKEC) else jwa.RS256
+
+    def use_account(self, uri: str | None) -> None:
+        self._net.account = (
+            None if uri is None else messages.RegistrationResource(uri=uri, body=messages.Registration())
+        )
+
+    def use_nonce_url(self, url: str) -> None:
+        self._nonce_url = url
+
+    def wait(self, seconds: float) -> bool:
+        if self.monotonic() + seconds > self.deadline:
+            return False
+        self.sleep(seconds)
+        return True
+
+    def _backoff(self, fault: _Transient, attempt: int) -> None:
+        """Wait before retry number ``attempt`` of a transient fault, or raise ``CAUnreachable``."""
+        # Exponential backoff with full jitter, unless the CA said how long to wait.
+        wait = fault.retry_after if fault.retry_after is not None else self.jitter(0, 0.25 * 2**attempt)
+        if attempt > TRANSIENT_RETRIES or self.monotonic() + wait > self.deadline:
+            come_back = (
+                datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=fault.retry_after)
+                if fault.retry_after
+                else None
+            )
+            raise CAUnreachable(
+                fault.what, "check the --server URL and that the CA is up; the next run retries", retry_after=come_back
+            ) from fault
+        log.debug("%s; retrying in %.2fs", fault.what, wait)
+        self.sleep(wait)
+
+
+class _Transient(Exception):
+    """A fault worth retrying: connection error, timeout, truncated body or 5xx."""
+
+    def __init__(self, what: str, retry_after: float | None) -> None:
+        super().__init__(what)
+        self.what = what
+        self.retry_after = retry_after
+
+
+class _Network(acme_client.ClientNetwork):
+    """``ClientNetwork`` with the policy of the module docstring, timed by its ``AcmeTransport``."""
+
+    def __init__(self, owner: AcmeTransport, *, ca_bundle: str | None, request_timeout: float) -> None:
+        super().__init__(None, verify_ssl=True, user_agent=USER_AGENT, timeout=int(request_timeout))
+        # requests takes a CA bundle path where the library expects a bool.
+        self.verify_ssl = ca_bundle or True  # type: ignore[assignment]
+        self.owner = owner
+        self.request_timeout = request_timeout
+
+    def read_environment_once(self, url: str) -> None:
+        """Resolve proxy and CA-bundle environment variables for ``url`` now, not per request.
+
+        requests re-reads them on every request, which costs about 1 ms with a large
+        environment: a third of certman's CPU per certificate. A session talks to one CA.
+        """
+        proxies = requests.utils.get_environ_proxies(url)
+        if self.verify_ssl is True:
+            self.verify_ssl = (
+                os.environ.get("REQUESTS_CA_BUNDLE")  # type: ignore[assignment]
+                or os.environ.get("CURL_CA_BUNDLE")
+                or True
+            )
+        self.session.trust_env = False
+        self.session.proxies = dict(proxies)
+
+    def _send_request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:
+        if not url.startswith("https://"):
+            raise ACMEError(
+                f"refusing non-https URL from the CA: {url}", "an ACME server must use https for every resource"
+            )
+        # No redirects: a redirect could downgrade us to plain http.
+        kwargs["allow_redirects"] = False
+        # Each socket wait is bounded by the request timeout and by what is left of the
+        # run's deadline, so a CA that stalls near the end cannot carry the run past it.
+        kwargs["timeout"] = max(0.05, min(self.request_timeout, self.owner.deadline - self.owner.monotonic()))
+        try:
+            response = super()._send_request(method, url, *args, **kwargs)
+        except requests.exceptions.SSLError as exc:
+            raise TLSVerifyFailed(
+                f"TLS verification of the ACME server failed ({_short(url)})",
+                "pass --ca-bundle with the CA that signed the server's certificate",
+            ) from exc
+        except (
+            requests.exceptions.ConnectionError,
+            requests.exceptions.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+        ) as exc:
+            # A truncated body (ChunkedEncodingError) is a connection that broke mid-answer.
+            raise _Transient(f"cannot reach the ACME server at {_short(url)}: {_reason(exc)}", None) from exc
+        except OSError as exc:
+            if isinstance(exc, requests.exceptions.RequestException):
+                raise
+            # requests raises a bare OSError when the CA bundle it was given cannot be
+            # loaded (e.g. a spec.toml naming a bundle that was since removed).
+            if isinstance(self.verify_ssl, str):
+                check_ca_bundle(self.verify_ssl, "CA bundle")
+            raise CAUnreachable(
+                f"cannot talk to the ACME server at {_short(url)}: {exc}", "check --ca-bundle and the network settings"
+            ) from exc
+        if response.status_code >= 500:
+            raise _Transient(
+                f"the ACME server answered {response.status_code} for {_short(url)}", parse_retry_after(response)
+            )
+        if 300 <= response.status_code < 400:
+            raise ACMEError(
+                f"the ACME server redirected {_short(url)}; certman does not follow redirects",
+                "use the final directory URL as --server",
+            )
+        return response
+
+    def _post_once(
+        self,
+        url: str,
+        obj: interfaces.JSONDeSerializable,
+        content_type: str = acme_client.ClientNetwork.JOSE_CONTENT_TYPE,
+        **kwargs: Any,
+    ) -> requests.Response:
+        new_nonce_url = kwargs.pop("new_nonce_url", None)
+        data = self._wrap_in_jws(obj, self._get_nonce(url, new_nonce_url), url)
+        kwargs.setdefault("headers", {"Content-Type": content_type})
+        response = self._send_request("POST", url, data=data, **kwargs)
+        # Keep the nonce of every response, errors included (RFC 8555 §6.5): the
+        # library drops it on errors and then needs an extra round trip.
+        if self.REPLAY_NONCE_HEADER in response.headers:
+            self._add_nonce(response)
+        return self._check_response(response, content_type=content_type)
+
+    @classmethod
+    def _check_response(cls, response: requests.Response, content_type: str | None = None) -> requests.Response:
+        # Every problem document carries the response's Retry-After, whatever the method
+        # (a 429 can answer the HEAD for a nonce as well as a POST).
+        if response.status_code == 409 and response.headers.get("Content-Type", "").startswith(
+            cls.JSON_ERROR_CONTENT_TYPE
+        ):
+            # The library turns any 409 into a bare ConflictError and drops the problem
+            # document; RFC 9773's alreadyReplaced is a 409 we must recognise.
+            conflict = messages.Error.from_json(response.json())
+            conflict.retry_after = parse_retry_after(response)
+            raise conflict
+        try:
+            return super()._check_response(response, content_type=content_type)
+        except messages.Error as error:
+            error.retry_after = parse_retry_after(response)
+            raise
+        except acme_errors.ClientError as exc:
+            if response.status_code != 429:
+                raise
+            # A 429 without a problem document (e.g. to a HEAD) is still a rate limit.
+            limited = messages.Error.with_code("rateLimited", detail="the CA answered 429 Too Many Requests")
+            limited.retry_after = parse_retry_after(response)
+            raise limited from exc
+
+    def post(self, *args: Any, **kwargs: Any) -> requests.Response:
+        bad_nonces = 0
+        attempt = 0
+        while True:
+            try:
+                return self._post_once(*args, **dict(kwargs))
+            except messages.Error as error:
+                if error.code == "badNonce" and bad_nonces < BAD_NONCE_RETRIES:
+                    bad_nonces += 1
+                    log.debug("badNonce, retrying (%d)", bad_nonces)
+                    continue
+                raise
+            except _Transient as fault:
+                attempt += 1
+                self.owner._backoff(fault, attempt)
+
+    def get(
+        self, url: str, content_type: str = acme_client.ClientNetwork.JSON_CONTENT_TYPE, **kwargs: Any
+    ) -> requests.Response:
+        attempt = 0
+        while True:
+            try:
+                return super().get(url, content_type, **kwargs)
+            except _Transient as fault:
+                attempt += 1
+                self.owner._backoff(fault, attempt)
+
+    def head(self, *args: Any, **kwargs: Any) -> requests.Response:
+        attempt = 0
+        while True:
+            try:
+                return super().head(*args, **kwargs)
+            except _Transient as fault:
+                attempt += 1
+                self.owner._backoff(fault, attempt)
+
+
+def _short(url: str) -> str:
+    return url if len(url) < 80 else url[:77] + "..."
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc)
+    for marker in (
+        "Connection refused",
+        "Name or service not known",
+        "timed out",
+        "No route to host",
+        "Temporary failure in name resolution",
+    ):
+        if marker in text:
+            return marker.lower()
+    return type(exc).__name__
