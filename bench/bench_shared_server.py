@@ -50,7 +50,8 @@ def write_config(pebble: Any, work: Path, count: int) -> Path:
                 "server": pebble.directory_url,
                 "ca_bundle": str(pebble.ca_bundle),
                 "agree_tos": True,
-                "keystore": str(work / "ks"),
+                # A keystore per size: `renew --force` renews every stored certificate.
+                "keystore": str(work / f"ks-{count}"),
                 "timeout": 120.0,
                 "certificate": [{"names": [f"s{count}-{i}.bench.example"], "solver": [solver]} for i in range(count)],
             }
@@ -59,8 +60,8 @@ def write_config(pebble: Any, work: Path, count: int) -> Path:
     return path
 
 
-def floor_median(pebble: Any, work: Path, runs: int) -> float:
-    account_dir = next((work / "ks" / "accounts").iterdir())
+def floor_median(pebble: Any, keystore: Path, runs: int) -> float:
+    account_dir = next((keystore / "accounts").iterdir())
     account_uri = json.loads((account_dir / "account.json").read_text())["uri"]
     floor = [
         sys.executable,
@@ -87,7 +88,7 @@ def main() -> None:
             configs = {n: write_config(pebble, work, n) for n in sizes}
             for config in configs.values():  # issue them all once; registers the account
                 timed([CERTMAN, "--config", str(config), "renew", "--jobs", "10"], TIMER_ENV)
-            floor = floor_median(pebble, work, max(runs, 3))
+            floor = floor_median(pebble, work / f"ks-{sizes[0]}", max(runs, 3))
             for n, config in configs.items():
                 walls = {}
                 for jobs in (1, 10):
