@@ -188,7 +188,7 @@ def test_a_listener_that_is_not_certman_is_still_port_in_use_with_the_hint(
     assert "already in use" in done.stderr
     assert "hint:" in done.stderr and "--http-port" in done.stderr
     assert "Traceback" not in done.stderr
-    assert not (tmp_path / "keystore" / "accounts").exists()  # found before any request to the CA
+    assert not (tmp_path / "keystore" / "live" / "squatted.shared.example").exists()
 
 
 def _challenge(token: str) -> Challenge:

@@ -30,7 +30,7 @@ from ..keys import CertFacts, generate_key, key_to_pem, load_key, make_csr, publ
 from ..keystore import FileKeystore, LivePaths, VersionMeta
 from ..keystore.times import Clock, utc_now
 from ..solvers import Solver
-from ..solvers.shared import Rendezvous, SharesPort
+from ..solvers.shared import Rendezvous
 from . import fallback, resume
 from .challenges import create_solver, solve
 
@@ -107,14 +107,11 @@ def obtain(
     ARI CertID of the certificate this one renews (RFC 9773 §5), sent only to the CA that
     issued it. Raises ``ACMEError`` (every CA failed), ``SolverError``, ``UsageError``,
     ``KeystoreError``. A solver that serves a port (standalone, tls-alpn-01) shares it with
-    the other orders in flight on the keystore, and a port held by anything else is a
-    SolverError before any request to the CA.
+    the other orders in flight on the keystore; a port held by anything else is a
+    SolverError once an authorization needs it.
     """
     rendezvous = Rendezvous.under(keystore.root, timeout=keystore.lock_timeout)
     solvers = [create_solver(s.name, s.options, rendezvous) for s in spec.solvers]
-    for solver in solvers:
-        if isinstance(solver, SharesPort):
-            solver.check_port()
     if spec.reloaders:
         check_reloaders(spec)
     seen = keystore.live_version(spec.name)

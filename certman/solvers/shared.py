@@ -76,8 +76,6 @@ class SharesPort(Protocol):
 
     def share_through(self, rendezvous: Rendezvous) -> None: ...
 
-    def check_port(self) -> None: ...
-
 
 @dataclass(frozen=True)
 class PortKey:
@@ -284,25 +282,6 @@ def join(key: PortKey, entries: Mapping[str, bytes], *, serve: Serve, rendezvous
     except BaseException:
         leave(key, ())  # undo this order's share; a claim that failed registered nothing
         raise
-
-
-def check_port(key: PortKey, *, serve: Serve, rendezvous: Rendezvous | None) -> None:
-    """Before any request to the CA: raise serve's SolverError if the port is held by
-    anything but this process or a certman run on the same keystore (which ``join`` joins).
-    """
-    with _guard:
-        if key in _ports or not key.port:
-            return
-        probe = _Port(key, rendezvous)
-        try:
-            # Both locks, so that no other run takes the probe for a server to join.
-            if rendezvous is not None and not (
-                _try(probe._serve_fd, fcntl.LOCK_EX) and _try(probe._users_fd, fcntl.LOCK_EX)
-            ):
-                return
-            serve(lambda name: None).stop()
-        finally:
-            probe.close()
 
 
 def leave(key: PortKey, names: Iterable[str]) -> None:

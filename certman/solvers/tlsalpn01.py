@@ -40,7 +40,7 @@ from ..names import Identifier
 from ..plugins.settings import Port, setting, settings_from
 from . import ChallengeBatch
 from .serving import BackgroundServer
-from .shared import Lookup, PortKey, Rendezvous, bound_port, check_port, join, leave
+from .shared import Lookup, PortKey, Rendezvous, bound_port, join, leave
 
 log = logging.getLogger(__name__)
 
@@ -207,10 +207,6 @@ class TLSALPN01Solver:
 
     def share_through(self, rendezvous: Rendezvous) -> None:
         self.rendezvous = rendezvous
-
-    def check_port(self) -> None:
-        """SolverError now, before the order, if something other than certman holds the port."""
-        check_port(self._key, serve=self._serve, rendezvous=self.rendezvous)
 
     @property
     def port(self) -> int:

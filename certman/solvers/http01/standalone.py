@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from ...plugins.settings import Port, Seconds, setting, settings_from
 from .. import ChallengeBatch
 from ..serving import BackgroundServer
-from ..shared import Lookup, PortKey, Rendezvous, bound_port, check_port, join, leave
+from ..shared import Lookup, PortKey, Rendezvous, bound_port, join, leave
 from . import WELL_KNOWN, check_token
 
 log = logging.getLogger(__name__)
@@ -105,10 +105,6 @@ class StandaloneSolver:
 
     def share_through(self, rendezvous: Rendezvous) -> None:
         self.rendezvous = rendezvous
-
-    def check_port(self) -> None:
-        """SolverError now, before the order, if something other than certman holds the port."""
-        check_port(self._key, serve=self._serve, rendezvous=self.rendezvous)
 
     @property
     def port(self) -> int:
