@@ -17,6 +17,8 @@ from typing import Any
 
 from .errors import ConfigError, UsageError
 from .names import Identifier, check_cert_name, default_cert_name, normalise_all
+from .paths import absolute, default_config_path, default_keystore, trust_from_environment
+from .recording import PATH_SETTINGS, config_relative
 
 SERVER_ALIASES = {
     "letsencrypt": "https://acme-v02.api.letsencrypt.org/directory",
@@ -26,21 +28,6 @@ DEFAULT_SERVER = "letsencrypt"
 KEY_TYPES = ("ecdsa-p256", "ecdsa-p384", "rsa2048", "rsa3072", "rsa4096")
 DEFAULT_KEY_TYPE = "ecdsa-p256"
 HTTP01_SOLVERS = ("standalone", "webroot")
-
-
-def default_keystore(env: Mapping[str, str] | None = None) -> Path:
-    env = os.environ if env is None else env
-    if os.geteuid() == 0:
-        return Path("/var/lib/certman")
-    data_home = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(data_home) / "certman"
-
-
-def default_config_path() -> Path:
-    if os.geteuid() == 0:
-        return Path("/etc/certman/certman.toml")
-    config_home = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(config_home) / "certman" / "certman.toml"
 
 
 def resolve_server(value: str) -> str:
@@ -165,17 +152,18 @@ def load_settings(
     path = explicit or default_config_path()
     if explicit is not None or path.exists():
         values.update(_read_config_file(path))
-    for key in _FIELD_TYPES:
-        if key in ("certificates", "solvers"):
-            continue
-        var = f"CERTMAN_{key.upper()}"
+    given = {f"CERTMAN_{k.upper()}": k for k in _FIELD_TYPES if k not in ("certificates", "solvers")}
+    for var, key in given.items():
         if var in env:
-            values[key] = _coerce(key, env[var], f"environment {var}")
+            values[key] = _at_cwd(key, _coerce(key, env[var], f"environment {var}"))
     for key, value in (overrides or {}).items():
         if value is not None:
-            values[key] = _coerce(key, value, f"option --{key.replace('_', '-')}")
-    if "keystore" not in values:
-        values["keystore"] = default_keystore(env)
+            values[key] = _at_cwd(key, _coerce(key, value, f"option --{key.replace('_', '-')}"))
+    values.setdefault("keystore", Path(absolute(default_keystore(env))))
+    # Trust the environment chose is recorded like a flag's, so renewals keep it (docs/renewal.md).
+    trust = None if "ca_bundle" in values else trust_from_environment(env)
+    if trust is not None:
+        values["ca_bundle"] = trust[1]
     settings = Settings(**values)
     check_key_type(settings.key_type)
     return settings
@@ -202,7 +190,11 @@ def _read_config_file(path: Path) -> dict[str, Any]:
                 f"known settings: {', '.join(sorted(k for k in _FIELD_TYPES if k not in ('certificates', 'solvers')))}",
             )
         values[name] = _coerce(name, value, f"config file {path}")
-    return values
+    return config_relative(values, path.parent)
+
+
+def _at_cwd(key: str, value: Any) -> Any:
+    return (Path if key == "keystore" else str)(absolute(value)) if key in PATH_SETTINGS else value
 
 
 @dataclass(frozen=True)

@@ -94,7 +94,7 @@ def _check_solver(name: str, options: Mapping[str, Any]) -> Check:
 
 
 def _config_source(config_path: Path | None, env: Mapping[str, str]) -> str:
-    from .config import default_config_path
+    from .paths import default_config_path
 
     path = config_path or (Path(env["CERTMAN_CONFIG"]) if env.get("CERTMAN_CONFIG") else default_config_path())
     if path.exists():

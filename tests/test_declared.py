@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -38,7 +39,8 @@ def test_a_declaration_can_name_its_solver_reloader_and_renew_before():
     ).values()
     assert (spec.name, spec.key_type, spec.renew_before_days) == ("api", "rsa2048", 20.0)
     assert spec.solvers[0].options == {"port": 8402}
-    assert spec.reloaders == ({"name": "command", "argv": ["true"]},)
+    # A bare argv[0] is recorded as the program PATH finds (issue 11: the timer's PATH may lack it).
+    assert spec.reloaders == ({"name": "command", "argv": [shutil.which("true")]},)
 
 
 def test_a_declaration_without_names_is_a_config_error():

@@ -13,10 +13,11 @@ from certman.renewal import timer
 CERTMAN = str(Path(sys.executable).parent / "certman")
 
 
-def run(*args: str, keystore: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "CERTMAN_CONFIG"}
-    env["CERTMAN_KEYSTORE"] = str(keystore)
-    return subprocess.run([CERTMAN, *args], env=env, capture_output=True, text=True, timeout=60)
+def run(*args: str, keystore: Path | None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("CERTMAN_CONFIG", "CERTMAN_KEYSTORE")}
+    if keystore is not None:
+        env["CERTMAN_KEYSTORE"] = str(keystore)
+    return subprocess.run([CERTMAN, *args], env=env, capture_output=True, text=True, timeout=60, cwd=cwd)
 
 
 def test_the_timer_runs_twice_a_day_spread_and_catching_up_missed_runs(tmp_path: Path):
@@ -44,6 +45,8 @@ def test_the_service_runs_renew_hardened_and_writes_only_the_keystore(tmp_path: 
         "NoNewPrivileges=true",
         "ReadWritePaths=/var/lib/certman",
         "Type=oneshot",
+        # The timer finds nginx and haproxy in /usr/sbin, which cron-like PATHs lack.
+        "Environment=PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     ):
         assert setting in lines
 
@@ -57,6 +60,7 @@ def test_the_cron_line_uses_a_random_minute_and_two_hours_twelve_apart(tmp_path:
     first, second = map(int, hours.split(","))
     assert 0 <= int(minute) < 60 and second == first + 12
     assert line.endswith("root /usr/bin/certman --keystore /ks renew >/dev/null")
+    assert "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" in entry.content.splitlines()
     assert entry.path == tmp_path / "etc/cron.d/certman"
 
 
@@ -83,3 +87,14 @@ def test_print_shows_the_units_and_writes_nothing(tmp_path: Path):
     assert done.returncode == 0, done.stderr
     assert "[Timer]" in done.stdout and "[Service]" in done.stdout
     assert list(tmp_path.iterdir()) == []
+
+
+def test_relative_config_and_keystore_are_written_absolute_for_the_timer_that_runs_from_root(tmp_path: Path):
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/certman.toml").write_text('keystore = "../ks"\n')
+    done = run("--config", "etc/certman.toml", "timer", "install", "--print", keystore=None, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    # keystore in certman.toml is relative to the config file, as the timer reads it.
+    assert f"--config {tmp_path / 'etc/certman.toml'} --keystore {tmp_path / 'ks'} renew" in done.stdout
+    done = run("timer", "install", "--print", "--keystore", "ks2", keystore=None, cwd=tmp_path)
+    assert f"--keystore {tmp_path / 'ks2'} renew" in done.stdout

@@ -30,7 +30,9 @@ def install_command(obj: CliContext, /, cron: bool, show: bool, root: Path) -> N
     from ..renewal import timer
 
     settings = obj.settings()
-    files = timer.install(root, cron=cron, keystore=settings.keystore.absolute(), config=obj.config_path, dry_run=show)
+    # The unit runs from /: a relative --config would name another file there.
+    config = obj.config_path.absolute() if obj.config_path else None
+    files = timer.install(root, cron=cron, keystore=settings.keystore.absolute(), config=config, dry_run=show)
     for unit in files:
         click.echo(f"# {unit.path}\n{unit.content}" if show else f"wrote {unit.path}")
 

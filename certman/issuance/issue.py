@@ -29,6 +29,7 @@ from ..errors import ACMEError
 from ..keys import CertFacts, generate_key, key_to_pem, load_key, make_csr, public_keys_match, split_pem_chain
 from ..keystore import FileKeystore, LivePaths, VersionMeta
 from ..keystore.times import Clock, utc_now
+from ..recording import recorded_spec
 from ..solvers import Solver
 from ..solvers.shared import Rendezvous
 from . import fallback, resume
@@ -77,6 +78,7 @@ def issue(
     `certman renew`, and ``result.raise_for_deploy()`` raises ``ReloadError`` (exit 6).
     Raises what ``obtain`` raises.
     """
+    spec = recorded_spec(spec)
     result = obtain(
         spec,
         keystore,
@@ -106,10 +108,12 @@ def obtain(
     as certmagic's obtain does. ``timeout`` (seconds) bounds each CA. ``replaces`` is the
     ARI CertID of the certificate this one renews (RFC 9773 §5), sent only to the CA that
     issued it. Raises ``ACMEError`` (every CA failed), ``SolverError``, ``UsageError``,
-    ``KeystoreError``. A solver that serves a port (standalone, tls-alpn-01) shares it with
-    the other orders in flight on the keystore; a port held by anything else is a
-    SolverError once an authorization needs it.
+    ``KeystoreError``. The spec is recorded with absolute paths and resolved programs
+    (``certman.recording``) before anything is ordered. A solver that serves a port
+    (standalone, tls-alpn-01) shares it with the other orders in flight on the keystore;
+    a port held by anything else is a SolverError once an authorization needs it.
     """
+    spec = recorded_spec(spec)
     rendezvous = Rendezvous.under(keystore.root, timeout=keystore.lock_timeout)
     solvers = [create_solver(s.name, s.options, rendezvous) for s in spec.solvers]
     if spec.reloaders:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
+import functools
 import logging
 import math
 import os
@@ -53,6 +54,15 @@ class Constraint:
     raw: bool = False
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """How a setting is recorded in spec.toml so that it means the same from any directory
+    and PATH (certman.paths): ``path`` is made absolute, ``program`` is resolved through
+    PATH when it is a bare name, ``argv`` has its first item recorded as a program."""
+
+    kind: str
+
+
 def _is_argv(value: Any) -> bool:
     return isinstance(value, (list, tuple)) and bool(value) and all(isinstance(a, str) for a in value)
 
@@ -70,7 +80,12 @@ Argv = Annotated[
         example='write it as an argv list, e.g. ["systemctl", "reload", "nginx"]; no shell is used',
         raw=True,
     ),
+    Recorded("argv"),
 ]
+# A file or directory given as a string (Path-typed settings are recorded as paths too).
+FilePath = Annotated[str, Recorded("path")]
+# A program: its path, or a bare name looked up on PATH.
+Program = Annotated[str, Recorded("program")]
 
 
 def setting(*, help: str, env: str | None = None, secret: bool = False, default: Any = MISSING) -> Any:
@@ -189,6 +204,28 @@ def secret_option_names(kind: str, name: str, options: Mapping[str, Any]) -> set
     if kind == "solvers" and isinstance(provider, str):
         classes += getattr(plugins.lookup("dns_providers", provider), "settings_classes", ())
     return {f.name for cls in classes for f in dataclasses.fields(cls) if f.metadata.get("secret")}
+
+
+@functools.cache
+def recorded_kinds(cls: type) -> dict[str, str]:
+    """Per option of settings class ``cls`` naming a file or a program, its ``Recorded`` kind.
+
+    Path-typed settings and the ``<secret>_file`` option of every secret are paths.
+    """
+    kinds: dict[str, str] = {}
+    for name, hint in typing.get_type_hints(cls, include_extras=True).items():
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1:
+            hint = args[0]
+        marks = [m for m in getattr(hint, "__metadata__", ()) if isinstance(m, Recorded)]
+        if marks:
+            kinds[name] = marks[0].kind
+        elif hint is Path:
+            kinds[name] = "path"
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("secret"):
+            kinds[f"{f.name}_file"] = "path"
+    return kinds
 
 
 def _raw_value(f: dataclasses.Field[Any], options: Mapping[str, Any], env: Mapping[str, str]) -> tuple[Any, str]:

@@ -17,11 +17,16 @@ argv = ["systemctl", "reload", "nginx"]
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from ..config import CertSpec, Settings, solver_from_settings
-from ..errors import ConfigError, UsageError
+from ..errors import CertmanError, ConfigError, UsageError
 from ..names import check_cert_name, default_cert_name, normalise_all
+from ..recording import recorded_spec
+
+if TYPE_CHECKING:
+    from ..keystore.contract import Keystore
 
 KNOWN_KEYS = {"names", "name", "key_type", "server", "ca_bundle", "profile", "renew_before_days", "solver", "reloader"}
 
@@ -64,17 +69,35 @@ def declared_spec(table: Mapping[str, Any], settings: Settings, index: int) -> C
     spec = CertSpec.from_dict(data, origin)
     # Store the resolved URL, as `certman issue` does, so that a declaration compares
     # equal to what was stored from it.
-    return CertSpec.from_dict({**spec.to_dict(), "server": spec.directory_url}, origin)
+    # Record it too (absolute paths, resolved programs), for the same reason.
+    return recorded_spec(CertSpec.from_dict({**spec.to_dict(), "server": spec.directory_url}, origin))
 
 
-def declared_specs(settings: Settings) -> dict[str, CertSpec]:
-    """Every declared certificate by keystore name; a name declared twice is an error."""
+def declared_specs(settings: Settings, keystore: Keystore | None = None) -> dict[str, CertSpec]:
+    """Every declared certificate by keystore name; a name declared twice is an error.
+
+    With ``keystore``, a declaration that names no CA bundle keeps the one recorded for
+    the same server: trust that came from REQUESTS_CA_BUNDLE at the first run by hand
+    stays for the timer, whose environment lacks it.
+    """
     specs: dict[str, CertSpec] = {}
     for index, table in enumerate(settings.certificates):
         spec = declared_spec(table, settings, index)
+        if keystore is not None and spec.ca_bundle is None:
+            spec = _with_recorded_trust(spec, keystore)
         if spec.name in specs:
             raise ConfigError(
                 f"certificate {spec.name!r} is declared twice in certman.toml", "give one of them another name = ..."
             )
         specs[spec.name] = spec
     return specs
+
+
+def _with_recorded_trust(spec: CertSpec, keystore: Keystore) -> CertSpec:
+    try:
+        stored = keystore.read_spec(spec.name) if keystore.has(spec.name) else None
+    except CertmanError:
+        return spec  # the plan reports an unreadable record
+    if stored is None or not stored.ca_bundle or stored.server != spec.server:
+        return spec
+    return replace(spec, ca_bundle=stored.ca_bundle)

@@ -53,7 +53,7 @@ def explain(
 
     now = clock()
     index = keystore.read_index()
-    declared = declared_specs(settings) if settings is not None else {}
+    declared = declared_specs(settings, keystore) if settings is not None else {}
     wanted = list(dict.fromkeys(names)) or sorted(set(index) | set(declared))
     unknown = [n for n in wanted if n not in index and n not in declared]
     if unknown:

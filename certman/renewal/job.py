@@ -69,7 +69,7 @@ def renew(
         keystore.repair_index()
     now = clock()
     index = keystore.read_index()
-    declared = declared_specs(settings)
+    declared = declared_specs(settings, keystore)
     names = list(dict.fromkeys(names))
     unknown = [n for n in names if n not in index and n not in declared]
     if unknown:

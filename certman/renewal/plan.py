@@ -16,6 +16,7 @@ from ..config import CertSpec
 from ..errors import CertmanError
 from ..keystore.records import IndexEntry, RenewalState
 from ..keystore.times import encode_time
+from ..recording import recorded_spec
 from . import rules as renewal
 from .report import CertResult
 
@@ -118,7 +119,14 @@ def next_step(
 
 
 def _declaration_changed(keystore: Keystore, declared: CertSpec) -> bool:
-    return keystore.read_spec(declared.name).to_dict() != declared.storable().to_dict()
+    # Compared as recorded (certman.recording): a spec stored with a relative path or a
+    # bare program name by an older certman is not a change of the declaration.
+    stored = keystore.read_spec(declared.name)
+    try:
+        stored = recorded_spec(stored)
+    except CertmanError:
+        pass
+    return stored.to_dict() != declared.storable().to_dict()
 
 
 def check_result(plan: Plan) -> CertResult:

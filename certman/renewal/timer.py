@@ -6,6 +6,9 @@
               ``certman renew`` as a hardened oneshot.
     cron      /etc/cron.d/certman at a random minute of two random hours 12 h apart.
 
+Both set PATH to ``certman.paths.TIMER_PATH``, which holds /usr/sbin and /sbin: cron
+and some service managers leave them out, and that is where nginx and haproxy live.
+
 Everything is written below ``root`` (``/`` in production, a temporary directory in
 tests); systemctl runs only when asked to (by default only for ``root == /``).
 """
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import CertmanError, UsageError
+from ..paths import TIMER_PATH
 
 SYSTEMD_DIR = Path("etc/systemd/system")
 SERVICE = "certman-renew.service"
@@ -58,6 +62,7 @@ After=network-online.target
 
 [Service]
 Type=oneshot
+Environment=PATH={TIMER_PATH}
 ExecStart={_exec_line(executable, keystore, config)}
 # Exit status 7 means some certificates failed: the unit fails, so monitoring sees it.
 # Hardening: certman writes only its keystore; reload hooks that write elsewhere
@@ -102,7 +107,8 @@ def cron_entry(
     minute, hour = rng.randrange(60), rng.randrange(12)
     # Standard output is the summary; failures also go to stderr, which cron mails.
     line = f"{minute} {hour},{hour + 12} * * * root {_exec_line(executable, keystore, config)} >/dev/null\n"
-    return [UnitFile(root / CRON_FILE, "# certman: renew certificates twice a day\n" + line)]
+    header = f"# certman: renew certificates twice a day\nPATH={TIMER_PATH}\n"
+    return [UnitFile(root / CRON_FILE, header + line)]
 
 
 def planned(

@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 from ...credentials import scrubbed_env
 from ...errors import ReloadError
 from ...log import redact
+from ...paths import program_env
 from ...plugins.settings import Argv, Seconds, setting
 from ..served import VerifySettings, reloader_settings
 from . import Deployment
@@ -73,7 +74,7 @@ class CommandReloader:
 
     def reload(self, deployments: Sequence[Deployment]) -> None:
         argv = list(self.settings.argv)
-        env = {**scrubbed_env(), **deployment_env(deployments)}
+        env = {**program_env(scrubbed_env()), **deployment_env(deployments)}
         try:
             done = subprocess.run(
                 argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=self.settings.timeout, check=False

@@ -6,7 +6,7 @@ their connections while new workers accept with the new certificate.
 
     [[reloader]]
     name = "nginx"
-    binary = "/usr/sbin/nginx"            # default: nginx on PATH
+    binary = "/usr/sbin/nginx"            # default: nginx on PATH, /usr/sbin or /sbin
     config = "/etc/nginx/nginx.conf"      # -c; default: nginx's own
     prefix = "/etc/nginx"                 # -p; default: nginx's own
     command = ["systemctl", "reload", "nginx"]   # default: nginx -s reload
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ...errors import ReloadError
-from ...plugins.settings import Argv, Seconds, setting
+from ...plugins.settings import Argv, FilePath, Program, Seconds, setting
 from ..served import VerifySettings, reloader_settings
 from . import Deployment
 from .programs import DEFAULT_TIMEOUT, last_words, run_program
@@ -31,9 +31,9 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class NginxSettings:
-    binary: str = setting(help="The nginx program; default: nginx on PATH.", default="nginx")
-    config: str | None = setting(help="Configuration file (nginx -c); default: nginx's own.", default=None)
-    prefix: str | None = setting(help="Prefix directory (nginx -p); default: nginx's own.", default=None)
+    binary: Program = setting(help="The nginx program; default: nginx on PATH or in /usr/sbin, /sbin.", default="nginx")
+    config: FilePath | None = setting(help="Configuration file (nginx -c); default: nginx's own.", default=None)
+    prefix: FilePath | None = setting(help="Prefix directory (nginx -p); default: nginx's own.", default=None)
     command: Argv | None = setting(
         help='Reload command as an argv list, e.g. ["systemctl", "reload", "nginx"]; default: nginx -s reload.',
         default=None,

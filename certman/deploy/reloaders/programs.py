@@ -1,4 +1,9 @@
-"""Run a proxy's own tool (``nginx -t``, ``systemctl reload haproxy``) without a shell, with a timeout."""
+"""Run a proxy's own tool (``nginx -t``, ``systemctl reload haproxy``) without a shell, with a timeout.
+
+A bare program name is looked up on PATH and then in the system directories
+(``certman.paths.search_path``): nginx and haproxy live in /usr/sbin, which cron's
+PATH lacks. The program gets that PATH too.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from dataclasses import dataclass
 
 from ...credentials import scrubbed_env
 from ...errors import ReloadError
+from ...paths import program_env
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -29,12 +35,13 @@ def run_program(argv: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT) -> Pro
             stderr=subprocess.STDOUT,
             timeout=timeout,
             check=False,
-            env=scrubbed_env(),
+            env=program_env(scrubbed_env()),
         )
     except FileNotFoundError as exc:
         raise ReloadError(
             f"cannot run {argv[0]}: not found",
-            "install it, or set the reloader's binary or command option to its full path",
+            "install it, or set the reloader's binary or command option to its full path "
+            "(PATH, /usr/sbin and /sbin were searched)",
         ) from exc
     except PermissionError as exc:
         raise ReloadError(

@@ -18,12 +18,12 @@ from typing import Any, ClassVar
 from ...credentials import scrubbed_env
 from ...errors import ConfigError, SolverError
 from ...log import redact
-from ...plugins.settings import Seconds, setting, settings_from
+from ...plugins.settings import FilePath, Seconds, setting, settings_from
 
 
 @dataclass(frozen=True)
 class ExecSettings:
-    program: str = setting(
+    program: FilePath = setting(
         help="Path of the program to run as PROGRAM present|cleanup FQDN VALUE.", env="CERTMAN_EXEC_PROGRAM"
     )
     timeout: Seconds = setting(
