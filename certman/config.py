@@ -184,6 +184,7 @@ def _read_config_file(path: Path) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for key, value in raw.items():
         name = {"certificate": "certificates", "solver": "solvers"}.get(key, key.replace("-", "_"))
+        name = "solver" if name == "solvers" and isinstance(value, str) else name  # solver = "x", not [[solver]]
         if name not in _FIELD_TYPES:
             raise ConfigError(
                 f"config file {path}: unknown setting {key!r}",

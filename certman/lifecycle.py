@@ -170,7 +170,8 @@ def revoke(
         stored = keystore.load_account(ca_id(directory_url))
         if stored is not None and reason != "keyCompromise":
             signed_by = "account"
-            session = AcmeSession(directory_url, account_jwk(stored[0]), ca_bundle=ca_bundle, timeout=timeout)
+            key_file = keystore.layout.account_key(ca_id(directory_url))
+            session = AcmeSession(directory_url, account_jwk(stored[0], key_file), ca_bundle=ca_bundle, timeout=timeout)
             session.use_account(stored[1].uri)
         else:
             signed_by = "certificate key"
@@ -181,7 +182,7 @@ def revoke(
                     directory_url,
                 )
             session = AcmeSession(
-                directory_url, account_jwk(live.privkey.read_bytes()), ca_bundle=ca_bundle, timeout=timeout
+                directory_url, account_jwk(_version_key(live.privkey)), ca_bundle=ca_bundle, timeout=timeout
             )
         session.revoke(cert_der, REVOCATION_REASONS[reason])
         revoked_at = clock()
@@ -212,6 +213,20 @@ def _leaf_der_and_serial(path: Path) -> tuple[bytes, str]:
     except (OSError, ValueError) as exc:
         raise KeystoreError(f"{path} is not a readable certificate: {exc}") from exc
     return cert.public_bytes(Encoding.DER), format(cert.serial_number, "x")
+
+
+def _version_key(path: Path) -> bytes:
+    from .keystore.files import storage_error
+    from .keystore.keyfiles import check_private_key
+
+    try:
+        pem = path.read_bytes()
+    except OSError as exc:
+        raise storage_error(exc, path, "reading") from exc
+    check_private_key(
+        pem, path, "restore it from a backup; a --reason other than keyCompromise is signed by the account instead"
+    )
+    return pem
 
 
 def remove(keystore: FileKeystore, name: str, *, clock: Clock = utc_now) -> RemoveResult:

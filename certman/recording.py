@@ -23,8 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import CertmanError
 from .paths import absolute, record_program
-from .plugins import registry as plugins
-from .plugins.settings import recorded_kinds
+from .plugins.settings import recorded_kinds, settings_classes
 
 if TYPE_CHECKING:
     from .config import CertSpec
@@ -118,10 +117,7 @@ def _program(value: str, origin: str, base: Path | None, resolve_bare: bool) -> 
 def _kinds(kind: str, table: Mapping[str, Any]) -> dict[str, str]:
     """Which options of the plugin ``table`` names hold a path, a program or an argv."""
     try:
-        classes = list(getattr(plugins.lookup(kind, str(table.get("name", ""))), "settings_classes", ()))
-        provider = table.get("provider")
-        if kind == "solvers" and isinstance(provider, str):
-            classes += getattr(plugins.lookup("dns_providers", provider), "settings_classes", ())
+        classes = settings_classes(kind, str(table.get("name", "")), table)
     except CertmanError:
         return {}
     kinds: dict[str, str] = {}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -22,6 +23,7 @@ from msgspec import structs
 from ..errors import ACMEError, UsageError
 from ..keys import key_to_pem, load_key
 from ..keystore import AccountRecord, FileKeystore, ca_id
+from ..keystore.keyfiles import ACCOUNT_HINT, check_private_key, load_private_key
 from ..keystore.times import Clock, archive_stamp, encode_time, utc_now
 from .eab import ExternalAccount
 from .session import REQUEST_TIMEOUT, AcmeSession
@@ -112,15 +114,23 @@ def open_session(
             stored = _stored(keystore, endpoint)
     key_pem, record = stored
     session = AcmeSession(
-        directory_url, account_jwk(key_pem), ca_bundle=ca_bundle, timeout=timeout, request_timeout=request_timeout
+        directory_url,
+        account_jwk(key_pem, keystore.layout.account_key(ca)),
+        ca_bundle=ca_bundle,
+        timeout=timeout,
+        request_timeout=request_timeout,
     )
     session.use_account(record.uri)
     return session
 
 
-def account_jwk(key_pem: bytes) -> jwk.JWK:
-    """The JWK of a PEM private key (ECDSA or RSA), as ACME signs with it."""
-    key = load_key(key_pem)
+def account_jwk(key_pem: bytes, source: Path | None = None) -> jwk.JWK:
+    """The JWK of a PEM private key (ECDSA or RSA), as ACME signs with it.
+
+    ``source`` is the key file it was read from: a key that does not load is then a
+    ``KeystoreError`` (exit 3) naming that file, not a bare ValueError.
+    """
+    key = load_key(key_pem) if source is None else load_private_key(key_pem, source, ACCOUNT_HINT)
     return jwk.JWKEC(key=key) if isinstance(key, ec.EllipticCurvePrivateKey) else jwk.JWKRSA(key=key)
 
 
@@ -169,6 +179,7 @@ def _stored(keystore: FileKeystore, ca: CAEndpoint) -> tuple[bytes, AccountRecor
             f"no account for {ca.directory_url} in {keystore.root}",
             f"register one: certman account register --server {ca.directory_url} --agree-tos",
         )
+    check_private_key(stored[0], keystore.layout.account_key(ca_id(ca.directory_url)), ACCOUNT_HINT)
     return stored
 
 

@@ -25,7 +25,7 @@ from ..config import SERVER_ALIASES
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
 @click.pass_obj
 def command(obj: Any, /, as_json: bool, **flags: Any) -> None:
-    """Check config, keystore, CA, solvers and proxies; one line per check."""
+    """Check what issue and renew will need, with the code they use; one line per check."""
     from ..doctor import diagnose
     from ..errors import CertmanError
 

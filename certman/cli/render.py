@@ -74,11 +74,13 @@ def issue_result(result: Any, *, as_json: bool) -> str:
         "fullchain": str(result.live.fullchain),
         "privkey": str(result.live.privkey),
         "deploy": result.deploy.to_dict(),
+        "repaired": [r.to_dict() for r in result.repaired],
     }
     if as_json:
         return json.dumps(data, indent=2)
     return "\n".join(
         [
+            *(r.describe() for r in result.repaired),
             f"issued {data['name']} ({', '.join(data['identifiers'])}), serial {data['serial']}, "
             f"valid until {data['not_after']}",
             f"  fullchain: {data['fullchain']}",

@@ -15,6 +15,7 @@ def renew_report(report: Any, *, as_json: bool) -> str:
         # Compact: the pure-Python pretty printer alone costs 0.5 s at 10,000 certificates.
         return json.dumps(report.to_dict())
     results = report.results
+    repaired = [r.describe() for r in report.repaired]
     if not results:
         return "no certificates yet (see `certman issue --help` or declare some in certman.toml)"
     rows = [
@@ -25,6 +26,7 @@ def renew_report(report: Any, *, as_json: bool) -> str:
     summary = ", ".join(f"{n} {action}" for action, n in sorted(counts.items()))
     failed = len(report.failed)
     lines = [
+        *repaired,
         table(["NAME", "ACTION", "NOT AFTER", "NEXT RENEWAL", "REASON / ERROR"], rows),
         f"{len(results)} certificate(s): {summary}"
         + (f"; {failed} with an error (details on stderr)" if failed else ""),

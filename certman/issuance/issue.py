@@ -27,8 +27,11 @@ from ..config import CertSpec
 from ..deploy.batch import DeployResult, check_reloaders, deploy_issued, not_deployed
 from ..errors import ACMEError
 from ..keys import CertFacts, generate_key, key_to_pem, load_key, make_csr, public_keys_match, split_pem_chain
-from ..keystore import FileKeystore, LivePaths, VersionMeta
-from ..keystore.times import Clock, utc_now
+from ..keystore import FileKeystore, LivePaths, RenewalState, VersionMeta
+from ..keystore.keyfiles import ORDER_HINT, check_private_key
+from ..keystore.live_links import LiveRepair
+from ..keystore.outcomes import after_success
+from ..keystore.times import Clock, archive_stamp, utc_now
 from ..recording import recorded_spec
 from ..solvers import Solver
 from ..solvers.shared import Rendezvous
@@ -51,6 +54,8 @@ class IssueResult:
     reused_authorizations: int
     # What the reloaders did with it; empty when the spec has none (or from ``obtain``).
     deploy: DeployResult = field(default_factory=lambda: DeployResult({}))
+    # live/<name> put back before issuing: it was a directory, a file or missing.
+    repaired: tuple[LiveRepair, ...] = ()
 
     def raise_for_deploy(self) -> None:
         """Raise ``ReloadError`` (exit 6) if the certificate is stored but its proxy did not take it."""
@@ -109,25 +114,34 @@ def obtain(
     ARI CertID of the certificate this one renews (RFC 9773 §5), sent only to the CA that
     issued it. Raises ``ACMEError`` (every CA failed), ``SolverError``, ``UsageError``,
     ``KeystoreError``. The spec is recorded with absolute paths and resolved programs
-    (``certman.recording``) before anything is ordered. A solver that serves a port
-    (standalone, tls-alpn-01) shares it with the other orders in flight on the keystore;
-    a port held by anything else is a SolverError once an authorization needs it.
+    (``certman.recording``) before anything is ordered. A ``live/<name>`` that is a
+    directory, a file or missing is put back first (``result.repaired``; see
+    ``FileKeystore.repair_live``). A solver that serves a port (standalone, tls-alpn-01)
+    shares it with the other orders in flight on the keystore; a port held by anything
+    else is a SolverError once an authorization needs it.
     """
     spec = recorded_spec(spec)
     rendezvous = Rendezvous.under(keystore.root, timeout=keystore.lock_timeout)
     solvers = [create_solver(s.name, s.options, rendezvous) for s in spec.solvers]
     if spec.reloaders:
         check_reloaders(spec)
+    # A corrupt state.json or pending order fails here (exit 3), before any request to the CA.
+    keystore.read_state(spec.name)
+    pending = keystore.read_pending_order(spec.name)
+    if pending is not None:
+        check_private_key(pending.key_pem, keystore.layout.order_key(spec.name), ORDER_HINT)
+    known = [spec.name] if spec.name in keystore.read_index() else []
+    repaired = tuple(keystore.repair_live(known, archive_stamp(clock())))
     seen = keystore.live_version(spec.name)
     with keystore.lock_cert(spec.name):
         done = done_while_waiting(spec, keystore, seen)
-        if done is not None:
-            return done
+        if done is None:
 
-        def attempt(at_ca: CertSpec, replacing: str | None) -> IssueResult:
-            return _order_and_store(at_ca, keystore, solvers, account, timeout, clock, replacing, request_timeout)
+            def attempt(at_ca: CertSpec, replacing: str | None) -> IssueResult:
+                return _order_and_store(at_ca, keystore, solvers, account, timeout, clock, replacing, request_timeout)
 
-        return fallback.first_that_issues(spec, keystore, attempt, replaces)
+            done = fallback.first_that_issues(spec, keystore, attempt, replaces)
+    return replace(done, repaired=repaired)
 
 
 def _order_and_store(
@@ -166,11 +180,19 @@ def _order_and_store(
     except ACMEError:
         keystore.clear_pending_order(spec.name)
         raise
+    issued_at = clock()
     meta = VersionMeta.of(
-        facts, issued_at=clock(), order_url=result.order_url, renew_before_days=spec.renew_before_days
+        facts, issued_at=issued_at, order_url=result.order_url, renew_before_days=spec.renew_before_days
     )
     stored = keystore.store_version(spec, key_pem, leaf_pem, chain_pem, meta)
     keystore.clear_pending_order(spec.name)
+    # Whichever command issued it, the certificate is fine again: no backoff, no old error.
+    # A certificate renewal never touched keeps having no state.json.
+    state = keystore.read_state(spec.name)
+    if state != RenewalState():
+        keystore.write_state(
+            spec.name, after_success(state, issued_at, serial=facts.serial, reloaders=bool(spec.reloaders))
+        )
     log.info("stored %s version %s (serial %s)", spec.name, stored.version, facts.serial)
     return IssueResult(
         name=spec.name,

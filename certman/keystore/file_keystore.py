@@ -10,18 +10,19 @@ from __future__ import annotations
 import json
 import os
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from msgspec import structs
 
 from ..config import CertSpec
-from ..errors import ConfigError, KeystoreError, UsageError
+from ..errors import KeystoreError, UsageError
 from ..names import check_cert_name
-from . import files, index, locks, pending
+from . import files, index, live_links, locks, pending
 from .contract import Keystore, StoredVersion
 from .decoders import decode_state
+from .keyfiles import ACCOUNT_HINT, SPEC_HINT
 from .layout import (
     CERT_FILE,
     CHAIN_FILE,
@@ -37,6 +38,7 @@ from .layout import (
     LivePaths,
     version_name,
 )
+from .live_links import LiveRepair
 from .records import STATE_HINT, AccountRecord, IndexEntry, RenewalState, RevocationMarker, VersionMeta
 
 
@@ -79,15 +81,16 @@ class FileKeystore:
     # -- accounts ------------------------------------------------------------------------
 
     def load_account(self, ca: str) -> tuple[bytes, AccountRecord] | None:
-        path = self.layout.account_file(ca)
+        key_path, path = self.layout.account_key(ca), self.layout.account_file(ca)
         try:
-            key_pem = self.layout.account_key(ca).read_bytes()
+            key_pem = key_path.read_bytes()
             data = json.loads(path.read_text())
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
-            raise KeystoreError(f"account for {ca} in {path.parent} is unreadable: {exc}") from exc
-        return key_pem, AccountRecord.from_json(data, path.parent)
+            where = key_path if getattr(exc, "filename", None) == str(key_path) else path
+            raise KeystoreError(f"account file {where} is unreadable: {exc}", ACCOUNT_HINT) from exc
+        return key_pem, AccountRecord.from_json(data, path)
 
     def save_account(self, ca: str, key_pem: bytes, record: AccountRecord) -> None:
         files.ensure_dir(self.layout.account_dir(ca))
@@ -119,7 +122,7 @@ class FileKeystore:
 
     def archive_account(self, ca: str, stamp: str) -> Path:
         """Move an account out of use into ``archive/accounts/<ca>-<stamp>``."""
-        return self._move_to_archive(self.layout.account_dir(ca), self.layout.archive / "accounts", f"{ca}-{stamp}")
+        return files.move_to_archive(self.layout.account_dir(ca), self.layout.archive / "accounts", f"{ca}-{stamp}")
 
     # -- certificates --------------------------------------------------------------------
 
@@ -142,7 +145,8 @@ class FileKeystore:
                 f"no certificate named {name!r} in {self.root}", "see `certman list` for the names"
             ) from None
         except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"{path} is unreadable: {exc}") from exc
+            # certman wrote it: one that does not parse is a damaged keystore, not bad input.
+            raise KeystoreError(f"spec file {path} is unreadable: {exc}", SPEC_HINT) from exc
         return CertSpec.from_dict(data, str(path))
 
     def write_spec(self, spec: CertSpec) -> None:
@@ -287,7 +291,7 @@ class FileKeystore:
         """
         if not self.layout.cert_dir(name).is_dir():
             raise UsageError(f"no certificate named {name!r} in {self.root}", "see `certman list` for the names")
-        target = self._move_to_archive(self.layout.cert_dir(name), self.layout.archive, f"{name}-{stamp}")
+        target = files.move_to_archive(self.layout.cert_dir(name), self.layout.archive, f"{name}-{stamp}")
         link = self.layout.live_link(name)
         try:
             link.unlink(missing_ok=True)
@@ -297,23 +301,28 @@ class FileKeystore:
             index.write(self.layout, name, None)
         return target
 
-    def _move_to_archive(self, source: Path, archive_dir: Path, entry: str) -> Path:
-        files.ensure_dir(archive_dir)
-        target = archive_dir / entry
-        if target.exists():
-            raise KeystoreError(f"archive entry {target} already exists", "retry in a second")
-        try:
-            os.rename(source, target)
-            files.fsync_dir(source.parent)
-            files.fsync_dir(archive_dir)
-        except OSError as exc:
-            raise files.storage_error(exc, source, "archiving") from exc
-        return target
-
     # -- the live/ links (this store only) -----------------------------------------------
 
     def live(self, name: str) -> LivePaths:
         return LivePaths(self.layout.live_link(name))
+
+    def repair_live(self, names: Iterable[str], stamp: str) -> list[LiveRepair]:
+        """Put back each ``live/<name>`` of ``names`` that is a directory, a file or missing
+        while the certificate has a version (see ``live_links``); return what was repaired.
+
+        Takes ``lock_cert(name)`` only where something is to repair, so the caller must
+        not hold it. ``stamp`` names the archive entries; ``KeystoreError`` if one fails.
+        """
+        repairs: list[LiveRepair] = []
+        for name in live_links.problems(self.layout, names):
+            with self.lock_cert(name):
+                # Re-checked under the lock: a store in flight may have moved the link meanwhile.
+                found = live_links.problem(self.layout, name)
+                entry = self.read_index().get(name)
+                version = live_links.current_version(self.versions(name), entry.version if entry else None)
+                if found is not None and version is not None:
+                    repairs.append(live_links.put_back(self.layout, name, found, version, stamp))
+        return repairs
 
     def clean_leftovers(self, name: str) -> list[Path]:
         """Remove temporary files and directories a killed run left for ``name``, and bring

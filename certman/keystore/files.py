@@ -206,6 +206,24 @@ def commit(staged: Path, final: Path) -> None:
         raise storage_error(exc, final, "moving into place") from exc
 
 
+def move_to_archive(source: Path, archive_dir: Path, entry: str) -> Path:
+    """Move ``source`` (a file or a directory) to ``archive_dir/entry`` in one rename; return the new path.
+
+    ``KeystoreError`` if that entry exists already or the move fails.
+    """
+    ensure_dir(archive_dir)
+    target = archive_dir / entry
+    if os.path.lexists(target):
+        raise KeystoreError(f"archive entry {target} already exists", "retry in a second")
+    try:
+        os.rename(source, target)
+        fsync_dir(source.parent)
+        fsync_dir(archive_dir)
+    except OSError as exc:
+        raise storage_error(exc, source, "archiving") from exc
+    return target
+
+
 def discard(staged: Path) -> None:
     """Remove a staged entry that will not be committed (it may be gone already)."""
     if staged.is_dir() and not staged.is_symlink():

@@ -8,6 +8,7 @@ between the two, ``live_entry`` rebuilds an entry from the version live/ points 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from collections.abc import Callable, Mapping
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from msgspec import structs
 
 from ..errors import KeystoreError
-from . import files
+from . import files, live_links
 from .decoders import decode_index
 from .layout import CERT_FILE, SECRET_MODE, Layout
 from .records import IndexEntry, VersionMeta
@@ -101,10 +102,18 @@ def entry_for(meta: VersionMeta, identifiers: tuple[str, ...], key_type: str, se
 
 
 def live_version(layout: Layout, name: str) -> str | None:
+    """The version ``live/<name>`` links to; None without a link. ``KeystoreError`` when
+    something else stands there (a backup restored as a directory, say)."""
+    link = layout.live_link(name)
     try:
-        return os.path.basename(os.readlink(layout.live_link(name)))
+        return os.path.basename(os.readlink(link))
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise files.storage_error(exc, link, "reading") from exc
+    kind = live_links.problem(layout, name)
+    raise KeystoreError(f"{link} is not a link to a version of {name} but a {kind}", live_links.REPAIR_HINT)
 
 
 def read_meta(layout: Layout, name: str, version: str) -> VersionMeta | None:
@@ -123,7 +132,8 @@ def live_entry(
 ) -> IndexEntry | None:
     """``name``'s entry rebuilt from the version live/<name> points at, or None when the
     index already agrees (or the link dangles: archived, nothing to list)."""
-    version = live_version(layout, name)
+    # A live/ entry that is not a link is put back by ``FileKeystore.repair_live``, not here.
+    version = live_version(layout, name) if os.path.islink(layout.live_link(name)) else None
     if version is None or (entry is not None and entry.version == version):
         return None
     from cryptography import x509  # deferred: only a repair parses a certificate

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import KeystoreError
 from . import files
+from .keyfiles import ORDER_HINT
 from .layout import SECRET_MODE, Layout
 from .times import decode_time, encode_time
 
@@ -51,22 +52,19 @@ class PendingOrder:
 
 
 def read(layout: Layout, name: str) -> PendingOrder | None:
-    path = layout.order(name)
+    path, key_path = layout.order(name), layout.order_key(name)
     try:
         data = json.loads(path.read_text())
-        key_pem = layout.order_key(name).read_bytes()
+        key_pem = key_path.read_bytes()
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        raise KeystoreError(
-            f"pending order in {path.parent} is unreadable: {exc}", f"remove {path} to start a new order"
-        ) from exc
+        where = key_path if getattr(exc, "filename", None) == str(key_path) else path
+        raise KeystoreError(f"pending order file {where} is unreadable: {exc}", ORDER_HINT) from exc
     try:
         return PendingOrder.from_json(data, key_pem)
     except (KeyError, TypeError, ValueError) as exc:
-        raise KeystoreError(
-            f"pending order {path} is malformed ({exc})", f"remove {path} to start a new order"
-        ) from exc
+        raise KeystoreError(f"pending order {path} is malformed ({exc})", ORDER_HINT) from exc
 
 
 def write(layout: Layout, name: str, order: PendingOrder) -> None:

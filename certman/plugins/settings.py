@@ -197,12 +197,7 @@ def secret_option_names(kind: str, name: str, options: Mapping[str, Any]) -> set
 
     A solver that names a DNS ``provider`` carries that provider's settings too.
     """
-    from . import registry as plugins
-
-    classes = list(getattr(plugins.lookup(kind, name), "settings_classes", ()))
-    provider = options.get("provider")
-    if kind == "solvers" and isinstance(provider, str):
-        classes += getattr(plugins.lookup("dns_providers", provider), "settings_classes", ())
+    classes = settings_classes(kind, name, options)
     return {f.name for cls in classes for f in dataclasses.fields(cls) if f.metadata.get("secret")}
 
 
@@ -342,3 +337,18 @@ def _type_name(kind: Any) -> str:
         return _type_name(kind.__origin__)
     name = getattr(kind, "__name__", None) or str(kind)
     return {"str": "string", "int": "integer", "float": "number", "bool": "boolean", "Path": "path"}.get(name, name)
+
+
+def settings_classes(kind: str, name: str, options: Mapping[str, Any]) -> list[type]:
+    """The settings dataclasses plugin ``name`` reads ``options`` with.
+
+    A solver that names a DNS ``provider`` carries that provider's settings too. Raises
+    UsageError for an unknown plugin, as ``registry.lookup`` does.
+    """
+    from . import registry as plugins
+
+    classes = list(getattr(plugins.lookup(kind, name), "settings_classes", ()))
+    provider = options.get("provider")
+    if kind == "solvers" and isinstance(provider, str):
+        classes += getattr(plugins.lookup("dns_providers", provider), "settings_classes", ())
+    return classes

@@ -23,7 +23,7 @@ from ..config import Settings
 from ..deploy.batch import DeployResult
 from ..errors import UsageError
 from ..keystore import FileKeystore
-from ..keystore.times import Clock, utc_now
+from ..keystore.times import Clock, archive_stamp, utc_now
 from . import rules as renewal
 from .declared import declared_specs
 from .plan import check_result, next_step, plan_each, skip_result
@@ -53,7 +53,8 @@ def renew(
     """What `certman renew` does: renew what is due among ``names`` (default: every stored
     and declared certificate), then deploy each distinct reloader once for the batch.
 
-    A keystore left by a run killed mid-store is repaired first. ``report.deploy`` holds
+    A keystore left by a run killed mid-store is repaired first, and so is a ``live/<name>``
+    that is not a link (``FileKeystore.repair_live``; ``report.repaired``). ``report.deploy`` holds
     the reloader calls and verify checks; a certificate's failure is in its ``CertResult``
     and ``report.exit_code`` (7), never raised. ``clock`` is read once: the whole run
     decides and records at that moment.
@@ -78,10 +79,14 @@ def renew(
             "see `certman list` for the names",
         )
     selected = names or sorted(set(index) | set(declared))
-    plans, unplanned = plan_each(keystore, selected, index, declared, now, force)
     if check:
+        plans, unplanned = plan_each(keystore, selected, index, declared, now, force)
         checked = {p.name: check_result(p) for p in plans}
         return RenewReport(tuple({**unplanned, **checked}[n] for n in selected), now)
+    # live/<name> replaced from outside (a restored backup, a deleted link): put back first,
+    # so the proxies find their files again whether or not the certificate is due.
+    repaired = tuple(keystore.repair_live([n for n in selected if n in index], archive_stamp(now)))
+    plans, unplanned = plan_each(keystore, selected, index, declared, now, force)
 
     busy = [p for p in plans if p.action != renewal.SKIP or p.check_ari]
     results: dict[str, CertResult] = {p.name: skip_result(p) for p in plans if p not in busy}
@@ -100,4 +105,4 @@ def renew(
                 for plan, result in zip(fresh, pool.map(runner.run, fresh), strict=True):
                     results[plan.name] = result
             deployed = deploy_all(keystore, fresh, results, now, deploy_timeout)
-    return RenewReport(tuple(results[n] for n in selected), now, deployed)
+    return RenewReport(tuple(results[n] for n in selected), now, deployed, repaired)

@@ -11,6 +11,7 @@ from typing import Any
 
 from ..deploy.batch import DeployResult
 from ..errors import PartialFailure
+from ..keystore.live_links import LiveRepair
 from ..keystore.times import encode_time
 
 
@@ -57,6 +58,8 @@ class RenewReport:
     checked_at: datetime.datetime
     # The batch deploy: every reloader call and verify check of this run.
     deploy: DeployResult = field(default_factory=lambda: DeployResult({}))
+    # Each live/<name> this run put back (see certman.keystore.live_links).
+    repaired: tuple[LiveRepair, ...] = ()
 
     @property
     def failed(self) -> list[CertResult]:
@@ -72,4 +75,5 @@ class RenewReport:
             "exit_code": self.exit_code,
             "certificates": [r.to_dict() for r in self.results],
             "deploy": self.deploy.to_dict(),
+            "repaired": [r.to_dict() for r in self.repaired],
         }

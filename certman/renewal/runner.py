@@ -20,6 +20,7 @@ from ..config import CertSpec, Settings
 from ..deploy.batch import DeployResult, deploy, deployment_of
 from ..errors import CAUnreachable, CertmanError, RateLimited
 from ..keystore import FileKeystore, ca_id
+from ..keystore.outcomes import after_success
 from ..keystore.records import AriState, DeployState, IndexEntry, RenewalState
 from . import rules as renewal
 from .plan import ISSUE, Plan, skip_result
@@ -80,10 +81,10 @@ class Runner:
                 stored = self.keystore.load_account(ca_id(url))
                 session = None
                 if stored is not None:
+                    # A damaged key file fails the certificate naming it, not as an unreachable CA.
+                    key = account_jwk(stored[0], self.keystore.layout.account_key(ca_id(url)))
                     try:
-                        session = AcmeSession(
-                            url, account_jwk(stored[0]), ca_bundle=spec.ca_bundle, timeout=self.settings.timeout
-                        )
+                        session = AcmeSession(url, key, ca_bundle=spec.ca_bundle, timeout=self.settings.timeout)
                     except CertmanError as exc:
                         log.warning("cannot reach %s for renewal information: %s", url, exc)
                 self._sessions[url] = session
@@ -138,17 +139,7 @@ class Runner:
         record(
             self.keystore,
             plan,
-            structs.replace(
-                plan.state,
-                last_attempt=now,
-                last_success=now,
-                consecutive_failures=0,
-                last_error=None,
-                next_attempt=None,
-                retry_after=None,
-                ari=None,
-                deploy=DeployState(pending=bool(spec.reloaders), serial=result.serial),
-            ),
+            after_success(plan.state, now, serial=result.serial, reloaders=bool(spec.reloaders)),
         )
         if spec.reloaders:
             plan.deployment = (spec, deployment_of(self.keystore, spec, result.serial))

@@ -1,0 +1,88 @@
+"""The ports the standalone solvers listen on: free now, or held by whom.
+
+A certificate keeps the solver it was issued with, so a port that was free at the first
+``certman issue`` may belong to nginx by the next renewal. Each stored and declared
+certificate's port is checked, and a held port names the process that holds it.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+from .report import Check, owners_text
+
+LISTEN = "0A"  # TCP_LISTEN in /proc/net/tcp's st column
+
+
+def check_port(solver: str, address: str, port: int, *, owners: tuple[str, ...] = ()) -> Check:
+    """The solver's listening port can be bound now (then released); ``owners`` are the certificates using it."""
+    where = f"{address or '*'}:{port}"
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((address, port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                return Check(
+                    f"{solver} port",
+                    False,
+                    f"cannot bind {where}: {exc.strerror}{owners_text(owners)}",
+                    "run as root or choose a port above 1023",
+                )
+            held = ", ".join(holders(port)) or "a process of another user"
+            return Check(
+                f"{solver} port",
+                False,
+                f"cannot bind {where}: {exc.strerror}; held by {held}{owners_text(owners)}",
+                "stop what holds it, or move the solver to a free port your proxy forwards "
+                "/.well-known/acme-challenge/ to",
+            )
+    return Check(f"{solver} port", True, f"{where} is free to bind{owners_text(owners)}")
+
+
+def holders(port: int) -> list[str]:
+    """Who listens on TCP ``port``, as ``nginx (pid 10, 11)``; empty when /proc does not tell."""
+    sockets = set(_listening_inodes(port))
+    pids: dict[str, list[int]] = {}
+    for pid, name in _processes_holding(sockets):
+        pids.setdefault(name, []).append(pid)
+    return [f"{name} (pid {', '.join(str(p) for p in sorted(found))})" for name, found in sorted(pids.items())]
+
+
+def _listening_inodes(port: int) -> Iterator[str]:
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if len(fields) > 9 and fields[3] == LISTEN and int(fields[1].rpartition(":")[2], 16) == port:
+                yield f"socket:[{fields[9]}]"
+
+
+def _processes_holding(sockets: set[str]) -> Iterator[tuple[int, str]]:
+    if not sockets:
+        return
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            if sockets & set(_links(f"/proc/{entry.name}/fd")):
+                yield int(entry.name), Path(f"/proc/{entry.name}/comm").read_text().strip()
+        except OSError:
+            continue  # gone meanwhile, or another user's: /proc does not tell us
+
+
+def _links(fd_dir: str) -> Iterator[str]:
+    with os.scandir(fd_dir) as fds:
+        for fd in fds:
+            try:
+                yield os.readlink(fd.path)
+            except OSError:
+                continue  # closed while we looked
