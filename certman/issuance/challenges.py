@@ -17,13 +17,17 @@ from ..errors import ACMEError
 from ..names import Identifier
 from ..plugins import registry as plugins
 from ..solvers import Challenge, Solver
+from ..solvers.shared import Rendezvous, SharesPort
 
 log = logging.getLogger(__name__)
 
 
-def create_solver(name: str, options: Any) -> Solver:
+def create_solver(name: str, options: Any, rendezvous: Rendezvous | None = None) -> Solver:
+    """The solver ``name`` built from its options; one that serves a port shares it through ``rendezvous``."""
     factory = plugins.lookup("solvers", name)
     solver: Solver = factory.from_options(options)
+    if rendezvous is not None and isinstance(solver, SharesPort):
+        solver.share_through(rendezvous)
     return solver
 
 

@@ -34,6 +34,7 @@ from ..keystore.outcomes import after_success
 from ..keystore.times import Clock, archive_stamp, utc_now
 from ..recording import recorded_spec
 from ..solvers import Solver
+from ..solvers.shared import Rendezvous
 from . import fallback, resume
 from .challenges import create_solver, solve
 
@@ -120,10 +121,13 @@ def obtain(
     ``KeystoreError``. The spec is recorded with absolute paths and resolved programs
     (``certman.recording``) before anything is ordered. A ``live/<name>`` that is a
     directory, a file or missing is put back first (``result.repaired``; see
-    ``FileKeystore.repair_live``).
+    ``FileKeystore.repair_live``). A solver that serves a port (standalone, tls-alpn-01)
+    shares it with the other orders in flight on the keystore; a port held by anything
+    else is a SolverError once an authorization needs it.
     """
     spec = recorded_spec(spec)
-    solvers = [create_solver(s.name, s.options) for s in spec.solvers]
+    rendezvous = Rendezvous.under(keystore.root, timeout=keystore.lock_timeout)
+    solvers = [create_solver(s.name, s.options, rendezvous) for s in spec.solvers]
     if spec.reloaders:
         from ..deploy.batch import check_reloaders
 

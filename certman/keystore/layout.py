@@ -14,6 +14,8 @@
       archive/<name>-<stamp>/             a removed certificate's whole directory
       archive/accounts/<ca-id>-<stamp>/   a deactivated or replaced account
       locks/                              empty flock files; they carry no data
+      challenges/<kind>-<address>-<port>/ 0700, key authorizations a run that joined
+                                          another's challenge server has it serve
 
 Certificate names and CA ids are checked here before they become path components.
 """

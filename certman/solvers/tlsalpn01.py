@@ -6,11 +6,15 @@ exactly that name carrying the critical ``acmeIdentifier`` extension: the SHA-25
 digest of the key authorization. ``acme`` 5.x dropped this challenge type, so the
 ACME message classes are declared here too; importing this module registers them,
 which happens before any order because solvers are built first.
+
+Every order in flight on the same address and port shares one server (``shared``);
+it picks each challenge certificate by SNI.
 """
 
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import ipaddress
 import logging
@@ -36,6 +40,7 @@ from ..names import Identifier
 from ..plugins.settings import Port, setting, settings_from
 from . import ChallengeBatch
 from .serving import BackgroundServer
+from .shared import Lookup, PortKey, Rendezvous, bound_port, join, leave
 
 log = logging.getLogger(__name__)
 
@@ -116,15 +121,29 @@ def _context_for(cert_pem: bytes, key_pem: bytes) -> ssl.SSLContext:
     return context
 
 
+def _entry(identifier: Identifier, key_authorization: str) -> bytes:
+    """What the shared server holds for one SNI name: the identifier and its key authorization."""
+    return f"{identifier.type}\n{identifier.value}\n{key_authorization}".encode()
+
+
+# One context per challenge, built on its first handshake: a key authorization is new
+# for every challenge, so an entry never maps to a stale certificate.
+@functools.lru_cache(maxsize=256)
+def _context_of(entry: bytes) -> ssl.SSLContext:
+    kind, value, key_authorization = entry.decode().split("\n", 2)
+    identifier = Identifier("ip" if kind == "ip" else "dns", value)
+    return _context_for(*challenge_certificate(identifier, key_authorization))
+
+
 class _Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], contexts: Mapping[str, ssl.SSLContext]) -> None:
+    def __init__(self, address: tuple[str, int], lookup: Lookup) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
-        self.contexts = contexts
+        self.lookup = lookup
         # The default context only answers connections for names we do not serve:
         # they get a handshake failure because it has no certificate.
         self.default = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -133,10 +152,14 @@ class _Server(socketserver.ThreadingTCPServer):
         super().__init__(address, _Handler)
 
     def _pick(self, sock: ssl.SSLObject, server_name: str | None, context: ssl.SSLContext) -> int | None:
-        chosen = self.contexts.get((server_name or "").lower())
-        if chosen is None:
+        entry = self.lookup((server_name or "").lower()) if server_name else None
+        if entry is None:
             return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
-        sock.context = chosen
+        try:
+            sock.context = _context_of(entry)
+        except (ValueError, ssl.SSLError) as exc:  # a spool file another process left half-made
+            log.debug("tls-alpn-01: no certificate for %s: %s", server_name, exc)
+            return ssl.ALERT_DESCRIPTION_INTERNAL_ERROR
         return None
 
 
@@ -161,47 +184,68 @@ class TLSALPN01Settings:
 
 
 class TLSALPN01Solver:
-    """Serves one challenge certificate per identifier of the batch, chosen by SNI."""
+    """Serves one challenge certificate per identifier of the orders in flight on its port, chosen by SNI.
+
+    ``rendezvous`` (the keystore's, given by ``share_through``) lets another certman
+    process on the same keystore join this server, or this one join theirs.
+    """
 
     challenge_type: ClassVar[str] = "tls-alpn-01"
     settings_classes: ClassVar[tuple[type, ...]] = (TLSALPN01Settings,)
 
-    def __init__(self, settings: TLSALPN01Settings) -> None:
+    def __init__(self, settings: TLSALPN01Settings, *, rendezvous: Rendezvous | None = None) -> None:
         self.settings = settings
-        self._running: BackgroundServer[_Server] | None = None
+        self.rendezvous = rendezvous
+        self._key = PortKey("tlsalpn01", settings.address, settings.port)
+        # One list of names per present() not yet cleaned up: each is one share of the server.
+        self._presented: list[list[str]] = []
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], env: Mapping[str, str] | None = None) -> TLSALPN01Solver:
         """The solver a ``[[solver]]`` table describes; a bad option is a ConfigError naming it."""
         return cls(settings_from(TLSALPN01Settings, options, plugin="tls-alpn-01 solver", env=env))
 
+    def share_through(self, rendezvous: Rendezvous) -> None:
+        self.rendezvous = rendezvous
+
     @property
     def port(self) -> int:
-        return self._running.port if self._running else self.settings.port
+        return bound_port(self._key) or self.settings.port
 
     def present(self, batch: ChallengeBatch) -> None:
-        contexts: dict[str, ssl.SSLContext] = {}
+        """Add the batch's SNI names to the port's one server, starting it if none runs.
+
+        Raises UsageError for a wildcard, SolverError when the port is taken or a name is
+        already being validated there by another order.
+        """
+        entries: dict[str, bytes] = {}
         for challenge in batch:
             if challenge.identifier.is_wildcard:
                 raise UsageError(
                     f"{challenge.identifier} is a wildcard, which TLS-ALPN-01 cannot validate", "wildcards need DNS-01"
                 )
-            contexts[sni_name(challenge.identifier)] = _context_for(
-                *challenge_certificate(challenge.identifier, challenge.validation)
-            )
-        self._running = BackgroundServer(
-            lambda: _Server((self.settings.address, self.settings.port), contexts),
-            where=f"{self.settings.address or '*'}:{self.settings.port}",
-            what="TLS-ALPN-01 server",
-            in_use_hint="stop what holds it, or use another solver (http-01 or dns-01)",
-            denied_hint="run as root, or use another port",
-            thread_name="certman-tlsalpn01",
-        )
+            entry = _entry(challenge.identifier, challenge.validation)
+            _context_of(entry)  # built now, so a failure is this order's SolverError, not a handshake alert
+            entries[sni_name(challenge.identifier)] = entry
+        join(self._key, entries, serve=self._serve, rendezvous=self.rendezvous)
+        self._presented.append(list(entries))
 
     def wait_ready(self, batch: ChallengeBatch) -> None:
         return None
 
     def cleanup(self, batch: ChallengeBatch) -> None:
-        if self._running is not None:
-            self._running.stop()
-            self._running = None
+        """Take the names this solver presented off the server, and no other order's; the last to leave stops it."""
+        for presented in self._presented:
+            leave(self._key, presented)
+        self._presented.clear()
+
+    def _serve(self, lookup: Lookup) -> BackgroundServer[_Server]:
+        settings = self.settings
+        return BackgroundServer(
+            lambda: _Server((settings.address, settings.port), lookup),
+            where=f"{settings.address or '*'}:{settings.port}",
+            what="TLS-ALPN-01 server",
+            in_use_hint="stop what holds it, or use another solver (http-01 or dns-01)",
+            denied_hint="run as root, or use another port",
+            thread_name="certman-tlsalpn01",
+        )

@@ -21,7 +21,3 @@ def check_token(token: str) -> str:
             "refusing to use it; this CA is misbehaving",
         )
     return token
-
-
-def challenge_path(token: str) -> str:
-    return WELL_KNOWN + check_token(token)

@@ -1,4 +1,8 @@
-"""HTTP-01 from a small server of our own, on port 80 or on a loopback port a proxy forwards to."""
+"""HTTP-01 from a small server of our own, on port 80 or on a loopback port a proxy forwards to.
+
+Every order in flight on the same address and port shares one server (``shared``):
+in a ``renew --jobs N`` run, and with another certman on the same keystore.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,8 @@ from typing import Any, ClassVar
 from ...plugins.settings import Port, Seconds, setting, settings_from
 from .. import ChallengeBatch
 from ..serving import BackgroundServer
-from . import challenge_path
+from ..shared import Lookup, PortKey, Rendezvous, bound_port, join, leave
+from . import WELL_KNOWN, check_token
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +42,10 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], responses: Mapping[str, bytes], connection_timeout: float) -> None:
+    def __init__(self, address: tuple[str, int], lookup: Lookup, connection_timeout: float) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
-        self.responses = responses
+        self.lookup = lookup
         self.connection_timeout = connection_timeout
         super().__init__(address, _Handler)
 
@@ -55,7 +60,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.connection.settimeout(self.server.connection_timeout)
 
     def do_GET(self) -> None:
-        body = self.server.responses.get(self.path)
+        token = self.path[len(WELL_KNOWN) :] if self.path.startswith(WELL_KNOWN) else ""
+        body = self.server.lookup(token) if token else None
         if body is None:
             self._not_found()
             return
@@ -66,7 +72,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _not_found(self) -> None:
-        # Only GET on a token of the current batch is answered; anything else learns nothing.
+        # Only GET on a token of an order in flight is answered; anything else learns nothing.
         self.send_error(404)
 
     do_HEAD = do_POST = do_PUT = do_DELETE = do_OPTIONS = do_PATCH = do_TRACE = do_CONNECT = _not_found
@@ -76,40 +82,60 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class StandaloneSolver:
-    """Answers exactly the tokens of the current batch; everything else is a 404."""
+    """Answers exactly the tokens of the orders in flight on its port; everything else is a 404.
+
+    ``rendezvous`` (the keystore's, given by ``share_through``) lets another certman
+    process on the same keystore join this server, or this one join theirs.
+    """
 
     challenge_type: ClassVar[str] = "http-01"
     settings_classes: ClassVar[tuple[type, ...]] = (StandaloneSettings,)
 
-    def __init__(self, settings: StandaloneSettings) -> None:
+    def __init__(self, settings: StandaloneSettings, *, rendezvous: Rendezvous | None = None) -> None:
         self.settings = settings
-        self._running: BackgroundServer[_Server] | None = None
+        self.rendezvous = rendezvous
+        self._key = PortKey("http01", settings.address, settings.port)
+        # One list of names per present() not yet cleaned up: each is one share of the server.
+        self._presented: list[list[str]] = []
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], env: Mapping[str, str] | None = None) -> StandaloneSolver:
         """The solver a ``[[solver]]`` table describes; a bad option is a ConfigError naming it."""
         return cls(settings_from(StandaloneSettings, options, plugin="standalone solver", env=env))
 
+    def share_through(self, rendezvous: Rendezvous) -> None:
+        self.rendezvous = rendezvous
+
     @property
     def port(self) -> int:
-        return self._running.port if self._running else self.settings.port
+        return bound_port(self._key) or self.settings.port
 
     def present(self, batch: ChallengeBatch) -> None:
-        responses = {challenge_path(c.token): c.validation.encode() for c in batch}
-        self._running = BackgroundServer(
-            lambda: _Server((self.settings.address, self.settings.port), responses, self.settings.connection_timeout),
-            where=f"{self.settings.address or '*'}:{self.settings.port}",
+        """Add the batch's tokens to the port's one server, starting it if none runs.
+
+        Raises SolverError when the port is taken by anything but certman on this keystore.
+        """
+        entries = {check_token(c.token): c.validation.encode() for c in batch}
+        join(self._key, entries, serve=self._serve, rendezvous=self.rendezvous)
+        self._presented.append(list(entries))
+
+    def wait_ready(self, batch: ChallengeBatch) -> None:
+        return None
+
+    def cleanup(self, batch: ChallengeBatch) -> None:
+        """Take the tokens this solver presented off the server, and no other order's; the last to leave stops it."""
+        for presented in self._presented:
+            leave(self._key, presented)
+        self._presented.clear()
+
+    def _serve(self, lookup: Lookup) -> BackgroundServer[_Server]:
+        settings = self.settings
+        return BackgroundServer(
+            lambda: _Server((settings.address, settings.port), lookup, settings.connection_timeout),
+            where=f"{settings.address or '*'}:{settings.port}",
             what="HTTP-01 server",
             in_use_hint="stop what holds it, or let your proxy forward /.well-known/acme-challenge/ "
             "to a free --http-port, or use --solver webroot",
             denied_hint="run as root, or use --http-port above 1023 behind your proxy",
             thread_name="certman-http01",
         )
-
-    def wait_ready(self, batch: ChallengeBatch) -> None:
-        return None
-
-    def cleanup(self, batch: ChallengeBatch) -> None:
-        if self._running is not None:
-            self._running.stop()
-            self._running = None
