@@ -23,7 +23,7 @@ from certman.keystore import FileKeystore, VersionMeta
 from certman.names import normalise_all
 
 
-def self_signed(name: str) -> tuple[bytes, bytes, dict[str, str]]:
+def self_signed(name: str) -> tuple[bytes, bytes, VersionMeta]:
     key = generate_key("ecdsa-p256")
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = datetime.datetime.now(datetime.UTC)
