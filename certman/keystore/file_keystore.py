@@ -314,13 +314,22 @@ class FileKeystore:
         not hold it. ``stamp`` names the archive entries; ``KeystoreError`` if one fails.
         """
         repairs: list[LiveRepair] = []
+        indexed: dict[str, IndexEntry] | None = None
         for name in live_links.problems(self.layout, names):
+            # A certificate with no version yet has no link to put back: no lock needed.
+            if not self.versions(name):
+                continue
             with self.lock_cert(name):
                 # Re-checked under the lock: a store in flight may have moved the link meanwhile.
                 found = live_links.problem(self.layout, name)
-                entry = self.read_index().get(name)
+                if found is None:
+                    continue
+                # Read once: a store of ``name`` since then also put its link back (seen above).
+                if indexed is None:
+                    indexed = self.read_index()
+                entry = indexed.get(name)
                 version = live_links.current_version(self.versions(name), entry.version if entry else None)
-                if found is not None and version is not None:
+                if version is not None:
                     repairs.append(live_links.put_back(self.layout, name, found, version, stamp))
         return repairs
 
