@@ -344,19 +344,22 @@ def start_pebble(
     config_overrides: Mapping[str, Any] | None = None,
     dns_server: str | None = None,
     http_port: int | None = None,
+    listen_port: int | None = None,
 ) -> Iterator[Pebble]:
     """Run Pebble on loopback until the block exits.
 
     `http_port`/`tls_port` are where Pebble's VA connects for HTTP-01 and
     TLS-ALPN-01, so a test's solver must listen there. Names resolve through
     challtestsrv (every A query answers 127.0.0.1, AAAA is empty) unless
-    `dns_server` ("host:port") is given.
+    `dns_server` ("host:port") is given. `listen_port` (the directory URL's port) and
+    `http_port` given again with the same `workdir` start a Pebble at the same URLs that
+    knows nothing of the last one: a CA reset.
     """
     pebble_bin = require_binary("pebble", "pebble")
     workdir.mkdir(parents=True, exist_ok=True)
     ca_bundle, cert, key = _write_listener_certs(workdir)
 
-    listen_port = free_port()
+    listen_port = free_port() if listen_port is None else listen_port
     management_port = free_port()
     http_port = free_port() if http_port is None else http_port
     tls_port = free_port()

@@ -155,15 +155,22 @@ def _register(
             + (f" ({terms})" if terms else ""),
             "read them, then pass --agree-tos (or agree_tos = true in certman.toml)",
         )
+    keystore.save_account(ca, key_to_pem(key), new_account(session, account))
+    return session
+
+
+def new_account(session: AcmeSession, account: AccountSettings) -> AccountRecord:
+    """Register ``session``'s key as a new account (RFC 8555 §7.3, §7.3.4 EAB when
+    ``account.eab``); the record to store. Agreement to the terms is the caller's to check.
+
+    Raises ``ACMEError`` when the CA refuses (or requires EAB and none is given).
+    """
     binding = account.eab.binding(session.account_key.public_key(), session.directory) if account.eab else None
     regr = session.register(account.email, eab=binding)
-    keystore.save_account(
-        ca,
-        key_to_pem(key),
-        AccountRecord(uri=regr.uri, directory=directory_url, contact=tuple(regr.body.contact), created_at=utc_now()),
+    log.info("registered account %s at %s", regr.uri, session.directory_url)
+    return AccountRecord(
+        uri=regr.uri, directory=session.directory_url, contact=tuple(regr.body.contact), created_at=utc_now()
     )
-    log.info("registered account %s at %s", regr.uri, directory_url)
-    return session
 
 
 def _thumbprint(key: Any) -> str:
@@ -214,18 +221,54 @@ def show_account(keystore: FileKeystore, ca: CAEndpoint, *, ask_ca: bool = True)
     return _info(ca, key_pem, structs.replace(data, contact=tuple(regr.body.contact)), regr.body.status)
 
 
-def register_account(keystore: FileKeystore, ca: CAEndpoint, account: AccountSettings) -> AccountInfo:
-    """Register a new account at the CA (EAB if ``account.eab``); refuse if one is stored already."""
+def register_account(
+    keystore: FileKeystore, ca: CAEndpoint, account: AccountSettings, *, new: bool = False, clock: Clock = utc_now
+) -> AccountInfo:
+    """Register a new account at the CA (EAB if ``account.eab``).
+
+    A stored account makes it a ``UsageError``, unless ``new``: then the stored account
+    goes to the keystore's archive once the new one is registered (``replace_account``).
+    """
     ca_key = ca_id(ca.directory_url)
     with keystore.lock_keystore():
         if keystore.load_account(ca_key) is not None:
-            raise UsageError(
-                f"an account for {ca.directory_url} is already stored",
-                "see `certman account show`; deactivate it first to start over",
-            )
+            if not new:
+                raise UsageError(
+                    f"an account for {ca.directory_url} is already stored",
+                    "see `certman account show`; to replace it: certman account register --new",
+                )
+            if not account.agree_tos:
+                raise UsageError(
+                    f"registering a new account at {ca.directory_url} needs agreement to the CA's terms",
+                    "read them, then pass --agree-tos (or agree_tos = true in certman.toml)",
+                )
+            replace_account(keystore, ca, account, clock=clock)
+            key_pem, data = _stored(keystore, ca)
+            return _info(ca, key_pem, data, "valid")
     open_session(ca.directory_url, keystore, account, ca_bundle=ca.ca_bundle, timeout=ca.timeout)
     key_pem, data = _stored(keystore, ca)
     return _info(ca, key_pem, data, "valid")
+
+
+def replace_account(
+    keystore: FileKeystore, ca: CAEndpoint, account: AccountSettings, *, clock: Clock = utc_now
+) -> AccountRecord:
+    """Register a new account with a new key, then archive the stored one and store the new.
+
+    The caller holds the keystore lock and has settled agreement to the terms. The old
+    account is archived only once the CA accepted the new one, so a refusal (``ACMEError``)
+    leaves the keystore as it was.
+    """
+    ca_key = ca_id(ca.directory_url)
+    key = ec.generate_private_key(ec.SECP256R1())
+    session = AcmeSession(ca.directory_url, jwk.JWKEC(key=key), ca_bundle=ca.ca_bundle, timeout=ca.timeout)
+    record = new_account(session, account)
+    archived = keystore.archive_account(ca_key, archive_stamp(clock()))
+    keystore.save_account(ca_key, key_to_pem(key), record)
+    log.warning(
+        "registered account %s at %s; the old account is archived in %s", record.uri, ca.directory_url, archived
+    )
+    return record
 
 
 def update_email(keystore: FileKeystore, ca: CAEndpoint, emails: tuple[str, ...]) -> AccountInfo:

@@ -39,7 +39,7 @@ def problem_error(error: messages.Error, context: str) -> ACMEError:
         "rejectedIdentifier": "the CA will not issue for this name; check the spelling",
         "unsupportedIdentifier": "the CA does not support this identifier type",
         "externalAccountRequired": "this CA needs external account binding (--eab-kid)",
-        "accountDoesNotExist": "the stored account is gone at the CA; remove it to register again",
+        "accountDoesNotExist": "the account is gone at the CA: certman account register --new",
         "userActionRequired": "the CA needs you to act: see its website",
         "unauthorized": "the account is not allowed to do this",
         "malformed": None,

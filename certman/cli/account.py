@@ -80,6 +80,7 @@ def show(
     type=click.Path(path_type=Path),
     help="File holding the EAB HMAC key (or set CERTMAN_EAB_HMAC_KEY[_FILE]).",
 )
+@click.option("--new", is_flag=True, help="Replace the stored account: register a new one, archive the old.")
 @click.pass_obj
 def register(
     obj: Any,
@@ -91,8 +92,13 @@ def register(
     agree_tos: bool | None,
     eab_kid: str | None,
     eab_hmac_key_file: Path | None,
+    new: bool,
 ) -> None:
-    """Register an account with the CA (with external account binding if it requires one)."""
+    """Register an account with the CA (with external account binding if it requires one).
+
+    With --new, a stored account (one the CA forgot or that was deactivated elsewhere) is
+    moved to the keystore's archive once the new account is registered.
+    """
     from ..ca.accounts import AccountSettings, register_account
     from ..ca.eab import external_account
 
@@ -100,7 +106,7 @@ def register(
     account = AccountSettings(
         email or settings.email, bool(agree_tos or settings.agree_tos), external_account(eab_kid, eab_hmac_key_file)
     )
-    _echo(register_account(keystore, ca, account), as_json, "registered ")
+    _echo(register_account(keystore, ca, account, new=new), as_json, "registered ")
 
 
 @command.command("update")

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field, replace
 from acme import messages
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from ..ca.accounts import AccountSettings, open_session
+from ..ca.accounts import AccountSettings, CAEndpoint, open_session
+from ..ca.recovery import with_account_recovery
 from ..ca.session import REQUEST_TIMEOUT, AcmeSession
 from ..config import CertSpec
 from ..deploy.outcome import DeployResult, not_deployed
@@ -145,7 +146,15 @@ def obtain(
         if done is None:
 
             def attempt(at_ca: CertSpec, replacing: str | None) -> IssueResult:
-                return _order_and_store(at_ca, keystore, solvers, account, timeout, clock, replacing, request_timeout)
+                return with_account_recovery(
+                    lambda: _order_and_store(
+                        at_ca, keystore, solvers, account, timeout, clock, replacing, request_timeout
+                    ),
+                    keystore,
+                    CAEndpoint(at_ca.directory_url, at_ca.ca_bundle, timeout),
+                    account,
+                    clock=clock,
+                )
 
             done = fallback.first_that_issues(spec, keystore, attempt, replaces)
     return replace(done, repaired=repaired)
