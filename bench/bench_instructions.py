@@ -45,6 +45,8 @@ def instructions(argv: list[str], env: dict[str, str]) -> int:
         env=env,
         capture_output=True,
         text=True,
+        # Not from a checkout: `python -m` puts the working directory first on sys.path.
+        cwd="/",
     )
     found = re.search(r"Collected : (\d+)", run.stderr)
     if run.returncode != 0 or found is None:
@@ -71,7 +73,9 @@ def main() -> None:
             for label, tree in trees.items():
                 env = {**os.environ, "PYTHONPATH": str(tree), "CERTMAN_KEYSTORE": str(work / label)}
                 certman = [PYTHON, "-m", "certman", "issue", *flags]
-                subprocess.run([*certman, f"warm.{len(rows)}.example"], env=env, check=True, capture_output=True)
+                subprocess.run(
+                    [*certman, f"warm.{len(rows)}.example"], env=env, check=True, capture_output=True, cwd="/"
+                )
                 rows.setdefault("certman issue, 1 name", {})[label] = instructions([*certman, "one.example"], env)
                 if label == "this tree":
                     account = next((work / label / "accounts").iterdir())

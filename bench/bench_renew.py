@@ -73,6 +73,7 @@ def fake_keystore(root: Path, count: int) -> None:
     certs: dict[str, Any] = {}
     root.mkdir(mode=0o700, parents=True)
     (root / "certs").mkdir(mode=0o700)
+    (root / "live").mkdir(mode=0o700)
     next_check = encode_time(now + datetime.timedelta(hours=6))
     for i in range(count):
         name = f"host{i}.bench.example"
@@ -102,6 +103,9 @@ def fake_keystore(root: Path, count: int) -> None:
         }
         cert_dir = root / "certs" / name
         cert_dir.mkdir(mode=0o700)
+        # The version's files are never read by a no-op run, but its link is (live/ repair).
+        (cert_dir / "versions" / "000001").mkdir(mode=0o700, parents=True)
+        (root / "live" / name).symlink_to(f"../certs/{name}/versions/000001")
         state = {
             "format": 1,
             "consecutive_failures": 0,
