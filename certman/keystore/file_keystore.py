@@ -52,6 +52,7 @@ class FileKeystore:
         self.layout = Layout(Path(root).absolute())
         self.lock_timeout = lock_timeout
         files.ensure_dir(self.layout.root)
+        files.claim_root(self.layout.root)
 
     @property
     def root(self) -> Path:
@@ -107,7 +108,7 @@ class FileKeystore:
     def save_pending_account_key(self, ca: str, key_pem: bytes | None) -> None:
         path = self.layout.pending_account_key(ca)
         if key_pem is None:
-            path.unlink(missing_ok=True)
+            files.remove(path)
         else:
             files.write_file(path, key_pem, SECRET_MODE)
 
@@ -292,11 +293,7 @@ class FileKeystore:
         if not self.layout.cert_dir(name).is_dir():
             raise UsageError(f"no certificate named {name!r} in {self.root}", "see `certman list` for the names")
         target = files.move_to_archive(self.layout.cert_dir(name), self.layout.archive, f"{name}-{stamp}")
-        link = self.layout.live_link(name)
-        try:
-            link.unlink(missing_ok=True)
-        except OSError as exc:
-            raise files.storage_error(exc, link, "removing") from exc
+        files.remove(self.layout.live_link(name))
         with self.lock_keystore():
             index.write(self.layout, name, None)
         return target
