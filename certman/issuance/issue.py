@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import datetime
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from acme import messages
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -26,12 +29,13 @@ from ..ca.recovery import with_account_recovery
 from ..ca.session import REQUEST_TIMEOUT, AcmeSession
 from ..config import CertSpec
 from ..deploy.outcome import DeployResult, not_deployed
-from ..errors import ACMEError
+from ..errors import ACMEError, KeystoreError
 from ..keys import CertFacts, generate_key, key_to_pem, load_key, make_csr, public_keys_match, split_pem_chain
 from ..keystore import FileKeystore, LivePaths, RenewalState, VersionMeta
 from ..keystore.keyfiles import ORDER_HINT, check_private_key
 from ..keystore.live_links import LiveRepair
 from ..keystore.outcomes import after_success
+from ..keystore.past_commit import already_live, pending_order_left, state_left
 from ..keystore.times import Clock, archive_stamp, utc_now
 from ..recording import recorded_spec
 from ..solvers import Solver
@@ -201,14 +205,19 @@ def _order_and_store(
         facts, issued_at=issued_at, order_url=result.order_url, renew_before_days=spec.renew_before_days
     )
     stored = keystore.store_version(spec, key_pem, leaf_pem, chain_pem, meta)
-    keystore.clear_pending_order(spec.name)
+    live_link = keystore.layout.live_link(spec.name)
+    with past_commit_errors(
+        spec.name, stored.version, live_link, pending_order_left(keystore.layout.cert_dir(spec.name))
+    ):
+        keystore.clear_pending_order(spec.name)
     # Whichever command issued it, the certificate is fine again: no backoff, no old error.
     # A certificate renewal never touched keeps having no state.json.
-    state = keystore.read_state(spec.name)
-    if state != RenewalState():
-        keystore.write_state(
-            spec.name, after_success(state, issued_at, serial=facts.serial, reloaders=bool(spec.reloaders))
-        )
+    with past_commit_errors(spec.name, stored.version, live_link, state_left(keystore.layout.state(spec.name))):
+        state = keystore.read_state(spec.name)
+        if state != RenewalState():
+            keystore.write_state(
+                spec.name, after_success(state, issued_at, serial=facts.serial, reloaders=bool(spec.reloaders))
+            )
     log.info("stored %s version %s (serial %s)", spec.name, stored.version, facts.serial)
     return IssueResult(
         name=spec.name,
@@ -284,3 +293,12 @@ def check_issued(spec: CertSpec, key_pem: bytes, fullchain_pem: str) -> tuple[by
     leaf_pem = leaf.public_bytes(Encoding.PEM)
     chain_pem = b"".join(c.public_bytes(Encoding.PEM) for c in certs[1:])
     return leaf_pem, chain_pem, facts
+
+
+@contextmanager
+def past_commit_errors(name: str, version: str, link: Path, left: str) -> Iterator[None]:
+    """A ``KeystoreError`` inside says that ``version`` of ``name`` IS live, and what is ``left``."""
+    try:
+        yield
+    except KeystoreError as exc:
+        raise already_live(exc, name, version, link, left) from exc

@@ -19,7 +19,7 @@ from msgspec import structs
 from ..config import CertSpec
 from ..errors import KeystoreError, UsageError
 from ..names import check_cert_name
-from . import files, index, live_links, locks, pending
+from . import files, index, live_links, locks, past_commit, pending
 from .contract import Keystore, StoredVersion
 from .decoders import decode_state
 from .keyfiles import ACCOUNT_HINT, SPEC_HINT
@@ -274,8 +274,16 @@ class FileKeystore:
                 # The spec goes before the link, so once live/ has moved, spec.toml is the
                 # one it was issued for and a repair can rebuild the index entry from them.
                 files.commit(spec_tmp, layout.spec(name))
-                files.commit(link_tmp, layout.live_link(name))
-                files.commit(index_tmp, layout.index)
+                link, target = layout.live_link(name), f"../certs/{name}/versions/{version}"
+                try:
+                    files.commit(link_tmp, link)
+                    files.commit(index_tmp, layout.index)
+                except KeystoreError as exc:
+                    if not past_commit.links_to(link, target):
+                        raise
+                    # Kept: a temporary in the root makes the next run bring the index in line.
+                    staged.remove(index_tmp)
+                    raise past_commit.already_live(exc, name, version, link, past_commit.INDEX_LEFT) from exc
                 staged.clear()
         finally:
             for leftover in staged:
@@ -366,25 +374,7 @@ class FileKeystore:
             return self._repair_index_locked(only_after_crash=False)
 
     def _repair_index_locked(self, *, only_after_crash: bool) -> list[str]:
-        # Only runs holding the keystore lock stage files in the root, so under it every
-        # temporary there is a dead run's; live/ temporaries may be another certificate's
-        # store in flight, and stay for that certificate's clean_leftovers.
-        if not files.remove_leftovers(self.layout.root) and only_after_crash:
-            return []
-        certs = self.read_index()
-        try:
-            linked = [e for e in os.listdir(self.layout.live) if not e.startswith(TMP_PREFIX)]
-        except FileNotFoundError:
-            linked = []
-        repaired = []
-        for name in sorted(set(certs) | set(linked)):
-            entry = index.live_entry(self.layout, name, certs.get(name), self.read_spec)
-            if entry is not None:
-                certs[name] = entry
-                repaired.append(name)
-        if repaired:
-            index.write_all(self.layout, certs)
-        return repaired
+        return index.repair_locked(self.layout, self.read_spec, only_after_crash=only_after_crash)
 
 
 def _spec_bytes(spec: CertSpec) -> bytes:

@@ -124,7 +124,8 @@ class Runner:
 
     def _issue(self, plan: Plan) -> CertResult:
         from ..ca.accounts import AccountSettings
-        from ..issuance.issue import obtain
+        from ..issuance.issue import obtain, past_commit_errors
+        from ..keystore.past_commit import state_left
 
         spec = plan.spec or self.keystore.read_spec(plan.name)
         replaces = None
@@ -137,11 +138,13 @@ class Runner:
         result = obtain(
             spec, self.keystore, account=account, timeout=self.settings.timeout, clock=lambda: now, replaces=replaces
         )
-        record(
-            self.keystore,
-            plan,
-            after_success(plan.state, now, serial=result.serial, reloaders=bool(spec.reloaders)),
-        )
+        left = state_left(self.keystore.layout.state(plan.name))
+        with past_commit_errors(plan.name, result.version, self.keystore.layout.live_link(plan.name), left):
+            record(
+                self.keystore,
+                plan,
+                after_success(plan.state, now, serial=result.serial, reloaders=bool(spec.reloaders)),
+            )
         if spec.reloaders:
             plan.deployment = (spec, deployment_of(self.keystore, spec, result.serial))
         issued = IndexEntry(
