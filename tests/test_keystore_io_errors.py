@@ -130,3 +130,66 @@ def test_eio_on_the_directory_fsync_that_clears_the_order_says_the_certificate_i
     )
     assert json.loads((seeded / "index.json").read_text())["certificates"]["a.example"]["version"] == version
     assert _driver(seeded).returncode == 0
+
+
+def _certman(
+    keystore: Path, *args: str, strace: tuple[str, ...] = (), output: str = os.devnull
+) -> subprocess.CompletedProcess[str]:
+    argv = [str(Path(sys.executable).parent / "certman"), "--keystore", str(keystore), *args]
+    if strace:
+        argv = [services.require_binary("strace", "strace"), "-f", "-o", output, *strace, *argv]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd="/", env={"PATH": "/usr/bin:/bin"})
+
+
+def _last_keystore_calls(trace: Path, root: Path) -> dict[str, int]:
+    """Per class, the ordinal (in its thread) of the last keystore call, where no other
+    thread makes that many calls of it: an injection there hits the keystore only."""
+    counts: dict[tuple[str, str], int] = {}
+    last: dict[str, tuple[str, int]] = {}
+    for line in trace.read_text().splitlines():
+        match = re.match(r"(\d+)\s+(\w+)\(", line)
+        if not match or match.group(2) not in CLASSES:
+            continue
+        tid, syscall = match.groups()
+        counts[(tid, syscall)] = counts.get((tid, syscall), 0) + 1
+        if str(root) in line:
+            last[syscall] = (tid, counts[(tid, syscall)])
+    return {
+        syscall: n
+        for syscall, (tid, n) in last.items()
+        if all(c < n for (t, s), c in counts.items() if s == syscall and t != tid)
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["issue", "renew"])
+def test_end_to_end_eio_at_each_syscall_class_of_issue_and_renew_is_never_70(
+    pebble: services.Pebble, tmp_path: Path, command: str
+) -> None:
+    from fixtures.cli import issue_flags
+
+    keystore = tmp_path / "keystore"
+    issue = ("issue", *issue_flags(pebble), "a.example")
+    argv = issue if command == "issue" else ("renew", "--force", "--jobs", "2")
+    assert _certman(keystore, *issue).returncode == 0
+    trace = tmp_path / "trace.txt"
+    counted = _certman(keystore, *argv, strace=("-y", "-e", f"trace={','.join(CLASSES)}"), output=str(trace))
+    assert counted.returncode == 0, counted.stderr
+    targets = _last_keystore_calls(trace, keystore)
+    assert set(targets) == set(CLASSES), targets
+
+    for syscall, n in targets.items():
+        before = _live_target(keystore)
+        run = _certman(keystore, *argv, strace=("-e", f"inject={syscall}:error=EIO:when={n}"))
+        assert run.returncode != 70, (syscall, n, run.stderr)
+        assert "internal error" not in run.stderr and "Traceback" not in run.stderr, (syscall, n, run.stderr)
+        assert run.returncode in ((3, 0) if command == "issue" else (7, 0)), (syscall, n, run.stderr)
+        if run.returncode != 0:
+            assert str(keystore) in run.stderr, run.stderr
+            assert ("IS live" in run.stderr) == (_live_target(keystore) != before), run.stderr
+        _assert_live_is_a_complete_matching_pair(keystore)
+        if run.returncode != 0:
+            # The next run works, and the following injection starts from the state counted.
+            again = _certman(keystore, *argv)
+            assert again.returncode == 0, (syscall, n, again.stderr)
+    assert [p for p in keystore.rglob(f"{TMP_PREFIX}*")] == []
