@@ -40,7 +40,7 @@ def test_renew_force_and_issue_refuse_a_symlinked_certs_directory(pebble: servic
     assert issued.returncode == 0, issued.stderr
     _redirect(keystore / "certs", elsewhere)
     before = snapshot(elsewhere)
-    refused = f"refusing to follow a symlink at {keystore / 'certs'}"
+    refused = f"refusing to use {keystore / 'certs'}: it is a symlink"
 
     renewed = _timer_run("--keystore", str(keystore), "renew", "--force", "--jobs", "2", "--json")
     again = _timer_run("--keystore", str(keystore), "issue", *issue_flags(pebble), "a.example", "b.example")
@@ -75,7 +75,7 @@ def test_a_symlink_anywhere_under_the_keystore_is_refused_and_nothing_is_written
     done = subprocess.run([sys.executable, str(DRIVER), str(root)], capture_output=True, text=True, timeout=60)
 
     assert done.returncode == 3, done.stderr
-    assert done.stderr == f"certman: refusing to follow a symlink at {root / planted}\n"
+    assert done.stderr == f"certman: refusing to use {root / planted}: it is a symlink\n"
     assert snapshot(elsewhere) == before
 
 
@@ -94,7 +94,7 @@ def test_saving_an_account_refuses_a_symlinked_accounts_directory(tmp_path: Path
     elsewhere.mkdir(mode=0o700)
     (keystore.root / "accounts").symlink_to(elsewhere)
 
-    with pytest.raises(KeystoreError, match=f"refusing to follow a symlink at {keystore.root / 'accounts'}$"):
+    with pytest.raises(KeystoreError, match=f"refusing to use {keystore.root / 'accounts'}: it is a symlink$"):
         keystore.save_account("ca", b"key", AccountRecord(uri="https://ca.example/acct/1"))
 
     assert list(elsewhere.iterdir()) == []

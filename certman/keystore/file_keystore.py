@@ -99,10 +99,7 @@ class FileKeystore:
         files.write_file(self.layout.account_file(ca), index.dump_json(record.to_json()), SECRET_MODE)
 
     def account_cas(self) -> list[str]:
-        try:
-            entries = os.listdir(self.layout.accounts)
-        except FileNotFoundError:
-            return []
+        entries = files.list_dir(self.layout.accounts)
         return sorted(e for e in entries if self.layout.account_file(e).exists())
 
     def save_pending_account_key(self, ca: str, key_pem: bytes | None) -> None:
@@ -219,10 +216,7 @@ class FileKeystore:
                 index.write(self.layout, name, structs.replace(entry, revoked_serial=marker.serial))
 
     def versions(self, name: str) -> list[str]:
-        try:
-            return sorted(e for e in os.listdir(self.layout.versions(name)) if e.isdigit())
-        except FileNotFoundError:
-            return []
+        return sorted(e for e in files.list_dir(self.layout.versions(name)) if e.isdigit())
 
     def live_version(self, name: str) -> str | None:
         return index.live_version(self.layout, name)
@@ -360,13 +354,7 @@ class FileKeystore:
         Cheap (two directory listings), so commands can check on every start and pay
         for ``repair_index`` only after a crash.
         """
-        for directory in (self.layout.root, self.layout.live):
-            try:
-                if any(e.startswith(TMP_PREFIX) for e in os.listdir(directory)):
-                    return True
-            except FileNotFoundError:
-                pass
-        return False
+        return any(e.startswith(TMP_PREFIX) for d in (self.layout.root, self.layout.live) for e in files.list_dir(d))
 
     def repair_index(self) -> list[str]:
         """Rebuild every index entry that disagrees with live/; return the names repaired."""

@@ -19,52 +19,11 @@ from pathlib import Path
 
 from ..errors import KeystoreError
 from .layout import DIR_MODE, TMP_PREFIX
+from .safety import check_safe_dir as check_safe_dir
+from .safety import check_safe_stat
+from .safety import storage_error as storage_error
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
-def storage_error(exc: OSError, path: Path, action: str) -> KeystoreError:
-    """Turn an OSError into a one-line operator message that names the path."""
-    if exc.errno == errno.ENOSPC or exc.errno == errno.EDQUOT:
-        return KeystoreError(
-            f"no space left while {action} {path}", "free disk space; the previous version is still live"
-        )
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return KeystoreError(
-            f"permission denied while {action} {path}",
-            "run certman as the keystore's owner, or choose another --keystore",
-        )
-    if exc.errno == errno.ELOOP:
-        return KeystoreError(
-            f"refusing to follow a symlink at {path}", "remove the symlink; certman never writes through one"
-        )
-    return KeystoreError(f"cannot complete {action} {path}: {exc.strerror}")
-
-
-def check_safe_dir(path: Path) -> None:
-    """Refuse a directory that is a symlink, writable by others, or owned by someone else."""
-    try:
-        st = os.lstat(path)
-    except OSError as exc:
-        raise storage_error(exc, path, "inspecting") from exc
-    if stat.S_ISLNK(st.st_mode):
-        raise KeystoreError(f"refusing to use {path}: it is a symlink", "point --keystore at the real directory")
-    _check_safe_stat(st, path)
-
-
-def _check_safe_stat(st: os.stat_result, path: Path) -> None:
-    if not stat.S_ISDIR(st.st_mode):
-        raise KeystoreError(f"refusing to use {path}: it is not a directory")
-    if st.st_uid != os.geteuid():
-        raise KeystoreError(
-            f"refusing to use {path}: owned by uid {st.st_uid}, not by uid {os.geteuid()}",
-            "chown the keystore to the user that runs certman",
-        )
-    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise KeystoreError(
-            f"refusing to use {path}: it is writable by group or others (mode {stat.S_IMODE(st.st_mode):04o})",
-            f"chmod 700 {path}",
-        )
 
 
 # Keystore roots this process uses (FileKeystore claims its own). Below a root, every
@@ -130,7 +89,7 @@ def _open_child(parent_fd: int, part: str, path: Path, create: bool) -> int:
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENOTDIR) and _is_symlink(parent_fd, part):
             raise KeystoreError(
-                f"refusing to follow a symlink at {path}",
+                f"refusing to use {path}: it is a symlink",
                 "certman writes under the keystore only through real directories; replace it with one",
             ) from None
         raise storage_error(exc, path, "opening") from exc
@@ -140,7 +99,7 @@ def _open_child(parent_fd: int, part: str, path: Path, create: bool) -> int:
             os.fchmod(fd, DIR_MODE)
             os.fsync(parent_fd)
         else:
-            _check_safe_stat(os.fstat(fd), path)
+            check_safe_stat(os.fstat(fd), path)
     except OSError as exc:
         os.close(fd)
         raise storage_error(exc, path, "creating") from exc
@@ -393,6 +352,16 @@ def _remove_entry(dir_fd: int, name: str) -> None:
         shutil.rmtree(name, ignore_errors=True, dir_fd=dir_fd)
     else:
         _unlink_quietly(name, dir_fd)
+
+
+def list_dir(path: Path) -> list[str]:
+    """The entry names of directory ``path``; ``[]`` if it is missing, ``KeystoreError`` naming it otherwise."""
+    try:
+        return os.listdir(path)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise storage_error(exc, path, "listing") from exc
 
 
 def _unlink_quietly(name: str, dir_fd: int | None) -> None:

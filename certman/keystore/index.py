@@ -169,10 +169,7 @@ def repair_locked(layout: Layout, read_spec: Callable[[str], CertSpec], *, only_
     if not files.remove_leftovers(layout.root) and only_after_crash:
         return []
     certs = read(layout)
-    try:
-        linked = [e for e in os.listdir(layout.live) if not e.startswith(TMP_PREFIX)]
-    except FileNotFoundError:
-        linked = []
+    linked = [e for e in files.list_dir(layout.live) if not e.startswith(TMP_PREFIX)]
     repaired = []
     for name in sorted(set(certs) | set(linked)):
         entry = live_entry(layout, name, certs.get(name), read_spec)
