@@ -7,7 +7,6 @@ and how to (re)issue it, stored as ``spec.toml`` beside its versions.
 from __future__ import annotations
 
 import fnmatch
-import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -15,6 +14,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .config_forms import coerce
 from .errors import ConfigError, UsageError
 from .names import Identifier, check_cert_name, default_cert_name, normalise_all
 from .paths import absolute, default_config_path, default_keystore, trust_from_environment
@@ -99,47 +99,10 @@ class Settings:
 
 _FIELD_TYPES = {f.name: f.type for f in fields(Settings)}
 _FIELD_DEFAULTS = {f.name: f.default for f in fields(Settings)}
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
 
 
-def _coerce(key: str, value: Any, origin: str) -> Any:
-    kind = _FIELD_TYPES[key]
-    try:
-        if kind == "bool":
-            if isinstance(value, bool):
-                return value
-            text = str(value).strip().lower()
-            if text in _TRUE | _FALSE:
-                return text in _TRUE
-            raise ValueError(value)
-        if kind == "int":
-            if isinstance(value, bool):
-                raise ValueError(value)
-            return int(value)
-        if kind == "float":
-            if isinstance(value, bool):
-                raise ValueError(value)
-            number = float(value)
-            # Every float setting is a duration (timeout, lock_timeout): nan, inf or a
-            # negative one would make waits never end or fail at once, far from the cause.
-            if not math.isfinite(number) or number <= 0:
-                raise ConfigError(
-                    f"{origin}: {key} = {value!r} must be a positive number of seconds",
-                    f"for example {key} = {_FIELD_DEFAULTS[key]:g}",
-                )
-            return number
-        if kind == "Path":
-            return Path(str(value)).expanduser()
-        if key in ("certificates", "solvers"):
-            if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-                raise ValueError(value)
-            return tuple(value)
-        if not isinstance(value, str):
-            raise ValueError(value)
-        return value
-    except ValueError:
-        raise ConfigError(f"{origin}: {key} = {value!r} is not a valid {kind}") from None
+def _coerce(key: str, value: Any, origin: str, written: str | None = None) -> Any:
+    return coerce(key, value, origin, kind=str(_FIELD_TYPES[key]), default=_FIELD_DEFAULTS[key], written=written)
 
 
 def load_settings(
@@ -155,7 +118,7 @@ def load_settings(
     given = {f"CERTMAN_{k.upper()}": k for k in _FIELD_TYPES if k not in ("certificates", "solvers")}
     for var, key in given.items():
         if var in env:
-            values[key] = _at_cwd(key, _coerce(key, env[var], f"environment {var}"))
+            values[key] = _at_cwd(key, _coerce(key, env[var], "environment", var))
     for key, value in (overrides or {}).items():
         if value is not None:
             values[key] = _at_cwd(key, _coerce(key, value, f"option --{key.replace('_', '-')}"))
@@ -178,9 +141,15 @@ def _read_config_file(path: Path) -> dict[str, Any]:
             f"config file {path} does not exist", "create it, or drop --config / CERTMAN_CONFIG"
         ) from None
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        raise ConfigError(
+            f"cannot read config file {path}: {exc.strerror}",
+            "make it readable by this user, or point --config elsewhere",
+        ) from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        raise ConfigError(
+            f"config file {path} is not valid TOML: {exc}",
+            'strings need quotes (email = "ops@example.com"); tables repeat as [[certificate]]',
+        ) from None
     values: dict[str, Any] = {}
     for key, value in raw.items():
         name = {"certificate": "certificates", "solver": "solvers"}.get(key, key.replace("-", "_"))
@@ -190,7 +159,7 @@ def _read_config_file(path: Path) -> dict[str, Any]:
                 f"config file {path}: unknown setting {key!r}",
                 f"known settings: {', '.join(sorted(k for k in _FIELD_TYPES if k not in ('certificates', 'solvers')))}",
             )
-        values[name] = _coerce(name, value, f"config file {path}")
+        values[name] = _coerce(name, value, f"config file {path}", key)
     return config_relative(values, path.parent)
 
 

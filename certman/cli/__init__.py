@@ -2,7 +2,8 @@
 
 Each command parses its flags, makes one library call and renders the result. This
 module is the one place where a ``CertmanError`` becomes ``certman: <message>``, a
-hint line and an exit code; anything else is an internal error (exit 70). Command
+hint line and an exit code (and, under ``--json``, ``{"error": {"message", "hint",
+"exit_code"}}`` on stdout); anything else is an internal error (exit 70). Command
 modules import the library inside their functions, so ``--help`` stays instant.
 """
 
@@ -42,6 +43,31 @@ def fail(message: str, hint: str | None = None) -> None:
         click.echo(f"hint: {redact(hint)}", err=True)
 
 
+class JsonOutput:
+    """Whether this run printed its JSON document, so a failure after it adds no second one."""
+
+    printed = False
+
+
+def echo_json(text: str) -> None:
+    """Print a command's ``--json`` document (at most one per run)."""
+    JsonOutput.printed = True
+    click.echo(text)
+
+
+def _json_error(message: str, hint: str | None, code: int) -> None:
+    import json
+
+    from ..log import redact
+
+    if not JsonOutput.printed:
+        click.echo(
+            json.dumps(
+                {"error": {"message": redact(message), "hint": redact(hint) if hint else None, "exit_code": code}}
+            )
+        )
+
+
 class CertmanGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
@@ -66,28 +92,33 @@ class CertmanGroup(click.Group):
     ) -> Any:
         # SIGTERM becomes Terminated in the main thread, so that every cleanup runs.
         guard = TerminationGuard.install()  # None off the main thread (e.g. a test runner thread)
+        argv = list(sys.argv[1:] if args is None else args)
+        JsonOutput.printed = False
+        message: str | None = None
+        hint: str | None = None
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except CertmanError as exc:
-            fail(exc.message, exc.hint)
-            code = exc.exit_code
+            message, hint, code = exc.message, exc.shown_hint, exc.exit_code
         except click.UsageError as exc:
             command = f" {exc.ctx.command_path.split(' ', 1)[1]}" if exc.ctx and " " in exc.ctx.command_path else ""
-            fail(exc.format_message(), f"see `certman{command} --help`")
-            code = 2
+            message, hint, code = exc.format_message(), f"see `certman{command} --help`", 2
         except click.ClickException as exc:
-            fail(exc.format_message())
-            code = exc.exit_code
+            message, hint, code = exc.format_message(), "see `certman --help`", exc.exit_code
         except (click.Abort, KeyboardInterrupt, Terminated):
-            fail("interrupted")
-            code = EXIT_INTERRUPTED
+            message, code = "interrupted", EXIT_INTERRUPTED
         except Exception as exc:
             log.debug("internal error", exc_info=True)
-            fail(f"internal error (please report): {type(exc).__name__}", "run again with -vv to see the details")
-            code = EXIT_INTERNAL
+            message = f"internal error (please report): {type(exc).__name__}"
+            hint, code = "run again with -vv to see the details", EXIT_INTERNAL
         finally:
             if guard is not None:
                 guard.uninstall()
+        if message is not None:
+            fail(message, hint)
+            # "--" ends the options: a NAME spelled --json after it asks for no JSON.
+            if "--json" in argv[: argv.index("--") if "--" in argv else None]:
+                _json_error(message, hint, code)
         sys.exit(code or 0)
 
 

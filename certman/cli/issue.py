@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..config import KEY_TYPES, SERVER_ALIASES
-from . import CliContext
+from . import CliContext, echo_json
 
 
 @click.command("issue")
@@ -97,5 +97,5 @@ def command(
     keystore = FileKeystore(settings.keystore, lock_timeout=settings.lock_timeout)
     account = AccountSettings(settings.email, settings.agree_tos, external_account(eab_kid, eab_hmac_key_file))
     result = issue(spec, keystore, account=account, timeout=settings.timeout)
-    click.echo(_render.issue_result(result, as_json=as_json))
+    (echo_json if as_json else click.echo)(_render.issue_result(result, as_json=as_json))
     result.raise_for_deploy()

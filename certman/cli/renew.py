@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from . import CliContext
+from . import CliContext, echo_json
 
 
 @click.command("renew")
@@ -49,11 +49,13 @@ def command(
     report = renew(keystore, settings, names=names, force=force, check=check, jobs=jobs)
     # The per-certificate results first: a metrics file that cannot be written
     # (exit 3) must not hide what the run did.
-    click.echo(_render_renew.renew_report(report, as_json=as_json))
+    (echo_json if as_json else click.echo)(_render_renew.renew_report(report, as_json=as_json))
     for failed in report.failed:
         click.echo(f"certman: {failed.name}: {failed.error}", err=True)
-        if failed.hint:
-            click.echo(f"hint: {failed.hint}", err=True)
+        click.echo(
+            f"hint: {failed.hint or 'run again with -v for details; `certman explain` says when it is retried'}",
+            err=True,
+        )
     if metrics_file and not check:
         metrics.write_textfile(metrics_file, report)
     if report.exit_code:
