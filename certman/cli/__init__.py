@@ -137,12 +137,23 @@ class CertmanGroup(click.Group):
     help="Keystore directory (env CERTMAN_KEYSTORE; default /var/lib/certman as root).",
 )
 @click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
+@click.option(
+    "--color",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    show_default=True,
+    help="Colour status words; auto: only on a terminal, and not with NO_COLOR set.",
+)
 @click.pass_context
-def cli(ctx: click.Context, config_path: Path | None, keystore: Path | None, verbose: int) -> None:
+def cli(ctx: click.Context, config_path: Path | None, keystore: Path | None, verbose: int, color: str) -> None:
     """Get and renew ACME certificates for the TLS proxy in front of your app."""
     from ..log import setup
+    from .terminal import Choice, configure
 
     setup(verbose)
+    configure(color)
+    # click.echo strips styles off a pipe unless told; --color=always is that telling.
+    ctx.color = Choice.colour
     ctx.obj = CliContext(config_path, {"keystore": keystore})
 
 

@@ -27,4 +27,6 @@ def command(obj: CliContext, /, names: tuple[str, ...], as_json: bool) -> None:
         return
     if not explanations:
         click.echo("no certificates yet (see `certman issue --help`)")
-    click.echo("\n\n".join(" ".join(e.sentences) for e in explanations))
+    from .render import explanations as _explanations
+
+    click.echo(_explanations(explanations))

@@ -145,7 +145,9 @@ def deploy_issued(
     outcome = deploy([(spec, deployment_of(keystore, spec, serial))], timeout=timeout)
     error = outcome.errors[spec.name]
     deployed = DeployState(error is not None, serial, error.message if error else None, clock())
-    keystore.write_state(spec.name, structs.replace(keystore.read_state(spec.name), deploy=deployed))
+    state = structs.replace(keystore.read_state(spec.name), deploy=deployed)
+    keystore.write_state(spec.name, state)
+    keystore.mark_states({spec.name: state})
     return outcome
 
 

@@ -12,7 +12,7 @@ import datetime
 
 from msgspec import structs
 
-from .records import DeployState, RenewalState
+from .state_records import DeployState, RenewalState
 
 
 def after_success(state: RenewalState, now: datetime.datetime, *, serial: str, reloaders: bool) -> RenewalState:
