@@ -152,9 +152,21 @@ def cli(ctx: click.Context, config_path: Path | None, keystore: Path | None, ver
 
     setup(verbose)
     configure(color)
+    _start_status_line(ctx)
     # click.echo strips styles off a pipe unless told; --color=always is that telling.
     ctx.color = Choice.colour
     ctx.obj = CliContext(config_path, {"keystore": keystore})
+
+
+def _start_status_line(ctx: click.Context) -> None:
+    from .status_line import StatusLine
+
+    line = StatusLine.start()
+    if line is not None:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(line.filter)
+        # Closed before the error handler in CertmanGroup.main prints anything.
+        ctx.call_on_close(line.stop)
 
 
 def main() -> None:

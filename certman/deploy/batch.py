@@ -18,6 +18,7 @@ from typing import Any
 
 from msgspec import structs
 
+from .. import progress
 from ..config import CertSpec
 from ..errors import CertmanError, ReloadError, UsageError
 from ..keystore import DeployState, FileKeystore
@@ -112,7 +113,8 @@ def _run_with_timeout(reloader: Reloader, deployments: list[Deployment], timeout
     try:
         future = pool.submit(reloader.reload, deployments)
         try:
-            future.result(timeout=timeout)
+            with progress.waiting(f"the {name} reload ({', '.join(d.name for d in deployments)})"):
+                future.result(timeout=timeout)
         except concurrent.futures.TimeoutError:
             raise ReloadError(
                 f"reloader {name} did not finish within {timeout:g} s",
