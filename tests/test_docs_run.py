@@ -29,7 +29,11 @@ from certman.renewal.declared import declared_specs
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-FENCE = re.compile(r"(?:^[ \t]*<!-- (?P<mark>[^\n]*?) -->\n)?^(?P<indent>[ \t]*)```(?P<lang>\w*)\n(?P<body>.*?)^[ \t]*```", re.M | re.S)
+FENCE = re.compile(
+    r"(?:^[ \t]*<!-- (?P<mark>[^\n]*?) -->\n)?"  # the optional marker line
+    r"^(?P<indent>[ \t]*)```(?P<lang>\w*)\n(?P<body>.*?)^[ \t]*```",
+    re.M | re.S,
+)
 
 
 @dataclass(frozen=True)
