@@ -5,7 +5,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: deps venv lint test test-fast demo bench clean
+.PHONY: deps venv lint test test-fast demo bench man clean
 
 deps:
 	@scripts/ensure-deps.sh
@@ -36,6 +36,11 @@ test-fast: deps venv
 demo: venv
 	@echo "make demo: issuing a certificate from a local Pebble into .demo/keystore"
 	@$(PY) scripts/demo.py
+
+# Man pages from the Click command tree into docs/man/ (tests/test_manpages.py checks they are current).
+man: venv
+	@echo "make man: writing docs/man/ from certman's command tree"
+	@$(PY) scripts/man.py
 
 bench: deps venv
 	@$(PY) bench/run.py

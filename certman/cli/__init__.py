@@ -177,6 +177,7 @@ def main() -> None:
 # only when their command runs (or for --help), which keeps start-up short.
 COMMANDS = {
     "account": "account",
+    "completion": "completion",
     "doctor": "doctor",
     "explain": "explain",
     "import": "import_certbot",

@@ -5,10 +5,11 @@ from __future__ import annotations
 import click
 
 from . import CliContext, echo_json
+from .completion import stored_names
 
 
 @click.command("renew")
-@click.argument("names", nargs=-1)
+@click.argument("names", nargs=-1, shell_complete=stored_names)
 @click.option("--force", is_flag=True, help="Renew now, whatever the due rule and the backoff say.")
 @click.option("--check", is_flag=True, help="No network: print what is due, when and why.")
 @click.option(

@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING
 import click
 
 from . import CliContext
+from .completion import stored_names
 
 if TYPE_CHECKING:
     from ..keystore.records import VersionMeta
 
 
 @click.command("show")
-@click.argument("name")
+@click.argument("name", shell_complete=stored_names)
 @click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
 @click.pass_obj
 def command(obj: CliContext, /, name: str, as_json: bool) -> None:

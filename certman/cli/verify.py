@@ -5,10 +5,11 @@ from __future__ import annotations
 import click
 
 from . import CliContext, echo_json
+from .completion import stored_names
 
 
 @click.command("verify")
-@click.argument("name", required=False)
+@click.argument("name", required=False, shell_complete=stored_names)
 @click.option(
     "--endpoint",
     "endpoints",
