@@ -97,6 +97,11 @@ def command_lines() -> list[tuple[str, list[str]]]:
                 continue
             # A synopsis: [optional] parts are taken as given, COMMAND ... stands for any.
             words = [w.strip("[]") for w in shlex.split(text, comments=True) if w not in ("COMMAND", "...")]
+            # The shell's part of the line (a redirection, a pipe, the next command) is not certman's.
+            shell = next(
+                (i for i, w in enumerate(words) if w in ("|", "&&", ";") or w.lstrip("12").startswith((">", "<"))), None
+            )
+            words = words[:shell]
             lines.append((f"{block.where}+{number}", words[1:]))
     return lines
 

@@ -65,7 +65,8 @@ def _page(path: list[str], command: click.Command, ctx: click.Context) -> str:
                 lines += [".TP", f"\\fB{_escape(sub_name)}\\fR", _escape(sub.get_short_help_str(limit=80))]
                 lines.append(f"See \\fB{_escape(name)}\\-{_escape(sub_name)}\\fR({SECTION}).")
     see_also = "\\fBcertman\\fR(1); " if path[1:] else ""
-    lines += [".SH SEE ALSO", f"{see_also}docs/cli.md, docs/getting-started.md and docs/renewal.md in certman's source."]
+    docs = "docs/cli.md, docs/getting-started.md and docs/renewal.md in certman's source."
+    lines += [".SH SEE ALSO", see_also + docs]
     return "\n".join(lines) + "\n"
 
 
