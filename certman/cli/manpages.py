@@ -77,7 +77,8 @@ def pages(root: click.Command | None = None) -> dict[str, str]:
     found: dict[str, str] = {}
 
     def walk(path: list[str], command: click.Command, parent: click.Context | None) -> None:
-        ctx = click.Context(command, info_name=path[-1], parent=parent)
+        # As the CLI builds them: the group's settings (-h as well as --help) reach every level.
+        ctx = click.Context(command, info_name=path[-1], parent=parent, **command.context_settings)
         found[f"{'-'.join(path)}.{SECTION}"] = _page(path, command, ctx)
         if isinstance(command, click.Group):
             for sub_name in command.list_commands(ctx):
