@@ -91,6 +91,9 @@ class Settings:
     tls_port: int = 443
     # Declared certificates ([[certificate]] tables), kept raw for the renewal job.
     certificates: tuple[Mapping[str, Any], ...] = ()
+    # The run log (certman.log_file): None is <keystore>/logs/certman.log, "" none at all.
+    log_file: str | None = None
+    log_retention_days: int = 30
 
     @property
     def directory_url(self) -> str:
@@ -164,7 +167,7 @@ def _read_config_file(path: Path) -> dict[str, Any]:
 
 
 def _at_cwd(key: str, value: Any) -> Any:
-    return (Path if key == "keystore" else str)(absolute(value)) if key in PATH_SETTINGS else value
+    return (Path if key == "keystore" else str)(absolute(value)) if key in PATH_SETTINGS and value != "" else value
 
 
 @dataclass(frozen=True)

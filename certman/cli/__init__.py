@@ -24,15 +24,35 @@ from ._termination import Terminated, TerminationGuard
 log = logging.getLogger("certman")
 
 
+# The commands that change state or talk to the CA: their runs go to the log file.
+LOGGED = frozenset({"account", "import", "issue", "remove", "renew", "revoke"})
+
+
 @dataclass
 class CliContext:
     config_path: Path | None
     overrides: dict[str, Any] = field(default_factory=dict)
+    log_run: bool = False
 
     def settings(self, **flags: Any) -> Any:
         from ..config import load_settings
 
-        return load_settings(self.config_path, overrides={**self.overrides, **flags})
+        settings = load_settings(self.config_path, overrides={**self.overrides, **flags})
+        if self.log_run:
+            self.log_run = False  # once per run
+            _attach_log(settings)
+        return settings
+
+
+def _attach_log(settings: Any) -> None:
+    import logging
+
+    from ..log_file import attach, default_path
+
+    if settings.log_file != "":
+        base = Path(settings.log_file) if settings.log_file else default_path(Path(settings.keystore))
+        attach(base, settings.log_retention_days)
+        logging.getLogger("certman").info("certman %s: %s", __version__, click.get_current_context().command_path)
 
 
 def fail(message: str, hint: str | None = None) -> None:
@@ -114,6 +134,8 @@ class CertmanGroup(click.Group):
         finally:
             if guard is not None:
                 guard.uninstall()
+        # For the log file (certman.log_file); stderr shows debug lines only with -vv.
+        log.debug("exit %s%s", code or 0, f": {message} (hint: {hint})" if message else "")
         if message is not None:
             fail(message, hint)
             # "--" ends the options: a NAME spelled --json after it asks for no JSON.
@@ -155,7 +177,7 @@ def cli(ctx: click.Context, config_path: Path | None, keystore: Path | None, ver
     _start_status_line(ctx)
     # click.echo strips styles off a pipe unless told; --color=always is that telling.
     ctx.color = Choice.colour
-    ctx.obj = CliContext(config_path, {"keystore": keystore})
+    ctx.obj = CliContext(config_path, {"keystore": keystore}, log_run=ctx.invoked_subcommand in LOGGED)
 
 
 def _start_status_line(ctx: click.Context) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .keystore import check_keystore, keystore_checks
+from .logs import log_checks
 from .network import ca_checks, check_ca, check_proxy
 from .plugins import check_webroot, reloader_checks, solver_checks
 from .ports import check_port
@@ -51,6 +52,7 @@ CHECKS: tuple[Callable[[Scope], Iterable[Check]], ...] = (
     ca_checks,
     solver_checks,
     reloader_checks,
+    log_checks,
 )
 
 
