@@ -94,6 +94,10 @@ class Settings:
     # The run log (certman.log_file): None is <keystore>/logs/certman.log, "" none at all.
     log_file: str | None = None
     log_retention_days: int = 30
+    # Apprise URLs (they carry tokens) in a 0600 file, never inline (certman.notify).
+    notify_file: str | None = None
+    # Notify when a certificate has fewer days left than this and is not renewing.
+    notify_days: int = 7
 
     @property
     def directory_url(self) -> str:

@@ -205,6 +205,7 @@ COMMANDS = {
     "import": "import_certbot",
     "issue": "issue",
     "list": "listing",
+    "notify": "notify",
     "plugins": "plugins",
     "remove": "remove",
     "renew": "renew",

@@ -57,6 +57,10 @@ def command(
             f"hint: {failed.hint or 'run again with -v for details; `certman explain` says when it is retried'}",
             err=True,
         )
+    if not check:
+        from ..notify import after_renew
+
+        after_renew(keystore, settings, report)
     if metrics_file and not check:
         metrics.write_textfile(metrics_file, report)
     if report.exit_code:
