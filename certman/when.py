@@ -33,11 +33,12 @@ def days_left(not_after: datetime.datetime, now: datetime.datetime) -> int:
     return int((not_after - now).total_seconds() // DAY)
 
 
-def span(delta: datetime.timedelta) -> str:
-    """A duration in words; whole days are counted as ``days_left`` counts them."""
+def span(delta: datetime.timedelta, *, nearest: bool = False) -> str:
+    """A duration in words; whole days are counted as ``days_left`` counts them (rounded
+    down), or to the ``nearest`` day for a length such as a lifetime."""
     seconds = abs(delta.total_seconds())
     if seconds >= 2 * DAY:
-        return f"{int(seconds // DAY)} days"
+        return f"{round(seconds / DAY) if nearest else int(seconds // DAY)} days"
     if seconds >= 2 * 3600:
         return f"{int(seconds // 3600)} hours"
     return f"{max(int(seconds // 60), 1)} minutes"

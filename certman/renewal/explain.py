@@ -117,7 +117,7 @@ def _days(count: int) -> str:
 def _lifetime(name: str, entry: IndexEntry, now: datetime.datetime) -> str:
     not_before, not_after = entry.not_before, entry.not_after
     idents = ", ".join(entry.identifiers) or name
-    lifetime = span(not_after - not_before)
+    lifetime = span(not_after - not_before, nearest=True)
     if not_after <= now:
         return f"{name} ({idents}) is a {lifetime} certificate that EXPIRED on {_when(not_after)}."
     return (
