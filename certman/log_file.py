@@ -16,6 +16,7 @@ import datetime
 import logging
 import os
 import re
+import sys
 import threading
 from pathlib import Path
 
@@ -41,11 +42,18 @@ class UTCFormatter(RedactingFormatter):
 
 
 class DailyFileHandler(logging.Handler):
-    """Appends each record to the file of its UTC day, one ``write(2)`` per record."""
+    """Appends each record to the file of its UTC day, one ``write(2)`` per record.
 
-    def __init__(self, base: Path) -> None:
+    Nothing is written (records wait in memory) until ``keystore`` exists: a run that
+    stops at bad input before the keystore is made leaves no trace on disk at all.
+    """
+
+    def __init__(self, base: Path, keystore: Path, retention_days: int = DEFAULT_RETENTION_DAYS) -> None:
         super().__init__(logging.DEBUG)
         self.base = base
+        self.keystore = keystore
+        self.retention_days = retention_days
+        self._waiting: list[bytes] | None = []
         self._day: datetime.date | None = None
         self._fd: int | None = None
         self._io = threading.Lock()
@@ -57,12 +65,34 @@ class DailyFileHandler(logging.Handler):
             data = (self.format(record) + "\n").encode("utf-8", "replace")
             day = datetime.datetime.fromtimestamp(record.created, datetime.UTC).date()
             with self._io:
+                if self._waiting is not None:
+                    self._waiting.append(data)
+                    if not self.keystore.is_dir() or not self._open_dir(day):
+                        return
+                    data, self._waiting = b"".join(self._waiting), None
                 if day != self._day or self._fd is None:
                     self._reopen(day)
                 assert self._fd is not None
                 os.write(self._fd, data)
         except Exception:
             self.handleError(record)
+
+    def _open_dir(self, day: datetime.date) -> bool:
+        from .errors import CertmanError
+        from .keystore.files import ensure_dir
+
+        try:
+            # Made as the keystore makes its directories: 0700, parents too, checked if present.
+            ensure_dir(self.base.parent)
+            prune(self.base, self.retention_days, day)
+        except (OSError, CertmanError) as exc:
+            reason = exc.message if isinstance(exc, CertmanError) else exc.strerror
+            logging.getLogger(__name__).removeHandler(self)
+            logging.getLogger().removeHandler(self)
+            self._waiting = []
+            sys.stderr.write(f"certman: not logging to {self.base.parent}: {reason}\n")
+            return False
+        return True
 
     def _reopen(self, day: datetime.date) -> None:
         if self._fd is not None:
@@ -99,22 +129,11 @@ def prune(base: Path, retention_days: int, today: datetime.date) -> list[Path]:
     return removed
 
 
-def attach(base: Path, retention_days: int = DEFAULT_RETENTION_DAYS) -> DailyFileHandler | None:
-    """Log this process at debug level to the day files of ``base`` (directory made 0700),
-    after pruning old ones; None (and a warning on stderr) when that cannot be done, since
-    a log must never stop the run it records."""
-    from .errors import CertmanError
-    from .keystore.files import ensure_dir
-
-    try:
-        # Made as the keystore makes its directories: 0700, parents too, checked if present.
-        ensure_dir(base.parent)
-        prune(base, retention_days, datetime.datetime.now(datetime.UTC).date())
-    except (OSError, CertmanError) as exc:
-        reason = exc.message if isinstance(exc, CertmanError) else exc.strerror
-        logging.getLogger(__name__).warning("not logging to %s: %s", base.parent, reason)
-        return None
-    handler = DailyFileHandler(base)
+def attach(base: Path, keystore: Path, retention_days: int = DEFAULT_RETENTION_DAYS) -> DailyFileHandler:
+    """Log this process at debug level to the day files of ``base`` once ``keystore``
+    exists (old days pruned then); a log that cannot be written says so once on stderr
+    and never stops the run it records."""
+    handler = DailyFileHandler(base, keystore, retention_days)
     root = logging.getLogger()
     root.addHandler(handler)
     # The stderr handler keeps the level -v chose; the file gets everything.

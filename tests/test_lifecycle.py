@@ -21,7 +21,8 @@ def _tree(root):
     return sorted(
         (str(p.relative_to(root)), p.is_symlink() and str(p.readlink()))
         for p in root.rglob("*")
-        if "locks" not in p.parts
+        # locks/ holds empty flock files; logs/ is the CLI's run log (docs/operations.md).
+        if "locks" not in p.parts and "logs" not in p.parts
     )
 
 

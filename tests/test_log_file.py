@@ -18,7 +18,7 @@ WRITER = """
 import logging, sys
 from pathlib import Path
 from certman.log_file import attach
-attach(Path(sys.argv[1]))
+attach(Path(sys.argv[1]), Path(sys.argv[1]).parent.parent)
 log = logging.getLogger("writer")
 for n in range(int(sys.argv[3])):
     log.debug("writer %s line %05d " + "x" * 300, sys.argv[2], n)

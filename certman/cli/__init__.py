@@ -51,7 +51,7 @@ def _attach_log(settings: Any) -> None:
 
     if settings.log_file != "":
         base = Path(settings.log_file) if settings.log_file else default_path(Path(settings.keystore))
-        attach(base, settings.log_retention_days)
+        attach(base, Path(settings.keystore), settings.log_retention_days)
         logging.getLogger("certman").info("certman %s: %s", __version__, click.get_current_context().command_path)
 
 
