@@ -23,6 +23,7 @@ from ..config import Settings
 from ..deploy.outcome import DeployResult
 from ..errors import UsageError
 from ..keystore import FileKeystore
+from ..keystore.outcomes import redeploy_repaired
 from ..keystore.times import Clock, archive_stamp, utc_now
 from . import rules as renewal
 from .declared import declared_specs
@@ -86,6 +87,7 @@ def renew(
     # live/<name> replaced from outside (a restored backup, a deleted link): put back first,
     # so the proxies find their files again whether or not the certificate is due.
     repaired = tuple(keystore.repair_live([n for n in selected if n in index], archive_stamp(now)))
+    redeploy_repaired(keystore, repaired)
     plans, unplanned = plan_each(keystore, selected, index, declared, now, force)
 
     busy = [p for p in plans if p.action != renewal.SKIP or p.check_ari]
