@@ -64,7 +64,9 @@ def redeploy_repaired(keystore: Keystore, repairs: Iterable[LiveRepair]) -> list
             continue
         with keystore.lock_cert(repair.name):
             state = keystore.read_state(repair.name)
-            again = DeployState(True, entry.serial, f"live/{repair.name} was put back; its proxy has not reloaded since")
+            again = DeployState(
+                True, entry.serial, f"live/{repair.name} was put back; its proxy has not reloaded since"
+            )
             keystore.write_state(repair.name, structs.replace(state, deploy=again))
         marked.append(repair.name)
     return marked
