@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -263,3 +264,67 @@ def test_renew_dry_run_exits_7_when_a_rehearsal_fails_and_records_nothing(
     assert "certman: broken.dry.example:" in done.stderr
     # No failure, backoff or state recorded: a dry run changes nothing.
     assert changed(before, snapshot(keystore, mtimes=True)) == set()
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _workers(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+
+
+def test_renew_dry_run_tests_the_nginx_configuration_and_never_reloads_it(
+    tmp_path: Path, pebble: services.Pebble, twin_pebble: services.Pebble, both_bundles: Path, start_nginx
+) -> None:
+    plain_port = services.free_port()
+    prefix = tmp_path / "nginx"  # start_nginx's prefix
+    nginx = start_nginx(
+        f"  server {{ listen 127.0.0.1:{plain_port}; return 200; }}\n  include {prefix}/extra*.conf;\n",
+        lambda: _listening(plain_port),
+    )
+    keystore = tmp_path / "ks"
+    config = tmp_path / "certman.toml"
+    config.write_text(
+        tomli_w.dumps(
+            {
+                "keystore": str(keystore),
+                "server": pebble.directory_url,
+                "ca_bundle": str(both_bundles),
+                "agree_tos": True,
+                "http_address": "127.0.0.1",
+                "http_port": pebble.http_port,
+                "dry_run_server": twin_pebble.directory_url,
+                "certificate": [
+                    {"names": ["nginx.dry.example"], "reloader": [{"name": "nginx", **nginx.reloader_options}]}
+                ],
+            }
+        )
+    )
+    assert from_timer("--config", str(config), "renew").returncode == 0
+    assert nginx.service.process is not None
+    master = nginx.service.process.pid
+    # The real renewal reloaded nginx: wait for the old worker to finish leaving.
+    services.wait_for(lambda: len(_workers(master)) == 1, what="one nginx worker")
+    workers = _workers(master)
+
+    done = from_timer("--config", str(config), "renew", "--dry-run", "--json")
+
+    assert done.returncode == 0, done.stderr
+    [result] = json.loads(done.stdout)["certificates"]
+    assert result["action"] == "rehearsed"
+    assert "reloader nginx: configuration test passed; not reloaded" in result["reason"]
+    assert _workers(master) == workers  # a reload would have started a new worker
+
+    # A configuration nginx -t rejects fails the dry run as it fails the real deploy: exit 7.
+    (prefix / "extra.conf").write_text("this is not nginx;\n")
+    broken = from_timer("--config", str(config), "renew", "--dry-run", "--json")
+    real = from_timer("--config", str(config), "renew", "--force", "--json")
+
+    assert (broken.returncode, real.returncode) == (7, 7), broken.stderr
+    [rehearsed] = json.loads(broken.stdout)["certificates"]
+    [renewed] = json.loads(real.stdout)["certificates"]
+    assert "nginx rejected its configuration" in rehearsed["error"]
+    assert "nginx rejected its configuration" in renewed["error"]
+    assert _workers(master) == workers
