@@ -20,7 +20,8 @@ from fixtures.fault_proxy import FaultProxy
 from fixtures.snapshot import Entry, snapshot
 
 from certman.ca.accounts import AccountSettings, open_session
-from certman.ca.twins import dry_run_account_id
+from certman.ca.twins import dry_run_account_id, twin_of
+from certman.config import SERVER_ALIASES
 from certman.keystore import FileKeystore, ca_id
 
 CERTMAN = str(Path(sys.executable).parent / "certman")
@@ -328,3 +329,23 @@ def test_renew_dry_run_tests_the_nginx_configuration_and_never_reloads_it(
     assert "nginx rejected its configuration" in rehearsed["error"]
     assert "nginx rejected its configuration" in renewed["error"]
     assert _workers(master) == workers
+
+
+def test_the_twin_table_and_dry_run_server() -> None:
+    production, staging = SERVER_ALIASES["letsencrypt"], SERVER_ALIASES["letsencrypt-staging"]
+
+    assert twin_of(production) == staging
+    assert twin_of(staging) == staging
+    assert twin_of("https://ca.example/dir") is None
+    # The setting wins over the table, and takes an alias.
+    assert twin_of(production, "https://other.example/dir") == "https://other.example/dir"
+    assert twin_of("https://ca.example/dir", "letsencrypt-staging") == staging
+    # A dry-run account id is never a real CA's: ca_id never yields "+".
+    assert dry_run_account_id(production) == ca_id(production) + "+dry-run"
+
+
+def test_dry_run_and_check_together_are_a_usage_error(certman) -> None:
+    done = certman("renew", "--dry-run", "--check")
+
+    assert done.exit_code == 2
+    assert "--dry-run and --check do not go together" in done.output
