@@ -349,3 +349,29 @@ def test_dry_run_and_check_together_are_a_usage_error(certman) -> None:
 
     assert done.exit_code == 2
     assert "--dry-run and --check do not go together" in done.output
+
+
+def test_a_dry_run_validates_through_the_nginx_that_holds_the_http_port(
+    tmp_path: Path, pebble: services.Pebble, twin_pebble: services.Pebble, both_bundles: Path, start_nginx
+) -> None:
+    # nginx holds the port both CAs validate HTTP-01 on and forwards the challenges to the solver.
+    solver_port = services.free_port()
+    start_nginx(
+        f"  server {{\n    listen 127.0.0.1:{pebble.http_port};\n"
+        f"    location /.well-known/acme-challenge/ {{ proxy_pass http://127.0.0.1:{solver_port}; }}\n"
+        "    location / { return 301 https://$host$request_uri; }\n  }\n",
+        lambda: _listening(pebble.http_port),
+    )
+    keystore = tmp_path / "ks"
+    flags = issue_flags(pebble.directory_url, both_bundles, solver_port)
+
+    done = by_hand(
+        "--keystore", str(keystore), "issue", "proxied.dry.example", *flags,
+        "--dry-run", "--dry-run-server", twin_pebble.directory_url, "--json",
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert (result["finalized"], result["rehearsed_at"]) == (True, twin_pebble.directory_url)
+    assert twin_pebble.cert_status(result["serial"])["Status"] == "Valid"
+    assert not (keystore / "certs").exists()
