@@ -79,6 +79,10 @@ class CertmanGroup(click.Group):
             fail(exc.format_message())
             code = exc.exit_code
         except (click.Abort, KeyboardInterrupt, Terminated):
+            # Hooks run in their own process groups, which Ctrl-C at a terminal does not reach.
+            from ..children import kill_all
+
+            kill_all()
             fail("interrupted")
             code = EXIT_INTERRUPTED
         except Exception as exc:
