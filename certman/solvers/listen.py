@@ -19,6 +19,7 @@ SocketFactory = Callable[[int, int], socket.socket]
 
 # What a kernel without IPv6 (ipv6.disable=1, or no IPv6 module) answers for an AF_INET6 socket.
 _NO_IPV6 = (errno.EAFNOSUPPORT, errno.EPROTONOSUPPORT, errno.EADDRNOTAVAIL)
+_CAP_NET_BIND_SERVICE = 10
 
 
 def family_of(address: str) -> int:
@@ -60,6 +61,42 @@ def listen_on(
     except BaseException:
         server.server_close()
         raise
+
+
+def listen_problem(address: str, port: int) -> str | None:
+    """Why this process could not listen on ``address``:``port``, if that shows without binding it.
+
+    Checked before the first request to the CA: an explicit address that is not on this
+    host, or a privileged port without CAP_NET_BIND_SERVICE. The port itself is left
+    alone: another certman run may hold it to share (``certman.solvers.shared``), and an
+    order whose authorizations are all valid needs no port at all.
+    """
+    if address:
+        try:
+            bound_socket(address, 0).close()
+        except OSError as exc:
+            return f"cannot listen on {address}: {exc.strerror}"
+    if 0 < port < _unprivileged_port_start() and not _may_bind_privileged():
+        return f"not allowed to listen on {where(address, port)}: port {port} is privileged"
+    return None
+
+
+def _unprivileged_port_start() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_unprivileged_port_start") as file:
+            return int(file.read())
+    except (OSError, ValueError):
+        return 1024
+
+
+def _may_bind_privileged() -> bool:
+    """Whether this process holds CAP_NET_BIND_SERVICE (root normally does); True if /proc does not say."""
+    try:
+        with open("/proc/self/status") as file:
+            effective = next((line.split()[1] for line in file if line.startswith("CapEff:")), None)
+    except OSError:
+        return True
+    return effective is None or bool(int(effective, 16) & (1 << _CAP_NET_BIND_SERVICE))
 
 
 def where(address: str, port: int) -> str:
