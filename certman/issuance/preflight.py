@@ -5,6 +5,7 @@ they contact the CA (directory, account, ARI, order): a failed validation or a s
 certificate that no proxy takes costs CA rate limits and a run, a local check costs
 nothing. It covers:
 
+- each CA bundle is a readable file;
 - identifiers the CA is known to refuse (``certman.ca.policy``), and a solver that
   cannot prove an identifier (``CertSpec``, e.g. a TLS-ALPN-01 wildcard);
 - secret files and programs a solver reads when it is built (``create_solver``);
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..ca.policy import check_policy
-from ..config import CertSpec, resolve_server
+from ..config import CertSpec, check_ca_bundle, resolve_server
 from ..errors import SolverError
 from ..plugins.settings import settings_classes
 from ..solvers import Solver
@@ -43,6 +44,8 @@ def preflight(spec: CertSpec, solvers: Sequence[Solver] | None = None) -> list[S
     Raises ``UsageError``/``ConfigError`` (exit 2) or ``SolverError`` (exit 5).
     """
     check_policy(spec.identifiers, spec.profile, [resolve_server(s) for s in _servers(spec)])
+    for bundle in (spec.ca_bundle, *(f.get("ca_bundle") for f in spec.fallback)):
+        check_ca_bundle(bundle)
     built = list(solvers) if solvers is not None else [create_solver(s.name, s.options) for s in spec.solvers]
     for solver_spec, solver in zip(spec.solvers, built, strict=True):
         _check_files("solvers", solver_spec.name, solver_spec.options, f"solver {solver_spec.name}")
