@@ -7,6 +7,7 @@ what reached it: nothing. ``renew`` runs as the timer runs it.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -115,3 +116,18 @@ def test_renew_refuses_each_broken_certificate_before_any_request(
     assert all(f"program {hook} is not an executable file" in results[n]["error"] for n in names)
     assert requests_seen(fault_proxy) == 0
     assert "Traceback" not in done.stderr
+
+
+def test_a_privileged_port_without_the_capability_is_refused_before_any_request(
+    certman: CertmanRun, fault_proxy: FaultProxy
+) -> None:
+    # Root without CAP_NET_BIND_SERVICE, as in a container that drops it.
+    environ = {"PATH": os.environ["PATH"], "HOME": str(certman.home), "CERTMAN_KEYSTORE": str(certman.keystore)}
+    argv = ["setpriv", "--bounding-set", "-net_bind_service", CERTMAN, "issue", "pre.example", *ca(fault_proxy)]
+
+    done = subprocess.run([*argv, "--http-port", "80"], env=environ, capture_output=True, text=True, timeout=60)
+
+    assert done.returncode == 5, done.stderr
+    assert "certman: not allowed to listen on *:80: port 80 is privileged" in done.stderr
+    assert "hint:" in done.stderr
+    assert requests_seen(fault_proxy) == 0
