@@ -8,14 +8,18 @@ CAs get the syntax checks only.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import services
+from drivers.store_version import self_signed
 from fixtures.cli import CertmanRun, issue_flags
 from fixtures.fault_proxy import FaultProxy
 
 from certman.ca.policy import check_policy
-from certman.config import SERVER_ALIASES
+from certman.config import SERVER_ALIASES, CertSpec, SolverSpec
 from certman.errors import UsageError
+from certman.keystore import FileKeystore
 from certman.names import check_cert_name, default_cert_name, normalise, normalise_all
 
 LE = SERVER_ALIASES["letsencrypt"]
@@ -125,3 +129,22 @@ def test_an_ipv6_literal_is_issued_under_its_default_name(certman: CertmanRun, p
 
     assert done.exit_code == 0, done.output
     assert (certman.keystore / "live" / "0--1" / "fullchain.pem").is_file()
+
+
+def test_renew_and_doctor_refuse_a_stored_certificate_lets_encrypt_would_refuse(certman: CertmanRun) -> None:
+    spec = CertSpec(
+        name="printer", identifiers=normalise_all(["printer.local"]), server=LE, solvers=(SolverSpec("standalone"),)
+    )
+    key_pem, cert_pem, meta = self_signed("printer.local")
+    FileKeystore(certman.keystore).store_version(spec, key_pem, cert_pem, cert_pem, meta)
+
+    renewed = certman("renew", "--force", "--json")
+    doctor = certman("doctor", "--http-address", "127.0.0.1", "--http-port", str(services.free_port()))
+
+    [result] = json.loads(renewed.stdout)["certificates"]
+    assert (result["action"], result["error"]) == (
+        "failed",
+        f"Let's Encrypt ({LE}) does not issue for 'printer.local': .local is a reserved, non-public domain",
+    )
+    said = "FAIL  certificate printer: Let's Encrypt"
+    assert any(line.startswith(said) for line in doctor.stdout.splitlines()), doctor.stdout
