@@ -155,3 +155,21 @@ def test_a_signal_to_certman_kills_the_running_hook_and_exits_130(
     assert "certman: interrupted" in stderr
     assert "Traceback" not in stderr
     wait_until(lambda: not any(alive(pid) for pid in left_behind), "the hook and its child are gone")
+
+
+def test_issue_with_a_hook_that_starts_a_daemon_is_deployed_and_the_daemon_outlives_certman(
+    pebble: services.Pebble, tmp_path: Path, left_behind: list[int]
+) -> None:
+    daemon = tmp_path / "daemon.pid"
+    hook = ["sh", "-c", f'sleep 60 & echo $! > "{daemon}"; echo reloaded; exit 0']
+    argv = [CERTMAN, "--keystore", str(tmp_path / "keystore"), "issue", "daemon.example", "--json"]
+    flags = ["--server", pebble.directory_url, "--ca-bundle", str(pebble.ca_bundle), "--agree-tos"]
+    flags += ["--http-address", "127.0.0.1", "--http-port", str(pebble.http_port), "--reload-cmd", json.dumps(hook)]
+    environ = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/")}
+
+    done = subprocess.run([*argv, *flags], env=environ, capture_output=True, text=True, timeout=120)
+
+    left_behind.append(read_pid(daemon))
+    assert done.returncode == 0, done.stderr
+    assert [r["error"] for r in json.loads(done.stdout)["deploy"]["reloads"]] == [None]
+    assert alive(left_behind[0])
