@@ -38,6 +38,7 @@ from ..solvers import Solver
 from ..solvers.shared import Rendezvous
 from . import fallback, resume
 from .challenges import create_solver, solve
+from .preflight import preflight
 
 log = logging.getLogger(__name__)
 
@@ -124,15 +125,12 @@ def obtain(
     directory, a file or missing is put back first (``result.repaired``; see
     ``FileKeystore.repair_live``). A solver that serves a port (standalone, tls-alpn-01)
     shares it with the other orders in flight on the keystore; a port held by anything
-    else is a SolverError once an authorization needs it.
+    else is a SolverError once an authorization needs it. Everything that can be checked
+    locally is checked before the first request to a CA (``preflight``).
     """
     spec = recorded_spec(spec)
     rendezvous = Rendezvous.under(keystore.root, timeout=keystore.lock_timeout)
-    solvers = [create_solver(s.name, s.options, rendezvous) for s in spec.solvers]
-    if spec.reloaders:
-        from ..deploy.batch import check_reloaders
-
-        check_reloaders(spec)
+    solvers = preflight(spec, [create_solver(s.name, s.options, rendezvous) for s in spec.solvers])
     # A corrupt state.json or pending order fails here (exit 3), before any request to the CA.
     keystore.read_state(spec.name)
     pending = keystore.read_pending_order(spec.name)
