@@ -126,12 +126,15 @@ class CertmanGroup(click.Group):
         except click.ClickException as exc:
             message, hint, code = exc.format_message(), "see `certman --help`", exc.exit_code
         except (click.Abort, KeyboardInterrupt, Terminated):
+            _kill_children()
             message, code = "interrupted", EXIT_INTERRUPTED
         except Exception as exc:
             log.debug("internal error", exc_info=True)
             message = f"internal error (please report): {type(exc).__name__}"
             hint, code = "run again with -vv to see the details", EXIT_INTERNAL
         finally:
+            # A hook of a reloader abandoned at its deploy timeout must not outlive the run either.
+            _kill_children()
             if guard is not None:
                 guard.uninstall()
         # For the log file (certman.log_file); stderr shows debug lines only with -vv.
@@ -142,6 +145,14 @@ class CertmanGroup(click.Group):
             if "--json" in argv[: argv.index("--") if "--" in argv else None]:
                 _json_error(message, hint, code)
         sys.exit(code or 0)
+
+
+def _kill_children() -> None:
+    """Kill every program certman started that still runs: hooks run in their own process
+    groups, which Ctrl-C at a terminal does not reach."""
+    children = sys.modules.get("certman.children")  # never loaded: nothing was started
+    if children is not None:
+        children.kill_all()
 
 
 @click.group(cls=CertmanGroup, context_settings={"help_option_names": ["-h", "--help"]})

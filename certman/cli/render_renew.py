@@ -25,6 +25,7 @@ def renew_report(report: Any, *, as_json: bool) -> str:
     summary = ", ".join(f"{n} {word}" for word, n in sorted(counts.items()))
     failed = len(report.failed)
     lines = [
+        *(["dry run: every certificate rehearsed; nothing stored, recorded or reloaded"] if report.dry_run else []),
         *repaired,
         _table(results, words, terminal.width()),
         *terminal.wrap(

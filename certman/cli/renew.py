@@ -23,6 +23,13 @@ from .completion import stored_names
 )
 @click.option("--agree-tos", is_flag=True, default=None, help="Agree to the CA's terms of service.")
 @click.option("--timeout", type=float, help="Give up on the CA after this many seconds per certificate.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Rehearse every selected certificate, due or not, at a staging twin where one is known; "
+    "store, record and reload nothing.",
+)
+@click.option("--dry-run-server", help="Staging CA a dry run finalizes at (default: each CA's known twin).")
 @click.pass_obj
 def command(
     obj: CliContext,
@@ -33,6 +40,7 @@ def command(
     jobs: int,
     as_json: bool,
     metrics_file: str | None,
+    dry_run: bool,
     **flags: object,
 ) -> None:
     """Renew the certificates that are due (default: all stored and declared ones).
@@ -47,7 +55,7 @@ def command(
 
     settings = obj.settings(**flags)
     keystore = FileKeystore(settings.keystore, lock_timeout=settings.lock_timeout)
-    report = renew(keystore, settings, names=names, force=force, check=check, jobs=jobs)
+    report = renew(keystore, settings, names=names, force=force, check=check, jobs=jobs, dry_run=dry_run)
     # The per-certificate results first: a metrics file that cannot be written
     # (exit 3) must not hide what the run did.
     (echo_json if as_json else click.echo)(_render_renew.renew_report(report, as_json=as_json))
@@ -57,11 +65,12 @@ def command(
             f"hint: {failed.hint or 'run again with -v for details; `certman explain` says when it is retried'}",
             err=True,
         )
-    if not check:
+    # A rehearsal (--check, --dry-run) changes nothing, so it neither notifies nor writes metrics.
+    if not check and not dry_run:
         from ..notify import after_renew
 
         after_renew(keystore, settings, report)
-    if metrics_file and not check:
+    if metrics_file and not check and not dry_run:
         metrics.write_textfile(metrics_file, report)
     if report.exit_code:
         click.get_current_context().exit(report.exit_code)
