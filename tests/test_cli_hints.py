@@ -16,7 +16,7 @@ CERTMAN = str(Path(sys.executable).parent / "certman")
 
 
 def _unreachable() -> list[str]:
-    return ["--server", f"https://127.0.0.1:{closed_port()}/dir", "--agree-tos"]
+    return ["--server", f"https://127.0.0.1:{closed_port()}/dir", "--agree-tos", "--timeout", "1"]
 
 
 # (id, config file text or None, extra environment, argv, exit code, words the message or hint must hold)

@@ -22,8 +22,17 @@ def silent_ca() -> Iterator[int]:
         yield server.getsockname()[1]
 
 
-def issue_argv(port: int) -> list[str]:
-    return [CERTMAN, "issue", "--server", f"https://127.0.0.1:{port}/dir", "--agree-tos", "--timeout", "2", "a.example"]
+def issue_argv(port: int, timeout: str = "2") -> list[str]:
+    return [
+        CERTMAN,
+        "issue",
+        "--server",
+        f"https://127.0.0.1:{port}/dir",
+        "--agree-tos",
+        "--timeout",
+        timeout,
+        "a.example",
+    ]
 
 
 def env(tmp_path: Path) -> dict[str, str]:
@@ -51,7 +60,7 @@ def test_a_stalled_ca_shows_what_is_awaited_and_for_how_long_on_a_terminal(tmp_p
 
 def test_nothing_of_it_when_piped(tmp_path: Path) -> None:
     with silent_ca() as port:
-        done = subprocess.run(issue_argv(port), capture_output=True, text=True, timeout=60, env=env(tmp_path))
+        done = subprocess.run(issue_argv(port, "1.5"), capture_output=True, text=True, timeout=60, env=env(tmp_path))
     assert done.returncode == 4
     assert "waiting" not in done.stderr and "\r" not in done.stderr and "\x1b" not in done.stderr
     assert [line.split(":")[0] for line in done.stderr.splitlines()] == ["certman", "hint"]

@@ -68,12 +68,14 @@ def test_a_failed_run_logs_its_error_and_hint(tmp_path: Path) -> None:
 def test_log_file_moves_it_and_an_empty_one_turns_it_off(tmp_path: Path) -> None:
     keystore = tmp_path / "keystore"
     config = tmp_path / "certman.toml"
-    config.write_text('log_file = "var/log/certman.log"\nlog_retention_days = 7\n')
+    # A closed loopback CA: doctor's CA line fails at once, and nothing leaves the host.
+    closed = 'server = "https://127.0.0.1:1/dir"\n'
+    config.write_text(closed + 'log_file = "var/log/certman.log"\nlog_retention_days = 7\n')
     run("remove", "absent.example", keystore=keystore, config=config)
     assert (tmp_path / "var" / "log" / f"certman-{today()}.log").exists()  # relative to certman.toml
     doctor = run("doctor", keystore=keystore, config=config)
     assert f"ok    log: {tmp_path}/var/log/certman-YYYY-MM-DD.log (UTC days, kept 7 days)" in doctor.stdout
-    config.write_text('log_file = ""\n')
+    config.write_text(closed + 'log_file = ""\n')
     run("remove", "absent.example", keystore=tmp_path / "other", config=config)
     assert not (tmp_path / "other" / "logs").exists()
     assert 'ok    log: off (log_file = "")' in run("doctor", keystore=keystore, config=config).stdout
