@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import logging
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import click
+import msgspec
 
 from .. import __version__
 from ..errors import EXIT_INTERNAL, EXIT_INTERRUPTED, CertmanError
@@ -28,10 +28,9 @@ log = logging.getLogger("certman")
 LOGGED = frozenset({"account", "import", "issue", "remove", "renew", "revoke"})
 
 
-@dataclass
-class CliContext:
+class CliContext(msgspec.Struct):
     config_path: Path | None
-    overrides: dict[str, Any] = field(default_factory=dict)
+    overrides: dict[str, Any] = msgspec.field(default_factory=dict)
     log_run: bool = False
 
     def settings(self, **flags: Any) -> Any:
