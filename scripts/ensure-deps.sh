@@ -2,7 +2,8 @@
 # Install the Debian packages the tests and the demo start (idempotent).
 # As root, missing packages are installed with apt; otherwise we say what is missing.
 set -euo pipefail
-packages=(pebble bind9 bind9-utils nginx-light haproxy caddy strace valgrind python3-venv)
+# postgresql-15: the fleet store's tests run a throwaway cluster of their own (initdb, pg_ctl).
+packages=(pebble bind9 bind9-utils nginx-light haproxy caddy strace valgrind python3-venv postgresql-15)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -15,8 +16,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+apt-get install -y -qq --no-install-recommends --no-upgrade "${missing[@]}" >/dev/null
 # Debian starts some of these as system services; the tests start their own copies.
-for s in nginx haproxy caddy named bind9; do
+for s in nginx haproxy caddy named bind9 postgresql; do
   if command -v systemctl >/dev/null 2>&1; then systemctl disable --now "$s" >/dev/null 2>&1 || true; fi
 done
