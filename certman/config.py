@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, UsageError
+from .fleet.conninfo import check_store
 from .names import Identifier, check_cert_name, default_cert_name, normalise_all
 from .paths import absolute, default_config_path, default_keystore, trust_from_environment
 from .recording import PATH_SETTINGS, config_relative
@@ -91,6 +92,10 @@ class Settings:
     tls_port: int = 443
     # Declared certificates ([[certificate]] tables), kept raw for the renewal job.
     certificates: tuple[Mapping[str, Any], ...] = ()
+    # Fleet mode (docs/fleet.md): the shared store's libpq conninfo, this host's name, the fleet key file.
+    store: str | None = None
+    host_id: str | None = None
+    store_key_file: str | None = None
 
     @property
     def directory_url(self) -> str:
@@ -191,6 +196,8 @@ def _read_config_file(path: Path) -> dict[str, Any]:
                 f"known settings: {', '.join(sorted(k for k in _FIELD_TYPES if k not in ('certificates', 'solvers')))}",
             )
         values[name] = _coerce(name, value, f"config file {path}")
+    if values.get("store") is not None:  # certman.toml is often world-readable: no password in it
+        check_store(values["store"], f"config file {path}")
     return config_relative(values, path.parent)
 
 

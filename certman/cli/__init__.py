@@ -105,14 +105,15 @@ class CertmanGroup(click.Group):
     type=click.Path(path_type=Path),
     help="Keystore directory (env CERTMAN_KEYSTORE; default /var/lib/certman as root).",
 )
+@click.option("--store", help="Fleet store, a libpq connection string (env CERTMAN_STORE; docs/fleet.md).")
 @click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
 @click.pass_context
-def cli(ctx: click.Context, config_path: Path | None, keystore: Path | None, verbose: int) -> None:
+def cli(ctx: click.Context, config_path: Path | None, keystore: Path | None, store: str | None, verbose: int) -> None:
     """Get and renew ACME certificates for the TLS proxy in front of your app."""
     from ..log import setup
 
     setup(verbose)
-    ctx.obj = CliContext(config_path, {"keystore": keystore})
+    ctx.obj = CliContext(config_path, {"keystore": keystore, "store": store})
 
 
 def main() -> None:
@@ -133,6 +134,7 @@ COMMANDS = {
     "renew": "renew",
     "revoke": "revoke",
     "show": "show",
+    "store": "store",
     "timer": "timer",
     "verify": "verify",
 }
