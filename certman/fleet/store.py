@@ -67,6 +67,11 @@ class PostgresKeystore:
     def location(self) -> str:
         return shown(self.conninfo)
 
+    def check(self) -> None:
+        """Connect now and check the schema version and the fleet key (``transaction`` does on first use)."""
+        with self.transaction("checking the store"):
+            pass
+
     def close(self) -> None:
         with self._mutex:
             if self._connection is not None:

@@ -34,6 +34,7 @@ def import_keystore(local: FileKeystore, store: PostgresKeystore) -> ImportResul
     ``KeystoreError`` for an unreadable local file (named); ``StoreUnavailable`` (exit 8)
     if the store goes away, with what was uploaded until then committed.
     """
+    store.check()
     result = ImportResult()
     for ca in local.account_cas():
         account = local.load_account(ca)
