@@ -19,43 +19,9 @@ import postgres_service
 import pytest
 import services
 from cryptography.hazmat.primitives import serialization
+from fixtures.fleet import CERTMAN, TIMER_ENV, Host, issue
 
 from certman.keystore import FileKeystore, ca_id
-
-CERTMAN = str(Path(sys.executable).parent / "certman")
-TIMER_ENV = {"PATH": "/usr/bin:/bin"}
-
-
-class Host:
-    """One host of a fleet: a keystore, a certman.toml naming the store, the shared key file."""
-
-    def __init__(self, root: Path, dsn: str, key_file: Path, host_id: str) -> None:
-        root.mkdir(parents=True, exist_ok=True)
-        self.keystore = root / "keystore"
-        passfile = root / "pgpass"
-        passfile.write_text(f"*:*:*:{postgres_service.ROLE}:{postgres_service.ROLE_PASSWORD}\n")
-        passfile.chmod(0o600)
-        self.store = f"{dsn}?passfile={passfile}"
-        self.config = root / "certman.toml"
-        self.config.write_text(
-            f'keystore = "keystore"\nstore = "{self.store}"\nhost_id = "{host_id}"\n'
-            f'store_key_file = "{os.path.relpath(key_file, root)}"\n'
-        )
-
-    def run(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [CERTMAN, "--config", str(self.config), *args],
-            cwd="/",
-            env={**TIMER_ENV, **(env or {})},
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-
-
-@pytest.fixture
-def host(tmp_path: Path, fleet_dsn: str) -> Host:
-    return Host(tmp_path / "host-a", fleet_dsn, tmp_path / "host-a" / "fleet.key", "host-a")
 
 
 def test_init_makes_a_key_and_the_schema_and_is_idempotent(host: Host, postgres: postgres_service.Postgres) -> None:
@@ -139,21 +105,6 @@ def test_local_checks_come_before_the_first_connection(host: Host, tmp_path: Pat
         text=True,
     )
     assert no_extra.returncode == 2 and "certman[postgres]" in no_extra.stderr
-
-
-def issue(host: Host, pebble: services.Pebble, *names: str) -> None:
-    for name in names:
-        done = subprocess.run(
-            [CERTMAN, "--keystore", str(host.keystore), "issue", name, "--server", pebble.directory_url]
-            + ["--ca-bundle", str(pebble.ca_bundle), "--agree-tos", "--email", "ops@example.com"]
-            + ["--http-address", "127.0.0.1", "--http-port", str(pebble.http_port)],
-            env={**TIMER_ENV, "HOME": str(host.config.parent)},
-            cwd="/",
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert done.returncode == 0, done.stderr
 
 
 def test_import_uploads_a_keystore_once_and_status_shows_it(

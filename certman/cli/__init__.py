@@ -135,6 +135,7 @@ COMMANDS = {
     "revoke": "revoke",
     "show": "show",
     "store": "store",
+    "sync": "sync",
     "timer": "timer",
     "verify": "verify",
 }

@@ -165,6 +165,12 @@ class FleetProtocol:
                 (name, self.store.host_id, int(version)),
             )
 
+    def installed(self) -> dict[str, str]:
+        """Per certificate name, the version this host last recorded as installed."""
+        with self.store.transaction("reading what this host installed") as cursor:
+            cursor.execute("SELECT name, version FROM installs WHERE host_id = %s", (self.store.host_id,))
+            return {name: version_name(version) for name, version in cursor.fetchall()}
+
     @contextmanager
     def keeping(self, lease: Lease) -> Iterator[LeaseKeeper]:
         """Renew ``lease`` every ttl/3 in a thread while the block works; ``LeaseKeeper.check``
