@@ -19,6 +19,7 @@ got is installed anywhere.
 
 from __future__ import annotations
 
+import datetime
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -164,6 +165,23 @@ class FleetProtocol:
                 "DO UPDATE SET version = excluded.version, installed_at = clock_timestamp()",
                 (name, self.store.host_id, int(version)),
             )
+
+    def server_now(self) -> datetime.datetime:
+        """The store server's clock: the only clock leases and commits are judged by."""
+        with self.store.transaction("reading the server clock") as cursor:
+            cursor.execute("SELECT clock_timestamp()")
+            now: datetime.datetime = cursor.fetchone()[0]
+            return now
+
+    def committed_since(self, name: str, since: datetime.datetime) -> bool:
+        """Whether the current version of ``name`` was committed at or after ``since`` (server clock)."""
+        with self.store.transaction(f"reading when {name} was committed") as cursor:
+            cursor.execute(
+                "SELECT EXISTS (SELECT 1 FROM certificates c JOIN versions v ON v.certificate = c.id "
+                "AND v.version = c.current_version WHERE c.name = %s AND c.archived IS NULL AND v.committed_at >= %s)",
+                (name, since),
+            )
+            return bool(cursor.fetchone()[0])
 
     def installed(self) -> dict[str, str]:
         """Per certificate name, the version this host last recorded as installed."""
