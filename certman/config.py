@@ -92,10 +92,11 @@ class Settings:
     tls_port: int = 443
     # Declared certificates ([[certificate]] tables), kept raw for the renewal job.
     certificates: tuple[Mapping[str, Any], ...] = ()
-    # Fleet mode (docs/fleet.md): the shared store's libpq conninfo, this host's name, the fleet key file.
+    # Fleet mode (docs/fleet.md): store's libpq conninfo, this host's name, fleet key file, lease seconds.
     store: str | None = None
     host_id: str | None = None
     store_key_file: str | None = None
+    lease_ttl: float = 600.0
 
     @property
     def directory_url(self) -> str:

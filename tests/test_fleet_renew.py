@@ -9,17 +9,14 @@ no longer applies to it). Orders are counted from Pebble's log.
 
 from __future__ import annotations
 
-import datetime
 import json
 import subprocess
 from pathlib import Path
 
 import services
-from fixtures.fleet import CERTMAN, TIMER_ENV, Host, issue
-from msgspec import structs
+from fixtures.fleet import CERTMAN, TIMER_ENV, Host, issue, window_opened
 
 from certman.keystore import FileKeystore
-from certman.keystore.records import AriState
 
 NAME = "race.fleet.example"
 # The issue asks for 20 rounds; two keep the suite's budget (docs/fleet.md, bench for more).
@@ -32,22 +29,6 @@ def orders(pebble: services.Pebble) -> int:
 
 def served(host: Host) -> bytes:
     return FileKeystore(host.keystore).live(NAME).fullchain.read_bytes()
-
-
-def window_opened(host: Host) -> None:
-    keystore = FileKeystore(host.keystore)
-    entry = keystore.read_index()[NAME]
-    now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
-    hour = datetime.timedelta(hours=1)
-    ari = AriState(
-        cert_id=entry.ari_cert_id,
-        window_start=now - hour,
-        window_end=now + hour,
-        chosen=now - hour,
-        fetched_at=now,
-        next_check=now + 24 * hour,
-    )
-    keystore.write_state(NAME, structs.replace(keystore.read_state(NAME), ari=ari))
 
 
 def all_at_once(hosts: list[Host], *args: str) -> list[dict[str, object]]:
@@ -99,7 +80,7 @@ def test_three_hosts_renewing_at_once_place_one_order_and_converge(
         all_at_once(hosts, "sync")
         assert served(hosts[0]) == served(hosts[1]) == served(hosts[2])
         for h in hosts:
-            window_opened(h)
+            window_opened(h, NAME)
         before = orders(pebble)
         documents = all_at_once(hosts, "renew")
         assert orders(pebble) - before == 1, f"round {round_}: {documents}"

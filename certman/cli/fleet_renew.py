@@ -25,7 +25,9 @@ def renew_in_fleet(
 
     store = open_store(settings)
     try:
-        outcome = fleet_renew(keystore, store, settings, names=names, force=force, jobs=jobs)
+        outcome = fleet_renew(
+            keystore, store, settings, names=names, force=force, jobs=jobs, lease_ttl=settings.lease_ttl
+        )
     finally:
         store.close()
     report = outcome.report
