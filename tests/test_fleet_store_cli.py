@@ -169,3 +169,23 @@ def test_import_uploads_a_keystore_once_and_status_shows_it(
         body = b"".join(pem.splitlines()[1:-1])
         for needle in (pem, der, base64.b64encode(der), body[:40], scalar, scalar.hex().encode(), der.hex().encode()):
             assert needle not in dump
+
+
+def test_rekey_reseals_every_key_and_the_old_key_stops_opening(host: Host, pebble: services.Pebble) -> None:
+    # One certificate key and one account key: both re-sealed, then opened with the new key elsewhere.
+    assert host.run("store", "init", "--new-key", str(host.config.parent / "fleet.key")).returncode == 0
+    issue(host, pebble, "rekey.fleet.example")
+    assert host.run("store", "import").returncode == 0
+    new_key = host.config.parent / "fleet-2.key"
+    done = host.run("store", "rekey", "--new-key", str(new_key))
+    assert done.returncode == 0, done.stderr
+    assert "re-sealed 2 key(s)" in done.stdout and new_key.stat().st_mode & 0o777 == 0o600
+    old = host.run("store", "import")
+    assert old.returncode == 3 and "fleet.key" in old.stderr and "hint:" in old.stderr
+    again = host.run("store", "rekey", "--new-key", str(host.config.parent / "fleet-3.key"))
+    assert again.returncode == 3 and not (host.config.parent / "fleet-3.key").exists()
+    host.config.write_text(host.config.read_text().replace('"fleet.key"', '"fleet-2.key"'))
+    assert host.run("store", "import").returncode == 0
+    other = Host(host.config.parent.parent / "host-b", host.store.split("?")[0], new_key, "host-b")
+    pulled = other.run("sync")
+    assert pulled.returncode == 0 and "rekey.fleet.example: installed" in pulled.stdout

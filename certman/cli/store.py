@@ -1,4 +1,4 @@
-"""`certman store init|import|status`: the fleet's shared store (docs/fleet.md)."""
+"""`certman store init|import|status|rekey`: the fleet's shared store (docs/fleet.md)."""
 
 from __future__ import annotations
 
@@ -162,3 +162,38 @@ def status(obj: CliContext, /, as_json: bool) -> None:
             lease = f"{r.lease_holder} token {r.lease_token} " + (f"until {until}" if r.lease_held else "(expired)")
         hosts = ", ".join(f"{h}={v}" for h, v in sorted(r.installs.items())) or "-"
         click.echo(f"{r.name}\n  version: {r.version or '-'} (fence {r.fence})\n  lease:   {lease}\n  hosts:   {hosts}")
+
+
+@command.command("rekey")
+@_store_option
+@click.option(
+    "--new-key",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="Write the new 32-byte fleet key here (0600); the old one is store_key_file.",
+)
+@click.pass_obj
+def rekey(obj: CliContext, /, new_key: Path) -> None:
+    """Re-seal every private key in the store under a new fleet key, in one transaction."""
+    from ..fleet.admin import rekey as rekey_store
+    from ..fleet.connection import psycopg_module
+    from ..fleet.fleet_key import FleetKey
+    from ..fleet.settings import fleet_settings, load_key
+
+    fleet = fleet_settings(obj.settings())
+    psycopg_module()
+    old = load_key(fleet)
+    new = FleetKey.create(new_key)
+    try:
+        count = rekey_store(fleet.conninfo, old, new)
+    except BaseException:
+        new_key.unlink(missing_ok=True)  # the store still uses the old key
+        raise
+    click.echo(f"re-sealed {count} key(s) in {_shown(fleet.conninfo)}")
+    click.echo(f"copy {new.path} (mode 0600) to every host and point store_key_file at it; {old.path} no longer opens")
+
+
+def _shown(conninfo: str) -> str:
+    from ..fleet.conninfo import shown
+
+    return shown(conninfo)

@@ -1,9 +1,10 @@
-"""``certman store init`` and ``certman store status``: the schema, the fleet key, and what is where.
+"""``certman store init``, ``status`` and ``rekey``: the schema, the fleet key, and what is where.
 
 ``initialise`` creates or migrates the schema (``schema.migrate``) and binds the store
 to a fleet key the first time: it seals a fixed text with the key, so that any host
 holding another key fails on that check before it writes anything. Run again with the
-same key, it changes nothing.
+same key, it changes nothing. ``rekey`` re-seals every private key under a new fleet key
+in one transaction.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 
+from ..errors import KeystoreError
 from ..keystore.layout import version_name
 from . import schema
 from .connection import connect, store_errors
@@ -98,3 +100,52 @@ def status(conninfo: str) -> list[CertStatus]:
         )
         for name, version, fence, holder, token, expires, held in rows
     ]
+
+
+# Every sealed column, with the associated data its values were sealed under.
+_SEALED = (
+    ("accounts", "id", "key_sealed", "'account:' || ca"),
+    ("accounts", "id", "pending_key_sealed", "'account-next:' || ca"),
+    ("certificates", "id", "pending_key_sealed", "'order:' || name"),
+)
+
+
+def rekey(conninfo: str, old: FleetKey, new: FleetKey) -> int:
+    """Seal every private key in the store with ``new`` instead of ``old``, in one transaction;
+    the number of values re-sealed. ``KeystoreError`` (nothing changed) if ``old`` is not the
+    store's key; a reader meanwhile sees all old or all new."""
+    from .store import cert_context
+
+    connection = connect(conninfo, autocommit=True)
+    count = 0
+    try:
+        with store_errors(conninfo, "re-sealing the keys"), connection.transaction(), connection.cursor() as cursor:
+            cursor.execute("SELECT key_check FROM fleet WHERE id = 1 FOR UPDATE")
+            row = cursor.fetchone()
+            if row is None:
+                raise KeystoreError(f"fleet store {shown(conninfo)} has no fleet key", "run `certman store init`")
+            old.check(bytes(row[0]), shown(conninfo))
+            for table, key, column, context in _SEALED:
+                cursor.execute(f"SELECT {key}, {column}, {context} FROM {table} WHERE {column} IS NOT NULL FOR UPDATE")
+                for ident, sealed, where in cursor.fetchall():
+                    plain = old.open(bytes(sealed), where, f"{table} {where}")
+                    cursor.execute(
+                        f"UPDATE {table} SET {column} = %s WHERE {key} = %s", (new.seal(plain, where), ident)
+                    )
+                    count += 1
+            cursor.execute(
+                "SELECT v.certificate, v.version, c.name, v.key_sealed FROM versions v "
+                "JOIN certificates c ON c.id = v.certificate FOR UPDATE OF v"
+            )
+            for certificate, version, name, sealed in cursor.fetchall():
+                context = cert_context(name, version)
+                plain = old.open(bytes(sealed), context, f"the key of {name} {version_name(version)}")
+                cursor.execute(
+                    "UPDATE versions SET key_sealed = %s WHERE certificate = %s AND version = %s",
+                    (new.seal(plain, context), certificate, version),
+                )
+                count += 1
+            cursor.execute("UPDATE fleet SET key_check = %s WHERE id = 1", (new.seal(CHECK_PLAINTEXT, CHECK_CONTEXT),))
+    finally:
+        connection.close()
+    return count
