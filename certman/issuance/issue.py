@@ -31,13 +31,14 @@ from ..keys import CertFacts, generate_key, key_to_pem, load_key, make_csr, publ
 from ..keystore import FileKeystore, LivePaths, RenewalState, VersionMeta
 from ..keystore.keyfiles import ORDER_HINT, check_private_key
 from ..keystore.live_links import LiveRepair
-from ..keystore.outcomes import after_success
+from ..keystore.outcomes import after_success, redeploy_repaired
 from ..keystore.times import Clock, archive_stamp, utc_now
 from ..recording import recorded_spec
 from ..solvers import Solver
 from ..solvers.shared import Rendezvous
 from . import fallback, resume
 from .challenges import create_solver, solve
+from .preflight import preflight
 
 log = logging.getLogger(__name__)
 
@@ -124,15 +125,12 @@ def obtain(
     directory, a file or missing is put back first (``result.repaired``; see
     ``FileKeystore.repair_live``). A solver that serves a port (standalone, tls-alpn-01)
     shares it with the other orders in flight on the keystore; a port held by anything
-    else is a SolverError once an authorization needs it.
+    else is a SolverError once an authorization needs it. Everything that can be checked
+    locally is checked before the first request to a CA (``preflight``).
     """
     spec = recorded_spec(spec)
     rendezvous = Rendezvous.under(keystore.root, timeout=keystore.lock_timeout)
-    solvers = [create_solver(s.name, s.options, rendezvous) for s in spec.solvers]
-    if spec.reloaders:
-        from ..deploy.batch import check_reloaders
-
-        check_reloaders(spec)
+    solvers = preflight(spec, [create_solver(s.name, s.options, rendezvous) for s in spec.solvers])
     # A corrupt state.json or pending order fails here (exit 3), before any request to the CA.
     keystore.read_state(spec.name)
     pending = keystore.read_pending_order(spec.name)
@@ -140,6 +138,8 @@ def obtain(
         check_private_key(pending.key_pem, keystore.layout.order_key(spec.name), ORDER_HINT)
     known = [spec.name] if spec.name in keystore.read_index() else []
     repaired = tuple(keystore.repair_live(known, archive_stamp(clock())))
+    # Should this issuance fail, the next renew still reloads the proxy onto the restored files.
+    redeploy_repaired(keystore, repaired)
     seen = keystore.live_version(spec.name)
     with keystore.lock_cert(spec.name):
         done = done_while_waiting(spec, keystore, seen)
