@@ -96,6 +96,10 @@ def test_local_checks_come_before_the_first_connection(host: Host, tmp_path: Pat
     assert "is unavailable" in down.stderr and unreachable in down.stderr and "hint:" in down.stderr
     by_env = host.run("store", "status", env={"CERTMAN_STORE": unreachable})
     assert by_env.returncode == 8 and unreachable in by_env.stderr
+    # A password is allowed in the environment, and never printed, even at -vv.
+    with_password = unreachable.replace("certman@", "certman:s3cret-pw-77@")
+    verbose = host.run("-vv", "store", "import", env={"CERTMAN_STORE": with_password})
+    assert verbose.returncode == 8 and unreachable in verbose.stderr and "s3cret-pw-77" not in verbose.stderr
     no_extra = subprocess.run(
         [sys.executable, "-c", "import sys; sys.modules['psycopg'] = None; from certman.cli import main; main()"]
         + ["--config", str(host.config), "store", "status"],

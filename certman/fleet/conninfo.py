@@ -51,6 +51,19 @@ def has_password(conninfo: str) -> bool:
     return any(key == "password" for key, _ in _words(conninfo))
 
 
+def password(conninfo: str) -> str | None:
+    """The password the string carries, if any (from CERTMAN_STORE or --store), to redact it."""
+    if is_uri(conninfo):
+        parts = urlsplit(conninfo)
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        found = query.get("password") or (unquote(parts.password) if parts.password else None)
+        return found or None
+    for key, value in _words(conninfo):
+        if key == "password":
+            return value[1:-1].replace("\\'", "'").replace("\\\\", "\\") if value.startswith("'") else value
+    return None
+
+
 def shown(conninfo: str) -> str:
     """``conninfo`` without its password, fit for a message or a log line."""
     if is_uri(conninfo):

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
+from ..log import register_secret
 from .connection import psycopg_module
+from .conninfo import password
 from .fleet_key import FleetKey
 
 if TYPE_CHECKING:
@@ -48,6 +50,9 @@ def fleet_settings(settings: Settings) -> FleetSettings:
             "letters, digits, '.', '_' and '-' (set host_id in certman.toml)",
         )
     key_file = Path(settings.store_key_file) if settings.store_key_file else None
+    secret = password(settings.store)
+    if secret is not None:  # allowed from the environment or a flag, but never in a log line
+        register_secret(secret)
     return FleetSettings(settings.store, host_id, key_file, settings.lock_timeout)
 
 
