@@ -17,8 +17,9 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Literal
+
+import msgspec
 
 from .errors import UsageError
 
@@ -34,8 +35,7 @@ _LDH_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 IdentifierType = Literal["dns", "ip"]
 
 
-@dataclass(frozen=True, order=True)
-class Identifier:
+class Identifier(msgspec.Struct, frozen=True, order=True):
     """One ACME identifier: a normalised DNS name (A-labels) or an IP address."""
 
     type: IdentifierType

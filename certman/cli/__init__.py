@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import click
+import msgspec
 
 from .. import __version__
 from ..errors import EXIT_INTERNAL, EXIT_INTERRUPTED, CertmanError
@@ -23,10 +23,9 @@ from ._termination import Terminated, TerminationGuard
 log = logging.getLogger("certman")
 
 
-@dataclass
-class CliContext:
+class CliContext(msgspec.Struct):
     config_path: Path | None
-    overrides: dict[str, Any] = field(default_factory=dict)
+    overrides: dict[str, Any] = msgspec.field(default_factory=dict)
 
     def settings(self, **flags: Any) -> Any:
         from ..config import load_settings

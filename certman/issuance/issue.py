@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import datetime
 import logging
-from dataclasses import dataclass, field, replace
 
+import msgspec
 from acme import messages
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -43,8 +43,7 @@ from .preflight import preflight
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class IssueResult:
+class IssueResult(msgspec.Struct, frozen=True):
     name: str
     version: str
     serial: str
@@ -55,7 +54,7 @@ class IssueResult:
     live: LivePaths
     reused_authorizations: int
     # What the reloaders did with it; empty when the spec has none (or from ``obtain``).
-    deploy: DeployResult = field(default_factory=lambda: DeployResult({}))
+    deploy: DeployResult = msgspec.field(default_factory=lambda: DeployResult({}))
     # live/<name> put back before issuing: it was a directory, a file or missing.
     repaired: tuple[LiveRepair, ...] = ()
 
@@ -100,7 +99,9 @@ def issue(
     # Deferred: a certificate without reloaders loads no proxy code.
     from ..deploy.batch import deploy_issued
 
-    return replace(result, deploy=deploy_issued(keystore, spec, result.serial, timeout=deploy_timeout, clock=clock))
+    return msgspec.structs.replace(
+        result, deploy=deploy_issued(keystore, spec, result.serial, timeout=deploy_timeout, clock=clock)
+    )
 
 
 def obtain(
@@ -157,7 +158,7 @@ def obtain(
                 )
 
             done = fallback.first_that_issues(spec, keystore, attempt, replaces)
-    return replace(done, repaired=repaired)
+    return msgspec.structs.replace(done, repaired=repaired)
 
 
 def _order_and_store(
