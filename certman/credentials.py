@@ -68,7 +68,9 @@ def read_secret_file(path: Path, file_var: str) -> str:
                 raise ConfigError(f"{file_var}: {path} is readable by every user", f"chmod o-r {path}")
             data = fh.read()
     except OSError as exc:
-        raise ConfigError(f"{file_var}: cannot read {path}: {exc.strerror}") from None
+        raise ConfigError(
+            f"{file_var}: cannot read {path}: {exc.strerror}", "check the path, and that certman's user may read it"
+        ) from None
     if st.st_mode & stat.S_IRGRP:
         log.warning(
             "%s: %s is readable by its group (gid %d); chmod g-r %s if no one else should",
@@ -103,7 +105,7 @@ def _secret_variables() -> set[str]:
 
     from .plugins import registry as plugins
 
-    names = {EAB_HMAC_VAR}
+    names = {EAB_HMAC_VAR, "CERTMAN_NOTIFY_URLS", "CERTMAN_NOTIFY_URLS_FILE"}
     for kind in plugins.GROUPS:
         for ref in plugins.available(kind).values():
             try:

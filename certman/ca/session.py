@@ -16,15 +16,16 @@ from __future__ import annotations
 import datetime
 import functools
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import msgspec
 import requests
 from acme import errors as acme_errors
 from acme import messages
 from cryptography import x509
 from josepy import json_util, jwk
 
+from .. import progress
 from ..errors import ACMEError, AuthorizationFailed, CAUnreachable
 from ..names import Identifier
 from .problems import certman_errors
@@ -38,8 +39,7 @@ POLL_FACTOR = 1.6
 POLL_MAX = 2.0
 
 
-@dataclass(frozen=True)
-class RenewalInfo:
+class RenewalInfo(msgspec.Struct, frozen=True):
     """RFC 9773 renewal information: the CA's suggested window for one certificate."""
 
     window_start: datetime.datetime
@@ -48,8 +48,7 @@ class RenewalInfo:
     retry_after: float | None
 
 
-@dataclass(frozen=True)
-class OrderResult:
+class OrderResult(msgspec.Struct, frozen=True):
     fullchain_pem: str
     alternative_fullchains_pem: tuple[str, ...]
     order_url: str
@@ -228,6 +227,13 @@ class AcmeSession:
             _check_raw_tokens(raw)
             return messages.AuthorizationResource(body=messages.Authorization.from_json(raw), uri=url)
 
+    def deactivate_authorization(self, url: str) -> str:
+        """Give up an authorization (RFC 8555 §7.5.2); the status the CA answers ("deactivated")."""
+        with certman_errors("deactivating an authorization"):
+            body = messages.UpdateAuthorization(status=messages.STATUS_DEACTIVATED)
+            answered = messages.Authorization.from_json(self.transport.post(url, body).json())
+            return str(answered.status)
+
     def answer(self, challb: messages.ChallengeBody, response: Any) -> None:
         with certman_errors("answering a challenge"):
             answered = self.transport.post(challb.uri, response)
@@ -305,12 +311,13 @@ class AcmeSession:
             return kind.from_json(response.json()), parse_retry_after(response)  # type: ignore[attr-defined]
 
     def _poll(self, fetch: Callable[[], tuple[T, float | None]], done: Callable[[T], bool], what: str) -> T:
-        for delay in _poll_delays():
-            body, retry_after = fetch()
-            if done(body):
-                return body
-            if not self.transport.wait(retry_after if retry_after is not None else delay):
-                break
+        with progress.waiting(f"{what} at the CA"):
+            for delay in _poll_delays():
+                body, retry_after = fetch()
+                if done(body):
+                    return body
+                if not self.transport.wait(retry_after if retry_after is not None else delay):
+                    break
         raise CAUnreachable(
             f"timed out waiting for {what} at the CA", "the CA is slow; the next run continues, or raise --timeout"
         )

@@ -18,6 +18,7 @@ from typing import Any
 
 from msgspec import structs
 
+from .. import progress
 from ..config import CertSpec
 from ..errors import CertmanError, ReloadError, UsageError
 from ..keystore import DeployState, FileKeystore
@@ -59,6 +60,35 @@ def check_reloaders(spec: CertSpec) -> None:
     """Build every reloader of ``spec`` once, so a bad table fails before a certificate is ordered."""
     for table in spec.reloaders:
         create_reloader(table)
+
+
+def test_configs(spec: CertSpec) -> tuple[str, ...]:
+    """Run each distinct reloader's configuration test (``nginx -t``, ``haproxy -c``), never a
+    reload: what a dry run does. One line per reloader saying what was tested.
+
+    Raises ``ReloadError`` (exit 6, as the real reload would) for the first test that fails.
+    """
+    from .reloaders import TestsConfig
+
+    lines: dict[str, str] = {}
+    for table in spec.reloaders:
+        without_verify = {k: v for k, v in table.items() if k != "verify"}
+        key = json.dumps(without_verify, sort_keys=True, default=str)
+        if key in lines:
+            continue
+        name = str(table.get("name"))
+        reloader = create_reloader(table)
+        if not isinstance(reloader, TestsConfig):
+            lines[key] = f"reloader {name}: no configuration test; not reloaded"
+            continue
+        try:
+            reloader.test_config()
+        except CertmanError:
+            raise
+        except Exception as exc:  # a third-party reloader's own failure
+            raise ReloadError(f"reloader {name}: configuration test failed: {type(exc).__name__}: {exc}") from exc
+        lines[key] = f"reloader {name}: configuration test passed; not reloaded"
+    return tuple(lines.values())
 
 
 def deploy(items: Sequence[tuple[CertSpec, Deployment]], *, timeout: float = DEFAULT_TIMEOUT) -> DeployResult:
@@ -112,7 +142,8 @@ def _run_with_timeout(reloader: Reloader, deployments: list[Deployment], timeout
     try:
         future = pool.submit(reloader.reload, deployments)
         try:
-            future.result(timeout=timeout)
+            with progress.waiting(f"the {name} reload ({', '.join(d.name for d in deployments)})"):
+                future.result(timeout=timeout)
         except concurrent.futures.TimeoutError:
             raise ReloadError(
                 f"reloader {name} did not finish within {timeout:g} s",
@@ -145,7 +176,9 @@ def deploy_issued(
     outcome = deploy([(spec, deployment_of(keystore, spec, serial))], timeout=timeout)
     error = outcome.errors[spec.name]
     deployed = DeployState(error is not None, serial, error.message if error else None, clock())
-    keystore.write_state(spec.name, structs.replace(keystore.read_state(spec.name), deploy=deployed))
+    state = structs.replace(keystore.read_state(spec.name), deploy=deployed)
+    keystore.write_state(spec.name, state)
+    keystore.mark_states({spec.name: state})
     return outcome
 
 

@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from .keystore import check_keystore, keystore_checks
+from .logs import log_checks
 from .network import ca_checks, check_ca, check_proxy
+from .notifications import notify_checks
 from .plugins import check_webroot, reloader_checks, solver_checks
 from .ports import check_port
 from .report import Check, DoctorReport
@@ -39,9 +41,20 @@ __all__ = [
 
 
 def config_checks(scope: Scope) -> Iterator[Check]:
-    """The config line, then each stored spec, declaration or solver setting a run would reject."""
+    """The config line, then each stored spec, declaration or solver setting a run would reject,
+    then each certificate whose identifiers its CA is known to refuse (as ``preflight`` does)."""
+    from ..ca.policy import check_policy
+    from ..config import resolve_server
+    from ..errors import CertmanError
+
     yield scope.config
     yield from scope.rejected
+    for name, spec in scope.certificates.items():
+        try:
+            servers = [spec.server, *(str(f["server"]) for f in spec.fallback)]
+            check_policy(spec.identifiers, spec.profile, [resolve_server(s) for s in servers])
+        except CertmanError as exc:
+            yield Check(f"certificate {name}", False, exc.message, exc.hint)
 
 
 # In the order the lines are printed.
@@ -51,6 +64,8 @@ CHECKS: tuple[Callable[[Scope], Iterable[Check]], ...] = (
     ca_checks,
     solver_checks,
     reloader_checks,
+    log_checks,
+    notify_checks,
 )
 
 

@@ -22,7 +22,8 @@ from ..deploy.outcome import DeployResult
 from ..errors import CAUnreachable, CertmanError, RateLimited
 from ..keystore import FileKeystore, ca_id
 from ..keystore.outcomes import after_success
-from ..keystore.records import AriState, DeployState, IndexEntry, RenewalState
+from ..keystore.records import IndexEntry
+from ..keystore.state_records import AriState, DeployState, RenewalState
 from . import rules as renewal
 from .plan import ISSUE, Plan, skip_result
 from .report import CertResult
@@ -54,6 +55,9 @@ class Runner:
     def run(self, plan: Plan) -> CertResult:
         try:
             if plan.check_ari:
+                if plan.action in (renewal.RENEW, ISSUE):
+                    # Due anyway: a local problem fails it before the ARI request too.
+                    self._preflight(plan)
                 self._refresh_ari(plan)
             if plan.action in (renewal.RENEW, ISSUE):
                 return self._issue(plan)
@@ -70,6 +74,15 @@ class Runner:
             return self._record_failure(
                 plan, f"internal error: {type(exc).__name__}: {exc}", "run with -vv and report it", exc
             )
+
+    def _preflight(self, plan: Plan) -> CertSpec:
+        """The plan's spec, checked as ``obtain`` checks it, before this run's first request for it."""
+        from ..issuance.preflight import preflight
+        from ..recording import recorded_spec
+
+        spec = plan.spec or self.keystore.read_spec(plan.name)
+        preflight(recorded_spec(spec))
+        return spec
 
     def _session(self, spec: CertSpec) -> AcmeSession | None:
         """A session for ARI requests, or None when we hold no account at this CA or it is down."""
@@ -127,7 +140,7 @@ class Runner:
         from ..issuance.issue import obtain, past_commit_errors
         from ..keystore.past_commit import state_left
 
-        spec = plan.spec or self.keystore.read_spec(plan.name)
+        spec = self._preflight(plan)
         replaces = None
         if plan.action == renewal.RENEW and plan.entry and plan.entry.ari_cert_id:
             session = self._session(spec)
