@@ -157,6 +157,11 @@ def _read_config_file(path: Path) -> dict[str, Any]:
             f"cannot read config file {path}: {exc.strerror}",
             "make it readable by this user, or point --config elsewhere",
         ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text (byte {exc.start})",
+            "TOML files are UTF-8: save it as UTF-8, e.g. iconv -f latin1 -t utf-8",
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(
             f"config file {path} is not valid TOML: {exc}",
@@ -333,7 +338,7 @@ def solvers_from_tables(tables: tuple[Mapping[str, Any], ...], origin: str) -> t
         if not isinstance(table.get("name"), str):
             raise ConfigError(f"{origin}: every [[solver]] needs a name", 'e.g. name = "dns-01"')
         match = table.get("match", ())
-        if isinstance(match, str) or not all(isinstance(m, str) for m in match):
+        if not isinstance(match, (list, tuple)) or not all(isinstance(m, str) for m in match):
             raise ConfigError(
                 f"{origin}: [[solver]] {table['name']}: match must be a list of name patterns",
                 'e.g. match = ["*.example.com"]',

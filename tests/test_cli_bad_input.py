@@ -247,3 +247,24 @@ def test_the_lock_timeout_hint_names_settings_that_exist(certman: CertmanRun, pe
     assert_one_line_error(
         result, 3, "hint: wait for the other run to finish, or set lock_timeout in certman.toml or CERTMAN_LOCK_TIMEOUT"
     )
+
+
+@pytest.mark.parametrize(
+    "content, said",
+    [
+        (b'email = "ops@exampl\xe9.com"\n', "is not UTF-8 text"),
+        (b'[[solver]]\nname = "standalone"\nmatch = 5\n', "match must be a list of name patterns"),
+    ],
+    ids=["latin-1 bytes", "match not a list"],
+)
+def test_a_config_file_certman_cannot_read_exits_2_naming_it(
+    certman: CertmanRun, tmp_path: Path, content: bytes, said: str
+) -> None:
+    config = tmp_path / "certman.toml"
+    config.write_bytes(content)
+
+    result = certman(
+        "--config", str(config), "issue", "--server", f"https://127.0.0.1:{closed_port()}/dir", "x.example"
+    )
+
+    assert_one_line_error(result, 2, said)
