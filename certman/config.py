@@ -198,6 +198,10 @@ class SolverSpec:
         return any(fnmatch.fnmatchcase(identifier.value, pattern) for pattern in self.match)
 
 
+# The longest validity the CA/Browser Forum has allowed since 2020, in days.
+MAX_RENEW_BEFORE_DAYS = 398
+
+
 @dataclass(frozen=True)
 class CertSpec:
     """One certificate: what it covers and how to (re)issue it."""
@@ -227,6 +231,12 @@ class CertSpec:
             resolve_server(entry["server"])
         if not self.solvers:
             raise UsageError(f"certificate {self.name}: no solver configured")
+        if self.renew_before_days is not None and not 0 < self.renew_before_days <= MAX_RENEW_BEFORE_DAYS:
+            raise UsageError(
+                f"certificate {self.name}: renew_before_days = {self.renew_before_days} is not a number of days "
+                f"above 0 and at most {MAX_RENEW_BEFORE_DAYS}",
+                "e.g. renew_before_days = 30, or leave it out: then renewal starts with 1/3 of the lifetime left",
+            )
         for ident in self.identifiers:
             check_solver_fits(self.solver_for(ident).name, ident)
 

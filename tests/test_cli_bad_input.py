@@ -268,3 +268,15 @@ def test_a_config_file_certman_cannot_read_exits_2_naming_it(
     )
 
     assert_one_line_error(result, 2, said)
+
+
+@pytest.mark.parametrize("days", ["-5", "0", "400", "nan"])
+def test_a_renew_before_days_that_is_not_a_sane_number_of_days_exits_2(
+    certman: CertmanRun, tmp_path: Path, days: str
+) -> None:
+    config = tmp_path / "certman.toml"
+    config.write_text(f'[[certificate]]\nnames = ["rbd.example"]\nrenew_before_days = {days}\n')
+
+    result = certman("--config", str(config), "renew", "--check")
+
+    assert_one_line_error(result, 2, f"renew_before_days = {float(days)}", "at most 398")
