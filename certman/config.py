@@ -43,12 +43,13 @@ _CA_BUNDLE_HINT = "set --ca-bundle (or ca_bundle) to the PEM file of the CA that
 
 
 def check_ca_bundle(path: str | None, origin: str = "CA bundle") -> str | None:
-    """Insist that a CA bundle is a readable file, before any request needs it."""
+    """Insist that a CA bundle is a readable file of PEM certificates, before any request needs it."""
     if path is None:
         return None
     try:
-        with open(path, "rb"):
-            pass
+        with open(path, "rb") as bundle:
+            if b"-----BEGIN CERTIFICATE-----" not in bundle.read():
+                raise ConfigError(f"{origin} {path} holds no PEM certificate", _CA_BUNDLE_HINT)
     except IsADirectoryError:
         raise ConfigError(f"{origin} {path} is a directory, not a file of CA certificates", _CA_BUNDLE_HINT) from None
     except OSError as exc:

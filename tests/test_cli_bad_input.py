@@ -280,3 +280,22 @@ def test_a_renew_before_days_that_is_not_a_sane_number_of_days_exits_2(
     result = certman("--config", str(config), "renew", "--check")
 
     assert_one_line_error(result, 2, f"renew_before_days = {float(days)}", "at most 398")
+
+
+def test_a_ca_bundle_without_a_pem_certificate_exits_2_naming_it_before_any_request(
+    certman: CertmanRun, tmp_path: Path
+) -> None:
+    bundle = tmp_path / "hostname"
+    bundle.write_text("web01\n")
+
+    result = certman(
+        "issue",
+        "--server",
+        f"https://127.0.0.1:{closed_port()}/dir",
+        "--agree-tos",
+        "--ca-bundle",
+        str(bundle),
+        "a.example",
+    )
+
+    assert_one_line_error(result, 2, f"CA bundle {bundle} holds no PEM certificate")
