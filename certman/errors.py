@@ -17,7 +17,8 @@ the CLI returns. Anything else that escapes is a bug (exit 70).
     ├── SolverError              5  could not present or clean up a challenge
     │   └── PropagationTimeout   5  DNS record not served by every nameserver
     ├── ReloadError              6  stored, but the proxy did not take it
-    │   └── ReloadVerifyFailed   6  the proxy serves another leaf than the stored one
+    │   ├── ReloadVerifyFailed   6  the proxy serves another leaf than the stored one
+    │   └── ReloadPartlyFailed   6  a reloader took some of its certificates, not these
     └── PartialFailure           7  a batch where some certificates failed
 """
 
@@ -118,6 +119,20 @@ class ReloadError(CertmanError):
 
 class ReloadVerifyFailed(ReloadError):
     """After a reload the proxy still serves another certificate."""
+
+
+class ReloadPartlyFailed(ReloadError):
+    """One reloader call took some of its certificates but not those in ``failed``.
+
+    ``failed`` maps each certificate name it could not hand over to its own error, so the
+    batch records that error on that certificate only, and the others as deployed.
+    """
+
+    def __init__(self, failed: dict[str, ReloadError]) -> None:
+        names = ", ".join(sorted(failed))
+        first = failed[min(failed)]
+        super().__init__(f"not taken for {names}: {first.message}", first.hint)
+        self.failed = failed
 
 
 class PartialFailure(CertmanError):

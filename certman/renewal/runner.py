@@ -215,7 +215,17 @@ def deploy_all(
             error=error.message if error else None,
             attempted_at=now,
         )
-        record(keystore, plan, structs.replace(plan.state, deploy=deployed))
+        try:
+            record(keystore, plan, structs.replace(plan.state, deploy=deployed))
+        except CertmanError as write_error:
+            # This certificate's failure, not the batch's: the others still get their state.
+            log.error("cannot record the deploy of %s: %s", plan.name, write_error)
+            if error is None:
+                results[plan.name] = replace(
+                    results[plan.name],
+                    error=f"deployed, but not recorded: {write_error.message}",
+                    hint=write_error.hint,
+                )
         if error is not None:
             results[plan.name] = replace(
                 results[plan.name],
