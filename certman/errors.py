@@ -11,6 +11,7 @@ the CLI returns. Anything else that escapes is a bug (exit 70).
     │   └── KeystoreLocked       3  another run holds the lock past the timeout
     ├── ACMEError                4  the CA refused or could not be reached
     │   ├── CAUnreachable        4  connection refused, DNS failure, timeout
+    │   │   └── AnswerLost       4  a state-changing request may have been processed
     │   ├── TLSVerifyFailed      4  the CA's TLS certificate is not trusted
     │   ├── RateLimited          4  with .retry_after
     │   └── AuthorizationFailed  4  the CA could not validate an identifier
@@ -83,6 +84,12 @@ class CAUnreachable(ACMEError):
     def __init__(self, message: str, hint: str | None = None, *, retry_after: datetime.datetime | None = None) -> None:
         super().__init__(message, hint)
         self.retry_after = retry_after
+
+
+class AnswerLost(CAUnreachable):
+    """A state-changing request reached the CA, but its answer did not reach us (a 5xx,
+    a timeout after sending, a truncated body): the CA may have processed it. Sending it
+    again blindly could act twice, so the caller re-reads the resource instead."""
 
 
 class TLSVerifyFailed(CAUnreachable):

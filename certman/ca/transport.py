@@ -14,6 +14,12 @@ For every request:
 - connection errors, timeouts, truncated bodies and 5xx are retried up to
   ``TRANSIENT_RETRIES`` times, after the CA's Retry-After or else an exponential backoff
   with full jitter, and never past the deadline (then ``CAUnreachable``);
+- except a POST that is not ``replay_safe`` (finalize, a challenge answer, revocation,
+  key change, account update and deactivation): once it may have reached the CA (a 5xx,
+  a timeout after connecting, a truncated body) it is never sent again here, but raises
+  ``AnswerLost``, and the session re-reads the resource to learn what the CA did
+  (``certman.ca.replays``). Only a request that never left (connection refused) and a
+  badNonce, which the CA refuses before acting (RFC 8555 §6.5), are sent again;
 - a 429 is a rateLimited problem with its Retry-After, whatever the method.
 
 Time comes in through the constructor (``sleep``, ``monotonic``, ``jitter``), and so does
@@ -32,6 +38,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
 import requests
+import urllib3
 from acme import client as acme_client
 from acme import errors as acme_errors
 from acme import messages
@@ -39,7 +46,7 @@ from josepy import interfaces, jwa, jwk
 
 from .. import __version__
 from ..config import check_ca_bundle
-from ..errors import ACMEError, CAUnreachable, TLSVerifyFailed
+from ..errors import ACMEError, AnswerLost, CAUnreachable, TLSVerifyFailed
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +97,14 @@ class Transport(Protocol):
         """An unauthenticated GET of a JSON resource (the directory, renewalInfo)."""
         ...
 
-    def post(self, url: str, body: interfaces.JSONDeSerializable | None) -> requests.Response:
-        """A signed POST of ``body``; None is a POST-as-GET (§6.3)."""
+    def post(
+        self, url: str, body: interfaces.JSONDeSerializable | None, *, replay_safe: bool = True
+    ) -> requests.Response:
+        """A signed POST of ``body``; None is a POST-as-GET (§6.3).
+
+        With ``replay_safe`` false, the request MUST NOT be sent again once the CA may
+        have received it; ``AnswerLost`` says that its answer was lost.
+        """
         ...
 
     def use_key(self, key: jwk.JWK) -> None:
@@ -147,8 +160,10 @@ class AcmeTransport:
     def get(self, url: str) -> requests.Response:
         return self._net.get(url)
 
-    def post(self, url: str, body: interfaces.JSONDeSerializable | None) -> requests.Response:
-        return self._net.post(url, body, new_nonce_url=self._nonce_url)
+    def post(
+        self, url: str, body: interfaces.JSONDeSerializable | None, *, replay_safe: bool = True
+    ) -> requests.Response:
+        return self._net.post(url, body, new_nonce_url=self._nonce_url, replay_safe=replay_safe)
 
     def use_key(self, key: jwk.JWK) -> None:
         self._net.key = key
@@ -186,12 +201,17 @@ class AcmeTransport:
 
 
 class _Transient(Exception):
-    """A fault worth retrying: connection error, timeout, truncated body or 5xx."""
+    """A fault worth retrying: connection error, timeout, truncated body or 5xx.
 
-    def __init__(self, what: str, retry_after: float | None) -> None:
+    ``reached``: whether the request may have reached the CA (all but a connection
+    that was never made).
+    """
+
+    def __init__(self, what: str, retry_after: float | None, *, reached: bool = True) -> None:
         super().__init__(what)
         self.what = what
         self.retry_after = retry_after
+        self.reached = reached
 
 
 class _Network(acme_client.ClientNetwork):
@@ -243,7 +263,9 @@ class _Network(acme_client.ClientNetwork):
             requests.exceptions.ChunkedEncodingError,
         ) as exc:
             # A truncated body (ChunkedEncodingError) is a connection that broke mid-answer.
-            raise _Transient(f"cannot reach the ACME server at {_short(url)}: {_reason(exc)}", None) from exc
+            raise _Transient(
+                f"cannot reach the ACME server at {_short(url)}: {_reason(exc)}", None, reached=_may_have_arrived(exc)
+            ) from exc
         except OSError as exc:
             if isinstance(exc, requests.exceptions.RequestException):
                 raise
@@ -308,6 +330,7 @@ class _Network(acme_client.ClientNetwork):
             raise limited from exc
 
     def post(self, *args: Any, **kwargs: Any) -> requests.Response:
+        replay_safe = kwargs.pop("replay_safe", True)
         bad_nonces = 0
         attempt = 0
         while True:
@@ -320,6 +343,11 @@ class _Network(acme_client.ClientNetwork):
                     continue
                 raise
             except _Transient as fault:
+                if fault.reached and not replay_safe:
+                    raise AnswerLost(
+                        f"{fault.what}; the CA may have acted on the request",
+                        "the next run reads the CA's state and continues from it",
+                    ) from fault
                 attempt += 1
                 self.owner._backoff(fault, attempt)
 
@@ -342,6 +370,15 @@ class _Network(acme_client.ClientNetwork):
             except _Transient as fault:
                 attempt += 1
                 self.owner._backoff(fault, attempt)
+
+
+def _may_have_arrived(exc: Exception) -> bool:
+    """Whether the request may have reached the CA: not when the connection was never made."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return False
+    cause = exc.args[0] if exc.args else None
+    reason = getattr(cause, "reason", cause)
+    return not isinstance(reason, urllib3.exceptions.NewConnectionError)
 
 
 def _short(url: str) -> str:
