@@ -31,6 +31,7 @@ from .ari import RenewalInfo as RenewalInfo  # where callers have imported it fr
 from .problems import certman_errors
 from .transport import REQUEST_TIMEOUT as REQUEST_TIMEOUT  # the session's default, so callers import it from here
 from .transport import AcmeTransport, Transport, parse_retry_after
+from .unknown import SOLVED_TYPES, challenge_type_of, known_statuses
 
 T = TypeVar("T")
 
@@ -233,7 +234,7 @@ class AcmeSession:
         )
         with certman_errors("creating the order"):
             response = self.transport.post(self.directory["newOrder"], body)
-            order = messages.Order.from_json(response.json())
+            order = messages.Order.from_json(known_statuses(response.json(), "order"))
             authzs = [self.fetch_authorization(url) for url in order.authorizations]
         return messages.OrderResource(
             body=order, uri=response.headers.get("Location"), authorizations=authzs, csr_pem=csr_pem
@@ -244,7 +245,9 @@ class AcmeSession:
             response = self.transport.post(url, None)
             raw = response.json()
             _check_raw_tokens(raw)
-            return messages.AuthorizationResource(body=messages.Authorization.from_json(raw), uri=url)
+            return messages.AuthorizationResource(
+                body=messages.Authorization.from_json(known_statuses(raw, "authorization")), uri=url
+            )
 
     def answer(self, challb: messages.ChallengeBody, response: Any) -> None:
         def answered_before() -> bool:
@@ -257,7 +260,7 @@ class AcmeSession:
                 return
             if "up" not in answered.links:
                 raise acme_errors.ClientError('"up" Link header missing')
-            body = messages.ChallengeBody.from_json(answered.json())
+            body = messages.ChallengeBody.from_json(known_statuses(answered.json(), "challenge"))
             if body.uri != challb.uri:
                 raise acme_errors.UnexpectedUpdate(body.uri)
 
@@ -291,7 +294,7 @@ class AcmeSession:
                     lambda: self.fetch_order(order.uri).status != messages.STATUS_READY,
                 )
                 if finalized is not None:
-                    messages.Order.from_json(finalized.json())
+                    messages.Order.from_json(known_statuses(finalized.json(), "order"))
             except messages.Error as error:
                 if error.code != "orderNotReady":
                     raise
@@ -334,7 +337,8 @@ class AcmeSession:
     def _get_json(self, url: str, kind: type[T]) -> tuple[T, float | None]:
         with certman_errors("polling"):
             response = self.transport.post(url, None)
-            return kind.from_json(response.json()), parse_retry_after(response)  # type: ignore[attr-defined]
+            document = known_statuses(response.json(), kind.__name__.lower())
+            return kind.from_json(document), parse_retry_after(response)  # type: ignore[attr-defined]
 
     def _poll(self, fetch: Callable[[], tuple[T, float | None]], done: Callable[[T], bool], what: str) -> T:
         for delay in _poll_delays():
@@ -369,16 +373,17 @@ def _poll_delays() -> Iterator[float]:
 
 
 def _check_raw_tokens(authz: Any) -> None:
-    """Check every challenge token as the CA sent it.
+    """Check the token of every challenge certman may answer, as the CA sent it.
 
     The library decodes tokens leniently (base64 skips characters such as '.') and
     re-encodes them, which would hide a hostile token; the check must see the original.
+    A challenge type certman does not solve is never answered, so its token is not used.
     """
     from ..solvers.http01 import check_token
 
     challenges = authz.get("challenges", []) if isinstance(authz, dict) else []
     for challenge in challenges:
-        if isinstance(challenge, dict) and "token" in challenge:
+        if isinstance(challenge, dict) and "token" in challenge and challenge_type_of(challenge) in SOLVED_TYPES:
             check_token(str(challenge["token"]))
 
 
