@@ -9,7 +9,7 @@ from typing import Any
 import requests
 
 from ..errors import ACMEError
-from .transport import parse_retry_after
+from .retry_after import parse_retry_after
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,9 @@ from ..names import Identifier
 from . import replays
 from .ari import RenewalInfo as RenewalInfo  # where callers have imported it from
 from .problems import certman_errors
+from .retry_after import parse_retry_after
 from .transport import REQUEST_TIMEOUT as REQUEST_TIMEOUT  # the session's default, so callers import it from here
-from .transport import AcmeTransport, Transport, parse_retry_after
+from .transport import AcmeTransport, Transport
 from .unknown import SOLVED_TYPES, challenge_type_of, known_statuses
 
 T = TypeVar("T")

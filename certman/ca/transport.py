@@ -8,7 +8,9 @@ a badNonce only once, and it drops the fresh nonce that the error carried.
 
 For every request:
 - https only, and no redirects (a redirect could downgrade us to http);
-- each socket wait is bounded by the request timeout and by what is left of the deadline;
+- each socket wait is bounded by the request timeout and by what is left of the deadline:
+  the transport's own (``timeout``), or the certificate's when that is earlier
+  (``certman.ca.deadline``); once it has passed, nothing more is sent;
 - a badNonce (§6.5) is retried up to ``BAD_NONCE_RETRIES`` times, with the nonce of the
   error response, so that no nonce is spent twice and no round trip is wasted;
 - connection errors, timeouts, truncated bodies and 5xx are retried up to
@@ -34,7 +36,6 @@ import os
 import random
 import time
 from collections.abc import Callable
-from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
 import requests
@@ -47,38 +48,22 @@ from josepy import interfaces, jwa, jwk
 from .. import __version__
 from ..config import check_ca_bundle
 from ..errors import ACMEError, AnswerLost, CAUnreachable, TLSVerifyFailed
+from .deadline import current_deadline
+from .retry_after import parse_retry_after
 
 log = logging.getLogger(__name__)
 
 BAD_NONCE_RETRIES = 10
 TRANSIENT_RETRIES = 4
 REQUEST_TIMEOUT = 30.0
+# Less time than this left before the deadline is no time for an answer: send nothing.
+LAST_REQUEST = 0.05
 USER_AGENT = f"certman/{__version__}"
 
 Sleep = Callable[[float], None]
 Monotonic = Callable[[], float]
 # (low, high) -> a delay in seconds between them: the backoff's jitter.
 Jitter = Callable[[float, float], float]
-
-
-def parse_retry_after(response: requests.Response | None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), if any."""
-    if response is None:
-        return None
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(int(value)))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=datetime.UTC)
-    return max(0.0, (when - datetime.datetime.now(datetime.UTC)).total_seconds())
 
 
 class Transport(Protocol):
@@ -150,7 +135,7 @@ class AcmeTransport:
         self.sleep = sleep
         self.monotonic = monotonic
         self.jitter = jitter
-        self.deadline = monotonic() + timeout
+        self._own_deadline = monotonic() + timeout
         self._net = _Network(self, ca_bundle=ca_bundle, request_timeout=request_timeout)
         if http is not None:
             self._net.session = http
@@ -177,8 +162,14 @@ class AcmeTransport:
     def use_nonce_url(self, url: str) -> None:
         self._nonce_url = url
 
+    def remaining(self) -> float:
+        """Seconds left before this conversation's deadline: its own, or the certificate's if earlier."""
+        left = self._own_deadline - self.monotonic()
+        certificate = current_deadline()
+        return left if certificate is None else min(left, certificate.remaining())
+
     def wait(self, seconds: float) -> bool:
-        if self.monotonic() + seconds > self.deadline:
+        if seconds > self.remaining():
             return False
         self.sleep(seconds)
         return True
@@ -187,7 +178,7 @@ class AcmeTransport:
         """Wait before retry number ``attempt`` of a transient fault, or raise ``CAUnreachable``."""
         # Exponential backoff with full jitter, unless the CA said how long to wait.
         wait = fault.retry_after if fault.retry_after is not None else self.jitter(0, 0.25 * 2**attempt)
-        if attempt > TRANSIENT_RETRIES or self.monotonic() + wait > self.deadline:
+        if attempt > TRANSIENT_RETRIES or wait > self.remaining():
             come_back = (
                 datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=fault.retry_after)
                 if fault.retry_after
@@ -249,7 +240,15 @@ class _Network(acme_client.ClientNetwork):
         kwargs["allow_redirects"] = False
         # Each socket wait is bounded by the request timeout and by what is left of the
         # run's deadline, so a CA that stalls near the end cannot carry the run past it.
-        kwargs["timeout"] = max(0.05, min(self.request_timeout, self.owner.deadline - self.owner.monotonic()))
+        left = self.owner.remaining()
+        if left < LAST_REQUEST:
+            certificate = current_deadline()
+            budget = f" (--timeout {certificate.seconds:g} s for this certificate)" if certificate else ""
+            raise CAUnreachable(
+                f"gave up on the ACME server at {_short(url)}: the deadline passed{budget}",
+                "the CA did not answer in time; the next run retries, or raise --timeout",
+            )
+        kwargs["timeout"] = min(self.request_timeout, left)
         try:
             response = super()._send_request(method, url, *args, **kwargs)
         except requests.exceptions.SSLError as exc:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import datetime
 import logging
+import math
 import threading
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from msgspec import structs
 
+from ..ca.deadline import certificate_deadline
 from ..config import CertSpec, Settings
 from ..deploy.batch import deploy, deployment_of
 from ..deploy.outcome import DeployResult
@@ -52,11 +54,14 @@ class Runner:
         self._lock = threading.Lock()
 
     def run(self, plan: Plan) -> CertResult:
+        """The certificate's work; one deadline (``settings.timeout``) covers everything it
+        does with its CA in this run: ARI, directory, account, order, polling, download."""
         try:
-            if plan.check_ari:
-                self._refresh_ari(plan)
-            if plan.action in (renewal.RENEW, ISSUE):
-                return self._issue(plan)
+            with certificate_deadline(self.settings.timeout):
+                if plan.check_ari:
+                    self._refresh_ari(plan)
+                if plan.action in (renewal.RENEW, ISSUE):
+                    return self._issue(plan)
             if plan.action == renewal.DEPLOY:
                 spec = plan.spec or self.keystore.read_spec(plan.name)
                 serial = plan.entry.serial if plan.entry else None
@@ -85,7 +90,9 @@ class Runner:
                     # A damaged key file fails the certificate naming it, not as an unreachable CA.
                     key = account_jwk(stored[0], self.keystore.layout.account_key(ca_id(url)))
                     try:
-                        session = AcmeSession(url, key, ca_bundle=spec.ca_bundle, timeout=self.settings.timeout)
+                        # Shared by every certificate of this CA in the run: each request is
+                        # bounded by the deadline of the certificate it is made for.
+                        session = AcmeSession(url, key, ca_bundle=spec.ca_bundle, timeout=math.inf)
                     except CertmanError as exc:
                         log.warning("cannot reach %s for renewal information: %s", url, exc)
                 self._sessions[url] = session
