@@ -14,6 +14,7 @@ the CLI returns. Anything else that escapes is a bug (exit 70).
     │   │   └── AnswerLost       4  a state-changing request may have been processed
     │   ├── TLSVerifyFailed      4  the CA's TLS certificate is not trusted
     │   ├── RateLimited          4  with .retry_after
+    │   ├── Unsupported          4  the CA lacks an optional feature (keyChange, ARI)
     │   └── AuthorizationFailed  4  the CA could not validate an identifier
     ├── SolverError              5  could not present or clean up a challenge
     │   └── PropagationTimeout   5  DNS record not served by every nameserver
@@ -102,6 +103,11 @@ class RateLimited(ACMEError):
     def __init__(self, message: str, hint: str | None = None, *, retry_after: datetime.datetime | None = None) -> None:
         super().__init__(message, hint, problem_type="urn:ietf:params:acme:error:rateLimited")
         self.retry_after = retry_after
+
+
+class Unsupported(ACMEError):
+    """The CA does not offer an optional feature (RFC 8555 keyChange, RFC 9773 renewalInfo):
+    its directory lacks it, or it answered 501 or "not implemented". Nothing to retry."""
 
 
 class AuthorizationFailed(ACMEError):

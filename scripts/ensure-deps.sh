@@ -2,7 +2,7 @@
 # Install the Debian packages the tests and the demo start (idempotent).
 # As root, missing packages are installed with apt; otherwise we say what is missing.
 set -euo pipefail
-packages=(pebble bind9 bind9-utils nginx-light haproxy caddy strace valgrind python3-venv)
+packages=(pebble bind9 bind9-utils nginx-light haproxy caddy iproute2 strace valgrind python3-venv)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

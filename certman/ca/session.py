@@ -28,6 +28,7 @@ from ..errors import ACMEError, AuthorizationFailed, CAUnreachable
 from ..names import Identifier
 from . import replays
 from .ari import RenewalInfo as RenewalInfo  # where callers have imported it from
+from .features import feature_url
 from .problems import certman_errors
 from .retry_after import parse_retry_after
 from .transport import REQUEST_TIMEOUT as REQUEST_TIMEOUT  # the session's default, so callers import it from here
@@ -187,8 +188,8 @@ class AcmeSession:
 
         ``inner`` is the josepy JWS signed by ``new_key`` (see ``certman.ca.accounts.rollover``).
         """
-        url = self.directory["keyChange"]
-        with certman_errors("rolling the account key over"):
+        url = feature_url(self.directory, "keyChange", "account key rollover")
+        with certman_errors("account key rollover", optional_feature=True):
             replays.post_changing(self.transport, url, inner, lambda: replays.accepts_key(self, new_key))
         self.transport.use_key(new_key)
         self.account_key = new_key

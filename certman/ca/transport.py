@@ -39,7 +39,6 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import requests
-import urllib3
 from acme import client as acme_client
 from acme import errors as acme_errors
 from acme import messages
@@ -48,6 +47,7 @@ from josepy import interfaces, jwa, jwk
 from .. import __version__
 from ..config import check_ca_bundle
 from ..errors import ACMEError, AnswerLost, CAUnreachable, TLSVerifyFailed
+from .connection_faults import may_have_arrived, reason_of
 from .deadline import current_deadline
 from .retry_after import parse_retry_after
 
@@ -263,7 +263,7 @@ class _Network(acme_client.ClientNetwork):
         ) as exc:
             # A truncated body (ChunkedEncodingError) is a connection that broke mid-answer.
             raise _Transient(
-                f"cannot reach the ACME server at {_short(url)}: {_reason(exc)}", None, reached=_may_have_arrived(exc)
+                f"cannot reach the ACME server at {_short(url)}: {reason_of(exc)}", None, reached=may_have_arrived(exc)
             ) from exc
         except OSError as exc:
             if isinstance(exc, requests.exceptions.RequestException):
@@ -275,7 +275,8 @@ class _Network(acme_client.ClientNetwork):
             raise CAUnreachable(
                 f"cannot talk to the ACME server at {_short(url)}: {exc}", "check --ca-bundle and the network settings"
             ) from exc
-        if response.status_code >= 500:
+        # 501 Not Implemented is the CA's lasting answer, not a fault to retry.
+        if response.status_code >= 500 and response.status_code != 501:
             raise _Transient(
                 f"the ACME server answered {response.status_code} for {_short(url)}", parse_retry_after(response)
             )
@@ -314,13 +315,19 @@ class _Network(acme_client.ClientNetwork):
             # document; RFC 9773's alreadyReplaced is a 409 we must recognise.
             conflict = messages.Error.from_json(response.json())
             conflict.retry_after = parse_retry_after(response)
+            conflict.http_status = 409
             raise conflict
         try:
             return super()._check_response(response, content_type=content_type)
         except messages.Error as error:
             error.retry_after = parse_retry_after(response)
+            error.http_status = response.status_code
             raise
         except acme_errors.ClientError as exc:
+            if response.status_code == 501:
+                unsupported = messages.Error.with_code("serverInternal", detail="not implemented")
+                unsupported.http_status = 501
+                raise unsupported from exc
             if response.status_code != 429:
                 raise
             # A 429 without a problem document (e.g. to a HEAD) is still a rate limit.
@@ -371,28 +378,5 @@ class _Network(acme_client.ClientNetwork):
                 self.owner._backoff(fault, attempt)
 
 
-def _may_have_arrived(exc: Exception) -> bool:
-    """Whether the request may have reached the CA: not when the connection was never made."""
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return False
-    cause = exc.args[0] if exc.args else None
-    reason = getattr(cause, "reason", cause)
-    return not isinstance(reason, urllib3.exceptions.NewConnectionError)
-
-
 def _short(url: str) -> str:
     return url if len(url) < 80 else url[:77] + "..."
-
-
-def _reason(exc: Exception) -> str:
-    text = str(exc)
-    for marker in (
-        "Connection refused",
-        "Name or service not known",
-        "timed out",
-        "No route to host",
-        "Temporary failure in name resolution",
-    ):
-        if marker in text:
-            return marker.lower()
-    return type(exc).__name__

@@ -21,7 +21,7 @@ from ..ca.deadline import certificate_deadline
 from ..config import CertSpec, Settings
 from ..deploy.batch import deploy, deployment_of
 from ..deploy.outcome import DeployResult
-from ..errors import CAUnreachable, CertmanError, RateLimited
+from ..errors import CAUnreachable, CertmanError, RateLimited, Unsupported
 from ..keystore import FileKeystore, ca_id
 from ..keystore.outcomes import after_success
 from ..keystore.records import AriState, DeployState, IndexEntry, RenewalState
@@ -110,6 +110,9 @@ class Runner:
         else:
             try:
                 info = session.renewal_info(cert_id)
+            except Unsupported as exc:
+                log.warning("renewal information for %s: %s; using the lifetime rule", plan.name, exc)
+                ari = AriState(cert_id=cert_id, unsupported=True, next_check=now + ARI_RECHECK_UNSUPPORTED)
             except CertmanError as exc:
                 log.warning("renewal information for %s: %s; using the lifetime rule", plan.name, exc)
                 ari = structs.replace(
