@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import requests
 
 from ..errors import ACMEError
 from .retry_after import parse_retry_after
 
 
-@dataclass(frozen=True)
-class RenewalInfo:
+class RenewalInfo(msgspec.Struct, frozen=True):
     """The suggested window (UTC), the CA's explanation URL, and Retry-After in seconds."""
 
     window_start: datetime.datetime

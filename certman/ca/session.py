@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import msgspec
 import requests
 from acme import errors as acme_errors
 from acme import messages
@@ -33,7 +33,7 @@ from .problems import certman_errors
 from .retry_after import parse_retry_after
 from .transport import REQUEST_TIMEOUT as REQUEST_TIMEOUT  # the session's default, so callers import it from here
 from .transport import AcmeTransport, Transport
-from .unknown import SOLVED_TYPES, challenge_type_of, known_statuses
+from .unknown import check_raw_tokens, known_statuses
 
 T = TypeVar("T")
 
@@ -42,8 +42,7 @@ POLL_FACTOR = 1.6
 POLL_MAX = 2.0
 
 
-@dataclass(frozen=True)
-class OrderResult:
+class OrderResult(msgspec.Struct, frozen=True):
     fullchain_pem: str
     alternative_fullchains_pem: tuple[str, ...]
     order_url: str
@@ -246,10 +245,17 @@ class AcmeSession:
         with certman_errors("fetching an authorization"):
             response = self.transport.post(url, None)
             raw = response.json()
-            _check_raw_tokens(raw)
+            check_raw_tokens(raw)
             return messages.AuthorizationResource(
                 body=messages.Authorization.from_json(known_statuses(raw, "authorization")), uri=url
             )
+
+    def deactivate_authorization(self, url: str) -> str:
+        """Give up an authorization (RFC 8555 §7.5.2); the status the CA answers ("deactivated")."""
+        with certman_errors("deactivating an authorization"):
+            body = messages.UpdateAuthorization(status=messages.STATUS_DEACTIVATED)
+            answered = messages.Authorization.from_json(self.transport.post(url, body).json())
+            return str(answered.status)
 
     def answer(self, challb: messages.ChallengeBody, response: Any) -> None:
         def answered_before() -> bool:
@@ -372,21 +378,6 @@ def _poll_delays() -> Iterator[float]:
     while True:
         yield delay
         delay = min(delay * POLL_FACTOR, POLL_MAX)
-
-
-def _check_raw_tokens(authz: Any) -> None:
-    """Check the token of every challenge certman may answer, as the CA sent it.
-
-    The library decodes tokens leniently (base64 skips characters such as '.') and
-    re-encodes them, which would hide a hostile token; the check must see the original.
-    A challenge type certman does not solve is never answered, so its token is not used.
-    """
-    from ..solvers.http01 import check_token
-
-    challenges = authz.get("challenges", []) if isinstance(authz, dict) else []
-    for challenge in challenges:
-        if isinstance(challenge, dict) and "token" in challenge and challenge_type_of(challenge) in SOLVED_TYPES:
-            check_token(str(challenge["token"]))
 
 
 def _authz_failure(authz: messages.Authorization) -> str:

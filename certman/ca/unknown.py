@@ -66,3 +66,18 @@ def challenge_type_of(challenge: Any) -> str:
         challenge = getattr(challenge.chall, "jobj", {})
     typ = challenge.get("type") if isinstance(challenge, dict) else None
     return typ if isinstance(typ, str) else "?"
+
+
+def check_raw_tokens(authz: Any) -> None:
+    """Check the token of every challenge certman may answer, as the CA sent it.
+
+    The library decodes tokens leniently (base64 skips characters such as '.') and
+    re-encodes them, which would hide a hostile token; the check must see the original.
+    A challenge type certman does not solve is never answered, so its token is not used.
+    """
+    from ..solvers.http01 import check_token
+
+    challenges = authz.get("challenges", []) if isinstance(authz, dict) else []
+    for challenge in challenges:
+        if isinstance(challenge, dict) and "token" in challenge and challenge_type_of(challenge) in SOLVED_TYPES:
+            check_token(str(challenge["token"]))

@@ -57,6 +57,12 @@ from . import CliContext
     'e.g. \'["systemctl", "reload", "nginx"]\'. Repeatable.',
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Rehearse: solvers, order and validation (finalize only at a staging twin); store and reload nothing.",
+)
+@click.option("--dry-run-server", help="Staging CA a dry run finalizes at (default: the CA's known twin).")
 @click.pass_obj
 def command(
     obj: CliContext,
@@ -68,6 +74,7 @@ def command(
     eab_kid: str | None,
     eab_hmac_key_file: Path | None,
     reload_cmds: tuple[str, ...],
+    dry_run: bool,
     **flags: object,
 ) -> None:
     """Get a certificate for NAMES, make it live in the keystore and run its reloaders."""
@@ -96,6 +103,15 @@ def command(
         )
     keystore = FileKeystore(settings.keystore, lock_timeout=settings.lock_timeout)
     account = AccountSettings(settings.email, settings.agree_tos, external_account(eab_kid, eab_hmac_key_file))
+    if dry_run:
+        from ..issuance.rehearsal import rehearse
+
+        rehearsal = rehearse(
+            spec, keystore, account=account, dry_run_server=settings.dry_run_server, timeout=settings.timeout
+        )
+        click.echo(_render.rehearsal_result(rehearsal, as_json=as_json))
+        rehearsal.raise_for_deploy()
+        return
     result = issue(spec, keystore, account=account, timeout=settings.timeout)
     click.echo(_render.issue_result(result, as_json=as_json))
     result.raise_for_deploy()

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import datetime
 import logging
-from dataclasses import dataclass, field, replace
 
+import msgspec
 from acme import messages
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -32,19 +32,19 @@ from ..keys import CertFacts, generate_key, key_to_pem, load_key, make_csr, publ
 from ..keystore import FileKeystore, LivePaths, RenewalState, VersionMeta
 from ..keystore.keyfiles import ORDER_HINT, check_private_key
 from ..keystore.live_links import LiveRepair
-from ..keystore.outcomes import after_success
+from ..keystore.outcomes import after_success, redeploy_repaired
 from ..keystore.times import Clock, archive_stamp, utc_now
 from ..recording import recorded_spec
 from ..solvers import Solver
 from ..solvers.shared import Rendezvous
 from . import fallback, resume
 from .challenges import create_solver, solve
+from .preflight import preflight
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class IssueResult:
+class IssueResult(msgspec.Struct, frozen=True):
     name: str
     version: str
     serial: str
@@ -55,7 +55,7 @@ class IssueResult:
     live: LivePaths
     reused_authorizations: int
     # What the reloaders did with it; empty when the spec has none (or from ``obtain``).
-    deploy: DeployResult = field(default_factory=lambda: DeployResult({}))
+    deploy: DeployResult = msgspec.field(default_factory=lambda: DeployResult({}))
     # live/<name> put back before issuing: it was a directory, a file or missing.
     repaired: tuple[LiveRepair, ...] = ()
 
@@ -101,7 +101,9 @@ def issue(
     # Deferred: a certificate without reloaders loads no proxy code.
     from ..deploy.batch import deploy_issued
 
-    return replace(result, deploy=deploy_issued(keystore, spec, result.serial, timeout=deploy_timeout, clock=clock))
+    return msgspec.structs.replace(
+        result, deploy=deploy_issued(keystore, spec, result.serial, timeout=deploy_timeout, clock=clock)
+    )
 
 
 def obtain(
@@ -129,15 +131,12 @@ def obtain(
     directory, a file or missing is put back first (``result.repaired``; see
     ``FileKeystore.repair_live``). A solver that serves a port (standalone, tls-alpn-01)
     shares it with the other orders in flight on the keystore; a port held by anything
-    else is a SolverError once an authorization needs it.
+    else is a SolverError once an authorization needs it. Everything that can be checked
+    locally is checked before the first request to a CA (``preflight``).
     """
     spec = recorded_spec(spec)
     rendezvous = Rendezvous.under(keystore.root, timeout=keystore.lock_timeout)
-    solvers = [create_solver(s.name, s.options, rendezvous) for s in spec.solvers]
-    if spec.reloaders:
-        from ..deploy.batch import check_reloaders
-
-        check_reloaders(spec)
+    solvers = preflight(spec, [create_solver(s.name, s.options, rendezvous) for s in spec.solvers])
     # A corrupt state.json or pending order fails here (exit 3), before any request to the CA.
     keystore.read_state(spec.name)
     pending = keystore.read_pending_order(spec.name)
@@ -145,6 +144,8 @@ def obtain(
         check_private_key(pending.key_pem, keystore.layout.order_key(spec.name), ORDER_HINT)
     known = [spec.name] if spec.name in keystore.read_index() else []
     repaired = tuple(keystore.repair_live(known, archive_stamp(clock())))
+    # Should this issuance fail, the next renew still reloads the proxy onto the restored files.
+    redeploy_repaired(keystore, repaired)
     seen = keystore.live_version(spec.name)
     with keystore.lock_cert(spec.name):
         done = done_while_waiting(spec, keystore, seen)
@@ -165,7 +166,7 @@ def obtain(
                     )
 
             done = fallback.first_that_issues(spec, keystore, attempt, replaces)
-    return replace(done, repaired=repaired)
+    return msgspec.structs.replace(done, repaired=repaired)
 
 
 def _order_and_store(
