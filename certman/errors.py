@@ -36,6 +36,8 @@ class CertmanError(Exception):
     """Base class: an operator-facing failure with a hint and an exit code."""
 
     exit_code = 1
+    # What to do when the raising code knew no better: every error the CLI prints has a hint.
+    generic_hint = "run again with -v for details; `certman doctor` checks the whole setup"
 
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
@@ -45,21 +47,30 @@ class CertmanError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    @property
+    def shown_hint(self) -> str:
+        """The hint the operator sees: the raiser's own, else the generic one of its class."""
+        return self.hint or self.generic_hint
+
 
 class UsageError(CertmanError):
     """The request itself is wrong: flags, identifiers, plugin names."""
 
     exit_code = 2
+    generic_hint = "see `certman COMMAND --help` for the accepted forms"
 
 
 class ConfigError(UsageError):
     """A configuration file or environment variable is invalid."""
+
+    generic_hint = "fix the setting named above (certman.toml, CERTMAN_* or a flag); `certman doctor` checks them all"
 
 
 class KeystoreError(CertmanError):
     """The keystore cannot be read or written safely."""
 
     exit_code = 3
+    generic_hint = "check the keystore path named above (owner, mode 0700, free space); `certman doctor` checks it"
 
 
 class KeystoreLocked(KeystoreError):
@@ -70,6 +81,7 @@ class ACMEError(CertmanError):
     """The ACME server refused a request or could not be used."""
 
     exit_code = 4
+    generic_hint = "run again with -v to see the answer of the CA; `certman doctor` checks that the CA is reachable"
 
     def __init__(self, message: str, hint: str | None = None, *, problem_type: str | None = None) -> None:
         super().__init__(message, hint)
@@ -118,6 +130,9 @@ class SolverError(CertmanError):
     """A challenge could not be presented or cleaned up."""
 
     exit_code = 5
+    generic_hint = (
+        "check the settings of the solver (`certman plugins NAME`); `certman doctor` checks ports and programs"
+    )
 
 
 class PropagationTimeout(SolverError):
@@ -128,6 +143,7 @@ class ReloadError(CertmanError):
     """The certificate is stored but its proxy did not take it."""
 
     exit_code = 6
+    generic_hint = "the certificate is stored; fix the proxy, then `certman renew` retries the reload"
 
 
 class ReloadVerifyFailed(ReloadError):
@@ -152,3 +168,4 @@ class PartialFailure(CertmanError):
     """Some certificates of a batch failed; the others succeeded."""
 
     exit_code = 7
+    generic_hint = "the error of each failed certificate is printed above; `certman explain` says when it is retried"

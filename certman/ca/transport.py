@@ -17,12 +17,10 @@ For every request:
   ``TRANSIENT_RETRIES`` times, after the CA's Retry-After or else an exponential backoff
   with full jitter, and never past the deadline (then ``CAUnreachable``); a 501 is the
   CA's lasting answer (a feature it lacks), not a fault to retry;
-- except a POST that is not ``replay_safe`` (finalize, a challenge answer, revocation,
-  key change, account update and deactivation): once it may have reached the CA (a 5xx,
-  a timeout after connecting, a truncated body) it is never sent again here, but raises
-  ``AnswerLost``, and the session re-reads the resource to learn what the CA did
-  (``certman.ca.replays``). Only a request that never left (connection refused) and a
-  badNonce, which the CA refuses before acting (RFC 8555 §6.5), are sent again;
+- except a POST that is not ``replay_safe`` (finalize, challenge answer, revocation, key
+  change, account update and deactivation): once it may have reached the CA (5xx, timeout
+  after connecting, truncated body) it raises ``AnswerLost`` and the session re-reads the
+  resource (``certman.ca.replays``); only a request that never left is sent again;
 - a 429 is a rateLimited problem with its Retry-After, whatever the method.
 
 Time comes in through the constructor (``sleep``, ``monotonic``, ``jitter``), and so does
@@ -38,6 +36,7 @@ import random
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import requests
 from acme import errors as acme_errors
@@ -45,7 +44,7 @@ from acme import messages
 from josepy import errors as jose_errors
 from josepy import interfaces, jwk
 
-from .. import __version__
+from .. import __version__, progress
 from ..config import check_ca_bundle
 from ..errors import ACMEError, AnswerLost, CAUnreachable, TLSVerifyFailed
 from .connection_faults import may_have_arrived, reason_of
@@ -146,12 +145,14 @@ class AcmeTransport:
         self._nonce_url: str | None = None
 
     def get(self, url: str) -> requests.Response:
-        return self._net.get(url)
+        with progress.waiting(f"the CA at {urlsplit(url).netloc}"):
+            return self._net.get(url)
 
     def post(
         self, url: str, body: interfaces.JSONDeSerializable | None, *, replay_safe: bool = True
     ) -> requests.Response:
-        return self._net.post(url, body, self._nonce_url, replay_safe=replay_safe)
+        with progress.waiting(f"the CA at {urlsplit(url).netloc}"):
+            return self._net.post(url, body, self._nonce_url, replay_safe=replay_safe)
 
     def use_key(self, key: jwk.JWK) -> None:
         self._net.key = key

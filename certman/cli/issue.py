@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..config import KEY_TYPES, SERVER_ALIASES
-from . import CliContext
+from . import CliContext, echo_json
 
 
 @click.command("issue")
@@ -113,5 +113,5 @@ def command(
         rehearsal.raise_for_deploy()
         return
     result = issue(spec, keystore, account=account, timeout=settings.timeout)
-    click.echo(_render.issue_result(result, as_json=as_json))
+    (echo_json if as_json else click.echo)(_render.issue_result(result, as_json=as_json))
     result.raise_for_deploy()

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 
 from ..config import CertSpec
 from ..errors import CertmanError
-from ..keystore.records import IndexEntry, RenewalState
+from ..keystore.records import IndexEntry
+from ..keystore.state_records import RenewalState
 from ..keystore.times import encode_time
 from ..recording import recorded_spec
 from . import rules as renewal
