@@ -17,6 +17,7 @@ from typing import Any
 from .ca.policy import LETS_ENCRYPT_PRODUCTION, LETS_ENCRYPT_STAGING, check_solver_fits
 from .config_forms import coerce
 from .errors import ConfigError, UsageError
+from .fleet.conninfo import check_store
 from .names import Identifier, check_cert_name, default_cert_name, normalise_all
 from .paths import absolute, default_config_path, default_keystore, trust_from_environment
 from .recording import PATH_SETTINGS, config_relative
@@ -97,6 +98,11 @@ class Settings:
     notify_file: str | None = None
     # Notify when a certificate has fewer days left than this and is not renewing.
     notify_days: int = 7
+    # Fleet mode (docs/fleet.md): store's libpq conninfo, this host's name, fleet key file, lease seconds.
+    store: str | None = None
+    host_id: str | None = None
+    store_key_file: str | None = None
+    lease_ttl: float = 600.0
 
     @property
     def directory_url(self) -> str:
@@ -166,6 +172,8 @@ def _read_config_file(path: Path) -> dict[str, Any]:
                 f"known settings: {', '.join(sorted(k for k in _FIELD_TYPES if k not in ('certificates', 'solvers')))}",
             )
         values[name] = _coerce(name, value, f"config file {path}", key)
+    if values.get("store") is not None:  # certman.toml is often world-readable: no password in it
+        check_store(values["store"], f"config file {path}")
     return config_relative(values, path.parent)
 
 

@@ -8,7 +8,8 @@ the CLI returns. Anything else that escapes is a bug (exit 70).
     ├── UsageError               2  bad flags, unknown plugin, invalid identifier
     │   └── ConfigError          2  certman.toml / spec.toml / env invalid
     ├── KeystoreError            3  unreadable, unsafe or corrupt keystore; disk full
-    │   └── KeystoreLocked       3  another run holds the lock past the timeout
+    │   ├── KeystoreLocked       3  another run holds the lock past the timeout
+    │   └── StoreUnavailable     8  the fleet store (PostgreSQL) cannot be reached
     ├── ACMEError                4  the CA refused or could not be reached
     │   ├── CAUnreachable        4  connection refused, DNS failure, timeout
     │   │   └── AnswerLost       4  a state-changing request may have been processed
@@ -75,6 +76,17 @@ class KeystoreError(CertmanError):
 
 class KeystoreLocked(KeystoreError):
     """Another certman run holds a lock we need."""
+
+
+class StoreUnavailable(KeystoreError):
+    """The fleet's shared store cannot be reached (docs/fleet.md); local certificates stay served.
+
+    A kind of ``KeystoreError``, so code that handles a failing store handles it, with an
+    exit code of its own so that monitoring tells an outage of the database from a damaged
+    keystore.
+    """
+
+    exit_code = 8
 
 
 class ACMEError(CertmanError):

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 # Run-wide settings naming a file or directory: a relative one is resolved against the
 # config file's directory, or the current directory for a flag or variable.
-PATH_SETTINGS = ("ca_bundle", "keystore", "webroot", "log_file", "notify_file")
+PATH_SETTINGS = ("ca_bundle", "keystore", "webroot", "log_file", "notify_file", "store_key_file")
 
 
 def recorded_options(

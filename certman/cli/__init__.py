@@ -168,6 +168,7 @@ def _kill_children() -> None:
     type=click.Path(path_type=Path),
     help="Keystore directory (env CERTMAN_KEYSTORE; default /var/lib/certman as root).",
 )
+@click.option("--store", help="Fleet store, a libpq connection string (env CERTMAN_STORE; docs/fleet.md).")
 @click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
 @click.option(
     "--color",
@@ -177,7 +178,9 @@ def _kill_children() -> None:
     help="Colour status words; auto: only on a terminal, and not with NO_COLOR set.",
 )
 @click.pass_context
-def cli(ctx: click.Context, config_path: Path | None, keystore: Path | None, verbose: int, color: str) -> None:
+def cli(
+    ctx: click.Context, config_path: Path | None, keystore: Path | None, store: str | None, verbose: int, color: str
+) -> None:
     """Get and renew ACME certificates for the TLS proxy in front of your app."""
     from ..log import setup
     from .terminal import Choice, configure
@@ -187,7 +190,7 @@ def cli(ctx: click.Context, config_path: Path | None, keystore: Path | None, ver
     _start_status_line(ctx)
     # click.echo strips styles off a pipe unless told; --color=always is that telling.
     ctx.color = Choice.colour
-    ctx.obj = CliContext(config_path, {"keystore": keystore}, log_run=ctx.invoked_subcommand in LOGGED)
+    ctx.obj = CliContext(config_path, {"keystore": keystore, "store": store}, log_run=ctx.invoked_subcommand in LOGGED)
 
 
 def _start_status_line(ctx: click.Context) -> None:
@@ -221,6 +224,8 @@ COMMANDS = {
     "renew": "renew",
     "revoke": "revoke",
     "show": "show",
+    "store": "store",
+    "sync": "sync",
     "timer": "timer",
     "verify": "verify",
 }

@@ -55,6 +55,12 @@ def command(
 
     settings = obj.settings(**flags)
     keystore = FileKeystore(settings.keystore, lock_timeout=settings.lock_timeout)
+    # A check or a dry run stores nothing: the fleet protocol is for runs that commit.
+    if settings.store and not check and not dry_run:
+        from .fleet_renew import renew_in_fleet
+
+        renew_in_fleet(keystore, settings, names, force, jobs, as_json, metrics_file)
+        return
     report = renew(keystore, settings, names=names, force=force, check=check, jobs=jobs, dry_run=dry_run)
     # The per-certificate results first: a metrics file that cannot be written
     # (exit 3) must not hide what the run did.

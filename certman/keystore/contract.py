@@ -1,8 +1,8 @@
 """The ``Keystore`` protocol: what certman needs from any place that stores certificates.
 
-``FileKeystore`` (a local directory) implements it; a shared store for a fleet
-(PostgreSQL, issue 13) implements the same methods. ``tests/keystore_contract.py``
-holds the behaviours below as tests any implementation runs.
+``FileKeystore`` (a local directory) implements it, and so does ``PostgresKeystore``
+(``certman.fleet.store``, a fleet's shared store). ``tests/keystore_contract.py`` holds
+the behaviours below as tests that run against both.
 
 The words MUST, SHOULD and MAY are used as in RFC 2119. Rules for every method:
 

@@ -118,16 +118,16 @@ def mark(layout: Layout, fields: Mapping[str, Mapping[str, Any]]) -> None:
 def mark_states(layout: Layout, states: Mapping[str, RenewalState]) -> None:
     """Copy into the index what ``list`` shows of each state: until when it backs off,
     and the serial whose deploy is pending (so ``list`` reads no state file)."""
-    mark(
-        layout,
-        {
-            name: {
-                "backoff_until": state.next_attempt if state.consecutive_failures else None,
-                "undeployed_serial": state.deploy.serial if state.deploy and state.deploy.pending else None,
-            }
-            for name, state in states.items()
-        },
-    )
+    mark(layout, {name: listing_marks(state) for name, state in states.items()})
+
+
+def listing_marks(state: RenewalState) -> dict[str, Any]:
+    """The ``IndexEntry`` fields ``list`` shows of ``state``: until when it backs off, and
+    the serial whose deploy is pending."""
+    return {
+        "backoff_until": state.next_attempt if state.consecutive_failures else None,
+        "undeployed_serial": state.deploy.serial if state.deploy and state.deploy.pending else None,
+    }
 
 
 def write_all(layout: Layout, certs: Mapping[str, IndexEntry]) -> None:
