@@ -170,7 +170,7 @@ class AcmeTransport:
         return left if certificate is None else min(left, certificate.remaining())
 
     def wait(self, seconds: float) -> bool:
-        if seconds > self.remaining():
+        if seconds + 2 * LAST_REQUEST > self.remaining():
             return False
         self.sleep(seconds)
         return True
@@ -179,7 +179,8 @@ class AcmeTransport:
         """Wait before retry number ``attempt`` of a transient fault, or raise ``CAUnreachable``."""
         # Exponential backoff with full jitter, unless the CA said how long to wait.
         wait = fault.retry_after if fault.retry_after is not None else self.jitter(0, 0.25 * 2**attempt)
-        if attempt > TRANSIENT_RETRIES or wait > self.remaining():
+        # The fault is the error when a retry would find no time left (LAST_REQUEST).
+        if attempt > TRANSIENT_RETRIES or wait + 2 * LAST_REQUEST > self.remaining():
             come_back = (
                 datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=fault.retry_after)
                 if fault.retry_after
