@@ -25,6 +25,7 @@ from acme import messages
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ..ca.accounts import AccountSettings, CAEndpoint, open_session
+from ..ca.deadline import certificate_deadline
 from ..ca.recovery import with_account_recovery
 from ..ca.session import REQUEST_TIMEOUT, AcmeSession
 from ..config import CertSpec
@@ -82,10 +83,11 @@ def issue(
 ) -> IssueResult:
     """What `certman issue` does: ``obtain`` the certificate, then run its reloaders.
 
-    ``timeout`` (seconds) bounds each CA, ``deploy_timeout`` (seconds) each reloader
-    call. A failed reload or verification does not raise: the certificate is stored,
-    ``result.deploy`` says what failed, the state marks the deploy pending for the next
-    `certman renew`, and ``result.raise_for_deploy()`` raises ``ReloadError`` (exit 6).
+    ``timeout`` (seconds) bounds everything the certificate does at a CA (see
+    ``obtain``), ``deploy_timeout`` (seconds) each reloader call. A failed reload or
+    verification does not raise: the certificate is stored, ``result.deploy`` says what
+    failed, the state marks the deploy pending for the next `certman renew`, and
+    ``result.raise_for_deploy()`` raises ``ReloadError`` (exit 6).
     Raises what ``obtain`` raises.
     """
     spec = recorded_spec(spec)
@@ -122,7 +124,10 @@ def obtain(
 
     Under the certificate lock: re-check whether another run stored it meanwhile, then
     try each CA of ``spec`` in order (``fallback.first_that_issues``) until one issues,
-    as certmagic's obtain does. ``timeout`` (seconds) bounds each CA. ``replaces`` is the
+    as certmagic's obtain does. ``timeout`` (seconds) is one deadline for everything the
+    certificate does at a CA: directory, account (and its recovery), order, polling,
+    download (``certman.ca.deadline``); inside a renewal, the renewal's earlier deadline
+    holds, which its ARI check shares. Each fallback CA gets a deadline of its own. ``replaces`` is the
     ARI CertID of the certificate this one renews (RFC 9773 §5), sent only to the CA that
     issued it. Raises ``ACMEError`` (every CA failed), ``SolverError``, ``UsageError``,
     ``KeystoreError``. The spec is recorded with absolute paths and resolved programs
@@ -151,15 +156,18 @@ def obtain(
         if done is None:
 
             def attempt(at_ca: CertSpec, replacing: str | None) -> IssueResult:
-                return with_account_recovery(
-                    lambda: _order_and_store(
-                        at_ca, keystore, solvers, account, timeout, clock, replacing, request_timeout
-                    ),
-                    keystore,
-                    CAEndpoint(at_ca.directory_url, at_ca.ca_bundle, timeout),
-                    account,
-                    clock=clock,
-                )
+                # One deadline for all the certificate does at this CA, account recovery
+                # included; a fallback CA (not the spec's first) starts one of its own.
+                with certificate_deadline(timeout, fresh=at_ca is not spec):
+                    return with_account_recovery(
+                        lambda: _order_and_store(
+                            at_ca, keystore, solvers, account, timeout, clock, replacing, request_timeout
+                        ),
+                        keystore,
+                        CAEndpoint(at_ca.directory_url, at_ca.ca_bundle, timeout),
+                        account,
+                        clock=clock,
+                    )
 
             done = fallback.first_that_issues(spec, keystore, attempt, replaces)
     return msgspec.structs.replace(done, repaired=repaired)
