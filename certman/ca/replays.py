@@ -48,12 +48,20 @@ def post_changing(
 
     When ``settled()`` shows it did not, the request is sent again, up to
     ``TRANSIENT_RETRIES`` times and never past the transport's deadline; then the last
-    ``AnswerLost`` (exit 4) is raised. ``settled`` raises what the re-read raises.
+    ``AnswerLost`` (exit 4) is raised. A re-sent request the CA refuses counts as done
+    when ``settled()`` then says so (the first one took effect after the re-read).
     """
     attempt = 0
     while True:
         try:
             return transport.post(url, body, replay_safe=False)
+        except messages.Error:
+            # A request sent again may be refused because the first one took effect after
+            # the re-read (the CA was still processing it): its real state decides.
+            if attempt and settled():
+                log.info("the CA had processed %s by the time it was sent again; continuing", url)
+                return None
+            raise
         except AnswerLost as lost:
             log.info("%s; reading the CA's state before anything else", lost.message)
             if settled():
