@@ -33,6 +33,12 @@ class CliContext:
 
         return load_settings(self.config_path, overrides={**self.overrides, **flags})
 
+    def config_file(self) -> Path:
+        """The certman.toml the settings come from, as hints name it (it may not exist)."""
+        from ..paths import default_config_path
+
+        return self.config_path or default_config_path()
+
 
 def fail(message: str, hint: str | None = None) -> None:
     from ..log import redact
@@ -129,6 +135,7 @@ COMMANDS = {
     "issue": "issue",
     "list": "listing",
     "plugins": "plugins",
+    "reconfigure": "reconfigure",
     "remove": "remove",
     "renew": "renew",
     "revoke": "revoke",

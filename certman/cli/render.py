@@ -61,7 +61,8 @@ def certificate_list(index: Mapping[str, IndexEntry], *, as_json: bool, clock: C
     return table(["NAME", "IDENTIFIERS", "NOT AFTER", "DAYS LEFT", "ISSUER", "KEY TYPE"], rows)
 
 
-def issue_result(result: Any, *, as_json: bool) -> str:
+def issue_result(result: Any, *, as_json: bool, changes: Any = None) -> str:
+    """``changes``: the SpecDiff from the stored record (None for a certificate without one)."""
     data = {
         "name": result.name,
         "version": result.version,
@@ -75,12 +76,14 @@ def issue_result(result: Any, *, as_json: bool) -> str:
         "privkey": str(result.live.privkey),
         "deploy": result.deploy.to_dict(),
         "repaired": [r.to_dict() for r in result.repaired],
+        "changes": changes.to_dict() if changes is not None else None,
     }
     if as_json:
         return json.dumps(data, indent=2)
     return "\n".join(
         [
             *(r.describe() for r in result.repaired),
+            *(settings_lines(changes) if changes is not None else []),
             f"issued {data['name']} ({', '.join(data['identifiers'])}), serial {data['serial']}, "
             f"valid until {data['not_after']}",
             f"  fullchain: {data['fullchain']}",
@@ -88,6 +91,29 @@ def issue_result(result: Any, *, as_json: bool) -> str:
             *deploy_lines(result.deploy),
         ]
     )
+
+
+def settings_lines(diff: Any) -> list[str]:
+    """What changed in a certificate's stored settings: a summary, then one line per field."""
+    if not diff.changes:
+        return ["settings: unchanged"]
+    return [f"settings: {', '.join(diff.fields)} changed"] + [f"  {c.describe()}" for c in diff.changes]
+
+
+def reconfigure_result(result: Any, *, as_json: bool) -> str:
+    """What `certman reconfigure` changed and what happens next."""
+    if as_json:
+        return json.dumps(result.to_dict(), indent=2)
+    diff = result.diff
+    lines = [f"{result.name}: {diff.summary()}", *[f"  {c.describe()}" for c in diff.changes]]
+    if diff.reissue:
+        lines.append(
+            "  no certificate ordered: the next renewal gets one with these settings "
+            f"(`certman renew --force {result.name}` does it now)"
+        )
+    if result.backoff_cleared:
+        lines.append("  backoff cleared: the next `certman renew` tries these settings")
+    return "\n".join([*lines, *deploy_lines(result.deploy)])
 
 
 def deploy_lines(deploy: Any) -> list[str]:

@@ -25,7 +25,7 @@ def command(obj: CliContext, /, name: str, as_json: bool) -> None:
     from . import render as _render
 
     settings = obj.settings()
-    report = describe(FileKeystore(settings.keystore, lock_timeout=settings.lock_timeout), name)
+    report = describe(FileKeystore(settings.keystore, lock_timeout=settings.lock_timeout), name, settings=settings)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
         return
@@ -49,6 +49,8 @@ def command(obj: CliContext, /, name: str, as_json: bool) -> None:
         renewal = report.next_renewal
         when = renewal["at"] or ("now" if renewal["action"] != "skip" else "not scheduled")
         lines.append(f"  renewal:  {when} ({renewal['reason']})")
+        if renewal.get("declaration"):
+            lines.append(f"  declared: {renewal['declaration']['summary']} (certman.toml differs from the record)")
     state = report.state.to_json()
     if state:
         lines.append("  state:    " + ", ".join(f"{k}={v}" for k, v in sorted(state.items())))

@@ -25,6 +25,7 @@ from ..ca.accounts import AccountSettings, CAEndpoint, open_session
 from ..ca.recovery import with_account_recovery
 from ..ca.session import REQUEST_TIMEOUT, AcmeSession
 from ..config import CertSpec
+from ..declaration.checks import check_spec
 from ..deploy.outcome import DeployResult, not_deployed
 from ..errors import ACMEError
 from ..keys import CertFacts, generate_key, key_to_pem, load_key, make_csr, public_keys_match, split_pem_chain
@@ -126,13 +127,9 @@ def obtain(
     shares it with the other orders in flight on the keystore; a port held by anything
     else is a SolverError once an authorization needs it.
     """
-    spec = recorded_spec(spec)
+    spec = check_spec(spec)
     rendezvous = Rendezvous.under(keystore.root, timeout=keystore.lock_timeout)
     solvers = [create_solver(s.name, s.options, rendezvous) for s in spec.solvers]
-    if spec.reloaders:
-        from ..deploy.batch import check_reloaders
-
-        check_reloaders(spec)
     # A corrupt state.json or pending order fails here (exit 3), before any request to the CA.
     keystore.read_state(spec.name)
     pending = keystore.read_pending_order(spec.name)

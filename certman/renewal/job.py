@@ -88,7 +88,7 @@ def renew(
     repaired = tuple(keystore.repair_live([n for n in selected if n in index], archive_stamp(now)))
     plans, unplanned = plan_each(keystore, selected, index, declared, now, force)
 
-    busy = [p for p in plans if p.action != renewal.SKIP or p.check_ari]
+    busy = [p for p in plans if p.action != renewal.SKIP or p.check_ari or p.updates_record]
     results: dict[str, CertResult] = {p.name: skip_result(p) for p in plans if p not in busy}
     results.update(unplanned)
     deployed = DeployResult({})

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from ..config import CertSpec
+from ..declaration.diff import SpecDiff, diff_specs
 from ..errors import CertmanError
 from ..keystore.records import IndexEntry, RenewalState
 from ..keystore.times import encode_time
-from ..recording import recorded_spec
 from . import rules as renewal
 from .report import CertResult
 
@@ -42,6 +42,13 @@ class Plan:
     renew_at: datetime.datetime | None = None
     check_ari: bool = False
     deployment: tuple[CertSpec, Deployment] | None = field(default=None, repr=False)
+    # How the certman.toml declaration differs from the record (None: not declared, or not issued).
+    declaration: SpecDiff | None = None
+
+    @property
+    def updates_record(self) -> bool:
+        """Whether the run records the declaration without ordering a certificate for it."""
+        return self.declaration is not None and bool(self.declaration.changes) and not self.declaration.reissue
 
 
 def plan_each(
@@ -81,14 +88,17 @@ def plan_one(
     now: datetime.datetime,
     force: bool,
 ) -> Plan:
-    if entry is None or declared is not None and _declaration_changed(keystore, declared):
-        reason = "declared in certman.toml, not yet issued" if entry is None else "its declaration changed"
+    diff = declaration_diff(keystore, declared) if entry is not None and declared is not None else None
+    if entry is None or diff is not None and diff.reissue:
+        reason = "declared in certman.toml, not yet issued"
+        if diff is not None:
+            reason = f"its declaration changed: {diff.reissue_reasons()}"
         waiting = renewal.backing_off(state, now)
         if waiting is not None and not force:
             failures = state.consecutive_failures
             why = f"{reason}; backing off after {failures} failure(s) until {encode_time(waiting)}"
-            return Plan(name, renewal.SKIP, why, entry, state, declared, waiting)
-        return Plan(name, ISSUE, reason, entry, state, declared, now)
+            return Plan(name, renewal.SKIP, why, entry, state, declared, waiting, declaration=diff)
+        return Plan(name, ISSUE, reason, entry, state, declared, now, declaration=diff)
     revoked = keystore.read_revocation(name, entry.serial) if not force and entry.revoked else None
     if revoked is not None:
         return Plan(
@@ -99,10 +109,21 @@ def plan_one(
             entry,
             state,
             declared,
+            declaration=diff,
         )
     decision = renewal.decide(name, entry, state, now, force=force)
     check_ari = decision.action == renewal.SKIP and renewal.ari_check_due(entry, state, now)
-    return Plan(name, decision.action, decision.reason, entry, state, declared, decision.renew_at, check_ari)
+    plan = Plan(
+        name, decision.action, decision.reason, entry, state, declared, decision.renew_at, check_ari, declaration=diff
+    )
+    if plan.updates_record and diff is not None:
+        # Only how the certificate is obtained or deployed changed: record it, and hand the
+        # live certificate to the new reloaders, but order nothing (issue 11).
+        if diff.reloaders_changed and decision.action == renewal.SKIP:
+            plan.action, plan.reason = renewal.DEPLOY, f"{diff.summary()}; redeploy"
+        else:
+            plan.reason = f"{decision.reason} ({diff.summary()})"
+    return plan
 
 
 def next_step(
@@ -118,15 +139,13 @@ def next_step(
     return renewal.Decision(renewal.RENEW if plan.action == ISSUE else plan.action, plan.reason, plan.renew_at)
 
 
-def _declaration_changed(keystore: Keystore, declared: CertSpec) -> bool:
-    # Compared as recorded (certman.recording): a spec stored with a relative path or a
-    # bare program name by an older certman is not a change of the declaration.
-    stored = keystore.read_spec(declared.name)
-    try:
-        stored = recorded_spec(stored)
-    except CertmanError:
-        pass
-    return stored.to_dict() != declared.storable().to_dict()
+def declaration_diff(keystore: Keystore, declared: CertSpec) -> SpecDiff:
+    """How ``declared`` differs from the stored record of the same certificate.
+
+    Compared as recorded (certman.recording): a spec stored with a relative path or a
+    bare program name by an older certman is not a change of the declaration.
+    """
+    return diff_specs(keystore.read_spec(declared.name), declared)
 
 
 def check_result(plan: Plan) -> CertResult:

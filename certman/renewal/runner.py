@@ -53,6 +53,9 @@ class Runner:
 
     def run(self, plan: Plan) -> CertResult:
         try:
+            if plan.updates_record and plan.spec is not None:
+                with self.keystore.lock_cert(plan.name):
+                    self.keystore.write_spec(plan.spec)
             if plan.check_ari:
                 self._refresh_ari(plan)
             if plan.action in (renewal.RENEW, ISSUE):
