@@ -123,7 +123,9 @@ class Runner:
                 )
         record(self.keystore, plan, structs.replace(plan.state, ari=ari))
         decision = renewal.decide(plan.name, entry, plan.state, now)
-        plan.action, plan.reason, plan.renew_at = decision.action, decision.reason, decision.renew_at
+        # The window may make it due; it never cancels a redeploy to reloaders that changed.
+        if plan.action != renewal.DEPLOY or decision.action != renewal.SKIP:
+            plan.action, plan.reason, plan.renew_at = decision.action, decision.reason, decision.renew_at
 
     def _issue(self, plan: Plan) -> CertResult:
         from ..ca.accounts import AccountSettings
