@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Settings
-from .errors import KeystoreError, UsageError
+from .errors import CertmanError, KeystoreError, UsageError
 from .keystore import FileKeystore, IndexEntry, RenewalState, RevocationMarker, VersionMeta
 from .keystore.times import Clock, archive_stamp, encode_time, utc_now
 
@@ -140,7 +140,10 @@ def _next_renewal(
     from .renewal.declared import declared_specs
     from .renewal.plan import declaration_diff, next_step
 
-    declared = declared_specs(settings, keystore).get(name) if settings is not None else None
+    try:
+        declared = declared_specs(settings, keystore).get(name) if settings is not None else None
+    except CertmanError:
+        declared = None  # an invalid certman.toml is renew's and doctor's to report, not show's
     decision = next_step(keystore, name, entry, state, declared, now)
     reason = decision.reason
     if decision.action == renewal.SKIP and reason.startswith("not due"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -69,7 +70,9 @@ def command(
         fallback_servers=fallback_servers,
     )
     keystore = FileKeystore(settings.keystore, lock_timeout=settings.lock_timeout)
-    spec, changes = spec_to_issue(keystore, apply_change(fresh, change), change)
+    # A new certificate's solver is the one the settings chose, which the flags already shaped.
+    new = apply_change(fresh, replace(change, solver_options=None))
+    spec, changes = spec_to_issue(keystore, new, change)
     account = AccountSettings(settings.email, settings.agree_tos, external_account(eab_kid, eab_hmac_key_file))
     result = issue(spec, keystore, account=account, timeout=settings.timeout)
     click.echo(_render.issue_result(result, as_json=as_json, changes=changes))
