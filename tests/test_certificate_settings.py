@@ -111,6 +111,7 @@ def test_reconfigure_moves_the_solver_behind_nginx_and_the_timer_renews_with_it(
     )
     failed = operator.from_timer("renew", "--json", name)
     assert failed.returncode == 7 and "already in use" in failed.stdout
+    assert "`certman reconfigure NAME ...`" in json.loads(failed.stdout)["certificates"][0]["hint"]
     assert "backing off" in json.loads(operator.from_timer("renew", "--json").stdout)["certificates"][0]["reason"]
 
     moved = _json(operator.by_hand("reconfigure", name, "--http-port", str(behind), "--json"))
