@@ -239,3 +239,14 @@ def test_reconfigure_of_a_field_that_needs_a_new_certificate_orders_nothing(oper
     )
     assert operator.versions(name) == ["000001"]
     assert tomllib.loads(operator.spec(name))["key_type"] == "rsa2048"
+
+
+def test_issue_again_replaces_an_unreadable_record(operator: Operator) -> None:
+    name = "damaged.example"
+    operator.issue(name)
+    (operator.keystore / "certs" / name / "spec.toml").write_text("names = [")
+
+    again = operator.issue(name)
+
+    assert again["changes"] is None and again["version"] == "000002"
+    assert tomllib.loads(operator.spec(name))["identifiers"] == [name]

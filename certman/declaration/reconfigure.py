@@ -13,6 +13,7 @@ A name declared in certman.toml is owned by its ``[[certificate]]`` table: neith
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from msgspec import structs
 
 from ..config import CertSpec, Settings
 from ..deploy.outcome import DeployResult, not_deployed
-from ..errors import CertmanError, UsageError
+from ..errors import CertmanError, ConfigError, KeystoreError, UsageError
 from ..keystore import FileKeystore
 from ..keystore.records import RenewalState
 from ..keystore.times import Clock, utc_now
@@ -29,6 +30,8 @@ from ..names import check_cert_name, default_cert_name, normalise_all
 from .change import SpecChange, apply_change
 from .checks import check_spec
 from .diff import SpecDiff, diff_specs
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -92,10 +95,16 @@ def check_not_declared(name: str, settings: Settings | None, config_file: Path |
 
 def spec_to_issue(keystore: FileKeystore, new: CertSpec, change: SpecChange) -> tuple[CertSpec, SpecDiff | None]:
     """What `certman issue` orders: ``new`` for a certificate without a record, else the
-    record with ``change`` applied, so every setting not given is kept; and what changed."""
+    record with ``change`` applied, so every setting not given is kept; and what changed.
+
+    An unreadable record is replaced by ``new``: issuing again is how it is repaired.
+    """
     try:
         stored = keystore.read_spec(new.name)
     except UsageError:
+        return new, None
+    except (KeystoreError, ConfigError) as exc:
+        log.warning("%s; issuing with the settings given now, which replace it", exc.message)
         return new, None
     after = apply_change(stored, change)
     return after, diff_specs(stored, after)
