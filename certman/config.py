@@ -89,6 +89,8 @@ class Settings:
     preferred_chain: str | None = None
     tls_address: str = ""
     tls_port: int = 443
+    # Where `--dry-run` finalizes: a staging CA standing in for ``server`` (certman.ca.twins).
+    dry_run_server: str | None = None
     # Declared certificates ([[certificate]] tables), kept raw for the renewal job.
     certificates: tuple[Mapping[str, Any], ...] = ()
 

@@ -20,7 +20,7 @@ SETTINGS = {
     "webroot": ["path"],
     "tls-alpn-01": ["address", "port"],
     "nginx": ["binary", "config", "prefix", "command", "timeout", "verify"],
-    "haproxy": ["socket", "command", "timeout", "verify"],
+    "haproxy": ["socket", "command", "timeout", "config", "binary", "verify"],
     "caddy": ["admin", "timeout", "verify"],
     "traefik": ["path", "verify"],
     "command": ["argv", "timeout", "verify"],

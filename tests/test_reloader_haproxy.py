@@ -115,3 +115,26 @@ def test_the_runtime_api_also_works_over_a_tcp_stats_socket(issue_cert, start_ha
     haproxy_reloader(socket=f"127.0.0.1:{api_port}").reload([deployment_of(second)])
 
     assert served_serial(endpoint, "a.example") == second.serial
+
+
+def test_a_dry_run_checks_the_configuration_and_the_socket_without_changing_what_haproxy_serves(
+    issue_cert, start_haproxy, tmp_path: Path
+):
+    first = issue_cert("a.example")
+    endpoint = Endpoint("127.0.0.1", services.free_port())
+    haproxy = start_haproxy(haproxy_frontend(endpoint.port, first.live.combined), tls_ready(endpoint, "a.example"))
+    worker_before = worker_pid(haproxy.socket)
+    reloader = haproxy_reloader(socket=str(haproxy.socket), config=str(haproxy.config))
+
+    reloader.test_config()
+    assert worker_pid(haproxy.socket) == worker_before
+
+    broken = tmp_path / "broken.cfg"
+    broken.write_text(haproxy.config.read_text() + "this is not haproxy\n")
+    with pytest.raises(ReloadError) as rejected:
+        haproxy_reloader(socket=str(haproxy.socket), config=str(broken)).test_config()
+    assert "haproxy -c failed" in rejected.value.message
+    with pytest.raises(ReloadError) as no_socket:
+        haproxy_reloader(socket=str(tmp_path / "no.sock")).test_config()
+    assert "runtime API socket is unavailable" in no_socket.value.message
+    assert served_serial(endpoint, "a.example") == first.serial

@@ -48,6 +48,13 @@ class CAEndpoint:
     directory_url: str
     ca_bundle: str | None = None
     timeout: float = 90.0
+    # The keystore's account id for this CA; None is the CA's own (``ca_id``). A dry run
+    # names its own, so that it never touches the real account (issuance.rehearsal).
+    account: str | None = None
+
+    @property
+    def account_id(self) -> str:
+        return self.account or ca_id(self.directory_url)
 
 
 @dataclass(frozen=True)
@@ -81,14 +88,16 @@ def open_session(
     ca_bundle: str | None,
     timeout: float,
     request_timeout: float = REQUEST_TIMEOUT,
+    account_id: str | None = None,
 ) -> AcmeSession:
     """A session signed by this CA's stored account, registering one on first use.
 
     ``timeout`` bounds the whole conversation and ``request_timeout`` each request (seconds).
-    Raises ``UsageError`` when registering needs ``account.agree_tos``, ``ACMEError`` when the
-    CA refuses, and ``CAUnreachable`` when it cannot be reached.
+    ``account_id`` names the stored account to use instead of the CA's own ``ca_id`` (a
+    dry run's). Raises ``UsageError`` when registering needs ``account.agree_tos``,
+    ``ACMEError`` when the CA refuses, and ``CAUnreachable`` when it cannot be reached.
     """
-    ca = ca_id(directory_url)
+    ca = account_id or ca_id(directory_url)
     stored = keystore.load_account(ca)
     if stored is None:
         with keystore.lock_keystore():
@@ -108,7 +117,7 @@ def open_session(
         # A rollover died half-way: key.pem may be the key the CA no longer accepts, and
         # only `certman account` commands used to settle that, so unattended renewals
         # kept failing. Settle it here, under the keystore lock like a rollover itself.
-        endpoint = CAEndpoint(directory_url, ca_bundle, timeout)
+        endpoint = CAEndpoint(directory_url, ca_bundle, timeout, account_id)
         with keystore.lock_keystore():
             _finish_interrupted_rollover(keystore, endpoint)
             stored = _stored(keystore, endpoint)
@@ -180,13 +189,13 @@ def _thumbprint(key: Any) -> str:
 
 
 def _stored(keystore: FileKeystore, ca: CAEndpoint) -> tuple[bytes, AccountRecord]:
-    stored = keystore.load_account(ca_id(ca.directory_url))
+    stored = keystore.load_account(ca.account_id)
     if stored is None:
         raise UsageError(
             f"no account for {ca.directory_url} in {keystore.root}",
             f"register one: certman account register --server {ca.directory_url} --agree-tos",
         )
-    check_private_key(stored[0], keystore.layout.account_key(ca_id(ca.directory_url)), ACCOUNT_HINT)
+    check_private_key(stored[0], keystore.layout.account_key(ca.account_id), ACCOUNT_HINT)
     return stored
 
 
@@ -259,7 +268,7 @@ def replace_account(
     account is archived only once the CA accepted the new one, so a refusal (``ACMEError``)
     leaves the keystore as it was.
     """
-    ca_key = ca_id(ca.directory_url)
+    ca_key = ca.account_id
     key = ec.generate_private_key(ec.SECP256R1())
     session = AcmeSession(ca.directory_url, jwk.JWKEC(key=key), ca_bundle=ca.ca_bundle, timeout=ca.timeout)
     record = new_account(session, account)
@@ -320,7 +329,7 @@ def _finish_interrupted_rollover(keystore: FileKeystore, ca: CAEndpoint) -> None
 
     The caller holds the keystore lock.
     """
-    ca_key = ca_id(ca.directory_url)
+    ca_key = ca.account_id
     pending = keystore.load_pending_account_key(ca_key)
     if pending is None:
         return

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from ..errors import ACMEError
-from ..keystore import FileKeystore, ca_id
+from ..keystore import FileKeystore
 from ..keystore.times import Clock, utc_now
 from .accounts import AccountSettings, CAEndpoint, account_jwk, replace_account
 from .session import AcmeSession
@@ -44,7 +44,7 @@ def with_account_recovery(
     the command to run when the CA requires external account binding and ``account.eab``
     is not given.
     """
-    stored = keystore.load_account(ca_id(ca.directory_url))
+    stored = keystore.load_account(ca.account_id)
     lost_uri = stored[1].uri if stored is not None else None
     try:
         return run()
@@ -65,7 +65,7 @@ def replace_if_gone(
     False when the CA still accepts it. Raises ``ACMEError`` for an EAB CA without
     ``account.eab``, and what the CA answers to the new registration.
     """
-    ca_key = ca_id(ca.directory_url)
+    ca_key = ca.account_id
     with keystore.lock_keystore():
         stored = keystore.load_account(ca_key)
         if stored is None or stored[1].uri != lost_uri:

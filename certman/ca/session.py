@@ -228,6 +228,13 @@ class AcmeSession:
             _check_raw_tokens(raw)
             return messages.AuthorizationResource(body=messages.Authorization.from_json(raw), uri=url)
 
+    def deactivate_authorization(self, url: str) -> str:
+        """Give up an authorization (RFC 8555 §7.5.2); the status the CA answers ("deactivated")."""
+        with certman_errors("deactivating an authorization"):
+            body = messages.UpdateAuthorization(status=messages.STATUS_DEACTIVATED)
+            answered = messages.Authorization.from_json(self.transport.post(url, body).json())
+            return str(answered.status)
+
     def answer(self, challb: messages.ChallengeBody, response: Any) -> None:
         with certman_errors("answering a challenge"):
             answered = self.transport.post(challb.uri, response)

@@ -25,6 +25,12 @@ from .spec_options import change_of, settings_flags, spec_options
     help="File holding the EAB HMAC key (or set CERTMAN_EAB_HMAC_KEY[_FILE]).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Rehearse: solvers, order and validation (finalize only at a staging twin); store and reload nothing.",
+)
+@click.option("--dry-run-server", help="Staging CA a dry run finalizes at (default: the CA's known twin).")
 @click.pass_obj
 def command(
     obj: CliContext,
@@ -38,6 +44,7 @@ def command(
     reload_cmds: tuple[str, ...],
     reloader_kinds: tuple[str, ...],
     reloader_options: tuple[str, ...],
+    dry_run: bool,
     **flags: object,
 ) -> None:
     """Get a certificate for NAMES, make it live in the keystore and run its reloaders.
@@ -74,6 +81,15 @@ def command(
     new = apply_change(fresh, replace(change, solver_options=None))
     spec, changes = spec_to_issue(keystore, new, change)
     account = AccountSettings(settings.email, settings.agree_tos, external_account(eab_kid, eab_hmac_key_file))
+    if dry_run:
+        from ..issuance.rehearsal import rehearse
+
+        rehearsal = rehearse(
+            spec, keystore, account=account, dry_run_server=settings.dry_run_server, timeout=settings.timeout
+        )
+        click.echo(_render.rehearsal_result(rehearsal, as_json=as_json))
+        rehearsal.raise_for_deploy()
+        return
     result = issue(spec, keystore, account=account, timeout=settings.timeout)
     click.echo(_render.issue_result(result, as_json=as_json, changes=changes))
     result.raise_for_deploy()

@@ -116,6 +116,19 @@ def reconfigure_result(result: Any, *, as_json: bool) -> str:
     return "\n".join([*lines, *deploy_lines(result.deploy)])
 
 
+def rehearsal_result(result: Any, *, as_json: bool) -> str:
+    """A dry run of one certificate (``issuance.rehearsal.RehearsalResult``)."""
+    if as_json:
+        return json.dumps(result.to_dict(), indent=2)
+    lines = [f"{result.name} ({', '.join(result.identifiers)}): {result.summary()}"]
+    if result.serial:
+        lines.append(f"  staging serial {result.serial}, valid until {encode_time(result.not_after)} (not stored)")
+    lines += [f"  {line}" for line in result.reloaders]
+    if result.reload_error is not None:
+        lines.append(f"  reload would fail: {result.reload_error.message}")
+    return "\n".join(lines)
+
+
 def deploy_lines(deploy: Any) -> list[str]:
     """One line per reloader call and per verified endpoint (none when nothing was deployed)."""
     lines = [

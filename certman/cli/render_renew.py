@@ -26,6 +26,7 @@ def renew_report(report: Any, *, as_json: bool) -> str:
     summary = ", ".join(f"{n} {action}" for action, n in sorted(counts.items()))
     failed = len(report.failed)
     lines = [
+        *(["dry run: every certificate rehearsed; nothing stored, recorded or reloaded"] if report.dry_run else []),
         *repaired,
         table(["NAME", "ACTION", "NOT AFTER", "NEXT RENEWAL", "REASON / ERROR"], rows),
         f"{len(results)} certificate(s): {summary}"

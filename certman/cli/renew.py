@@ -22,6 +22,13 @@ from . import CliContext
 )
 @click.option("--agree-tos", is_flag=True, default=None, help="Agree to the CA's terms of service.")
 @click.option("--timeout", type=float, help="Give up on the CA after this many seconds per certificate.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Rehearse every selected certificate, due or not, at a staging twin where one is known; "
+    "store, record and reload nothing.",
+)
+@click.option("--dry-run-server", help="Staging CA a dry run finalizes at (default: each CA's known twin).")
 @click.pass_obj
 def command(
     obj: CliContext,
@@ -32,6 +39,7 @@ def command(
     jobs: int,
     as_json: bool,
     metrics_file: str | None,
+    dry_run: bool,
     **flags: object,
 ) -> None:
     """Renew the certificates that are due (default: all stored and declared ones).
@@ -46,7 +54,7 @@ def command(
 
     settings = obj.settings(**flags)
     keystore = FileKeystore(settings.keystore, lock_timeout=settings.lock_timeout)
-    report = renew(keystore, settings, names=names, force=force, check=check, jobs=jobs)
+    report = renew(keystore, settings, names=names, force=force, check=check, jobs=jobs, dry_run=dry_run)
     # The per-certificate results first: a metrics file that cannot be written
     # (exit 3) must not hide what the run did.
     click.echo(_render_renew.renew_report(report, as_json=as_json))
@@ -54,7 +62,7 @@ def command(
         click.echo(f"certman: {failed.name}: {failed.error}", err=True)
         if failed.hint:
             click.echo(f"hint: {failed.hint}", err=True)
-    if metrics_file and not check:
+    if metrics_file and not check and not dry_run:
         metrics.write_textfile(metrics_file, report)
     if report.exit_code:
         click.get_current_context().exit(report.exit_code)

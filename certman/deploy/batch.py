@@ -61,6 +61,35 @@ def check_reloaders(spec: CertSpec) -> None:
         create_reloader(table)
 
 
+def test_configs(spec: CertSpec) -> tuple[str, ...]:
+    """Run each distinct reloader's configuration test (``nginx -t``, ``haproxy -c``), never a
+    reload: what a dry run does. One line per reloader saying what was tested.
+
+    Raises ``ReloadError`` (exit 6, as the real reload would) for the first test that fails.
+    """
+    from .reloaders import TestsConfig
+
+    lines: dict[str, str] = {}
+    for table in spec.reloaders:
+        without_verify = {k: v for k, v in table.items() if k != "verify"}
+        key = json.dumps(without_verify, sort_keys=True, default=str)
+        if key in lines:
+            continue
+        name = str(table.get("name"))
+        reloader = create_reloader(table)
+        if not isinstance(reloader, TestsConfig):
+            lines[key] = f"reloader {name}: no configuration test; not reloaded"
+            continue
+        try:
+            reloader.test_config()
+        except CertmanError:
+            raise
+        except Exception as exc:  # a third-party reloader's own failure
+            raise ReloadError(f"reloader {name}: configuration test failed: {type(exc).__name__}: {exc}") from exc
+        lines[key] = f"reloader {name}: configuration test passed; not reloaded"
+    return tuple(lines.values())
+
+
 def deploy(items: Sequence[tuple[CertSpec, Deployment]], *, timeout: float = DEFAULT_TIMEOUT) -> DeployResult:
     """Run every distinct reloader of ``items`` once with all the certificates it serves.
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..config import check_ca_bundle, resolve_server
 from ..errors import CertmanError
+from .accounts import check_account
 from .report import Check
 from .scope import Scope
 
@@ -15,7 +16,8 @@ PROBE_TIMEOUT = 5.0
 
 
 def ca_checks(scope: Scope) -> Iterator[Check]:
-    """Every CA a run may use: the run-wide server, and each certificate's server and fallbacks.
+    """Every CA a run may use: the run-wide server, and each certificate's server and fallbacks;
+    after each CA that answers, the account stored for it (``accounts.check_account``).
 
     The run-wide server goes through ``resolve_server`` as ``certman issue`` does, so a
     misspelt alias is a FAIL naming it. A certificate's CA bundle must be an absolute
@@ -44,7 +46,12 @@ def ca_checks(scope: Scope) -> Iterator[Check]:
                     ),
                 )
     for url, bundle in bundles.items():
-        yield relative.get(url) or check_ca(url, bundle)
+        reached = relative.get(url) or check_ca(url, bundle)
+        yield reached
+        # The account is asked about only at a CA this run just reached.
+        account = check_account(scope.settings.keystore, url, bundle) if reached.ok else None
+        if account is not None:
+            yield account
 
 
 def check_ca(directory_url: str, ca_bundle: str | None) -> Check:

@@ -45,7 +45,7 @@ def solver_checks(scope: Scope) -> Iterator[Check]:
         if where is not None:
             # One line per address and port, naming every certificate that needs it.
             if (key := (solver.name, *where)) in ports:
-                yield check_port(solver.name, *where, owners=tuple(ports.pop(key)))
+                yield check_port(solver.name, *where, owners=tuple(ports.pop(key)), keystore=scope.settings.keystore)
         elif isinstance(made, WebrootSolver):
             if not problems:
                 yield check_webroot(made.settings.path)

@@ -8,6 +8,7 @@ certificate's port is checked, and a held port names the process that holds it.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import socket
 from collections.abc import Iterator
@@ -18,8 +19,14 @@ from .report import Check, owners_text
 LISTEN = "0A"  # TCP_LISTEN in /proc/net/tcp's st column
 
 
-def check_port(solver: str, address: str, port: int, *, owners: tuple[str, ...] = ()) -> Check:
-    """The solver's listening port can be bound now (then released); ``owners`` are the certificates using it."""
+def check_port(
+    solver: str, address: str, port: int, *, owners: tuple[str, ...] = (), keystore: Path | None = None
+) -> Check:
+    """The solver's listening port can be bound now (then released); ``owners`` are the certificates using it.
+
+    A port held by certman's own shared challenge server for ``keystore``
+    (``certman.solvers.shared``) is OK: a run of that keystore joins that server.
+    """
     where = f"{address or '*'}:{port}"
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
@@ -34,6 +41,14 @@ def check_port(solver: str, address: str, port: int, *, owners: tuple[str, ...] 
                     f"cannot bind {where}: {exc.strerror}{owners_text(owners)}",
                     "run as root or choose a port above 1023",
                 )
+            server = shared_server_pid(keystore, solver, address, port) if keystore is not None else None
+            if server is not None:
+                return Check(
+                    f"{solver} port",
+                    True,
+                    f"{where} is held by certman's shared challenge server, pid {server}, which this "
+                    f"keystore's runs join{owners_text(owners)}",
+                )
             held = ", ".join(holders(port)) or "a process of another user"
             return Check(
                 f"{solver} port",
@@ -43,6 +58,45 @@ def check_port(solver: str, address: str, port: int, *, owners: tuple[str, ...] 
                 "/.well-known/acme-challenge/ to",
             )
     return Check(f"{solver} port", True, f"{where} is free to bind{owners_text(owners)}")
+
+
+def shared_server_pid(keystore: Path, solver: str, address: str, port: int) -> int | str | None:
+    """The pid of the certman process serving ``solver``'s port for ``keystore`` (its flock on
+    ``locks/<kind>-<address>-<port>.lock`` is held); "unknown" when /proc/locks does not say;
+    None when no certman run of this keystore serves it. Creates nothing."""
+    from ..solvers.shared import PortKey
+
+    kind = {"standalone": "http01", "tls-alpn-01": "tlsalpn01"}.get(solver)
+    if kind is None:
+        return None
+    lock = keystore / "locks" / f"{PortKey(kind, address, port).stem}.lock"
+    try:
+        fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _flock_holder(os.fstat(fd).st_ino) or "unknown"
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def _flock_holder(inode: int) -> int | None:
+    """The pid /proc/locks names for the exclusive flock on ``inode``."""
+    try:
+        rows = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return None
+    for row in rows:
+        fields = row.split()
+        # "1: FLOCK  ADVISORY  WRITE 1234 fe:00:5678 0 EOF"
+        if len(fields) > 5 and fields[1] == "FLOCK" and fields[3] == "WRITE" and fields[5].endswith(f":{inode}"):
+            return int(fields[4])
+    return None
 
 
 def holders(port: int) -> list[str]:

@@ -32,7 +32,7 @@ from ..keys import CertFacts, generate_key, key_to_pem, load_key, make_csr, publ
 from ..keystore import FileKeystore, LivePaths, RenewalState, VersionMeta
 from ..keystore.keyfiles import ORDER_HINT, check_private_key
 from ..keystore.live_links import LiveRepair
-from ..keystore.outcomes import after_success
+from ..keystore.outcomes import after_success, redeploy_repaired
 from ..keystore.times import Clock, archive_stamp, utc_now
 from ..recording import recorded_spec
 from ..solvers import Solver
@@ -137,6 +137,8 @@ def obtain(
         check_private_key(pending.key_pem, keystore.layout.order_key(spec.name), ORDER_HINT)
     known = [spec.name] if spec.name in keystore.read_index() else []
     repaired = tuple(keystore.repair_live(known, archive_stamp(clock())))
+    # Should this issuance fail, the next renew still reloads the proxy onto the restored files.
+    redeploy_repaired(keystore, repaired)
     seen = keystore.live_version(spec.name)
     with keystore.lock_cert(spec.name):
         done = done_while_waiting(spec, keystore, seen)

@@ -4,15 +4,25 @@ A new version stored means the certificate is fine again, whichever command stor
 it: its failures, backoff and Retry-After go, so the next `certman renew` neither
 waits nor reports the old error. The ARI window belonged to the previous
 certificate, and the new one is still to be deployed.
+
+A ``live/<name>`` put back (``FileKeystore.repair_live``) points the proxy at files it
+has not loaded since, so the certificate is to be deployed again as well.
 """
 
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from msgspec import structs
 
+from ..errors import CertmanError
 from .records import DeployState, RenewalState
+
+if TYPE_CHECKING:
+    from .contract import Keystore
+    from .live_links import LiveRepair
 
 
 def after_success(state: RenewalState, now: datetime.datetime, *, serial: str, reloaders: bool) -> RenewalState:
@@ -31,3 +41,32 @@ def after_success(state: RenewalState, now: datetime.datetime, *, serial: str, r
         ari=None,
         deploy=DeployState(pending=reloaders, serial=serial),
     )
+
+
+def redeploy_repaired(keystore: Keystore, repairs: Iterable[LiveRepair]) -> list[str]:
+    """Mark each repaired certificate that has reloaders for deploy, so the next deploy step
+    (this renew run's, or the next one's) reloads its proxy onto the restored files.
+
+    Takes ``lock_cert(name)`` per certificate; the caller must not hold it. Returns the
+    names marked. A spec that cannot be read is marked too: the deploy step reports it.
+    """
+    marked: list[str] = []
+    index = keystore.read_index()
+    for repair in repairs:
+        entry = index.get(repair.name)
+        if entry is None:
+            continue
+        try:
+            has_reloaders = bool(keystore.read_spec(repair.name).reloaders)
+        except CertmanError:
+            has_reloaders = True
+        if not has_reloaders:
+            continue
+        with keystore.lock_cert(repair.name):
+            state = keystore.read_state(repair.name)
+            again = DeployState(
+                True, entry.serial, f"live/{repair.name} was put back; its proxy has not reloaded since"
+            )
+            keystore.write_state(repair.name, structs.replace(state, deploy=again))
+        marked.append(repair.name)
+    return marked

@@ -6,6 +6,7 @@ name = "example"                              # default: the first name
 key_type = "ecdsa-p384"                       # default: the run-wide key_type
 server = "letsencrypt"                        # default: the run-wide server
 renew_before_days = 30                        # default: the lifetime rule
+dry_run_server = "https://staging.example/dir"  # default: the run-wide one, or the CA's twin
 [[certificate.solver]]                        # default: the run-wide solver
 name = "webroot"
 path = "/var/www/html"
@@ -28,7 +29,18 @@ from ..recording import recorded_spec
 if TYPE_CHECKING:
     from ..keystore.contract import Keystore
 
-KNOWN_KEYS = {"names", "name", "key_type", "server", "ca_bundle", "profile", "renew_before_days", "solver", "reloader"}
+KNOWN_KEYS = {
+    "names",
+    "name",
+    "key_type",
+    "server",
+    "ca_bundle",
+    "profile",
+    "renew_before_days",
+    "solver",
+    "reloader",
+    "dry_run_server",
+}
 
 
 def declared_spec(table: Mapping[str, Any], settings: Settings, index: int) -> CertSpec:
@@ -101,3 +113,18 @@ def _with_recorded_trust(spec: CertSpec, keystore: Keystore) -> CertSpec:
     if stored is None or not stored.ca_bundle or stored.server != spec.server:
         return spec
     return replace(spec, ca_bundle=stored.ca_bundle)
+
+
+def declared_dry_run_servers(settings: Settings) -> dict[str, str]:
+    """Per declared certificate name, the ``dry_run_server`` its table sets (not inherited)."""
+    servers: dict[str, str] = {}
+    for index, table in enumerate(settings.certificates):
+        server = table.get("dry_run_server")
+        if server is None:
+            continue
+        if not isinstance(server, str):
+            raise ConfigError(
+                f"certman.toml [[certificate]] #{index + 1}: dry_run_server must be a directory URL or alias"
+            )
+        servers[declared_spec(table, settings, index).name] = server
+    return servers

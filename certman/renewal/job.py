@@ -23,10 +23,12 @@ from ..config import Settings
 from ..deploy.outcome import DeployResult
 from ..errors import UsageError
 from ..keystore import FileKeystore
+from ..keystore.outcomes import redeploy_repaired
 from ..keystore.times import Clock, archive_stamp, utc_now
 from . import rules as renewal
 from .declared import declared_specs
 from .plan import check_result, next_step, plan_each, skip_result
+from .rehearse import rehearse_each
 from .report import CertResult, RenewReport
 from .runner import Runner, deploy_all
 
@@ -49,6 +51,7 @@ def renew(
     clock: Clock = utc_now,
     account: AccountSettings | None = None,
     deploy_timeout: float = 120.0,
+    dry_run: bool = False,
 ) -> RenewReport:
     """What `certman renew` does: renew what is due among ``names`` (default: every stored
     and declared certificate), then deploy each distinct reloader once for the batch.
@@ -58,13 +61,16 @@ def renew(
     the reloader calls and verify checks; a certificate's failure is in its ``CertResult``
     and ``report.exit_code`` (7), never raised. ``clock`` is read once: the whole run
     decides and records at that moment.
-    ``deploy_timeout`` is in seconds per reloader. ``UsageError`` for an unknown name
+    ``deploy_timeout`` is in seconds per reloader. ``dry_run`` rehearses every selected
+    certificate instead, due or not, and changes nothing (``renewal.rehearse``). ``UsageError`` for an unknown name
     or ``jobs`` < 1; ``KeystoreLocked`` if another run holds the renewal lock past
     the keystore's lock timeout. Every per-certificate failure is in the report.
     """
     if jobs < 1:
         raise UsageError(f"--jobs must be at least 1, not {jobs}")
-    if keystore.crashed():
+    if dry_run and check:
+        raise UsageError("--dry-run and --check do not go together", "--check says what is due; --dry-run rehearses")
+    if keystore.crashed() and not dry_run:
         # A run killed between moving live/ and the index leaves the index stale; the
         # plan comes from the index, so repair it first.
         keystore.repair_index()
@@ -79,6 +85,9 @@ def renew(
             "see `certman list` for the names",
         )
     selected = names or sorted(set(index) | set(declared))
+    if dry_run:
+        # Every selected certificate, due or not, as certbot's renew --dry-run (renewal.rehearse).
+        return rehearse_each(keystore, settings, selected, index, declared, now, jobs=jobs, account=account)
     if check:
         plans, unplanned = plan_each(keystore, selected, index, declared, now, force)
         checked = {p.name: check_result(p) for p in plans}
@@ -86,6 +95,7 @@ def renew(
     # live/<name> replaced from outside (a restored backup, a deleted link): put back first,
     # so the proxies find their files again whether or not the certificate is due.
     repaired = tuple(keystore.repair_live([n for n in selected if n in index], archive_stamp(now)))
+    redeploy_repaired(keystore, repaired)
     plans, unplanned = plan_each(keystore, selected, index, declared, now, force)
 
     busy = [p for p in plans if p.action != renewal.SKIP or p.check_ari or p.updates_record]

@@ -18,7 +18,7 @@ from ..keystore.times import encode_time
 @dataclass(frozen=True)
 class CertResult:
     """What the run did with one certificate. ``action`` is one of renewed, issued,
-    deployed, skipped, failed (and due / not-due under ``--check``)."""
+    deployed, skipped, failed (and due / not-due under ``--check``, rehearsed under ``--dry-run``)."""
 
     name: str
     action: str
@@ -31,6 +31,8 @@ class CertResult:
     last_success: datetime.datetime | None = None
     last_failure: datetime.datetime | None = None
     consecutive_failures: int = 0
+    # A rehearsal (``renew --dry-run``): nothing was stored or recorded for it.
+    dry_run: bool = False
 
     @property
     def ok(self) -> bool:
@@ -49,6 +51,7 @@ class CertResult:
             "last_success": encode_time(self.last_success),
             "last_failure": encode_time(self.last_failure),
             "consecutive_failures": self.consecutive_failures,
+            "dry_run": self.dry_run,
         }
 
 
@@ -60,6 +63,8 @@ class RenewReport:
     deploy: DeployResult = field(default_factory=lambda: DeployResult({}))
     # Each live/<name> this run put back (see certman.keystore.live_links).
     repaired: tuple[LiveRepair, ...] = ()
+    # ``renew --dry-run``: every result is a rehearsal.
+    dry_run: bool = False
 
     @property
     def failed(self) -> list[CertResult]:
@@ -76,4 +81,5 @@ class RenewReport:
             "certificates": [r.to_dict() for r in self.results],
             "deploy": self.deploy.to_dict(),
             "repaired": [r.to_dict() for r in self.repaired],
+            "dry_run": self.dry_run,
         }

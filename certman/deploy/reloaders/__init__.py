@@ -6,6 +6,9 @@
                           distinct reloader per batch, after all its certificates
                           are stored. It MUST NOT use a shell.
 
+A reloader MAY also offer ``test_config()`` (``TestsConfig``): check that the proxy would
+accept a reload (``nginx -t``, ``haproxy -c``) without reloading it. A dry run calls it.
+
 A reloader is built from its spec table (``[[reloader]]`` in spec.toml or
 certman.toml: ``name`` plus options) by ``from_options(options)``, which reads the
 options into its frozen settings dataclass with ``served.reloader_settings`` (the
@@ -36,3 +39,10 @@ class Deployment:
 @runtime_checkable
 class Reloader(Protocol):
     def reload(self, deployments: Sequence[Deployment]) -> None: ...
+
+
+@runtime_checkable
+class TestsConfig(Protocol):
+    def test_config(self) -> None:
+        """Raise ReloadError (with the proxy's own words as the hint) if a reload would fail; change nothing."""
+        ...

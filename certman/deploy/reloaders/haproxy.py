@@ -11,7 +11,11 @@ instead, so a restarted HAProxy reads the new files itself.
     name = "haproxy"
     socket = "/run/haproxy/admin.sock"   # or "127.0.0.1:9999"; needs "level admin"
     command = ["systemctl", "reload", "haproxy"]   # fallback; none by default
+    config = "/etc/haproxy/haproxy.cfg"  # what a dry run checks with haproxy -c; none by default
     verify = ["127.0.0.1:443"]
+
+A dry run (``test_config``) checks the configuration with ``haproxy -c -f <config>``
+when ``config`` is set, and asks the runtime API what it has loaded (read-only).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ...errors import ReloadError
-from ...plugins.settings import Argv, Seconds, setting
+from ...plugins.settings import Argv, FilePath, Program, Seconds, setting
 from ..served import VerifySettings, reloader_settings
 from . import Deployment
 from .programs import DEFAULT_TIMEOUT, last_words, run_program
@@ -91,6 +95,12 @@ class HAProxySettings:
     timeout: Seconds = setting(
         help="Seconds the runtime API and the fallback command may take.", default=DEFAULT_TIMEOUT
     )
+    config: FilePath | None = setting(
+        help="Configuration file a dry run checks with haproxy -c -f; default: none (the socket only).", default=None
+    )
+    binary: Program | None = setting(
+        help="The haproxy program for that check; default: haproxy on PATH or in /usr/sbin, /sbin.", default=None
+    )
 
 
 class HAProxyReloader:
@@ -105,6 +115,23 @@ class HAProxyReloader:
     def from_options(cls, options: Mapping[str, Any]) -> HAProxyReloader:
         """The reloader a ``[[reloader]]`` table describes; a bad option is a ConfigError naming it."""
         return cls(reloader_settings(HAProxySettings, options, plugin="haproxy reloader"))
+
+    def test_config(self) -> None:
+        """``haproxy -c`` (when ``config`` is set) and a read-only ``show ssl cert``: what a reload
+        would meet, without changing what HAProxy serves. ReloadError as ``reload`` would raise."""
+        if self.settings.config:
+            argv = [self.settings.binary or "haproxy", "-c", "-f", self.settings.config]
+            result = run_program(argv, timeout=self.settings.timeout)
+            if result.returncode != 0:
+                raise ReloadError(
+                    "HAProxy rejected its configuration (haproxy -c failed); it still serves the previous certificate",
+                    last_words(result.output),
+                )
+        try:
+            RuntimeAPI(self.settings.socket, timeout=self.settings.timeout).loaded_certs()
+        except SocketUnavailable as exc:
+            if self.settings.command is None:
+                self._fall_back(f"the runtime API socket is unavailable ({exc})")
 
     def reload(self, deployments: Sequence[Deployment]) -> None:
         api = RuntimeAPI(self.settings.socket, timeout=self.settings.timeout)
