@@ -250,3 +250,18 @@ def test_issue_again_replaces_an_unreadable_record(operator: Operator) -> None:
 
     assert again["changes"] is None and again["version"] == "000002"
     assert tomllib.loads(operator.spec(name))["identifiers"] == [name]
+
+
+def test_reconfigure_dry_run_rehearses_the_new_settings_and_records_nothing(operator: Operator) -> None:
+    name = "rehearsed.example"
+    operator.issue(name)
+    spec = operator.spec(name)
+    nowhere = str(services.free_port())
+
+    broken = operator.by_hand("reconfigure", name, "--http-port", nowhere, "--dry-run")
+    fine = operator.by_hand("reconfigure", name, "--renew-before-days", "20", "--dry-run", "--json")
+
+    assert broken.returncode == 4, broken.stderr  # the CA could not reach the moved solver, as a renewal would find
+    assert _json(fine)["recorded"] is False and _json(fine)["changed"] == ["renew_before_days"]
+    assert _json(fine)["rehearsal"]["dry_run"] is True
+    assert operator.spec(name) == spec and operator.versions(name) == ["000001"]

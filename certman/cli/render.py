@@ -129,6 +129,14 @@ def rehearsal_result(result: Any, *, as_json: bool) -> str:
     return "\n".join(lines)
 
 
+def reconfigure_rehearsal(diff: Any, rehearsal: Any, *, as_json: bool) -> str:
+    """`certman reconfigure --dry-run`: the changes it would record, and the rehearsal with them."""
+    if as_json:
+        return json.dumps({**diff.to_dict(), "recorded": False, "rehearsal": rehearsal.to_dict()}, indent=2)
+    changes = [f"  {c.describe()}" for c in diff.changes]
+    return "\n".join([f"would record: {diff.summary()}", *changes, rehearsal_result(rehearsal, as_json=False)])
+
+
 def deploy_lines(deploy: Any) -> list[str]:
     """One line per reloader call and per verified endpoint (none when nothing was deployed)."""
     lines = [
