@@ -103,6 +103,8 @@ def test_reconfigure_moves_the_solver_behind_nginx_and_the_timer_renews_with_it(
 ) -> None:
     name = "moved-solver.example"
     operator.issue(name, "--renew-before-days", "36500")  # due at every run
+    # A new account holds no valid authorization Pebble could reuse: each renewal needs the solver.
+    assert operator.by_hand("account", "register", "--new", *operator.ca_flags()).returncode == 0
     held, behind = operator.pebble.http_port, services.free_port()
     start_nginx(
         f"  server {{ listen 127.0.0.1:{held};\n"
