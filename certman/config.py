@@ -15,19 +15,16 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .ca.policy import LETS_ENCRYPT_PRODUCTION, LETS_ENCRYPT_STAGING, check_solver_fits
 from .errors import ConfigError, UsageError
 from .names import Identifier, check_cert_name, default_cert_name, normalise_all
 from .paths import absolute, default_config_path, default_keystore, trust_from_environment
 from .recording import PATH_SETTINGS, config_relative
 
-SERVER_ALIASES = {
-    "letsencrypt": "https://acme-v02.api.letsencrypt.org/directory",
-    "letsencrypt-staging": "https://acme-staging-v02.api.letsencrypt.org/directory",
-}
+SERVER_ALIASES = {"letsencrypt": LETS_ENCRYPT_PRODUCTION, "letsencrypt-staging": LETS_ENCRYPT_STAGING}
 DEFAULT_SERVER = "letsencrypt"
 KEY_TYPES = ("ecdsa-p256", "ecdsa-p384", "rsa2048", "rsa3072", "rsa4096")
 DEFAULT_KEY_TYPE = "ecdsa-p256"
-HTTP01_SOLVERS = ("standalone", "webroot")
 
 
 def resolve_server(value: str) -> str:
@@ -242,12 +239,7 @@ class CertSpec:
         if not self.solvers:
             raise UsageError(f"certificate {self.name}: no solver configured")
         for ident in self.identifiers:
-            solver = self.solver_for(ident)
-            if solver.name in HTTP01_SOLVERS and ident.is_wildcard:
-                raise UsageError(
-                    f"{ident} is a wildcard, which HTTP-01 ({solver.name}) cannot validate",
-                    "wildcards need DNS-01: use a DNS solver for this name",
-                )
+            check_solver_fits(self.solver_for(ident).name, ident)
 
     def solver_for(self, identifier: Identifier) -> SolverSpec:
         for spec in self.solvers:

@@ -45,7 +45,9 @@ def read_secret_file(path: Path, file_var: str) -> str:
             mode = os.fstat(fh.fileno()).st_mode
             data = fh.read()
     except OSError as exc:
-        raise ConfigError(f"{file_var}: cannot read {path}: {exc.strerror}") from None
+        raise ConfigError(
+            f"{file_var}: cannot read {path}: {exc.strerror}", "check the path, and that certman's user may read it"
+        ) from None
     if mode & stat.S_IROTH:
         raise ConfigError(f"{file_var}: {path} is readable by every user", f"chmod o-r {path}")
     try:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 import datetime
 import ipaddress
-from dataclasses import dataclass
 
+import msgspec
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -67,8 +67,7 @@ def split_pem_chain(fullchain_pem: str) -> list[x509.Certificate]:
     return certs
 
 
-@dataclass(frozen=True)
-class CertFacts:
+class CertFacts(msgspec.Struct, frozen=True):
     """What the keystore index and the CLI show about a leaf certificate."""
 
     serial: str

@@ -2,7 +2,14 @@
 
 DNS names go through IDNA2008 (the ``idna`` package with UTS #46 mapping), never
 Python's built-in IDNA2003 codec: that one turns ``faß.example`` into
-``fass.example``, a different domain. IP literals become RFC 8738 IP identifiers.
+``fass.example``, a different domain. IP literals become RFC 8738 IP identifiers, in
+their RFC 5952 text form; an IPv6 zone (``fe80::1%eth0``) is no part of one.
+
+One trailing dot is the fully-qualified spelling of the same DNS name and is dropped
+(``example.com.`` is ``example.com``); an IP literal takes none, and a name whose last
+label is all digits (``192.0.2.1.``, ``host.123``) is no hostname (RFC 3696 §2).
+
+What a CA agrees to issue for is its own policy: ``certman.ca.policy``.
 """
 
 from __future__ import annotations
@@ -10,8 +17,9 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Literal
+
+import msgspec
 
 from .errors import UsageError
 
@@ -27,8 +35,7 @@ _LDH_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 IdentifierType = Literal["dns", "ip"]
 
 
-@dataclass(frozen=True, order=True)
-class Identifier:
+class Identifier(msgspec.Struct, frozen=True, order=True):
     """One ACME identifier: a normalised DNS name (A-labels) or an IP address."""
 
     type: IdentifierType
@@ -47,6 +54,11 @@ def normalise(raw: str) -> Identifier:
     text = raw
     if not text:
         raise UsageError("empty identifier", "give a DNS name such as example.com")
+    if "%" in text and _as_ip(text.partition("%")[0]) is not None:
+        raise UsageError(
+            f"invalid identifier {ascii(raw)}: an IPv6 zone ('%...') is not part of an IP identifier",
+            "certificates name global addresses; give the address without its zone",
+        )
     ip = _as_ip(text)
     if ip is not None:
         return Identifier("ip", ip)
@@ -90,6 +102,11 @@ def _normalise_dns(text: str, raw: str) -> str:
         if not labels:
             raise UsageError(f"invalid identifier {shown}: a wildcard needs a domain after '*.'")
     encoded = [_encode_label(label, shown) for label in labels]
+    if encoded[-1].isdigit():
+        raise UsageError(
+            f"invalid identifier {shown}: the last label of a DNS name cannot be all digits",
+            "write an IP address without a trailing dot, e.g. 192.0.2.1",
+        )
     name = ".".join((["*"] if wildcard else []) + encoded)
     if len(name) > MAX_NAME_LENGTH:
         raise UsageError(f"invalid identifier {shown}: {len(name)} characters, the limit is {MAX_NAME_LENGTH}")
@@ -122,8 +139,15 @@ def _encode_label(label: str, shown: str) -> str:
 
 
 def default_cert_name(identifiers: tuple[Identifier, ...]) -> str:
-    """The keystore name for a certificate: its first identifier, '*' spelled '_'."""
-    return identifiers[0].value.replace("*", "_").replace(":", "-")
+    """The keystore name for a certificate: its first identifier, '*' spelled '_' and ':' spelled '-'.
+
+    An IPv6 address that starts with ``::`` starts with a 0 group written out
+    (``::1`` is ``0--1``, as ``0::1`` is the same address), so every identifier
+    ``normalise`` accepts has a valid name (``check_cert_name``).
+    """
+    first = identifiers[0]
+    value = f"0{first.value}" if first.type == "ip" and first.value.startswith("::") else first.value
+    return check_cert_name(value.replace("*", "_").replace(":", "-"))
 
 
 _CERT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")

@@ -302,8 +302,11 @@ def _https_ok(url: str, ca_bundle: Path) -> bool:
 
 
 @contextlib.contextmanager
-def _run_challtestsrv(binary: str, workdir: Path) -> Iterator[tuple[Service, str, int]]:
-    """challtestsrv as DNS only; yields (service, management URL, DNS port)."""
+def _run_challtestsrv(
+    binary: str, workdir: Path, *, ipv4: str = "127.0.0.1", ipv6: str = ""
+) -> Iterator[tuple[Service, str, int]]:
+    """challtestsrv as DNS only, answering every A with ``ipv4`` and every AAAA with ``ipv6``
+    (empty: no such record); yields (service, management URL, DNS port)."""
     dns_port = free_port()
     management_port = free_port()
     management_url = f"http://127.0.0.1:{management_port}"
@@ -323,11 +326,11 @@ def _run_challtestsrv(binary: str, workdir: Path) -> Iterator[tuple[Service, str
             "-management",
             f"127.0.0.1:{management_port}",
             "-defaultIPv4",
-            "127.0.0.1",
+            ipv4,
             # With the ::1 default, Pebble dials [::1] first and solvers
             # bound to 127.0.0.1 get "connection refused".
             "-defaultIPv6",
-            "",
+            ipv6,
         ],
         log_path=workdir / "challtestsrv.log",
         cwd=workdir,
@@ -345,6 +348,7 @@ def start_pebble(
     dns_server: str | None = None,
     http_port: int | None = None,
     listen_port: int | None = None,
+    dns_addresses: tuple[str, str] = ("127.0.0.1", ""),
 ) -> Iterator[Pebble]:
     """Run Pebble on loopback until the block exits.
 
@@ -353,7 +357,8 @@ def start_pebble(
     challtestsrv (every A query answers 127.0.0.1, AAAA is empty) unless
     `dns_server` ("host:port") is given. `listen_port` (the directory URL's port) and
     `http_port` given again with the same `workdir` start a Pebble at the same URLs that
-    knows nothing of the last one: a CA reset.
+    knows nothing of the last one: a CA reset. ``dns_addresses`` (IPv4, IPv6) is what
+    challtestsrv answers every A and AAAA query with; ("", "::1") makes every name IPv6-only.
     """
     pebble_bin = require_binary("pebble", "pebble")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -392,7 +397,12 @@ def start_pebble(
         dns_port: int | None = None
         if dns_server is None:
             challtestsrv, challtestsrv_url, dns_port = stack.enter_context(
-                _run_challtestsrv(require_binary("pebble-challtestsrv", "pebble"), workdir)
+                _run_challtestsrv(
+                    require_binary("pebble-challtestsrv", "pebble"),
+                    workdir,
+                    ipv4=dns_addresses[0],
+                    ipv6=dns_addresses[1],
+                )
             )
             services.append(challtestsrv)
             dns_server = f"127.0.0.1:{dns_port}"

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from cryptography.hazmat.primitives.asymmetric import ec
 from josepy import jwk
 from msgspec import structs
@@ -31,8 +31,7 @@ from .session import REQUEST_TIMEOUT, AcmeSession
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class AccountSettings:
+class AccountSettings(msgspec.Struct, frozen=True):
     """Who registers with the CA, and whether they agreed to its terms."""
 
     email: str | None = None
@@ -41,8 +40,7 @@ class AccountSettings:
     eab: ExternalAccount | None = None
 
 
-@dataclass(frozen=True)
-class CAEndpoint:
+class CAEndpoint(msgspec.Struct, frozen=True):
     """Where a CA is and how to reach it."""
 
     directory_url: str
@@ -57,8 +55,7 @@ class CAEndpoint:
         return self.account or ca_id(self.directory_url)
 
 
-@dataclass(frozen=True)
-class AccountInfo:
+class AccountInfo(msgspec.Struct, frozen=True):
     ca: str
     directory_url: str
     uri: str

@@ -16,9 +16,9 @@ from __future__ import annotations
 import datetime
 import functools
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import msgspec
 import requests
 from acme import errors as acme_errors
 from acme import messages
@@ -38,8 +38,7 @@ POLL_FACTOR = 1.6
 POLL_MAX = 2.0
 
 
-@dataclass(frozen=True)
-class RenewalInfo:
+class RenewalInfo(msgspec.Struct, frozen=True):
     """RFC 9773 renewal information: the CA's suggested window for one certificate."""
 
     window_start: datetime.datetime
@@ -48,8 +47,7 @@ class RenewalInfo:
     retry_after: float | None
 
 
-@dataclass(frozen=True)
-class OrderResult:
+class OrderResult(msgspec.Struct, frozen=True):
     fullchain_pem: str
     alternative_fullchains_pem: tuple[str, ...]
     order_url: str

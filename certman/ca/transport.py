@@ -1,10 +1,10 @@
 """The wire under an ACME session: signed requests, nonces, retries and the run's deadline.
 
-This is the one module that adapts the ``acme`` library's internals: its ``ClientNetwork``
-signs requests (RFC 8555 §6.2) and parses problem documents (§6.7), and certman overrides
-its private hooks to add the policy below. The library's own policy costs seconds per
-issuance and fails ~40% of issuances against a CA that rejects 30% of nonces: it retries
-a badNonce only once, and it drops the fresh nonce that the error carried.
+certman sends its own requests over ``requests`` and signs them with ``acme.jws``
+(``signing``), and parses problem documents (RFC 8555 §6.7) with ``acme.messages``. The
+``acme`` library's ``ClientNetwork`` is not used: its policy costs seconds per issuance and
+fails ~40% of issuances against a CA that rejects 30% of nonces (it retries a badNonce only
+once, and drops the fresh nonce that the error carried), and importing it loads pyOpenSSL.
 
 For every request:
 - https only, and no redirects (a redirect could downgrade us to http);
@@ -32,14 +32,15 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
 import requests
-from acme import client as acme_client
 from acme import errors as acme_errors
 from acme import messages
-from josepy import interfaces, jwa, jwk
+from josepy import errors as jose_errors
+from josepy import interfaces, jwk
 
 from .. import __version__
 from ..config import check_ca_bundle
 from ..errors import ACMEError, CAUnreachable, TLSVerifyFailed
+from .signing import NoncePool, signed_body
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ BAD_NONCE_RETRIES = 10
 TRANSIENT_RETRIES = 4
 REQUEST_TIMEOUT = 30.0
 USER_AGENT = f"certman/{__version__}"
+JOSE_CONTENT_TYPE = "application/jose+json"
 
 Sleep = Callable[[float], None]
 Monotonic = Callable[[], float]
@@ -112,7 +114,7 @@ class Transport(Protocol):
 
 
 class AcmeTransport:
-    """``Transport`` over the ``acme`` library's ``ClientNetwork`` with certman's policy.
+    """``Transport`` over ``requests`` with certman's policy.
 
     ``timeout`` is the whole conversation's deadline and ``request_timeout`` each socket
     wait's, in seconds. The seams: ``http`` is the ``requests.Session`` underneath (mount an
@@ -148,16 +150,13 @@ class AcmeTransport:
         return self._net.get(url)
 
     def post(self, url: str, body: interfaces.JSONDeSerializable | None) -> requests.Response:
-        return self._net.post(url, body, new_nonce_url=self._nonce_url)
+        return self._net.post(url, body, self._nonce_url)
 
     def use_key(self, key: jwk.JWK) -> None:
         self._net.key = key
-        self._net.alg = jwa.ES256 if isinstance(key, jwk.JWKEC) else jwa.RS256
 
     def use_account(self, uri: str | None) -> None:
-        self._net.account = (
-            None if uri is None else messages.RegistrationResource(uri=uri, body=messages.Registration())
-        )
+        self._net.kid = uri
 
     def use_nonce_url(self, url: str) -> None:
         self._nonce_url = url
@@ -194,15 +193,18 @@ class _Transient(Exception):
         self.retry_after = retry_after
 
 
-class _Network(acme_client.ClientNetwork):
-    """``ClientNetwork`` with the policy of the module docstring, timed by its ``AcmeTransport``."""
+class _Network:
+    """Signed and unsigned requests with the policy of the module docstring, timed by its owner."""
 
     def __init__(self, owner: AcmeTransport, *, ca_bundle: str | None, request_timeout: float) -> None:
-        super().__init__(None, verify_ssl=True, user_agent=USER_AGENT, timeout=int(request_timeout))
-        # requests takes a CA bundle path where the library expects a bool.
-        self.verify_ssl = ca_bundle or True  # type: ignore[assignment]
         self.owner = owner
         self.request_timeout = request_timeout
+        # requests takes a CA bundle path, or True for its default trust.
+        self.verify: str | bool = ca_bundle or True
+        self.session = requests.Session()
+        self.key: jwk.JWK | None = None
+        self.kid: str | None = None
+        self.nonces = NoncePool()
 
     def read_environment_once(self, url: str) -> None:
         """Resolve proxy and CA-bundle environment variables for ``url`` now, not per request.
@@ -211,16 +213,13 @@ class _Network(acme_client.ClientNetwork):
         environment: a third of certman's CPU per certificate. A session talks to one CA.
         """
         proxies = requests.utils.get_environ_proxies(url)
-        if self.verify_ssl is True:
-            self.verify_ssl = (
-                os.environ.get("REQUESTS_CA_BUNDLE")  # type: ignore[assignment]
-                or os.environ.get("CURL_CA_BUNDLE")
-                or True
-            )
+        if self.verify is True:
+            self.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
         self.session.trust_env = False
         self.session.proxies = dict(proxies)
 
-    def _send_request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:
+    def send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """One HTTP exchange; ``_Transient`` for what is worth retrying."""
         if not url.startswith("https://"):
             raise ACMEError(
                 f"refusing non-https URL from the CA: {url}", "an ACME server must use https for every resource"
@@ -230,8 +229,10 @@ class _Network(acme_client.ClientNetwork):
         # Each socket wait is bounded by the request timeout and by what is left of the
         # run's deadline, so a CA that stalls near the end cannot carry the run past it.
         kwargs["timeout"] = max(0.05, min(self.request_timeout, self.owner.deadline - self.owner.monotonic()))
+        kwargs.setdefault("headers", {})["User-Agent"] = USER_AGENT
+        log.debug("%s %s", method, url)
         try:
-            response = super()._send_request(method, url, *args, **kwargs)
+            response = self.session.request(method, url, verify=self.verify, **kwargs)
         except requests.exceptions.SSLError as exc:
             raise TLSVerifyFailed(
                 f"TLS verification of the ACME server failed ({_short(url)})",
@@ -249,11 +250,14 @@ class _Network(acme_client.ClientNetwork):
                 raise
             # requests raises a bare OSError when the CA bundle it was given cannot be
             # loaded (e.g. a spec.toml naming a bundle that was since removed).
-            if isinstance(self.verify_ssl, str):
-                check_ca_bundle(self.verify_ssl, "CA bundle")
+            if isinstance(self.verify, str):
+                check_ca_bundle(self.verify, "CA bundle")
             raise CAUnreachable(
                 f"cannot talk to the ACME server at {_short(url)}: {exc}", "check --ca-bundle and the network settings"
             ) from exc
+        # ACME bodies are UTF-8 (RFC 8555 §5); don't let requests guess from the content.
+        response.encoding = "utf-8"
+        log.debug("HTTP %d from %s", response.status_code, url)
         if response.status_code >= 500:
             raise _Transient(
                 f"the ACME server answered {response.status_code} for {_short(url)}", parse_retry_after(response)
@@ -265,54 +269,36 @@ class _Network(acme_client.ClientNetwork):
             )
         return response
 
-    def _post_once(
-        self,
-        url: str,
-        obj: interfaces.JSONDeSerializable,
-        content_type: str = acme_client.ClientNetwork.JOSE_CONTENT_TYPE,
-        **kwargs: Any,
+    def post_once(
+        self, url: str, body: interfaces.JSONDeSerializable | None, nonce_url: str | None
     ) -> requests.Response:
-        new_nonce_url = kwargs.pop("new_nonce_url", None)
-        data = self._wrap_in_jws(obj, self._get_nonce(url, new_nonce_url), url)
-        kwargs.setdefault("headers", {"Content-Type": content_type})
-        response = self._send_request("POST", url, data=data, **kwargs)
-        # Keep the nonce of every response, errors included (RFC 8555 §6.5): the
-        # library drops it on errors and then needs an extra round trip.
-        if self.REPLAY_NONCE_HEADER in response.headers:
-            self._add_nonce(response)
-        return self._check_response(response, content_type=content_type)
+        if self.key is None:
+            raise ACMEError("no account key to sign with", "this is a bug in certman; please report it")
+        nonce = self.nonces.take() or self.fresh_nonce(url, nonce_url)
+        data = signed_body(body, key=self.key, nonce=nonce, url=url, kid=self.kid)
+        response = self.send("POST", url, data=data, headers={"Content-Type": JOSE_CONTENT_TYPE})
+        # Keep the nonce of every response, errors included (RFC 8555 §6.5), so that a
+        # badNonce retry or the next request needs no extra round trip.
+        self.nonces.keep(response)
+        return check_response(response, expect_json=False)
 
-    @classmethod
-    def _check_response(cls, response: requests.Response, content_type: str | None = None) -> requests.Response:
-        # Every problem document carries the response's Retry-After, whatever the method
-        # (a 429 can answer the HEAD for a nonce as well as a POST).
-        if response.status_code == 409 and response.headers.get("Content-Type", "").startswith(
-            cls.JSON_ERROR_CONTENT_TYPE
-        ):
-            # The library turns any 409 into a bare ConflictError and drops the problem
-            # document; RFC 9773's alreadyReplaced is a 409 we must recognise.
-            conflict = messages.Error.from_json(response.json())
-            conflict.retry_after = parse_retry_after(response)
-            raise conflict
-        try:
-            return super()._check_response(response, content_type=content_type)
-        except messages.Error as error:
-            error.retry_after = parse_retry_after(response)
-            raise
-        except acme_errors.ClientError as exc:
-            if response.status_code != 429:
-                raise
-            # A 429 without a problem document (e.g. to a HEAD) is still a rate limit.
-            limited = messages.Error.with_code("rateLimited", detail="the CA answered 429 Too Many Requests")
-            limited.retry_after = parse_retry_after(response)
-            raise limited from exc
+    def fresh_nonce(self, url: str, nonce_url: str | None) -> bytes:
+        """A nonce from newNonce (§7.2), or from a HEAD of ``url`` before the directory is known."""
+        response = self.head(nonce_url or url)
+        if nonce_url is not None:
+            check_response(response, expect_json=False)
+        if not self.nonces.keep(response):
+            raise acme_errors.MissingNonce(response)
+        nonce = self.nonces.take()
+        assert nonce is not None
+        return nonce
 
-    def post(self, *args: Any, **kwargs: Any) -> requests.Response:
+    def post(self, url: str, body: interfaces.JSONDeSerializable | None, nonce_url: str | None) -> requests.Response:
         bad_nonces = 0
         attempt = 0
         while True:
             try:
-                return self._post_once(*args, **dict(kwargs))
+                return self.post_once(url, body, nonce_url)
             except messages.Error as error:
                 if error.code == "badNonce" and bad_nonces < BAD_NONCE_RETRIES:
                     bad_nonces += 1
@@ -323,25 +309,55 @@ class _Network(acme_client.ClientNetwork):
                 attempt += 1
                 self.owner._backoff(fault, attempt)
 
-    def get(
-        self, url: str, content_type: str = acme_client.ClientNetwork.JSON_CONTENT_TYPE, **kwargs: Any
-    ) -> requests.Response:
+    def get(self, url: str) -> requests.Response:
         attempt = 0
         while True:
             try:
-                return super().get(url, content_type, **kwargs)
+                return check_response(self.send("GET", url), expect_json=True)
             except _Transient as fault:
                 attempt += 1
                 self.owner._backoff(fault, attempt)
 
-    def head(self, *args: Any, **kwargs: Any) -> requests.Response:
+    def head(self, url: str) -> requests.Response:
         attempt = 0
         while True:
             try:
-                return super().head(*args, **kwargs)
+                return self.send("HEAD", url)
             except _Transient as fault:
                 attempt += 1
                 self.owner._backoff(fault, attempt)
+
+
+def check_response(response: requests.Response, *, expect_json: bool) -> requests.Response:
+    """``response`` when it succeeded, else its problem document (RFC 8555 §6.7) as ``messages.Error``.
+
+    Every problem carries the response's Retry-After as ``retry_after`` (seconds or None),
+    whatever the method: a 429 can answer the HEAD for a nonce as well as a POST. A 429
+    without a problem document is still ``rateLimited``. An error that is not a problem
+    document, or a non-JSON answer where JSON was expected, is ``acme.errors.ClientError``.
+    """
+    try:
+        document = response.json()
+    except ValueError:
+        document = None
+    if response.ok:
+        if expect_json and document is None:
+            raise acme_errors.ClientError(f"Unexpected response Content-Type: {response.headers.get('Content-Type')}")
+        return response
+    if document is None:
+        if response.status_code == 409:
+            raise acme_errors.ConflictError(response.headers.get("Location", "UNKNOWN-LOCATION"))
+        if response.status_code == 429:
+            problem = messages.Error.with_code("rateLimited", detail="the CA answered 429 Too Many Requests")
+        else:
+            raise acme_errors.ClientError(response)
+    else:
+        try:
+            problem = messages.Error.from_json(document)
+        except jose_errors.DeserializationError as error:
+            raise acme_errors.ClientError((response, error)) from error
+    problem.retry_after = parse_retry_after(response)
+    raise problem
 
 
 def _short(url: str) -> str:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import click
+import msgspec
 
 from .. import __version__
 from ..errors import EXIT_INTERNAL, EXIT_INTERRUPTED, CertmanError
@@ -23,10 +23,9 @@ from ._termination import Terminated, TerminationGuard
 log = logging.getLogger("certman")
 
 
-@dataclass
-class CliContext:
+class CliContext(msgspec.Struct):
     config_path: Path | None
-    overrides: dict[str, Any] = field(default_factory=dict)
+    overrides: dict[str, Any] = msgspec.field(default_factory=dict)
 
     def settings(self, **flags: Any) -> Any:
         from ..config import load_settings
@@ -85,6 +84,7 @@ class CertmanGroup(click.Group):
             fail(exc.format_message())
             code = exc.exit_code
         except (click.Abort, KeyboardInterrupt, Terminated):
+            _kill_children()
             fail("interrupted")
             code = EXIT_INTERRUPTED
         except Exception as exc:
@@ -92,9 +92,19 @@ class CertmanGroup(click.Group):
             fail(f"internal error (please report): {type(exc).__name__}", "run again with -vv to see the details")
             code = EXIT_INTERNAL
         finally:
+            # A hook of a reloader abandoned at its deploy timeout must not outlive the run either.
+            _kill_children()
             if guard is not None:
                 guard.uninstall()
         sys.exit(code or 0)
+
+
+def _kill_children() -> None:
+    """Kill every program certman started that still runs: hooks run in their own process
+    groups, which Ctrl-C at a terminal does not reach."""
+    children = sys.modules.get("certman.children")  # never loaded: nothing was started
+    if children is not None:
+        children.kill_all()
 
 
 @click.group(cls=CertmanGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -7,21 +7,15 @@ from ..recording import recorded_spec
 
 
 def check_spec(spec: CertSpec) -> CertSpec:
-    """``spec`` as recorded (``certman.recording``), once every solver and reloader of it
-    builds from its options.
+    """``spec`` as recorded (``certman.recording``), once it passes ``issuance.preflight``.
 
-    `certman issue` runs these checks before its first request to the CA, and
-    `certman reconfigure` before it writes anything. Raises ``UsageError`` or
-    ``ConfigError`` (exit 2) naming the bad setting.
+    The very checks `certman issue` and `certman renew` make before their first request
+    to the CA, so `certman reconfigure` writes nothing they would refuse. Raises
+    ``UsageError``/``ConfigError`` (exit 2) naming the bad setting, or ``SolverError``
+    (exit 5) for a webroot or listening address that cannot be used.
     """
-    from ..issuance.challenges import create_solver
+    from ..issuance.preflight import preflight
 
     spec = recorded_spec(spec)
-    for solver in spec.solvers:
-        create_solver(solver.name, solver.options)
-    if spec.reloaders:
-        # Deferred: a certificate without reloaders loads no proxy code.
-        from ..deploy.batch import check_reloaders
-
-        check_reloaders(spec)
+    preflight(spec)
     return spec

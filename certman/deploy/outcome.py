@@ -7,8 +7,9 @@ outcome, such as ``issue`` for a certificate without reloaders, loads no proxy c
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from ..errors import CertmanError, ReloadError
 
@@ -16,8 +17,7 @@ if TYPE_CHECKING:
     from .served import ServedCheck
 
 
-@dataclass(frozen=True)
-class ReloadRun:
+class ReloadRun(msgspec.Struct, frozen=True):
     """One reloader call: the table's ``name``, the certificates it was given, its error if any."""
 
     reloader: str
@@ -28,8 +28,7 @@ class ReloadRun:
         return {"reloader": self.reloader, "names": list(self.names), "error": self.error}
 
 
-@dataclass(frozen=True)
-class DeployResult:
+class DeployResult(msgspec.Struct, frozen=True):
     """The outcome of handing certificates to their proxies.
 
     ``errors``: per certificate name, None when every reloader took it and every

@@ -39,9 +39,20 @@ __all__ = [
 
 
 def config_checks(scope: Scope) -> Iterator[Check]:
-    """The config line, then each stored spec, declaration or solver setting a run would reject."""
+    """The config line, then each stored spec, declaration or solver setting a run would reject,
+    then each certificate whose identifiers its CA is known to refuse (as ``preflight`` does)."""
+    from ..ca.policy import check_policy
+    from ..config import resolve_server
+    from ..errors import CertmanError
+
     yield scope.config
     yield from scope.rejected
+    for name, spec in scope.certificates.items():
+        try:
+            servers = [spec.server, *(str(f["server"]) for f in spec.fallback)]
+            check_policy(spec.identifiers, spec.profile, [resolve_server(s) for s in servers])
+        except CertmanError as exc:
+            yield Check(f"certificate {name}", False, exc.message, exc.hint)
 
 
 # In the order the lines are printed.

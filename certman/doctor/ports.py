@@ -10,10 +10,10 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
+from ..solvers.listen import bound_socket, where
 from .report import Check, owners_text
 
 LISTEN = "0A"  # TCP_LISTEN in /proc/net/tcp's st column
@@ -27,37 +27,34 @@ def check_port(
     A port held by certman's own shared challenge server for ``keystore``
     (``certman.solvers.shared``) is OK: a run of that keystore joins that server.
     """
-    where = f"{address or '*'}:{port}"
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((address, port))
-        except OSError as exc:
-            if exc.errno != errno.EADDRINUSE:
-                return Check(
-                    f"{solver} port",
-                    False,
-                    f"cannot bind {where}: {exc.strerror}{owners_text(owners)}",
-                    "run as root or choose a port above 1023",
-                )
-            server = shared_server_pid(keystore, solver, address, port) if keystore is not None else None
-            if server is not None:
-                return Check(
-                    f"{solver} port",
-                    True,
-                    f"{where} is held by certman's shared challenge server, pid {server}, which this "
-                    f"keystore's runs join{owners_text(owners)}",
-                )
-            held = ", ".join(holders(port)) or "a process of another user"
+    shown = where(address, port)
+    try:
+        # Bound as the solver binds: an empty address takes IPv6 and IPv4.
+        bound_socket(address, port).close()
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
             return Check(
                 f"{solver} port",
                 False,
-                f"cannot bind {where}: {exc.strerror}; held by {held}{owners_text(owners)}",
-                "stop what holds it, or move the solver to a free port your proxy forwards "
-                "/.well-known/acme-challenge/ to",
+                f"cannot bind {shown}: {exc.strerror}{owners_text(owners)}",
+                "run as root or choose a port above 1023",
             )
-    return Check(f"{solver} port", True, f"{where} is free to bind{owners_text(owners)}")
+        server = shared_server_pid(keystore, solver, address, port) if keystore is not None else None
+        if server is not None:
+            return Check(
+                f"{solver} port",
+                True,
+                f"{shown} is held by certman's shared challenge server, pid {server}, which this "
+                f"keystore's runs join{owners_text(owners)}",
+            )
+        held = ", ".join(holders(port)) or "a process of another user"
+        return Check(
+            f"{solver} port",
+            False,
+            f"cannot bind {shown}: {exc.strerror}; held by {held}{owners_text(owners)}",
+            "stop what holds it, or move the solver to a free port your proxy forwards /.well-known/acme-challenge/ to",
+        )
+    return Check(f"{solver} port", True, f"{shown} is free to bind{owners_text(owners)}")
 
 
 def shared_server_pid(keystore: Path, solver: str, address: str, port: int) -> int | str | None:

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import datetime
 import logging
-from dataclasses import dataclass, field, replace
 
+import msgspec
 from acme import messages
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -25,7 +25,6 @@ from ..ca.accounts import AccountSettings, CAEndpoint, open_session
 from ..ca.recovery import with_account_recovery
 from ..ca.session import REQUEST_TIMEOUT, AcmeSession
 from ..config import CertSpec
-from ..declaration.checks import check_spec
 from ..deploy.outcome import DeployResult, not_deployed
 from ..errors import ACMEError
 from ..keys import CertFacts, generate_key, key_to_pem, load_key, make_csr, public_keys_match, split_pem_chain
@@ -39,12 +38,12 @@ from ..solvers import Solver
 from ..solvers.shared import Rendezvous
 from . import fallback, resume
 from .challenges import create_solver, solve
+from .preflight import preflight
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class IssueResult:
+class IssueResult(msgspec.Struct, frozen=True):
     name: str
     version: str
     serial: str
@@ -55,7 +54,7 @@ class IssueResult:
     live: LivePaths
     reused_authorizations: int
     # What the reloaders did with it; empty when the spec has none (or from ``obtain``).
-    deploy: DeployResult = field(default_factory=lambda: DeployResult({}))
+    deploy: DeployResult = msgspec.field(default_factory=lambda: DeployResult({}))
     # live/<name> put back before issuing: it was a directory, a file or missing.
     repaired: tuple[LiveRepair, ...] = ()
 
@@ -100,7 +99,9 @@ def issue(
     # Deferred: a certificate without reloaders loads no proxy code.
     from ..deploy.batch import deploy_issued
 
-    return replace(result, deploy=deploy_issued(keystore, spec, result.serial, timeout=deploy_timeout, clock=clock))
+    return msgspec.structs.replace(
+        result, deploy=deploy_issued(keystore, spec, result.serial, timeout=deploy_timeout, clock=clock)
+    )
 
 
 def obtain(
@@ -125,11 +126,12 @@ def obtain(
     directory, a file or missing is put back first (``result.repaired``; see
     ``FileKeystore.repair_live``). A solver that serves a port (standalone, tls-alpn-01)
     shares it with the other orders in flight on the keystore; a port held by anything
-    else is a SolverError once an authorization needs it.
+    else is a SolverError once an authorization needs it. Everything that can be checked
+    locally is checked before the first request to a CA (``preflight``).
     """
-    spec = check_spec(spec)
+    spec = recorded_spec(spec)
     rendezvous = Rendezvous.under(keystore.root, timeout=keystore.lock_timeout)
-    solvers = [create_solver(s.name, s.options, rendezvous) for s in spec.solvers]
+    solvers = preflight(spec, [create_solver(s.name, s.options, rendezvous) for s in spec.solvers])
     # A corrupt state.json or pending order fails here (exit 3), before any request to the CA.
     keystore.read_state(spec.name)
     pending = keystore.read_pending_order(spec.name)
@@ -156,7 +158,7 @@ def obtain(
                 )
 
             done = fallback.first_that_issues(spec, keystore, attempt, replaces)
-    return replace(done, repaired=repaired)
+    return msgspec.structs.replace(done, repaired=repaired)
 
 
 def _order_and_store(

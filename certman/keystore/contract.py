@@ -28,17 +28,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+
+import msgspec
 
 from ..config import CertSpec
 from .pending import PendingOrder
 from .records import AccountRecord, IndexEntry, RenewalState, RevocationMarker, VersionMeta
 
 
-@dataclass(frozen=True)
-class StoredVersion:
+class StoredVersion(msgspec.Struct, frozen=True):
     """A version ``store_version`` made live: its number ("000001", ...) and its meta."""
 
     name: str

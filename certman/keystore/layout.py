@@ -23,9 +23,10 @@ Certificate names and CA ids are checked here before they become path components
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
+
+import msgspec
 
 from ..names import check_cert_name
 
@@ -79,8 +80,7 @@ def ca_id(directory_url: str) -> str:
     return re.sub(r"[^A-Za-z0-9.-]+", "_", raw).strip("._") or "default"
 
 
-@dataclass(frozen=True)
-class Layout:
+class Layout(msgspec.Struct, frozen=True):
     root: Path
 
     @property
@@ -158,8 +158,7 @@ class Layout:
         return self.locks / RENEW_LOCK_FILE
 
 
-@dataclass(frozen=True)
-class LivePaths:
+class LivePaths(msgspec.Struct, frozen=True):
     """The stable paths a proxy is configured with."""
 
     directory: Path

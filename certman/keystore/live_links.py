@@ -13,9 +13,10 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from . import files
 from .layout import Layout
@@ -27,8 +28,7 @@ MISSING = "missing"
 REPAIR_HINT = "`certman renew` repairs it (so does `certman issue NAME`); the stray copy goes to the archive"
 
 
-@dataclass(frozen=True)
-class LiveRepair:
+class LiveRepair(msgspec.Struct, frozen=True):
     """One ``live/<name>`` put back: what stood there (``found``: directory, file or missing),
     where it went (``archived_to``; None when the link was missing) and the version linked."""
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import datetime
 import json
 import os
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from ..errors import KeystoreError
 from . import files
@@ -20,8 +21,7 @@ from .layout import SECRET_MODE, Layout
 from .times import decode_time, encode_time
 
 
-@dataclass(frozen=True)
-class PendingOrder:
+class PendingOrder(msgspec.Struct, frozen=True):
     """Where to find an unfinished order, and the key its CSR was made with."""
 
     order_url: str

@@ -10,9 +10,10 @@ is not built in, or when listing.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
+
+import msgspec
 
 from ..errors import ConfigError, UsageError
 
@@ -44,8 +45,7 @@ BUILTIN: dict[str, dict[str, str]] = {
 }
 
 
-@dataclass(frozen=True)
-class PluginRef:
+class PluginRef(msgspec.Struct, frozen=True):
     kind: str
     name: str
     target: str

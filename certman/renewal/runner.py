@@ -57,6 +57,9 @@ class Runner:
                 with self.keystore.lock_cert(plan.name):
                     self.keystore.write_spec(plan.spec)
             if plan.check_ari:
+                if plan.action in (renewal.RENEW, ISSUE):
+                    # Due anyway: a local problem fails it before the ARI request too.
+                    self._preflight(plan)
                 self._refresh_ari(plan)
             if plan.action in (renewal.RENEW, ISSUE):
                 return self._issue(plan)
@@ -73,6 +76,15 @@ class Runner:
             return self._record_failure(
                 plan, f"internal error: {type(exc).__name__}: {exc}", "run with -vv and report it", exc
             )
+
+    def _preflight(self, plan: Plan) -> CertSpec:
+        """The plan's spec, checked as ``obtain`` checks it, before this run's first request for it."""
+        from ..issuance.preflight import preflight
+        from ..recording import recorded_spec
+
+        spec = plan.spec or self.keystore.read_spec(plan.name)
+        preflight(recorded_spec(spec))
+        return spec
 
     def _session(self, spec: CertSpec) -> AcmeSession | None:
         """A session for ARI requests, or None when we hold no account at this CA or it is down."""
@@ -131,7 +143,7 @@ class Runner:
         from ..ca.accounts import AccountSettings
         from ..issuance.issue import obtain
 
-        spec = plan.spec or self.keystore.read_spec(plan.name)
+        spec = self._preflight(plan)
         replaces = None
         if plan.action == renewal.RENEW and plan.entry and plan.entry.ari_cert_id:
             session = self._session(spec)

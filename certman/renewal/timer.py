@@ -19,11 +19,11 @@ import os
 import random
 import shlex
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import children
 from ..errors import CertmanError, UsageError
 from ..paths import TIMER_PATH
 
@@ -181,12 +181,14 @@ def uninstall(root: Path, *, systemctl: bool | None = None) -> list[Path]:
 
 def _systemctl(*args: str) -> None:
     try:
-        done = subprocess.run(["systemctl", *args], capture_output=True, text=True, timeout=60, check=False)
+        done = children.run(["systemctl", *args], env=None, timeout=60)
     except FileNotFoundError:
         raise UsageError(
             "systemctl not found: this host does not run systemd", "use `certman timer install --cron`"
         ) from None
-    except subprocess.TimeoutExpired:
+    except children.ChildTimedOut:
         raise CertmanError(f"systemctl {' '.join(args)} did not finish within 60 s") from None
     if done.returncode != 0:
-        raise CertmanError(f"systemctl {' '.join(args)} failed", done.stderr.strip()[-300:] or None)
+        raise CertmanError(
+            f"systemctl {' '.join(args)} failed", done.stderr.decode(errors="replace").strip()[-300:] or None
+        )

@@ -31,9 +31,10 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
+
+import msgspec
 
 from ..errors import KeystoreLocked, SolverError
 from ..keystore.files import ensure_dir, storage_error
@@ -51,8 +52,7 @@ _OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _ENTRY_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,254}")
 
 
-@dataclass(frozen=True)
-class Rendezvous:
+class Rendezvous(msgspec.Struct, frozen=True):
     """Where certman processes of one keystore meet to share a port.
 
     ``timeout`` (seconds) bounds the wait for a holder that is stopping; ``linger``
@@ -77,8 +77,7 @@ class SharesPort(Protocol):
     def share_through(self, rendezvous: Rendezvous) -> None: ...
 
 
-@dataclass(frozen=True)
-class PortKey:
+class PortKey(msgspec.Struct, frozen=True):
     kind: str
     address: str
     port: int

@@ -39,6 +39,7 @@ from ..keystore.times import Clock, utc_now
 from ..names import Identifier
 from ..plugins.settings import Port, setting, settings_from
 from . import ChallengeBatch
+from .listen import SocketFactory, family_of, listen_on, where
 from .serving import BackgroundServer
 from .shared import Lookup, PortKey, Rendezvous, bound_port, join, leave
 
@@ -140,16 +141,16 @@ class _Server(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], lookup: Lookup) -> None:
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
+    def __init__(self, address: tuple[str, int], lookup: Lookup, socket_factory: SocketFactory) -> None:
+        self.address_family = family_of(address[0])
         self.lookup = lookup
         # The default context only answers connections for names we do not serve:
         # they get a handshake failure because it has no certificate.
         self.default = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.default.set_alpn_protocols([ALPN_PROTOCOL])
         self.default.sni_callback = self._pick
-        super().__init__(address, _Handler)
+        super().__init__(address, _Handler, bind_and_activate=False)
+        listen_on(self, *address, socket_factory=socket_factory)
 
     def _pick(self, sock: ssl.SSLObject, server_name: str | None, context: ssl.SSLContext) -> int | None:
         entry = self.lookup((server_name or "").lower()) if server_name else None
@@ -187,15 +188,24 @@ class TLSALPN01Solver:
     """Serves one challenge certificate per identifier of the orders in flight on its port, chosen by SNI.
 
     ``rendezvous`` (the keystore's, given by ``share_through``) lets another certman
-    process on the same keystore join this server, or this one join theirs.
+    process on the same keystore join this server, or this one join theirs. An empty
+    address listens on IPv6 and IPv4 (``certman.solvers.listen``); ``socket_factory``
+    stands in for ``socket.socket``.
     """
 
     challenge_type: ClassVar[str] = "tls-alpn-01"
     settings_classes: ClassVar[tuple[type, ...]] = (TLSALPN01Settings,)
 
-    def __init__(self, settings: TLSALPN01Settings, *, rendezvous: Rendezvous | None = None) -> None:
+    def __init__(
+        self,
+        settings: TLSALPN01Settings,
+        *,
+        rendezvous: Rendezvous | None = None,
+        socket_factory: SocketFactory = socket.socket,
+    ) -> None:
         self.settings = settings
         self.rendezvous = rendezvous
+        self.socket_factory = socket_factory
         self._key = PortKey("tlsalpn01", settings.address, settings.port)
         # One list of names per present() not yet cleaned up: each is one share of the server.
         self._presented: list[list[str]] = []
@@ -242,8 +252,8 @@ class TLSALPN01Solver:
     def _serve(self, lookup: Lookup) -> BackgroundServer[_Server]:
         settings = self.settings
         return BackgroundServer(
-            lambda: _Server((settings.address, settings.port), lookup),
-            where=f"{settings.address or '*'}:{settings.port}",
+            lambda: _Server((settings.address, settings.port), lookup, self.socket_factory),
+            where=where(settings.address, settings.port),
             what="TLS-ALPN-01 server",
             in_use_hint="stop what holds it, or use another solver (http-01 or dns-01; a stored certificate: "
             "`certman reconfigure NAME --solver ...`)",

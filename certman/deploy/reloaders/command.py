@@ -18,11 +18,11 @@ spaces, paths by ``:`` (like ``PATH``). With one certificate they are plain valu
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from ... import children
 from ...credentials import scrubbed_env
 from ...errors import ReloadError
 from ...log import redact
@@ -60,7 +60,11 @@ def deployment_env(deployments: Sequence[Deployment]) -> dict[str, str]:
 
 
 class CommandReloader:
-    """Runs ``argv`` once per batch; a non-zero exit or a timeout is a ReloadError."""
+    """Runs ``argv`` once per batch; a non-zero exit or a timeout is a ReloadError.
+
+    The program runs as every child of certman does (``certman.children``): done when
+    it exits, whatever it left running in the background (a daemon) is left alone.
+    """
 
     settings_classes: ClassVar[tuple[type, ...]] = (CommandSettings, VerifySettings)
 
@@ -76,16 +80,14 @@ class CommandReloader:
         argv = list(self.settings.argv)
         env = {**program_env(scrubbed_env()), **deployment_env(deployments)}
         try:
-            done = subprocess.run(
-                argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=self.settings.timeout, check=False
-            )
+            done = children.run(argv, env=env, timeout=self.settings.timeout)
         except FileNotFoundError:
             raise ReloadError(
                 f"reload command {argv[0]!r} not found", "give the full path of the program in argv"
             ) from None
         except PermissionError:
             raise ReloadError(f"reload command {argv[0]!r} is not executable") from None
-        except subprocess.TimeoutExpired:
+        except children.ChildTimedOut:
             raise ReloadError(
                 f"reload command {argv[0]!r} did not finish within {self.settings.timeout:g} s",
                 "it was killed; raise the reloader's timeout or fix the command",

@@ -1,5 +1,8 @@
 """Run a proxy's own tool (``nginx -t``, ``systemctl reload haproxy``) without a shell, with a timeout.
 
+It runs as every child of certman does (``certman.children``): waited on by its exit
+status, its process group killed on timeout, output bounded.
+
 A bare program name is looked up on PATH and then in the system directories
 (``certman.paths.search_path``): nginx and haproxy live in /usr/sbin, which cron's
 PATH lacks. The program gets that PATH too.
@@ -7,10 +10,10 @@ PATH lacks. The program gets that PATH too.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ... import children
 from ...credentials import scrubbed_env
 from ...errors import ReloadError
 from ...paths import program_env
@@ -26,17 +29,10 @@ class ProgramResult:
 
 
 def run_program(argv: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT) -> ProgramResult:
-    """Run ``argv``; a missing program or a timeout is a ReloadError, a non-zero exit is returned."""
+    """Run ``argv`` for at most ``timeout`` seconds; a missing program or a timeout is a ReloadError,
+    a non-zero exit is returned (with the tail of its output, stdout and stderr merged)."""
     try:
-        done = subprocess.run(
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            timeout=timeout,
-            check=False,
-            env=program_env(scrubbed_env()),
-        )
+        done = children.run(argv, env=program_env(scrubbed_env()), timeout=timeout, merge_output=True)
     except FileNotFoundError as exc:
         raise ReloadError(
             f"cannot run {argv[0]}: not found",
@@ -47,9 +43,10 @@ def run_program(argv: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT) -> Pro
         raise ReloadError(
             f"cannot run {argv[0]}: permission denied", "run certman as a user allowed to reload the proxy"
         ) from exc
-    except subprocess.TimeoutExpired as exc:
+    except children.ChildTimedOut as exc:
         raise ReloadError(
-            f"{' '.join(argv)} did not finish within {timeout:g} s", "check that the proxy's service manager answers"
+            f"{' '.join(argv)} did not finish within {timeout:g} s; it was killed",
+            "check that the proxy's service manager answers",
         ) from exc
     return ProgramResult(tuple(argv), done.returncode, done.stdout.decode(errors="replace"))
 

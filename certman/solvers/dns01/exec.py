@@ -4,17 +4,18 @@ Run as an argv without a shell (a CA-influenced string must never meet a shell),
 the same data also in the environment: CERTMAN_DNS_ACTION, CERTMAN_DNS_FQDN,
 CERTMAN_DNS_VALUE. Its own credentials come from the environment certman runs in.
 Exit 0 means done; anything else fails the challenge with the program's last
-line of stderr. ``cleanup`` of a value that is not there must exit 0.
+line of stderr. ``cleanup`` of a value that is not there must exit 0. The program
+runs as every child of certman does (``certman.children``).
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from ... import children
 from ...credentials import scrubbed_env
 from ...errors import ConfigError, SolverError
 from ...log import redact
@@ -59,17 +60,8 @@ class ExecProvider:
         env = {**self.env, "CERTMAN_DNS_ACTION": action, "CERTMAN_DNS_FQDN": fqdn, "CERTMAN_DNS_VALUE": value}
         argv = [self.settings.program, action, fqdn, value]
         try:
-            result = subprocess.run(
-                argv,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                errors="replace",
-                timeout=self.settings.timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
+            result = children.run(argv, env=env, timeout=self.settings.timeout)
+        except children.ChildTimedOut:
             raise SolverError(
                 f"exec DNS provider: {self.settings.program} {action} {fqdn} did not finish "
                 f"within {self.settings.timeout:g} s",
@@ -78,7 +70,7 @@ class ExecProvider:
         except OSError as exc:
             raise SolverError(f"exec DNS provider: cannot run {self.settings.program}: {exc.strerror}") from None
         if result.returncode != 0:
-            lines = [line for line in result.stderr.splitlines() if line.strip()]
+            lines = [line for line in result.stderr.decode(errors="replace").splitlines() if line.strip()]
             said = f": {redact(lines[-1].strip())[:300]}" if lines else ""
             raise SolverError(
                 f"exec DNS provider: {self.settings.program} {action} {fqdn} exited with {result.returncode}{said}",

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from ...plugins.settings import Port, Seconds, setting, settings_from
 from .. import ChallengeBatch
+from ..listen import SocketFactory, family_of, listen_on, where
 from ..serving import BackgroundServer
 from ..shared import Lookup, PortKey, Rendezvous, bound_port, join, leave
 from . import WELL_KNOWN, check_token
@@ -42,12 +43,15 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], lookup: Lookup, connection_timeout: float) -> None:
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
+    def __init__(
+        self, address: tuple[str, int], lookup: Lookup, connection_timeout: float, socket_factory: SocketFactory
+    ) -> None:
+        self.address_family = family_of(address[0])
         self.lookup = lookup
         self.connection_timeout = connection_timeout
-        super().__init__(address, _Handler)
+        # Bound by listen_on: HTTPServer.server_bind would also resolve our own name (getfqdn).
+        super().__init__(address, _Handler, bind_and_activate=False)
+        listen_on(self, *address, socket_factory=socket_factory)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -85,15 +89,24 @@ class StandaloneSolver:
     """Answers exactly the tokens of the orders in flight on its port; everything else is a 404.
 
     ``rendezvous`` (the keystore's, given by ``share_through``) lets another certman
-    process on the same keystore join this server, or this one join theirs.
+    process on the same keystore join this server, or this one join theirs. An empty
+    address listens on IPv6 and IPv4 (``certman.solvers.listen``); ``socket_factory``
+    stands in for ``socket.socket``.
     """
 
     challenge_type: ClassVar[str] = "http-01"
     settings_classes: ClassVar[tuple[type, ...]] = (StandaloneSettings,)
 
-    def __init__(self, settings: StandaloneSettings, *, rendezvous: Rendezvous | None = None) -> None:
+    def __init__(
+        self,
+        settings: StandaloneSettings,
+        *,
+        rendezvous: Rendezvous | None = None,
+        socket_factory: SocketFactory = socket.socket,
+    ) -> None:
         self.settings = settings
         self.rendezvous = rendezvous
+        self.socket_factory = socket_factory
         self._key = PortKey("http01", settings.address, settings.port)
         # One list of names per present() not yet cleaned up: each is one share of the server.
         self._presented: list[list[str]] = []
@@ -131,8 +144,10 @@ class StandaloneSolver:
     def _serve(self, lookup: Lookup) -> BackgroundServer[_Server]:
         settings = self.settings
         return BackgroundServer(
-            lambda: _Server((settings.address, settings.port), lookup, settings.connection_timeout),
-            where=f"{settings.address or '*'}:{settings.port}",
+            lambda: _Server(
+                (settings.address, settings.port), lookup, settings.connection_timeout, self.socket_factory
+            ),
+            where=where(settings.address, settings.port),
             what="HTTP-01 server",
             in_use_hint="stop what holds it, or let your proxy forward /.well-known/acme-challenge/ "
             "to a free --http-port, or use --solver webroot (a stored certificate: `certman reconfigure NAME ...`)",

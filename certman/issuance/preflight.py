@@ -1,0 +1,101 @@
+"""Everything about a certificate that can be checked without its CA, checked before the first request.
+
+``obtain`` (so ``issue``) and each certificate of ``renew`` run ``preflight`` before
+they contact the CA (directory, account, ARI, order): a failed validation or a stored
+certificate that no proxy takes costs CA rate limits and a run, a local check costs
+nothing. It covers:
+
+- each CA bundle is a readable file;
+- identifiers the CA is known to refuse (``certman.ca.policy``), and a solver that
+  cannot prove an identifier (``CertSpec``, e.g. a TLS-ALPN-01 wildcard);
+- secret files and programs a solver reads when it is built (``create_solver``);
+- every program a solver or reloader runs (reload argv[0], nginx ``binary``, the exec
+  provider) exists and is executable, and every path it names is absolute;
+- a webroot exists, is a directory, and is writable;
+- a standalone or TLS-ALPN-01 address is on this host, and a privileged port may be
+  bound (the port itself may be held by another certman run to share, so it is not
+  probed: ``certman.solvers.listen.listen_problem``).
+
+A problem in the configuration is a ``ConfigError`` or ``UsageError`` (exit 2); a
+webroot or listening address that cannot be used is a ``SolverError`` (exit 5), as it
+would be at validation time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..ca.policy import check_policy
+from ..config import CertSpec, check_ca_bundle, resolve_server
+from ..errors import SolverError
+from ..plugins.settings import settings_classes
+from ..solvers import Solver
+from ..solvers.listen import listen_problem
+from .challenges import create_solver
+
+
+def preflight(spec: CertSpec, solvers: Sequence[Solver] | None = None) -> list[Solver]:
+    """Check ``spec`` (recorded: absolute paths, resolved programs) and return its solvers.
+
+    ``solvers`` are the spec's solvers as already built, in order; built here if None.
+    Raises ``UsageError``/``ConfigError`` (exit 2) or ``SolverError`` (exit 5).
+    """
+    check_policy(spec.identifiers, spec.profile, [resolve_server(s) for s in _servers(spec)])
+    for bundle in (spec.ca_bundle, *(f.get("ca_bundle") for f in spec.fallback)):
+        check_ca_bundle(bundle)
+    built = list(solvers) if solvers is not None else [create_solver(s.name, s.options) for s in spec.solvers]
+    for solver_spec, solver in zip(spec.solvers, built, strict=True):
+        _check_files("solvers", solver_spec.name, solver_spec.options, f"solver {solver_spec.name}")
+        _check_solver(solver)
+    if spec.reloaders:
+        from ..deploy.batch import check_reloaders
+
+        check_reloaders(spec)
+        for table in spec.reloaders:
+            name = str(table.get("name", ""))
+            _check_files("reloaders", name, table, f"reloader {name}")
+    return built
+
+
+def _servers(spec: CertSpec) -> list[str]:
+    return [spec.server, *(str(f["server"]) for f in spec.fallback)]
+
+
+def _check_files(kind: str, name: str, options: Mapping[str, Any], what: str) -> None:
+    from ..doctor.files import file_problems
+
+    # Only the options themselves: a value a plugin reads from the environment is the run's, not the record's.
+    problems, _ = file_problems(settings_classes(kind, name, options), options, {}, recorded=True)
+    if problems:
+        raise type(problems[0])(f"{what}: {problems[0].message}", problems[0].hint)
+
+
+def _check_solver(solver: Solver) -> None:
+    from ..solvers.http01.standalone import StandaloneSolver
+    from ..solvers.http01.webroot import WebrootSolver
+    from ..solvers.tlsalpn01 import TLSALPN01Solver
+
+    if isinstance(solver, WebrootSolver):
+        _check_webroot(solver.settings.path)
+    elif isinstance(solver, (StandaloneSolver, TLSALPN01Solver)):
+        problem = listen_problem(solver.settings.address, solver.settings.port)
+        if problem is not None:
+            raise SolverError(problem, "listen on an address of this host, or run as root for a port below 1024")
+
+
+def _check_webroot(root: Path) -> None:
+    if not root.is_dir():
+        raise SolverError(
+            f"webroot {root} does not exist or is not a directory",
+            "create it, or pass the document root your web server serves for these names",
+        )
+    target = root / ".well-known" / "acme-challenge"
+    deepest = next(p for p in (target, target.parent, root) if p.is_dir())
+    if not os.access(deepest, os.W_OK | os.X_OK):
+        raise SolverError(
+            f"cannot write the challenge file under {root}: {deepest} is not writable",
+            "make the webroot writable for the user running certman",
+        )

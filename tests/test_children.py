@@ -1,0 +1,175 @@
+"""Issue 12 kind 2: a child is waited on by its exit status, never by its pipes.
+
+Every child certman starts (command reloader, nginx -t and the reloader programs, the
+exec DNS provider, systemctl) goes through ``certman.children``: its own process group,
+killed on timeout and on Ctrl-C or SIGTERM; output bounded; a daemon it leaves behind
+after a success is left alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import services
+from fixtures.issuing import wait_until
+
+from certman import children
+from certman.deploy.reloaders import Deployment
+from certman.deploy.reloaders.command import CommandReloader
+from certman.deploy.reloaders.programs import run_program
+from certman.errors import ReloadError
+from certman.keystore import LivePaths
+from certman.solvers.dns01.exec import ExecProvider
+
+CERTMAN = str(Path(sys.executable).parent / "certman")
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for its reaper does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+@pytest.fixture
+def left_behind() -> Iterator[list[int]]:
+    """Pids a test expects to outlive certman; killed afterwards whatever happened."""
+    pids: list[int] = []
+    yield pids
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def read_pid(path: Path) -> int:
+    wait_until(lambda: path.exists() and path.read_text().strip().isdigit(), f"{path} holds a pid")
+    return int(path.read_text())
+
+
+def deployment(tmp_path: Path) -> Deployment:
+    return Deployment("a.example", ("a.example",), "01", LivePaths(tmp_path / "live" / "a.example"))
+
+
+def test_a_hook_that_leaves_a_daemon_holding_stdout_succeeds_and_the_daemon_lives(
+    tmp_path: Path, left_behind: list[int]
+) -> None:
+    # The issue's input: exits 0 at once, while its background child keeps stdout open.
+    daemon = tmp_path / "daemon.pid"
+    argv = ["sh", "-c", f'sleep 60 & echo $! > "{daemon}"; echo reloaded; exit 0']
+
+    CommandReloader.from_options({"argv": argv, "timeout": 5}).reload([deployment(tmp_path)])
+
+    left_behind.append(read_pid(daemon))
+    assert alive(left_behind[0])
+
+
+def test_a_hook_past_its_timeout_is_killed_with_everything_it_started(tmp_path: Path, left_behind: list[int]) -> None:
+    started = tmp_path / "started.pid"
+    argv = ["sh", "-c", f'sleep 60 & echo $! > "{started}"; sleep 60']
+
+    with pytest.raises(ReloadError, match="did not finish within 0.5 s"):
+        CommandReloader.from_options({"argv": argv, "timeout": 0.5}).reload([deployment(tmp_path)])
+
+    left_behind.append(read_pid(started))
+    wait_until(lambda: not alive(left_behind[0]), "the hook's background child is gone")
+
+
+def test_an_exec_dns_provider_whose_child_keeps_stdout_open_is_done_when_it_exits(
+    tmp_path: Path, left_behind: list[int]
+) -> None:
+    started = tmp_path / "started.pid"
+    program = tmp_path / "provider"
+    program.write_text(f'#!/bin/sh\nsleep 60 &\necho $! > "{started}"\nexit 0\n')
+    program.chmod(0o700)
+
+    ExecProvider.from_options({"program": str(program), "timeout": 5}, {}).add_txt("_acme-challenge.x.test.", "v")
+
+    left_behind.append(read_pid(started))
+
+
+def test_a_proxy_tool_whose_child_keeps_stdout_open_is_done_when_it_exits(
+    tmp_path: Path, left_behind: list[int]
+) -> None:
+    # nginx -t, systemctl reload haproxy: the same path, stdout and stderr merged.
+    started = tmp_path / "started.pid"
+    argv = ["sh", "-c", f'sleep 60 & echo $! > "{started}"; echo "syntax is ok" >&2']
+
+    result = run_program(argv, timeout=5)
+
+    left_behind.append(read_pid(started))
+    assert (result.returncode, result.output) == (0, "syntax is ok\n")
+
+
+def test_output_is_read_with_a_bound_and_keeps_its_tail() -> None:
+    done = children.run(
+        ["sh", "-c", "head -c 5000000 /dev/zero; echo the-end"], env=None, timeout=30, limit=children.OUTPUT_LIMIT
+    )
+
+    assert done.returncode == 0
+    assert len(done.stdout) == children.OUTPUT_LIMIT
+    assert done.stdout.endswith(b"\0the-end\n")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_to_certman_kills_the_running_hook_and_exits_130(
+    pebble: services.Pebble, tmp_path: Path, left_behind: list[int], signum: int
+) -> None:
+    hook, started = tmp_path / "hook.pid", tmp_path / "started.pid"
+    script = f'echo $$ > "{hook}"; sleep 60 & echo $! > "{started}"; wait'
+    argv = [
+        CERTMAN,
+        "--keystore",
+        str(tmp_path / "keystore"),
+        "issue",
+        f"hook-{signum}.example",
+        "--server",
+        pebble.directory_url,
+        "--ca-bundle",
+        str(pebble.ca_bundle),
+        "--agree-tos",
+        "--http-address",
+        "127.0.0.1",
+        "--http-port",
+        str(pebble.http_port),
+        "--reload-cmd",
+        json.dumps(["sh", "-c", script]),
+    ]
+    environ = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/")}
+    with subprocess.Popen(argv, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as run:
+        left_behind.extend([read_pid(hook), read_pid(started)])
+        run.send_signal(signum)
+        _, stderr = run.communicate(timeout=60)
+
+    assert run.returncode == 130, stderr
+    assert "certman: interrupted" in stderr
+    assert "Traceback" not in stderr
+    wait_until(lambda: not any(alive(pid) for pid in left_behind), "the hook and its child are gone")
+
+
+def test_issue_with_a_hook_that_starts_a_daemon_is_deployed_and_the_daemon_outlives_certman(
+    pebble: services.Pebble, tmp_path: Path, left_behind: list[int]
+) -> None:
+    daemon = tmp_path / "daemon.pid"
+    hook = ["sh", "-c", f'sleep 60 & echo $! > "{daemon}"; echo reloaded; exit 0']
+    argv = [CERTMAN, "--keystore", str(tmp_path / "keystore"), "issue", "daemon.example", "--json"]
+    flags = ["--server", pebble.directory_url, "--ca-bundle", str(pebble.ca_bundle), "--agree-tos"]
+    flags += ["--http-address", "127.0.0.1", "--http-port", str(pebble.http_port), "--reload-cmd", json.dumps(hook)]
+    environ = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/")}
+
+    done = subprocess.run([*argv, *flags], env=environ, capture_output=True, text=True, timeout=120)
+
+    left_behind.append(read_pid(daemon))
+    assert done.returncode == 0, done.stderr
+    assert [r["error"] for r in json.loads(done.stdout)["deploy"]["reloads"]] == [None]
+    assert alive(left_behind[0])
