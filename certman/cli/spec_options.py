@@ -104,11 +104,15 @@ def change_of(
 ) -> SpecChange:
     """The change the command line gives: only the flags present, their values as ``settings`` merged them."""
     from ..declaration.change import change_from_flags, reloader_tables
-    from ..deploy.batch import reload_command_table
 
     if reloader_options and not reloader_kinds:
         raise click.UsageError("--reloader-option needs the --reloader it belongs to")
-    reloaders = [*reloader_tables(reloader_kinds, reloader_options), *(reload_command_table(c) for c in reload_cmds)]
+    reloaders = list(reloader_tables(reloader_kinds, reloader_options))
+    if reload_cmds:
+        # Deferred: a certificate without reloaders loads no proxy code.
+        from ..deploy.batch import reload_command_table
+
+        reloaders += [reload_command_table(c) for c in reload_cmds]
     given = {k: v for k, v in flags.items() if v is not None}
     return change_from_flags(
         given,
