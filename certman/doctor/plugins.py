@@ -15,9 +15,9 @@ from typing import Any
 
 from ..config import SolverSpec
 from ..errors import CertmanError
+from ..plugins.files import file_problems
 from ..plugins.settings import settings_classes
 from ..solvers import Solver
-from .files import file_problems
 from .network import check_proxy
 from .ports import check_port
 from .report import Check, owners_text

@@ -23,17 +23,13 @@ would be at validation time.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from ..ca.policy import check_policy
 from ..config import CertSpec, check_ca_bundle, resolve_server
-from ..errors import SolverError
 from ..plugins.settings import settings_classes
 from ..solvers import Solver
-from ..solvers.listen import listen_problem
 from .challenges import create_solver
 
 
@@ -65,7 +61,7 @@ def _servers(spec: CertSpec) -> list[str]:
 
 
 def _check_files(kind: str, name: str, options: Mapping[str, Any], what: str) -> None:
-    from ..doctor.files import file_problems
+    from ..plugins.files import file_problems
 
     # Only the options themselves: a value a plugin reads from the environment is the run's, not the record's.
     problems, _ = file_problems(settings_classes(kind, name, options), options, {}, recorded=True)
@@ -74,28 +70,8 @@ def _check_files(kind: str, name: str, options: Mapping[str, Any], what: str) ->
 
 
 def _check_solver(solver: Solver) -> None:
-    from ..solvers.http01.standalone import StandaloneSolver
-    from ..solvers.http01.webroot import WebrootSolver
-    from ..solvers.tlsalpn01 import TLSALPN01Solver
-
-    if isinstance(solver, WebrootSolver):
-        _check_webroot(solver.settings.path)
-    elif isinstance(solver, (StandaloneSolver, TLSALPN01Solver)):
-        problem = listen_problem(solver.settings.address, solver.settings.port)
-        if problem is not None:
-            raise SolverError(problem, "listen on an address of this host, or run as root for a port below 1024")
-
-
-def _check_webroot(root: Path) -> None:
-    if not root.is_dir():
-        raise SolverError(
-            f"webroot {root} does not exist or is not a directory",
-            "create it, or pass the document root your web server serves for these names",
-        )
-    target = root / ".well-known" / "acme-challenge"
-    deepest = next(p for p in (target, target.parent, root) if p.is_dir())
-    if not os.access(deepest, os.W_OK | os.X_OK):
-        raise SolverError(
-            f"cannot write the challenge file under {root}: {deepest} is not writable",
-            "make the webroot writable for the user running certman",
-        )
+    # A solver that can check itself locally says so with a ``preflight`` method (the
+    # built-in ones do); built by name, it is not imported here only to be recognised.
+    check = getattr(solver, "preflight", None)
+    if callable(check):
+        check()

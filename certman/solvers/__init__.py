@@ -11,6 +11,9 @@ batch, so that slow work (binding a port, waiting for DNS) happens once per orde
     cleanup(batch)      is ALWAYS called, also after a failed present, and MUST NOT
                         assume present succeeded. It removes only what this solver
                         presented.
+    preflight()         MAY be defined: it checks what it can locally (a webroot is
+                        writable, an address is on this host) and raises SolverError,
+                        before any request to the CA (``issuance.preflight``).
 
 A solver is built from its ``[[solver]]`` table by ``from_options(options, env)``,
 which reads the options into its frozen settings dataclass with

@@ -14,6 +14,8 @@ import socket
 import socketserver
 from collections.abc import Callable
 
+from ..errors import SolverError
+
 # socket.socket's shape: (family, type) -> socket. A seam for a host without IPv6.
 SocketFactory = Callable[[int, int], socket.socket]
 
@@ -79,6 +81,13 @@ def listen_problem(address: str, port: int) -> str | None:
     if 0 < port < _unprivileged_port_start() and not _may_bind_privileged():
         return f"not allowed to listen on {where(address, port)}: port {port} is privileged"
     return None
+
+
+def require_listenable(address: str, port: int) -> None:
+    """``listen_problem`` as a ``SolverError`` (exit 5), for a solver's ``preflight``."""
+    problem = listen_problem(address, port)
+    if problem is not None:
+        raise SolverError(problem, "listen on an address of this host, or run as root for a port below 1024")
 
 
 def _unprivileged_port_start() -> int:

@@ -39,7 +39,7 @@ from ..keystore.times import Clock, utc_now
 from ..names import Identifier
 from ..plugins.settings import Port, setting, settings_from
 from . import ChallengeBatch
-from .listen import SocketFactory, family_of, listen_on, where
+from .listen import SocketFactory, family_of, listen_on, require_listenable, where
 from .serving import BackgroundServer
 from .shared import Lookup, PortKey, Rendezvous, bound_port, join, leave
 
@@ -217,6 +217,10 @@ class TLSALPN01Solver:
 
     def share_through(self, rendezvous: Rendezvous) -> None:
         self.rendezvous = rendezvous
+
+    def preflight(self) -> None:
+        """Raise ``SolverError`` when this host cannot listen where the settings say."""
+        require_listenable(self.settings.address, self.settings.port)
 
     @property
     def port(self) -> int:

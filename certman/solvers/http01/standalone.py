@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from ...plugins.settings import Port, Seconds, setting, settings_from
 from .. import ChallengeBatch
-from ..listen import SocketFactory, family_of, listen_on, where
+from ..listen import SocketFactory, family_of, listen_on, require_listenable, where
 from ..serving import BackgroundServer
 from ..shared import Lookup, PortKey, Rendezvous, bound_port, join, leave
 from . import WELL_KNOWN, check_token
@@ -118,6 +118,10 @@ class StandaloneSolver:
 
     def share_through(self, rendezvous: Rendezvous) -> None:
         self.rendezvous = rendezvous
+
+    def preflight(self) -> None:
+        """Raise ``SolverError`` when this host cannot listen where the settings say."""
+        require_listenable(self.settings.address, self.settings.port)
 
     @property
     def port(self) -> int:

@@ -54,6 +54,22 @@ class WebrootSolver:
         """The solver a ``[[solver]]`` table describes; a missing or bad path is a ConfigError."""
         return cls(settings_from(WebrootSettings, options, plugin="webroot solver", env=env))
 
+    def preflight(self) -> None:
+        """Raise ``SolverError`` unless the webroot is a directory this user can write the challenge under."""
+        root = self.settings.path
+        if not root.is_dir():
+            raise SolverError(
+                f"webroot {root} does not exist or is not a directory",
+                "create it, or pass the document root your web server serves for these names",
+            )
+        target = root.joinpath(*_SUBDIRS)
+        deepest = next(p for p in (target, target.parent, root) if p.is_dir())
+        if not os.access(deepest, os.W_OK | os.X_OK):
+            raise SolverError(
+                f"cannot write the challenge file under {root}: {deepest} is not writable",
+                "make the webroot writable for the user running certman",
+            )
+
     def present(self, batch: ChallengeBatch) -> None:
         root = self.settings.path
         if not root.is_dir():

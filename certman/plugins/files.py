@@ -1,4 +1,4 @@
-"""Files and programs a renewal needs, resolved as the timer resolves them: from ``/``, with ``TIMER_PATH``.
+"""Files and programs a plugin's settings name, resolved as the timer resolves them: from ``/``, with ``TIMER_PATH``.
 
 Which settings name a file or a program is what each plugin declares for recording
 them (``plugins.settings.recorded_kinds``): a ``Path`` or ``FilePath`` setting, a
