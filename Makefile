@@ -5,15 +5,17 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: deps venv lint test test-fast demo bench clean
+.PHONY: deps venv lint test test-fast demo bench man clean
 
 deps:
 	@scripts/ensure-deps.sh
 
 $(STAMP): pyproject.toml
+	@echo "make: creating $(VENV) and installing certman with its test and lint tools (about 30 s; log in $(VENV)/pip.log)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q -e '.[test,lint]' > $(VENV)/pip.log 2>&1 || { cat $(VENV)/pip.log; exit 1; }
 	@touch $(STAMP)
+	@echo "make: $(VENV) is ready"
 
 venv: $(STAMP)
 
@@ -23,14 +25,22 @@ lint: venv
 	$(VENV)/bin/mypy
 
 test: deps venv
+	@echo "make test: the whole suite against real Pebble, nginx, HAProxy, Caddy and BIND on loopback (a few minutes)"
 	$(VENV)/bin/pytest -q
 
 # For iteration: everything but the long sweeps (marked slow).
 test-fast: deps venv
+	@echo "make test-fast: the suite without the long sweeps (marked slow)"
 	$(VENV)/bin/pytest -q -m 'not slow'
 
 demo: venv
+	@echo "make demo: issuing a certificate from a local Pebble into .demo/keystore"
 	@$(PY) scripts/demo.py
+
+# Man pages from the Click command tree into docs/man/ (tests/test_manpages.py checks they are current).
+man: venv
+	@echo "make man: writing docs/man/ from certman's command tree"
+	@$(PY) scripts/man.py
 
 bench: deps venv
 	@$(PY) bench/run.py

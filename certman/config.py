@@ -7,7 +7,6 @@ and how to (re)issue it, stored as ``spec.toml`` beside its versions.
 from __future__ import annotations
 
 import fnmatch
-import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -16,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from .ca.policy import LETS_ENCRYPT_PRODUCTION, LETS_ENCRYPT_STAGING, check_solver_fits
+from .config_forms import coerce
 from .errors import ConfigError, UsageError
+from .fleet.conninfo import check_store
 from .names import Identifier, check_cert_name, default_cert_name, normalise_all
 from .paths import absolute, default_config_path, default_keystore, trust_from_environment
 from .recording import PATH_SETTINGS, config_relative
@@ -90,6 +91,18 @@ class Settings:
     dry_run_server: str | None = None
     # Declared certificates ([[certificate]] tables), kept raw for the renewal job.
     certificates: tuple[Mapping[str, Any], ...] = ()
+    # The run log (certman.log_file): None is <keystore>/logs/certman.log, "" none at all.
+    log_file: str | None = None
+    log_retention_days: int = 30
+    # Apprise URLs (they carry tokens) in a 0600 file, never inline (certman.notify).
+    notify_file: str | None = None
+    # Notify when a certificate has fewer days left than this and is not renewing.
+    notify_days: int = 7
+    # Fleet mode (docs/fleet.md): store's libpq conninfo, this host's name, fleet key file, lease seconds.
+    store: str | None = None
+    host_id: str | None = None
+    store_key_file: str | None = None
+    lease_ttl: float = 600.0
 
     @property
     def directory_url(self) -> str:
@@ -98,47 +111,10 @@ class Settings:
 
 _FIELD_TYPES = {f.name: f.type for f in fields(Settings)}
 _FIELD_DEFAULTS = {f.name: f.default for f in fields(Settings)}
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
 
 
-def _coerce(key: str, value: Any, origin: str) -> Any:
-    kind = _FIELD_TYPES[key]
-    try:
-        if kind == "bool":
-            if isinstance(value, bool):
-                return value
-            text = str(value).strip().lower()
-            if text in _TRUE | _FALSE:
-                return text in _TRUE
-            raise ValueError(value)
-        if kind == "int":
-            if isinstance(value, bool):
-                raise ValueError(value)
-            return int(value)
-        if kind == "float":
-            if isinstance(value, bool):
-                raise ValueError(value)
-            number = float(value)
-            # Every float setting is a duration (timeout, lock_timeout): nan, inf or a
-            # negative one would make waits never end or fail at once, far from the cause.
-            if not math.isfinite(number) or number <= 0:
-                raise ConfigError(
-                    f"{origin}: {key} = {value!r} must be a positive number of seconds",
-                    f"for example {key} = {_FIELD_DEFAULTS[key]:g}",
-                )
-            return number
-        if kind == "Path":
-            return Path(str(value)).expanduser()
-        if key in ("certificates", "solvers"):
-            if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-                raise ValueError(value)
-            return tuple(value)
-        if not isinstance(value, str):
-            raise ValueError(value)
-        return value
-    except ValueError:
-        raise ConfigError(f"{origin}: {key} = {value!r} is not a valid {kind}") from None
+def _coerce(key: str, value: Any, origin: str, written: str | None = None) -> Any:
+    return coerce(key, value, origin, kind=str(_FIELD_TYPES[key]), default=_FIELD_DEFAULTS[key], written=written)
 
 
 def load_settings(
@@ -154,7 +130,7 @@ def load_settings(
     given = {f"CERTMAN_{k.upper()}": k for k in _FIELD_TYPES if k not in ("certificates", "solvers")}
     for var, key in given.items():
         if var in env:
-            values[key] = _at_cwd(key, _coerce(key, env[var], f"environment {var}"))
+            values[key] = _at_cwd(key, _coerce(key, env[var], "environment", var))
     for key, value in (overrides or {}).items():
         if value is not None:
             values[key] = _at_cwd(key, _coerce(key, value, f"option --{key.replace('_', '-')}"))
@@ -177,9 +153,15 @@ def _read_config_file(path: Path) -> dict[str, Any]:
             f"config file {path} does not exist", "create it, or drop --config / CERTMAN_CONFIG"
         ) from None
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        raise ConfigError(
+            f"cannot read config file {path}: {exc.strerror}",
+            "make it readable by this user, or point --config elsewhere",
+        ) from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        raise ConfigError(
+            f"config file {path} is not valid TOML: {exc}",
+            'strings need quotes (email = "ops@example.com"); tables repeat as [[certificate]]',
+        ) from None
     values: dict[str, Any] = {}
     for key, value in raw.items():
         name = {"certificate": "certificates", "solver": "solvers"}.get(key, key.replace("-", "_"))
@@ -189,12 +171,14 @@ def _read_config_file(path: Path) -> dict[str, Any]:
                 f"config file {path}: unknown setting {key!r}",
                 f"known settings: {', '.join(sorted(k for k in _FIELD_TYPES if k not in ('certificates', 'solvers')))}",
             )
-        values[name] = _coerce(name, value, f"config file {path}")
+        values[name] = _coerce(name, value, f"config file {path}", key)
+    if values.get("store") is not None:  # certman.toml is often world-readable: no password in it
+        check_store(values["store"], f"config file {path}")
     return config_relative(values, path.parent)
 
 
 def _at_cwd(key: str, value: Any) -> Any:
-    return (Path if key == "keystore" else str)(absolute(value)) if key in PATH_SETTINGS else value
+    return (Path if key == "keystore" else str)(absolute(value)) if key in PATH_SETTINGS and value != "" else value
 
 
 @dataclass(frozen=True)

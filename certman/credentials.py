@@ -74,7 +74,7 @@ def _secret_variables() -> set[str]:
 
     from .plugins import registry as plugins
 
-    names = {EAB_HMAC_VAR}
+    names = {EAB_HMAC_VAR, "CERTMAN_NOTIFY_URLS", "CERTMAN_NOTIFY_URLS_FILE"}
     for kind in plugins.GROUPS:
         for ref in plugins.available(kind).values():
             try:

@@ -8,7 +8,8 @@ the CLI returns. Anything else that escapes is a bug (exit 70).
     ├── UsageError               2  bad flags, unknown plugin, invalid identifier
     │   └── ConfigError          2  certman.toml / spec.toml / env invalid
     ├── KeystoreError            3  unreadable, unsafe or corrupt keystore; disk full
-    │   └── KeystoreLocked       3  another run holds the lock past the timeout
+    │   ├── KeystoreLocked       3  another run holds the lock past the timeout
+    │   └── StoreUnavailable     8  the fleet store (PostgreSQL) cannot be reached
     ├── ACMEError                4  the CA refused or could not be reached
     │   ├── CAUnreachable        4  connection refused, DNS failure, timeout
     │   ├── TLSVerifyFailed      4  the CA's TLS certificate is not trusted
@@ -33,6 +34,8 @@ class CertmanError(Exception):
     """Base class: an operator-facing failure with a hint and an exit code."""
 
     exit_code = 1
+    # What to do when the raising code knew no better: every error the CLI prints has a hint.
+    generic_hint = "run again with -v for details; `certman doctor` checks the whole setup"
 
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
@@ -42,31 +45,52 @@ class CertmanError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    @property
+    def shown_hint(self) -> str:
+        """The hint the operator sees: the raiser's own, else the generic one of its class."""
+        return self.hint or self.generic_hint
+
 
 class UsageError(CertmanError):
     """The request itself is wrong: flags, identifiers, plugin names."""
 
     exit_code = 2
+    generic_hint = "see `certman COMMAND --help` for the accepted forms"
 
 
 class ConfigError(UsageError):
     """A configuration file or environment variable is invalid."""
+
+    generic_hint = "fix the setting named above (certman.toml, CERTMAN_* or a flag); `certman doctor` checks them all"
 
 
 class KeystoreError(CertmanError):
     """The keystore cannot be read or written safely."""
 
     exit_code = 3
+    generic_hint = "check the keystore path named above (owner, mode 0700, free space); `certman doctor` checks it"
 
 
 class KeystoreLocked(KeystoreError):
     """Another certman run holds a lock we need."""
 
 
+class StoreUnavailable(KeystoreError):
+    """The fleet's shared store cannot be reached (docs/fleet.md); local certificates stay served.
+
+    A kind of ``KeystoreError``, so code that handles a failing store handles it, with an
+    exit code of its own so that monitoring tells an outage of the database from a damaged
+    keystore.
+    """
+
+    exit_code = 8
+
+
 class ACMEError(CertmanError):
     """The ACME server refused a request or could not be used."""
 
     exit_code = 4
+    generic_hint = "run again with -v to see the answer of the CA; `certman doctor` checks that the CA is reachable"
 
     def __init__(self, message: str, hint: str | None = None, *, problem_type: str | None = None) -> None:
         super().__init__(message, hint)
@@ -104,6 +128,9 @@ class SolverError(CertmanError):
     """A challenge could not be presented or cleaned up."""
 
     exit_code = 5
+    generic_hint = (
+        "check the settings of the solver (`certman plugins NAME`); `certman doctor` checks ports and programs"
+    )
 
 
 class PropagationTimeout(SolverError):
@@ -114,6 +141,7 @@ class ReloadError(CertmanError):
     """The certificate is stored but its proxy did not take it."""
 
     exit_code = 6
+    generic_hint = "the certificate is stored; fix the proxy, then `certman renew` retries the reload"
 
 
 class ReloadVerifyFailed(ReloadError):
@@ -124,3 +152,4 @@ class PartialFailure(CertmanError):
     """Some certificates of a batch failed; the others succeeded."""
 
     exit_code = 7
+    generic_hint = "the error of each failed certificate is printed above; `certman explain` says when it is retried"

@@ -87,11 +87,17 @@ def _as_ip(text: str) -> str | None:
         return None
 
 
+# RFC 1123 section 2.1 host names, RFC 8555 section 7.1.4 wildcards, RFC 8738 addresses.
+_NAME_HINT = "give a host name such as www.example.com, a wildcard *.example.com or an IP address"
+
+
 def _normalise_dns(text: str, raw: str) -> str:
     shown = ascii(raw)
     bad = _FORBIDDEN.search(text)
     if bad:
-        raise UsageError(f"invalid identifier {shown}: character {ascii(bad.group())} is not allowed in a DNS name")
+        raise UsageError(
+            f"invalid identifier {shown}: character {ascii(bad.group())} is not allowed in a DNS name", _NAME_HINT
+        )
     # One trailing dot is the fully-qualified spelling of the same name.
     if text.endswith(".") and not text.endswith(".."):
         text = text[:-1]
@@ -100,7 +106,7 @@ def _normalise_dns(text: str, raw: str) -> str:
     if wildcard:
         labels = labels[1:]
         if not labels:
-            raise UsageError(f"invalid identifier {shown}: a wildcard needs a domain after '*.'")
+            raise UsageError(f"invalid identifier {shown}: a wildcard needs a domain after '*.'", _NAME_HINT)
     encoded = [_encode_label(label, shown) for label in labels]
     if encoded[-1].isdigit():
         raise UsageError(
@@ -109,32 +115,35 @@ def _normalise_dns(text: str, raw: str) -> str:
         )
     name = ".".join((["*"] if wildcard else []) + encoded)
     if len(name) > MAX_NAME_LENGTH:
-        raise UsageError(f"invalid identifier {shown}: {len(name)} characters, the limit is {MAX_NAME_LENGTH}")
+        raise UsageError(
+            f"invalid identifier {shown}: {len(name)} characters, the limit is {MAX_NAME_LENGTH}", _NAME_HINT
+        )
     return name
 
 
 def _encode_label(label: str, shown: str) -> str:
     if label == "":
-        raise UsageError(f"invalid identifier {shown}: empty label")
+        raise UsageError(f"invalid identifier {shown}: empty label", _NAME_HINT)
     if "*" in label:
         raise UsageError(
             f"invalid identifier {shown}: a wildcard is only allowed as the whole leftmost label",
             "write it as *.example.com",
         )
     if label.startswith("-") or label.endswith("-"):
-        raise UsageError(f"invalid identifier {shown}: label {label!r} starts or ends with a hyphen")
+        raise UsageError(f"invalid identifier {shown}: label {label!r} starts or ends with a hyphen", _NAME_HINT)
     import idna  # deferred: only commands that take names pay for it
 
     try:
         encoded = idna.encode(label, uts46=True).decode("ascii")
     except idna.IDNAError as exc:
-        raise UsageError(f"invalid identifier {shown}: {exc}") from exc
+        raise UsageError(f"invalid identifier {shown}: {exc}", _NAME_HINT) from exc
     if len(encoded) > MAX_LABEL_LENGTH:
         raise UsageError(
-            f"invalid identifier {shown}: label of {len(encoded)} characters, the limit is {MAX_LABEL_LENGTH}"
+            f"invalid identifier {shown}: label of {len(encoded)} characters, the limit is {MAX_LABEL_LENGTH}",
+            _NAME_HINT,
         )
     if not _LDH_LABEL.fullmatch(encoded):
-        raise UsageError(f"invalid identifier {shown}: label {encoded!r} is not a valid hostname label")
+        raise UsageError(f"invalid identifier {shown}: label {encoded!r} is not a valid hostname label", _NAME_HINT)
     return encoded
 
 

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 # Run-wide settings naming a file or directory: a relative one is resolved against the
 # config file's directory, or the current directory for a flag or variable.
-PATH_SETTINGS = ("ca_bundle", "keystore", "webroot")
+PATH_SETTINGS = ("ca_bundle", "keystore", "webroot", "log_file", "notify_file", "store_key_file")
 
 
 def recorded_options(
@@ -85,7 +85,7 @@ def config_relative(values: dict[str, Any], base: Path) -> dict[str, Any]:
     """The settings ``values`` read from the config file in ``base``, their paths (also in
     ``[[solver]]`` and ``[[certificate]]`` tables) made absolute against ``base``."""
     for key in PATH_SETTINGS:
-        if key in values:
+        if values.get(key, "") != "":  # "" is a value of its own (log_file = "": no log)
             values[key] = (Path if key == "keystore" else str)(absolute(values[key], base))
     solvers = values.get("solvers", ())
     values["solvers"] = tuple(recorded_options("solvers", t, base, origin="config", programs=False) for t in solvers)

@@ -97,7 +97,7 @@ def main() -> None:
     else:
         sys.exit(
             "certman demo: Pebble is not installed and Docker is not available\n"
-            "hint: as root run `apt-get install pebble`, or install Docker"
+            "hint: as root run `apt-get install --no-upgrade pebble`, or install Docker"
         )
 
 

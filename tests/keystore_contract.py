@@ -137,6 +137,18 @@ def archiving_takes_a_certificate_out_of_the_index(keystore: Keystore) -> None:
         keystore.archive_cert(NAME, "20260101T000001Z")
 
 
+def marked_states_show_in_the_index(keystore: Keystore) -> None:
+    store(keystore, "0e")
+    failing = RenewalState(consecutive_failures=1, next_attempt=T0, deploy=DeployState(True, "0e"))
+    keystore.mark_states({NAME: failing, "never.stored.example": failing})
+    entry = keystore.read_index()[NAME]
+    assert (entry.backoff_until, entry.undeployed_serial) == (T0, "0e")
+    assert "never.stored.example" not in keystore.read_index()
+    keystore.mark_states({NAME: RenewalState()})
+    entry = keystore.read_index()[NAME]
+    assert (entry.backoff_until, entry.undeployed_serial) == (None, None)
+
+
 def a_rewritten_spec_gives_the_index_its_renew_window(keystore: Keystore) -> None:
     store(keystore, "0e")
     with keystore.lock_cert(NAME):
@@ -168,6 +180,7 @@ def a_held_lock_makes_another_holder_wait_then_fail(keystore: Keystore) -> None:
 
 BEHAVIOURS = [
     missing_items_read_as_empty,
+    marked_states_show_in_the_index,
     versions_are_numbered_and_the_last_is_live,
     records_read_back_as_written,
     a_revocation_holds_only_for_the_serial_it_names,

@@ -86,6 +86,8 @@ class Service:
     log_path: Path
     env: Mapping[str, str] | None = None
     cwd: Path | None = None
+    # Run as this user (e.g. "postgres": initdb and postgres refuse root).
+    user: str | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     def start(self, ready: Callable[[], bool], timeout: float = READY_TIMEOUT) -> None:
@@ -103,6 +105,8 @@ class Service:
                 env=None if self.env is None else dict(self.env),
                 cwd=self.cwd,
                 preexec_fn=_die_with_parent,
+                user=self.user,
+                group=self.user,
             )
         RUNNING.append(self)
         try:

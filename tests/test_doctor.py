@@ -177,8 +177,9 @@ def test_an_invalid_config_file_fails_but_the_other_checks_still_run(tmp_path, p
     assert result.exit_code == 1
     checks = json.loads(result.stdout)["checks"]
     assert checks[0]["name"] == "config" and not checks[0]["ok"]
-    assert [c["ok"] for c in checks[1:]] == [True, True, True]
-    assert result.stderr.startswith("certman: 1 of 4 checks failed")
+    # Issue 14 item 5 added the log line.
+    assert [c["ok"] for c in checks[1:]] == [True, True, True, True] and checks[-1]["name"] == "log"
+    assert result.stderr.startswith("certman: 1 of 5 checks failed")
 
 
 def test_cli_doctor_prints_one_line_per_check_and_exits_0_when_healthy(tmp_path, pebble):
@@ -201,7 +202,8 @@ def test_cli_doctor_prints_one_line_per_check_and_exits_0_when_healthy(tmp_path,
 
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert len(lines) == 4
+    # Issue 14 item 5: the fifth line says where the run log is.
+    assert len(lines) == 5 and lines[-1].startswith("ok    log: ")
     assert all(line.startswith("ok  ") for line in lines)
 
 

@@ -82,6 +82,7 @@ def test_a_misspelt_server_alias_is_a_fail_line_naming_it_and_the_aliases(certma
         "ok    keystore",
         "FAIL  CA letsencrypt-stagin",
         "ok    standalone port",
+        "ok    log",  # issue 14 item 5: where the run log is
     ]
 
 

@@ -194,9 +194,13 @@ def test_config_file_holds_settings_and_flags_win(certman: CertmanRun, pebble: s
 
 def test_list_shows_a_table_and_json(certman: CertmanRun, pebble: services.Pebble) -> None:
     assert certman("issue", *issue_flags(pebble), "list.example").exit_code == 0
-    table = certman("list").output.splitlines()
-    assert table[0].split() == ["NAME", "IDENTIFIERS", "NOT", "AFTER", "DAYS", "LEFT", "ISSUER", "KEY", "TYPE"]
-    assert table[1].split()[:2] == ["list.example", "list.example"]
+    # Wide enough for every column (issue 14: narrower terminals drop some, see test_cli_output).
+    table = certman("list", env={"COLUMNS": "200"}).output.splitlines()
+    assert table[0].split() == [
+        *["NAME", "STATUS", "DAYS", "LEFT", "EXPIRES", "IDENTIFIERS", "ISSUER", "KEY", "TYPE"],
+    ]
+    row = table[1].split()
+    assert (row[:3], row[6]) == (["list.example", "ok", row[2]], "list.example") and 88 <= int(row[2]) <= 90
     data = json.loads(certman("list", "--json").output)
     (entry,) = data["certificates"]
     assert entry["name"] == "list.example"

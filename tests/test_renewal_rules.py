@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime
 
-from certman.keystore.records import IndexEntry, RenewalState
+from certman.keystore.records import IndexEntry
+from certman.keystore.state_records import RenewalState
 from certman.keystore.times import encode_time
 from certman.renewal import rules as renewal
 from certman.renewal.rules import decide

@@ -25,6 +25,7 @@ from acme import messages
 from cryptography import x509
 from josepy import json_util, jwk
 
+from .. import progress
 from ..errors import ACMEError, AuthorizationFailed, CAUnreachable
 from ..names import Identifier
 from .problems import certman_errors
@@ -310,12 +311,13 @@ class AcmeSession:
             return kind.from_json(response.json()), parse_retry_after(response)  # type: ignore[attr-defined]
 
     def _poll(self, fetch: Callable[[], tuple[T, float | None]], done: Callable[[T], bool], what: str) -> T:
-        for delay in _poll_delays():
-            body, retry_after = fetch()
-            if done(body):
-                return body
-            if not self.transport.wait(retry_after if retry_after is not None else delay):
-                break
+        with progress.waiting(f"{what} at the CA"):
+            for delay in _poll_delays():
+                body, retry_after = fetch()
+                if done(body):
+                    return body
+                if not self.transport.wait(retry_after if retry_after is not None else delay):
+                    break
         raise CAUnreachable(
             f"timed out waiting for {what} at the CA", "the CA is slow; the next run continues, or raise --timeout"
         )

@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import requests
 from acme import errors as acme_errors
@@ -37,7 +38,7 @@ from acme import messages
 from josepy import errors as jose_errors
 from josepy import interfaces, jwk
 
-from .. import __version__
+from .. import __version__, progress
 from ..config import check_ca_bundle
 from ..errors import ACMEError, CAUnreachable, TLSVerifyFailed
 from .signing import NoncePool, signed_body
@@ -147,10 +148,12 @@ class AcmeTransport:
         self._nonce_url: str | None = None
 
     def get(self, url: str) -> requests.Response:
-        return self._net.get(url)
+        with progress.waiting(f"the CA at {urlsplit(url).netloc}"):
+            return self._net.get(url)
 
     def post(self, url: str, body: interfaces.JSONDeSerializable | None) -> requests.Response:
-        return self._net.post(url, body, self._nonce_url)
+        with progress.waiting(f"the CA at {urlsplit(url).netloc}"):
+            return self._net.post(url, body, self._nonce_url)
 
     def use_key(self, key: jwk.JWK) -> None:
         self._net.key = key

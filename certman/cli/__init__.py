@@ -2,7 +2,8 @@
 
 Each command parses its flags, makes one library call and renders the result. This
 module is the one place where a ``CertmanError`` becomes ``certman: <message>``, a
-hint line and an exit code; anything else is an internal error (exit 70). Command
+hint line and an exit code (and, under ``--json``, ``{"error": {"message", "hint",
+"exit_code"}}`` on stdout); anything else is an internal error (exit 70). Command
 modules import the library inside their functions, so ``--help`` stays instant.
 """
 
@@ -23,14 +24,23 @@ from ._termination import Terminated, TerminationGuard
 log = logging.getLogger("certman")
 
 
+# The commands that change state or talk to the CA: their runs go to the log file.
+LOGGED = frozenset({"account", "import", "issue", "reconfigure", "remove", "renew", "revoke"})
+
+
 class CliContext(msgspec.Struct):
     config_path: Path | None
     overrides: dict[str, Any] = msgspec.field(default_factory=dict)
+    log_run: bool = False
 
     def settings(self, **flags: Any) -> Any:
         from ..config import load_settings
 
-        return load_settings(self.config_path, overrides={**self.overrides, **flags})
+        settings = load_settings(self.config_path, overrides={**self.overrides, **flags})
+        if self.log_run:
+            self.log_run = False  # once per run
+            _attach_log(settings)
+        return settings
 
     def config_file(self) -> Path:
         """The certman.toml the settings come from, as hints name it (it may not exist)."""
@@ -39,12 +49,48 @@ class CliContext(msgspec.Struct):
         return self.config_path or default_config_path()
 
 
+def _attach_log(settings: Any) -> None:
+    import logging
+
+    from ..log_file import attach, default_path
+
+    if settings.log_file != "":
+        base = Path(settings.log_file) if settings.log_file else default_path(Path(settings.keystore))
+        attach(base, Path(settings.keystore), settings.log_retention_days)
+        logging.getLogger("certman").info("certman %s: %s", __version__, click.get_current_context().command_path)
+
+
 def fail(message: str, hint: str | None = None) -> None:
     from ..log import redact
 
     click.echo(f"certman: {redact(message)}", err=True)
     if hint:
         click.echo(f"hint: {redact(hint)}", err=True)
+
+
+class JsonOutput:
+    """Whether this run printed its JSON document, so a failure after it adds no second one."""
+
+    printed = False
+
+
+def echo_json(text: str) -> None:
+    """Print a command's ``--json`` document (at most one per run)."""
+    JsonOutput.printed = True
+    click.echo(text)
+
+
+def _json_error(message: str, hint: str | None, code: int) -> None:
+    import json
+
+    from ..log import redact
+
+    if not JsonOutput.printed:
+        click.echo(
+            json.dumps(
+                {"error": {"message": redact(message), "hint": redact(hint) if hint else None, "exit_code": code}}
+            )
+        )
 
 
 class CertmanGroup(click.Group):
@@ -71,31 +117,38 @@ class CertmanGroup(click.Group):
     ) -> Any:
         # SIGTERM becomes Terminated in the main thread, so that every cleanup runs.
         guard = TerminationGuard.install()  # None off the main thread (e.g. a test runner thread)
+        argv = list(sys.argv[1:] if args is None else args)
+        JsonOutput.printed = False
+        message: str | None = None
+        hint: str | None = None
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except CertmanError as exc:
-            fail(exc.message, exc.hint)
-            code = exc.exit_code
+            message, hint, code = exc.message, exc.shown_hint, exc.exit_code
         except click.UsageError as exc:
             command = f" {exc.ctx.command_path.split(' ', 1)[1]}" if exc.ctx and " " in exc.ctx.command_path else ""
-            fail(exc.format_message(), f"see `certman{command} --help`")
-            code = 2
+            message, hint, code = exc.format_message(), f"see `certman{command} --help`", 2
         except click.ClickException as exc:
-            fail(exc.format_message())
-            code = exc.exit_code
+            message, hint, code = exc.format_message(), "see `certman --help`", exc.exit_code
         except (click.Abort, KeyboardInterrupt, Terminated):
             _kill_children()
-            fail("interrupted")
-            code = EXIT_INTERRUPTED
+            message, code = "interrupted", EXIT_INTERRUPTED
         except Exception as exc:
             log.debug("internal error", exc_info=True)
-            fail(f"internal error (please report): {type(exc).__name__}", "run again with -vv to see the details")
-            code = EXIT_INTERNAL
+            message = f"internal error (please report): {type(exc).__name__}"
+            hint, code = "run again with -vv to see the details", EXIT_INTERNAL
         finally:
             # A hook of a reloader abandoned at its deploy timeout must not outlive the run either.
             _kill_children()
             if guard is not None:
                 guard.uninstall()
+        # For the log file (certman.log_file); stderr shows debug lines only with -vv.
+        log.debug("exit %s%s", code or 0, f": {message} (hint: {hint})" if message else "")
+        if message is not None:
+            fail(message, hint)
+            # "--" ends the options: a NAME spelled --json after it asks for no JSON.
+            if "--json" in argv[: argv.index("--") if "--" in argv else None]:
+                _json_error(message, hint, code)
         sys.exit(code or 0)
 
 
@@ -121,14 +174,40 @@ def _kill_children() -> None:
     type=click.Path(path_type=Path),
     help="Keystore directory (env CERTMAN_KEYSTORE; default /var/lib/certman as root).",
 )
+@click.option("--store", help="Fleet store, a libpq connection string (env CERTMAN_STORE; docs/fleet.md).")
 @click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
+@click.option(
+    "--color",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    show_default=True,
+    help="Colour status words; auto: only on a terminal, and not with NO_COLOR set.",
+)
 @click.pass_context
-def cli(ctx: click.Context, config_path: Path | None, keystore: Path | None, verbose: int) -> None:
+def cli(
+    ctx: click.Context, config_path: Path | None, keystore: Path | None, store: str | None, verbose: int, color: str
+) -> None:
     """Get and renew ACME certificates for the TLS proxy in front of your app."""
     from ..log import setup
+    from .terminal import Choice, configure
 
     setup(verbose)
-    ctx.obj = CliContext(config_path, {"keystore": keystore})
+    configure(color)
+    _start_status_line(ctx)
+    # click.echo strips styles off a pipe unless told; --color=always is that telling.
+    ctx.color = Choice.colour
+    ctx.obj = CliContext(config_path, {"keystore": keystore, "store": store}, log_run=ctx.invoked_subcommand in LOGGED)
+
+
+def _start_status_line(ctx: click.Context) -> None:
+    from .status_line import StatusLine
+
+    line = StatusLine.start()
+    if line is not None:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(line.filter)
+        # Closed before the error handler in CertmanGroup.main prints anything.
+        ctx.call_on_close(line.stop)
 
 
 def main() -> None:
@@ -139,17 +218,21 @@ def main() -> None:
 # only when their command runs (or for --help), which keeps start-up short.
 COMMANDS = {
     "account": "account",
+    "completion": "completion",
     "doctor": "doctor",
     "explain": "explain",
     "import": "import_certbot",
     "issue": "issue",
     "list": "listing",
+    "notify": "notify",
     "plugins": "plugins",
     "reconfigure": "reconfigure",
     "remove": "remove",
     "renew": "renew",
     "revoke": "revoke",
     "show": "show",
+    "store": "store",
+    "sync": "sync",
     "timer": "timer",
     "verify": "verify",
 }

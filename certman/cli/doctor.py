@@ -28,11 +28,13 @@ def command(obj: Any, /, as_json: bool, **flags: Any) -> None:
     """Check what issue and renew will need, with the code they use; one line per check."""
     from ..doctor import diagnose
     from ..errors import CertmanError
+    from . import echo_json
+    from .terminal import status
 
     overrides = {**obj.overrides, **{k: (str(v) if isinstance(v, Path) else v) for k, v in flags.items()}}
     report = diagnose(obj.config_path, overrides=overrides)
     if as_json:
-        click.echo(
+        echo_json(
             json.dumps(
                 {
                     "ok": report.ok,
@@ -44,7 +46,7 @@ def command(obj: Any, /, as_json: bool, **flags: Any) -> None:
     else:
         for check in report.checks:
             click.echo(
-                f"{'ok  ' if check.ok else 'FAIL'}  {check.name}: {check.detail}"
+                f"{status('ok' if check.ok else 'FAIL', 4)}  {check.name}: {check.detail}"
                 + (f" (hint: {check.hint})" if not check.ok and check.hint else "")
             )
     if not report.ok:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import click
 
 from . import CliContext
+from .completion import stored_names
 
 
 @click.command("explain")
-@click.argument("names", nargs=-1)
+@click.argument("names", nargs=-1, shell_complete=stored_names)
 @click.option("--json", "as_json", is_flag=True, help="Print the explanations as JSON.")
 @click.pass_obj
 def command(obj: CliContext, /, names: tuple[str, ...], as_json: bool) -> None:
@@ -27,4 +28,6 @@ def command(obj: CliContext, /, names: tuple[str, ...], as_json: bool) -> None:
         return
     if not explanations:
         click.echo("no certificates yet (see `certman issue --help`)")
-    click.echo("\n\n".join(" ".join(e.sentences) for e in explanations))
+    from .render import explanations as _explanations
+
+    click.echo(_explanations(explanations))

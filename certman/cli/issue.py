@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from . import CliContext
+from . import CliContext, echo_json
 from .spec_options import change_of, settings_flags, spec_options
 
 
@@ -91,5 +91,5 @@ def command(
         rehearsal.raise_for_deploy()
         return
     result = issue(spec, keystore, account=account, timeout=settings.timeout)
-    click.echo(_render.issue_result(result, as_json=as_json, changes=changes))
+    (echo_json if as_json else click.echo)(_render.issue_result(result, as_json=as_json, changes=changes))
     result.raise_for_deploy()

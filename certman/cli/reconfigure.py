@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from . import CliContext
+from . import CliContext, echo_json
 from .spec_options import change_of, settings_flags, spec_options
 
 
@@ -75,9 +75,9 @@ def command(
         rehearsal = rehearse(
             plan.after, keystore, account=account, dry_run_server=settings.dry_run_server, timeout=settings.timeout
         )
-        click.echo(_render.reconfigure_rehearsal(plan.diff, rehearsal, as_json=as_json))
+        (echo_json if as_json else click.echo)(_render.reconfigure_rehearsal(plan.diff, rehearsal, as_json=as_json))
         rehearsal.raise_for_deploy()
         return
     result = write_reconfiguration(keystore, plan)
-    click.echo(_render.reconfigure_result(result, as_json=as_json))
+    (echo_json if as_json else click.echo)(_render.reconfigure_result(result, as_json=as_json))
     result.raise_for_deploy()

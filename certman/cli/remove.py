@@ -7,9 +7,11 @@ from typing import Any
 
 import click
 
+from .completion import stored_names
+
 
 @click.command("remove")
-@click.argument("name")
+@click.argument("name", shell_complete=stored_names)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
 def command(obj: Any, name: str, as_json: bool) -> None:

@@ -3,62 +3,125 @@
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..keystore.times import Clock, encode_time, utc_now
+from ..when import days_left, human_date, human_time, humanize_times
+from . import tables, terminal
 
 if TYPE_CHECKING:
     from ..keystore.records import IndexEntry
+    from ..keystore.state_records import RenewalState
 
 
-def days_left(not_after: datetime.datetime, now: datetime.datetime) -> int:
-    """Whole days from ``now`` until ``not_after``, rounded down (negative once expired)."""
-    return int((not_after - now).total_seconds() // 86400)
+def table(headers: list[str], rows: list[list[str]], styled: tuple[str, ...] = ()) -> str:
+    """A table at its natural width; the ``styled`` columns hold status words."""
+    return tables.simple(headers, rows, styled)
 
 
-def table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
-    return "\n".join(lines)
+# How `list` gives way to a narrow terminal: detail first, then the second name column,
+# until NAME, STATUS and DAYS LEFT are what is left.
+_LIST_STEPS: list[tables.Step] = [
+    tables.Drop("KEY TYPE"),
+    tables.Drop("ISSUER"),
+    tables.Squeeze("IDENTIFIERS"),
+    tables.Drop("IDENTIFIERS"),
+    tables.Squeeze("NAME"),
+    tables.Drop("EXPIRES"),
+]
 
 
-def certificate_list(index: Mapping[str, IndexEntry], *, as_json: bool, clock: Clock = utc_now) -> str:
+def certificate_list(
+    index: Mapping[str, IndexEntry], *, as_json: bool, clock: Clock = utc_now, width: int | None = None
+) -> str:
+    """``certman list``: JSON, or a table fitted to ``width`` columns (default: the terminal's)."""
+    from .vocabulary import of_entry
+
     now = clock()
-    entries: list[dict[str, Any]] = []
-    for name in sorted(index):
-        entry = index[name]
-        entries.append(
+    names = sorted(index)
+    if as_json:
+        entries = [
             {
                 "name": name,
-                "identifiers": list(entry.identifiers),
-                "not_after": encode_time(entry.not_after),
-                "days_left": days_left(entry.not_after, now),
-                "issuer": entry.issuer,
-                "key_type": entry.key_type,
-                "serial": entry.serial,
-                "version": entry.version,
+                "identifiers": list(index[name].identifiers),
+                "not_after": encode_time(index[name].not_after),
+                "days_left": days_left(index[name].not_after, now),
+                "issuer": index[name].issuer,
+                "key_type": index[name].key_type,
+                "serial": index[name].serial,
+                "version": index[name].version,
             }
-        )
-    if as_json:
-        return json.dumps({"certificates": entries}, indent=2)
-    if not entries:
-        return "no certificates yet (see `certman issue --help`)"
-    rows = [
-        [
-            str(e["name"]),
-            ",".join(e["identifiers"]),
-            str(e["not_after"] or "-"),
-            str(e["days_left"]),
-            str(e["issuer"] or "-"),
-            str(e["key_type"] or "-"),
+            for name in names
         ]
-        for e in entries
+        return json.dumps({"certificates": entries}, indent=2)
+    if not names:
+        return "no certificates yet (see `certman issue --help`)"
+    entries_ = [index[n] for n in names]
+    expires = tables.Column("EXPIRES", tuple(human_time(e.not_after) for e in entries_))
+    columns = [
+        tables.Column("NAME", tuple(names)),
+        tables.Column("STATUS", tuple(of_entry(n, index[n], now) for n in names), styled=True),
+        tables.Column("DAYS LEFT", tuple(str(days_left(e.not_after, now)) for e in entries_)),
+        expires,
+        tables.Column("IDENTIFIERS", tuple(",".join(e.identifiers) for e in entries_)),
+        tables.Column("ISSUER", tuple(e.issuer or "-" for e in entries_)),
+        tables.Column("KEY TYPE", tuple(e.key_type or "-" for e in entries_)),
     ]
-    return table(["NAME", "IDENTIFIERS", "NOT AFTER", "DAYS LEFT", "ISSUER", "KEY TYPE"], rows)
+    short = tables.Column("EXPIRES", tuple(human_date(e.not_after) for e in entries_))
+    steps = [*_LIST_STEPS[:3], tables.Swap("EXPIRES", short), *_LIST_STEPS[3:]]
+    return tables.render(columns, width or terminal.width(), steps)
+
+
+def explanations(items: list[Any], width: int | None = None) -> str:
+    """``certman explain``: per certificate its name and status word, then each sentence
+    wrapped under it to ``width`` columns (default: the terminal's)."""
+    from .vocabulary import of_decision
+
+    blocks = []
+    for item in items:
+        word = of_decision(item.action, item.reason)
+        lines = [f"{item.name}  {terminal.status(word)}"]
+        for sentence in item.sentences:
+            lines += terminal.wrap(humanize_times(sentence), columns=width)
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def state_lines(state: RenewalState) -> list[str]:
+    """``certman show``'s renewal state as labelled lines (none for a state never touched)."""
+    rows: list[tuple[str, str]] = []
+    if state.last_success or state.last_attempt:
+        rows.append(("last success", human_time(state.last_success, "never")))
+    if state.consecutive_failures:
+        rows.append(
+            (
+                "failures",
+                f"{state.consecutive_failures} in a row, last at {human_time(state.last_failure)}: "
+                f"{state.last_error or 'no detail'}",
+            )
+        )
+        rows.append(("next attempt", human_time(state.next_attempt, "any time")))
+    if state.retry_after:
+        rows.append(("retry after", f"{human_time(state.retry_after)} (the CA's Retry-After)"))
+    ari = state.ari
+    if ari is not None:
+        if ari.window_start or ari.window_end:
+            window = f"{human_time(ari.window_start)} to {human_time(ari.window_end)}, chosen {human_time(ari.chosen)}"
+        else:
+            window = "none offered by the CA" if ari.unsupported else "not fetched yet"
+        rows.append(("ARI window", window + (f"; last fetch failed: {ari.last_error}" if ari.last_error else "")))
+        rows.append(("ARI check", f"next after {human_time(ari.next_check, 'the next run')}"))
+    deploy = state.deploy
+    if deploy is not None:
+        tried = human_time(deploy.attempted_at)
+        rows.append(("deploy", f"pending since {tried}: {deploy.error}" if deploy.pending else f"done {tried}"))
+        rows.append(("deployed", f"serial {deploy.serial}"))
+    if not rows:
+        return []
+    label = max(len(k) for k, _ in rows) + 2
+    return ["  state:", *(f"    {(k + ':').ljust(label)}{v}" for k, v in rows)]
 
 
 def issue_result(result: Any, *, as_json: bool, changes: Any = None) -> str:
@@ -183,6 +246,7 @@ def verify_report(report: Any, *, as_json: bool) -> str:
             [r["name"], r["endpoint"] or "-", r["stored_serial"] or "-", r["served_serial"] or "-", _verdict(r)]
             for r in rows
         ],
+        styled=("RESULT",),
     )
 
 

@@ -6,8 +6,10 @@ import json
 from collections import Counter
 from typing import Any
 
-from ..keystore.times import encode_time
-from .render import deploy_lines, table
+from ..when import human_date, human_time, humanize_times
+from . import tables, terminal
+from .render import deploy_lines
+from .vocabulary import of_result
 
 
 def renew_report(report: Any, *, as_json: bool) -> str:
@@ -18,21 +20,47 @@ def renew_report(report: Any, *, as_json: bool) -> str:
     repaired = [r.describe() for r in report.repaired]
     if not results:
         return "no certificates yet (see `certman issue --help` or declare some in certman.toml)"
-    rows = [
-        [r.name, r.action, encode_time(r.not_after) or "-", encode_time(r.next_renewal) or "-", _why(r)]
-        for r in results
-    ]
-    counts = Counter(r.action for r in results)
-    summary = ", ".join(f"{n} {action}" for action, n in sorted(counts.items()))
+    words = [of_result(r) for r in results]
+    counts = Counter(words)
+    summary = ", ".join(f"{n} {word}" for word, n in sorted(counts.items()))
     failed = len(report.failed)
     lines = [
         *(["dry run: every certificate rehearsed; nothing stored, recorded or reloaded"] if report.dry_run else []),
         *repaired,
-        table(["NAME", "ACTION", "NOT AFTER", "NEXT RENEWAL", "REASON / ERROR"], rows),
-        f"{len(results)} certificate(s): {summary}"
-        + (f"; {failed} with an error (details on stderr)" if failed else ""),
+        _table(results, words, terminal.width()),
+        *terminal.wrap(
+            f"{len(results)} certificate(s): {summary}"
+            + (f"; {failed} with an error (details on stderr)" if failed else ""),
+            indent="",
+        ),
         *deploy_lines(report.deploy),
     ]
+    return "\n".join(lines)
+
+
+def _table(results: Any, words: list[str], width: int) -> str:
+    """One row per certificate with its reason beside it when the whole reason fits,
+    else under it, wrapped (the name and status are never cut for a reason)."""
+    reasons = [humanize_times(_why(r)) for r in results]
+    columns = [
+        tables.Column("NAME", tuple(r.name for r in results)),
+        tables.Column("STATUS", tuple(words), styled=True),
+        tables.Column("EXPIRES", tuple(human_time(r.not_after) for r in results)),
+        tables.Column("NEXT RENEWAL", tuple(human_time(r.next_renewal) for r in results)),
+    ]
+    steps: list[tables.Step] = [
+        tables.Drop("EXPIRES"),
+        tables.Swap("NEXT RENEWAL", tables.Column("NEXT RENEWAL", tuple(human_date(r.next_renewal) for r in results))),
+        tables.Squeeze("NAME"),
+    ]
+    reason = tables.Column("REASON / ERROR", tuple(reasons))
+    beside = tables.fit([*columns, reason], width, steps[:2])
+    if tables.total(beside) <= width:
+        return tables.render(beside)
+    rows = tables.render(tables.fit(columns, width, steps)).split("\n")
+    lines = [rows[0]]
+    for row, why in zip(rows[1:], reasons, strict=True):
+        lines += [row, *terminal.wrap(why, indent="    ", columns=width)]
     return "\n".join(lines)
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import click
 
-from . import CliContext
+from . import CliContext, echo_json
+from .completion import stored_names
 
 
 @click.command("renew")
-@click.argument("names", nargs=-1)
+@click.argument("names", nargs=-1, shell_complete=stored_names)
 @click.option("--force", is_flag=True, help="Renew now, whatever the due rule and the backoff say.")
 @click.option("--check", is_flag=True, help="No network: print what is due, when and why.")
 @click.option(
@@ -54,14 +55,27 @@ def command(
 
     settings = obj.settings(**flags)
     keystore = FileKeystore(settings.keystore, lock_timeout=settings.lock_timeout)
+    # A check or a dry run stores nothing: the fleet protocol is for runs that commit.
+    if settings.store and not check and not dry_run:
+        from .fleet_renew import renew_in_fleet
+
+        renew_in_fleet(keystore, settings, names, force, jobs, as_json, metrics_file)
+        return
     report = renew(keystore, settings, names=names, force=force, check=check, jobs=jobs, dry_run=dry_run)
     # The per-certificate results first: a metrics file that cannot be written
     # (exit 3) must not hide what the run did.
-    click.echo(_render_renew.renew_report(report, as_json=as_json))
+    (echo_json if as_json else click.echo)(_render_renew.renew_report(report, as_json=as_json))
     for failed in report.failed:
         click.echo(f"certman: {failed.name}: {failed.error}", err=True)
-        if failed.hint:
-            click.echo(f"hint: {failed.hint}", err=True)
+        click.echo(
+            f"hint: {failed.hint or 'run again with -v for details; `certman explain` says when it is retried'}",
+            err=True,
+        )
+    # A rehearsal (--check, --dry-run) changes nothing, so it neither notifies nor writes metrics.
+    if not check and not dry_run:
+        from ..notify import after_renew
+
+        after_renew(keystore, settings, report)
     if metrics_file and not check and not dry_run:
         metrics.write_textfile(metrics_file, report)
     if report.exit_code:

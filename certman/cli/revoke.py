@@ -7,12 +7,14 @@ from typing import Any
 
 import click
 
+from .completion import stored_names
+
 # Kept in step with certman.lifecycle.REVOCATION_REASONS; importing it would load the library on --help.
 REASONS = ("unspecified", "keyCompromise", "affiliationChanged", "superseded", "cessationOfOperation")
 
 
 @click.command("revoke")
-@click.argument("name")
+@click.argument("name", shell_complete=stored_names)
 @click.option(
     "--reason",
     type=click.Choice(REASONS),

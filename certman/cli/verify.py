@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import click
 
-from . import CliContext
+from . import CliContext, echo_json
+from .completion import stored_names
 
 
 @click.command("verify")
-@click.argument("name", required=False)
+@click.argument("name", required=False, shell_complete=stored_names)
 @click.option(
     "--endpoint",
     "endpoints",
@@ -38,5 +39,5 @@ def command(obj: CliContext, name: str | None, endpoints: tuple[str, ...], timeo
     report = verify_keystore(
         keystore, [name] if name else [], endpoints=[Endpoint.parse(e) for e in endpoints], timeout=timeout
     )
-    click.echo(_render.verify_report(report, as_json=as_json))
+    (echo_json if as_json else click.echo)(_render.verify_report(report, as_json=as_json))
     report.raise_for_failures()

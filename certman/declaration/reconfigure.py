@@ -24,7 +24,7 @@ from ..config import CertSpec, Settings
 from ..deploy.outcome import DeployResult, not_deployed
 from ..errors import CertmanError, ConfigError, KeystoreError, UsageError
 from ..keystore import FileKeystore
-from ..keystore.records import RenewalState
+from ..keystore.state_records import RenewalState
 from ..keystore.times import Clock, utc_now
 from ..names import check_cert_name, default_cert_name, normalise_all
 from .change import SpecChange, apply_change

@@ -18,6 +18,7 @@ from typing import Any
 
 from msgspec import structs
 
+from .. import progress
 from ..config import CertSpec
 from ..errors import CertmanError, ReloadError, UsageError
 from ..keystore import DeployState, FileKeystore
@@ -141,7 +142,8 @@ def _run_with_timeout(reloader: Reloader, deployments: list[Deployment], timeout
     try:
         future = pool.submit(reloader.reload, deployments)
         try:
-            future.result(timeout=timeout)
+            with progress.waiting(f"the {name} reload ({', '.join(d.name for d in deployments)})"):
+                future.result(timeout=timeout)
         except concurrent.futures.TimeoutError:
             raise ReloadError(
                 f"reloader {name} did not finish within {timeout:g} s",
@@ -174,7 +176,9 @@ def deploy_issued(
     outcome = deploy([(spec, deployment_of(keystore, spec, serial))], timeout=timeout)
     error = outcome.errors[spec.name]
     deployed = DeployState(error is not None, serial, error.message if error else None, clock())
-    keystore.write_state(spec.name, structs.replace(keystore.read_state(spec.name), deploy=deployed))
+    state = structs.replace(keystore.read_state(spec.name), deploy=deployed)
+    keystore.write_state(spec.name, state)
+    keystore.mark_states({spec.name: state})
     return outcome
 
 

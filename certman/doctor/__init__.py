@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from .keystore import check_keystore, keystore_checks
+from .logs import log_checks
 from .network import ca_checks, check_ca, check_proxy
+from .notifications import notify_checks
 from .plugins import check_webroot, reloader_checks, solver_checks
 from .ports import check_port
 from .report import Check, DoctorReport
@@ -62,6 +64,8 @@ CHECKS: tuple[Callable[[Scope], Iterable[Check]], ...] = (
     ca_checks,
     solver_checks,
     reloader_checks,
+    log_checks,
+    notify_checks,
 )
 
 

@@ -18,7 +18,8 @@ from .contract import Keystore, StoredVersion
 from .file_keystore import FileKeystore
 from .layout import LivePaths, ca_id
 from .pending import PendingOrder
-from .records import AccountRecord, DeployState, IndexEntry, RenewalState, RevocationMarker, VersionMeta
+from .records import AccountRecord, IndexEntry, RevocationMarker, VersionMeta
+from .state_records import DeployState, RenewalState
 
 __all__ = [
     "AccountRecord",

@@ -1,8 +1,8 @@
 """The ``Keystore`` protocol: what certman needs from any place that stores certificates.
 
-``FileKeystore`` (a local directory) implements it; a shared store for a fleet
-(PostgreSQL, issue 13) implements the same methods. ``tests/keystore_contract.py``
-holds the behaviours below as tests any implementation runs.
+``FileKeystore`` (a local directory) implements it, and so does ``PostgresKeystore``
+(``certman.fleet.store``, a fleet's shared store). ``tests/keystore_contract.py`` holds
+the behaviours below as tests that run against both.
 
 The words MUST, SHOULD and MAY are used as in RFC 2119. Rules for every method:
 
@@ -35,7 +35,8 @@ import msgspec
 
 from ..config import CertSpec
 from .pending import PendingOrder
-from .records import AccountRecord, IndexEntry, RenewalState, RevocationMarker, VersionMeta
+from .records import AccountRecord, IndexEntry, RevocationMarker, VersionMeta
+from .state_records import RenewalState
 
 
 class StoredVersion(msgspec.Struct, frozen=True):
@@ -159,6 +160,12 @@ class Keystore(Protocol):
     def write_state(self, name: str, state: RenewalState) -> None:
         """Replace the renewal state of ``name``. Last writer wins; renewal writes it only
         while it holds ``lock_renewal`` or ``lock_cert(name)``."""
+        ...
+
+    def mark_states(self, states: Mapping[str, RenewalState]) -> None:
+        """Copy into the index entries of these names what listing shows of their states:
+        ``IndexEntry.backoff_until`` and ``undeployed_serial``. SHOULD be one write for the
+        batch; names without an entry are left out."""
         ...
 
     def read_pending_order(self, name: str) -> PendingOrder | None:

@@ -14,7 +14,8 @@ import datetime
 
 import msgspec
 
-from .records import AriState, DeployState, IndexEntry, RenewalState
+from .records import IndexEntry
+from .state_records import AriState, DeployState, RenewalState
 
 _UTC = datetime.UTC
 _NO_ARI = AriState()
@@ -44,7 +45,7 @@ def decode_index(data: bytes) -> dict[str, IndexEntry] | None:
         # The index's validity times are whole seconds (YYYY-MM-DDTHH:MM:SSZ).
         if entry.not_before.microsecond or entry.not_after.microsecond:
             return None
-        if not _utc(entry.not_before, entry.not_after, entry.issued_at, entry.imported_at):
+        if not _utc(entry.not_before, entry.not_after, entry.issued_at, entry.imported_at, entry.backoff_until):
             return None
     return certs
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tomllib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -39,7 +39,8 @@ from .layout import (
     version_name,
 )
 from .live_links import LiveRepair
-from .records import STATE_HINT, AccountRecord, IndexEntry, RenewalState, RevocationMarker, VersionMeta
+from .records import AccountRecord, IndexEntry, RevocationMarker, VersionMeta
+from .state_records import STATE_HINT, RenewalState
 
 
 class FileKeystore:
@@ -147,7 +148,7 @@ class FileKeystore:
         return CertSpec.from_dict(data, str(path))
 
     def write_spec(self, spec: CertSpec) -> None:
-        files.write_file(self.layout.spec(spec.name), _spec_bytes(spec), SECRET_MODE)
+        files.write_file(self.layout.spec(spec.name), index.spec_bytes(spec), SECRET_MODE)
         with self.lock_keystore():
             index.follow_spec(self.layout, spec.name, spec.renew_before_days)
 
@@ -212,9 +213,11 @@ class FileKeystore:
         # The index names the revoked serial too, so that a renew run over thousands of
         # certificates opens a marker only for those (a new version's entry drops it).
         with self.lock_keystore():
-            entry = self.read_index().get(name)
-            if entry is not None:
-                index.write(self.layout, name, structs.replace(entry, revoked_serial=marker.serial))
+            index.mark(self.layout, {name: {"revoked_serial": marker.serial}})
+
+    def mark_states(self, states: Mapping[str, RenewalState]) -> None:
+        with self.lock_keystore():
+            index.mark_states(self.layout, states)
 
     def versions(self, name: str) -> list[str]:
         try:
@@ -260,7 +263,7 @@ class FileKeystore:
         try:
             modes = {n: (data, FILE_MODES[n]) for n, data in contents.items()}
             staged.append(files.stage_version(layout.versions(name), modes, tag=name))
-            staged.append(files.stage_file(layout.spec(name), _spec_bytes(spec), SECRET_MODE, tag=name))
+            staged.append(files.stage_file(layout.spec(name), index.spec_bytes(spec), SECRET_MODE, tag=name))
             staged.append(files.stage_symlink(layout.live_link(name), f"../certs/{name}/versions/{version}", tag=name))
             with self.lock_keystore():
                 # A temporary in the root means a run died mid-commit, perhaps with live/
@@ -387,12 +390,6 @@ class FileKeystore:
         if repaired:
             index.write_all(self.layout, certs)
         return repaired
-
-
-def _spec_bytes(spec: CertSpec) -> bytes:
-    import tomli_w  # deferred: only writers need it
-
-    return tomli_w.dumps(spec.storable().to_dict()).encode()
 
 
 # The interface guard: mypy checks here that FileKeystore keeps the contract.

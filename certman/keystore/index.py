@@ -22,6 +22,7 @@ from . import files, live_links
 from .decoders import decode_index
 from .layout import CERT_FILE, SECRET_MODE, Layout
 from .records import IndexEntry, VersionMeta
+from .state_records import RenewalState
 
 if TYPE_CHECKING:
     from ..config import CertSpec
@@ -33,6 +34,13 @@ _HINT = "run `certman doctor`; the certificates themselves are intact"
 def dump_json(data: Any) -> bytes:
     """The bytes of every JSON file the keystore writes: sorted keys, indented, one trailing newline."""
     return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
+
+
+def spec_bytes(spec: CertSpec) -> bytes:
+    """The bytes of ``spec.toml``: the spec without its inline secrets, as TOML."""
+    import tomli_w  # deferred: only writers need it
+
+    return tomli_w.dumps(spec.storable().to_dict()).encode()
 
 
 def raw_entries(layout: Layout) -> dict[str, Any]:
@@ -87,6 +95,39 @@ def replaced(layout: Layout, name: str, entry: IndexEntry | None) -> bytes:
 def write(layout: Layout, name: str, entry: IndexEntry | None) -> None:
     """Replace ``name``'s entry (None: remove it); the caller holds the keystore lock."""
     files.write_file(layout.index, replaced(layout, name, entry), SECRET_MODE)
+
+
+def mark(layout: Layout, fields: Mapping[str, Mapping[str, Any]]) -> None:
+    """Set ``fields`` on the entries of the names in ``fields``, in one write when anything
+    changes; the caller holds the keystore lock. A name without an entry, or with one that
+    does not decode, is left as it is: bookkeeping must not fail the run that records it."""
+    certs = raw_entries(layout)
+    changed = False
+    for name, values in fields.items():
+        try:
+            entry = IndexEntry.from_json(certs[name], layout.index, name)
+        except (KeyError, KeystoreError):
+            continue
+        if any(getattr(entry, k) != v for k, v in values.items()):
+            certs[name] = structs.replace(entry, **values).to_json()
+            changed = True
+    if changed:
+        files.write_file(layout.index, dump_json({"format": INDEX_FORMAT, "certificates": certs}), SECRET_MODE)
+
+
+def mark_states(layout: Layout, states: Mapping[str, RenewalState]) -> None:
+    """Copy into the index what ``list`` shows of each state: until when it backs off,
+    and the serial whose deploy is pending (so ``list`` reads no state file)."""
+    mark(layout, {name: listing_marks(state) for name, state in states.items()})
+
+
+def listing_marks(state: RenewalState) -> dict[str, Any]:
+    """The ``IndexEntry`` fields ``list`` shows of ``state``: until when it backs off, and
+    the serial whose deploy is pending."""
+    return {
+        "backoff_until": state.next_attempt if state.consecutive_failures else None,
+        "undeployed_serial": state.deploy.serial if state.deploy and state.deploy.pending else None,
+    }
 
 
 def write_all(layout: Layout, certs: Mapping[str, IndexEntry]) -> None:

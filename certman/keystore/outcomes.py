@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from msgspec import structs
 
 from ..errors import CertmanError
-from .records import DeployState, RenewalState
+from .state_records import DeployState, RenewalState
 
 if TYPE_CHECKING:
     from .contract import Keystore

@@ -2,7 +2,7 @@
 
     VersionMeta       versions/<n>/meta.json: what one issued certificate is
     IndexEntry        index.json, per name: the live version's meta plus what list and renew need
-    RenewalState      state.json: attempts, failures and backoff, Retry-After, ARI window, deploy
+    RenewalState      state.json (``state_records``): failures, backoff, ARI window, deploy
     RevocationMarker  revoked.json: which serial was revoked, when and why
     AccountRecord     accounts/<ca>/account.json: the account URL at one CA
 
@@ -33,13 +33,10 @@ if TYPE_CHECKING:
 # A stored time for the strict decoder: aware (a naive one goes through from_json, as UTC).
 UTCTime = Annotated[datetime.datetime, msgspec.Meta(tz=True)]
 
-STATE_FORMAT = 1
-STATE_HINT = "fix or remove it: it holds renewal bookkeeping (retries, ARI, pending deploys), not the certificate"
 _INDEX_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
-_STATE_TIMES = ("last_attempt", "last_success", "last_failure", "next_attempt", "retry_after")
 
 
-def _opt_str(value: Any) -> str | None:
+def opt_str(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
@@ -112,17 +109,17 @@ def _meta_fields(raw: Mapping[str, Any], not_before: datetime.datetime, not_afte
     """The meta fields of ``raw`` but its validity times, which the caller decoded (and checked) already."""
     before = raw.get("renew_before_days")
     return {
-        "serial": _opt_str(raw.get("serial")),
+        "serial": opt_str(raw.get("serial")),
         "not_before": not_before,
         "not_after": not_after,
-        "issuer": _opt_str(raw.get("issuer")),
-        "ari_cert_id": _opt_str(raw.get("ari_cert_id")),
+        "issuer": opt_str(raw.get("issuer")),
+        "ari_cert_id": opt_str(raw.get("ari_cert_id")),
         "issued_at": _opt_time(raw.get("issued_at")),
-        "order_url": _opt_str(raw.get("order_url")),
+        "order_url": opt_str(raw.get("order_url")),
         "renew_before_days": None if before is None else float(before),
         "imported_at": _opt_time(raw.get("imported_at")),
-        "imported_from": _opt_str(raw.get("imported_from")),
-        "version": _opt_str(raw.get("version")),
+        "imported_from": opt_str(raw.get("imported_from")),
+        "version": opt_str(raw.get("version")),
     }
 
 
@@ -136,17 +133,30 @@ class IndexEntry(VersionMeta, frozen=True):
     server: str | None = None
     # The serial a revocation marker names; renewal opens revoked.json only for these.
     revoked_serial: str | None = None
+    # Copied from state.json by ``mark_states`` so that ``list`` opens no state file:
+    # until when failures hold renewal back, and the serial whose reload is pending.
+    backoff_until: UTCTime | None = None
+    undeployed_serial: str | None = None
 
     @property
     def revoked(self) -> bool:
         """Whether the index says the live serial has a revocation marker."""
         return self.revoked_serial is not None and self.revoked_serial == self.serial
 
+    @property
+    def undeployed(self) -> bool:
+        """Whether the index says the live serial is stored but its reload has not succeeded."""
+        return self.undeployed_serial is not None and self.undeployed_serial == self.serial
+
     def to_json(self) -> dict[str, Any]:
         data = VersionMeta.to_json(self)
         data.update(identifiers=list(self.identifiers), key_type=self.key_type, server=self.server)
         if self.revoked_serial is not None:
             data["revoked_serial"] = self.revoked_serial
+        if self.backoff_until is not None:
+            data["backoff_until"] = encode_time(self.backoff_until)
+        if self.undeployed_serial is not None:
+            data["undeployed_serial"] = self.undeployed_serial
         return dict(sorted(data.items()))
 
     @classmethod
@@ -172,9 +182,11 @@ class IndexEntry(VersionMeta, frozen=True):
             return cls(
                 **_meta_fields(raw, *validity),
                 identifiers=tuple(map(str, identifiers)),
-                key_type=_opt_str(raw.get("key_type")),
-                server=_opt_str(raw.get("server")),
-                revoked_serial=_opt_str(raw.get("revoked_serial")),
+                key_type=opt_str(raw.get("key_type")),
+                server=opt_str(raw.get("server")),
+                revoked_serial=opt_str(raw.get("revoked_serial")),
+                backoff_until=_opt_time(raw.get("backoff_until")),
+                undeployed_serial=opt_str(raw.get("undeployed_serial")),
             )
         except (TypeError, ValueError) as exc:
             raise KeystoreError(
@@ -186,146 +198,6 @@ def _index_hint(path: object, name: str) -> str:
     return (
         f"delete the {name!r} entry from {path}, then `certman issue --name {name} NAME...` "
         "rewrites it; the certificate files are intact"
-    )
-
-
-class AriState(msgspec.Struct, frozen=True):
-    """The CA's renewal window for one certificate (RFC 9773), as last fetched.
-
-    Three shapes: a window (``window_start`` .. ``window_end``, ``chosen`` inside it);
-    ``unsupported`` (the CA has no renewalInfo); or the last window kept with the
-    ``last_error`` of a failed fetch. ``next_check`` says when to ask again.
-    """
-
-    cert_id: str | None = None
-    window_start: UTCTime | None = None
-    window_end: UTCTime | None = None
-    explanation_url: str | None = None
-    chosen: UTCTime | None = None
-    fetched_at: UTCTime | None = None
-    next_check: UTCTime | None = None
-    unsupported: bool = False
-    last_error: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"cert_id": self.cert_id}
-        if self.window_start is not None or self.window_end is not None:
-            data.update(
-                window_start=encode_time(self.window_start),
-                window_end=encode_time(self.window_end),
-                explanation_url=self.explanation_url,
-                chosen=encode_time(self.chosen),
-                fetched_at=encode_time(self.fetched_at),
-            )
-        if self.unsupported:
-            data["unsupported"] = True
-        data["next_check"] = encode_time(self.next_check)
-        if self.last_error is not None:
-            data["last_error"] = self.last_error
-        return data
-
-
-class DeployState(msgspec.Struct, frozen=True):
-    """Whether the reloaders have taken the certificate with ``serial`` (``pending``: not yet)."""
-
-    pending: bool = False
-    serial: str | None = None
-    error: str | None = None
-    attempted_at: UTCTime | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"pending": self.pending, "serial": self.serial, "error": self.error}
-        if self.attempted_at is not None:
-            data["attempted_at"] = encode_time(self.attempted_at)
-        return data
-
-
-class RenewalState(msgspec.Struct, frozen=True):
-    """``state.json``: the renewal bookkeeping of one certificate (docs/renewal.md, "State").
-
-    ``RenewalState()`` is a certificate renewal never touched; it encodes as ``{}``.
-    """
-
-    last_attempt: UTCTime | None = None
-    last_success: UTCTime | None = None
-    last_failure: UTCTime | None = None
-    last_error: str | None = None
-    consecutive_failures: Annotated[int, msgspec.Meta(ge=0)] = 0
-    next_attempt: UTCTime | None = None
-    # The CA's Retry-After (a rate limit, a 503): never ask before it.
-    retry_after: UTCTime | None = None
-    ari: AriState | None = None
-    deploy: DeployState | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        if self == _UNTOUCHED:
-            return {}
-        return {
-            "format": STATE_FORMAT,
-            "last_attempt": encode_time(self.last_attempt),
-            "last_success": encode_time(self.last_success),
-            "last_failure": encode_time(self.last_failure),
-            "last_error": self.last_error,
-            "consecutive_failures": self.consecutive_failures,
-            "next_attempt": encode_time(self.next_attempt),
-            "retry_after": encode_time(self.retry_after),
-            "ari": None if self.ari is None else self.ari.to_json(),
-            "deploy": None if self.deploy is None else self.deploy.to_json(),
-        }
-
-    @classmethod
-    def from_json(cls, raw: Any, path: object) -> RenewalState:
-        """The state read from ``path``, if its fields have the types renewal relies on."""
-        # dict() of a JSON list would "work" for [[k, v]] and fail oddly otherwise.
-        if not isinstance(raw, dict):
-            raise KeystoreError(f"state file {path} is malformed: not a JSON object", STATE_HINT)
-        failures = raw.get("consecutive_failures")
-        if failures is not None and (not isinstance(failures, int) or isinstance(failures, bool) or failures < 0):
-            raise KeystoreError(f"state file {path} is malformed: consecutive_failures = {failures!r}", STATE_HINT)
-        times = {key: _state_time(raw, key, path, key) for key in _STATE_TIMES if key in raw}
-        for key in ("ari", "deploy"):
-            if not isinstance(raw.get(key) or {}, dict):
-                raise KeystoreError(f"state file {path} is malformed: {key} is not an object", STATE_HINT)
-        ari, deploy = raw.get("ari"), raw.get("deploy")
-        return cls(
-            **times,
-            last_error=_opt_str(raw.get("last_error")),
-            consecutive_failures=failures or 0,
-            ari=_ari(ari, path) if ari else None,
-            deploy=_deploy(deploy, path) if deploy else None,
-        )
-
-
-_UNTOUCHED = RenewalState()
-
-
-def _state_time(raw: Mapping[str, Any], key: str, path: object, shown: str) -> datetime.datetime | None:
-    value = raw.get(key)
-    if value is None:
-        return None
-    try:
-        return decode_time(value)
-    except (TypeError, ValueError):
-        raise KeystoreError(f"state file {path} is malformed: {shown} = {value!r} is not a time", STATE_HINT) from None
-
-
-def _ari(raw: Mapping[str, Any], path: object) -> AriState:
-    times = ("window_start", "window_end", "chosen", "fetched_at", "next_check")
-    return AriState(
-        cert_id=_opt_str(raw.get("cert_id")),
-        explanation_url=_opt_str(raw.get("explanation_url")),
-        unsupported=bool(raw.get("unsupported")),
-        last_error=_opt_str(raw.get("last_error")),
-        **{key: _state_time(raw, key, path, f"ari.{key}") for key in times if raw.get(key) is not None},
-    )
-
-
-def _deploy(raw: Mapping[str, Any], path: object) -> DeployState:
-    return DeployState(
-        pending=bool(raw.get("pending")),
-        serial=_opt_str(raw.get("serial")),
-        error=_opt_str(raw.get("error")),
-        attempted_at=_state_time(raw, "attempted_at", path, "deploy.attempted_at"),
     )
 
 
@@ -353,7 +225,7 @@ class RevocationMarker(msgspec.Struct, frozen=True):
                 serial=str(raw["serial"]),
                 reason=str(raw.get("reason", "unspecified")),
                 revoked_at=_opt_time(raw.get("revoked_at")),
-                signed_by=_opt_str(raw.get("signed_by")),
+                signed_by=opt_str(raw.get("signed_by")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise KeystoreError(f"revocation marker {path} is unreadable: {exc!r}") from None
@@ -390,11 +262,11 @@ class AccountRecord(msgspec.Struct, frozen=True):
                 raise ValueError("not a JSON object")
             return cls(
                 uri=str(raw["uri"]),
-                directory=_opt_str(raw.get("directory")),
+                directory=opt_str(raw.get("directory")),
                 contact=tuple(str(c) for c in raw.get("contact") or ()),
                 created_at=_opt_time(raw.get("created_at")),
                 key_rolled_at=_opt_time(raw.get("key_rolled_at")),
-                imported_from=_opt_str(raw.get("imported_from")),
+                imported_from=opt_str(raw.get("imported_from")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise KeystoreError(f"account in {path} is unreadable: {exc!r}") from None

@@ -15,8 +15,10 @@ from ..config import Settings
 from ..declaration.diff import SpecDiff
 from ..errors import UsageError
 from ..keystore import Keystore
-from ..keystore.records import IndexEntry, RenewalState
+from ..keystore.records import IndexEntry
+from ..keystore.state_records import RenewalState
 from ..keystore.times import Clock, encode_time, utc_now
+from ..when import days_left, human_time, span
 from . import rules as renewal
 
 
@@ -26,6 +28,8 @@ class Explanation:
     action: str
     renews_at: datetime.datetime | None
     sentences: tuple[str, ...]
+    # The decision's short reason, from which the CLI picks its status word.
+    reason: str = ""
     # How the certman.toml declaration differs from the record, and whether that re-issues.
     declaration: SpecDiff | None = None
 
@@ -79,6 +83,7 @@ def explain(
                         f"{name} is declared in certman.toml but not issued yet: {decision.reason}.",
                         _verdict(decision, now),
                     ),
+                    decision.reason,
                 )
             )
         else:
@@ -113,31 +118,26 @@ def explain_one(
         *_deploy(entry, state),
         _verdict(decision, now),
     ]
-    return Explanation(name, decision.action, decision.renew_at, tuple(s for s in sentences if s))
+    return Explanation(name, decision.action, decision.renew_at, tuple(s for s in sentences if s), decision.reason)
 
 
 def _when(moment: datetime.datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "an unknown time"
+    return human_time(moment, "an unknown time")
 
 
-def _span(delta: datetime.timedelta) -> str:
-    seconds = abs(delta.total_seconds())
-    if seconds >= 2 * 86400:
-        return f"{seconds / 86400:.0f} days"
-    if seconds >= 2 * 3600:
-        return f"{seconds / 3600:.0f} hours"
-    return f"{max(seconds / 60, 1):.0f} minutes"
+def _days(count: int) -> str:
+    return "less than a day" if count < 1 else f"{count} day" + ("s" if count != 1 else "")
 
 
 def _lifetime(name: str, entry: IndexEntry, now: datetime.datetime) -> str:
     not_before, not_after = entry.not_before, entry.not_after
     idents = ", ".join(entry.identifiers) or name
-    lifetime = _span(not_after - not_before)
+    lifetime = span(not_after - not_before, nearest=True)
     if not_after <= now:
         return f"{name} ({idents}) is a {lifetime} certificate that EXPIRED on {_when(not_after)}."
     return (
         f"{name} ({idents}) is a {lifetime} certificate, valid until {_when(not_after)}, "
-        f"{_span(not_after - now)} from now."
+        f"{_days(days_left(not_after, now))} left."
     )
 
 
@@ -212,5 +212,5 @@ def _verdict(decision: renewal.Decision, now: datetime.datetime) -> str:
     if decision.action == renewal.DEPLOY:
         return "Next `certman renew` reloads its proxy."
     if decision.renew_at is not None:
-        return f"Next renewal: {_when(decision.renew_at)}, in {_span(decision.renew_at - now)}."
+        return f"Next renewal: {_when(decision.renew_at)}, in {span(decision.renew_at - now)}."
     return f"Next `certman renew` leaves it alone ({decision.reason})."

@@ -16,12 +16,13 @@ the next attempt time (backoff, Retry-After) and reported.
 from __future__ import annotations
 
 import concurrent.futures
+import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from ..config import Settings
 from ..deploy.outcome import DeployResult
-from ..errors import UsageError
+from ..errors import CertmanError, UsageError
 from ..keystore import FileKeystore
 from ..keystore.outcomes import redeploy_repaired
 from ..keystore.times import Clock, archive_stamp, utc_now
@@ -31,6 +32,8 @@ from .plan import check_result, next_step, plan_each, skip_result
 from .rehearse import rehearse_each
 from .report import CertResult, RenewReport
 from .runner import Runner, deploy_all
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from ..ca.accounts import AccountSettings
@@ -115,4 +118,14 @@ def renew(
                 for plan, result in zip(fresh, pool.map(runner.run, fresh), strict=True):
                     results[plan.name] = result
             deployed = deploy_all(keystore, fresh, results, now, deploy_timeout)
+            _mark_states(keystore, [p.name for p in fresh])
     return RenewReport(tuple(results[n] for n in selected), now, deployed, repaired)
+
+
+def _mark_states(keystore: FileKeystore, names: list[str]) -> None:
+    """Copy what `certman list` shows of each state (backing off, undeployed) into the index."""
+    try:
+        keystore.mark_states(keystore.read_states(names))
+    except CertmanError as exc:
+        # Each certificate's own result already says what failed; list may lag until the next run.
+        log.warning("could not note the renewal states in the index: %s", exc.message)

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 from ..config import CertSpec
 from ..declaration.diff import SpecDiff, diff_specs
 from ..errors import CertmanError
-from ..keystore.records import IndexEntry, RenewalState
+from ..keystore.records import IndexEntry
+from ..keystore.state_records import RenewalState
 from ..keystore.times import encode_time
 from . import rules as renewal
 from .report import CertResult

@@ -20,7 +20,8 @@ import datetime
 import hashlib
 from dataclasses import dataclass
 
-from ..keystore.records import AriState, IndexEntry, RenewalState
+from ..keystore.records import IndexEntry
+from ..keystore.state_records import AriState, RenewalState
 from ..keystore.times import encode_time
 
 SHORT_LIFETIME = datetime.timedelta(days=10)

@@ -22,7 +22,8 @@ from ..deploy.outcome import DeployResult
 from ..errors import CAUnreachable, CertmanError, RateLimited
 from ..keystore import FileKeystore, ca_id
 from ..keystore.outcomes import after_success
-from ..keystore.records import AriState, DeployState, IndexEntry, RenewalState
+from ..keystore.records import IndexEntry
+from ..keystore.state_records import AriState, DeployState, RenewalState
 from . import rules as renewal
 from .plan import ISSUE, Plan, skip_result
 from .report import CertResult

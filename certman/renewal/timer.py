@@ -11,6 +11,11 @@ and some service managers leave them out, and that is where nginx and haproxy li
 
 Everything is written below ``root`` (``/`` in production, a temporary directory in
 tests); systemctl runs only when asked to (by default only for ``root == /``).
+
+    --user    the same pair as systemd user units in ~/.config/systemd/user (for an
+              operator without root, whose keystore is their own), enabled with
+              ``systemctl --user``; they run while the user's manager runs, so
+              ``loginctl enable-linger`` keeps them going after logout.
 """
 
 from __future__ import annotations
@@ -51,6 +56,33 @@ def _exec_line(executable: str, keystore: Path | None, config: Path | None) -> s
     if keystore is not None:
         argv += ["--keystore", str(keystore)]
     return shlex.join(argv + ["renew"])
+
+
+def user_unit_dir(env: dict[str, str] | None = None) -> Path:
+    """Where systemd looks for a user's own units: $XDG_CONFIG_HOME/systemd/user."""
+    env = dict(os.environ) if env is None else env
+    config_home = Path(env.get("XDG_CONFIG_HOME") or Path(env.get("HOME") or Path.home()) / ".config")
+    return config_home.absolute() / "systemd" / "user"
+
+
+def user_units(root: Path, *, executable: str, keystore: Path, config: Path | None = None) -> list[UnitFile]:
+    """The timer and service as user units (below ``root``); no system-wide sandboxing,
+    which a user manager cannot set up without user namespaces."""
+    directory = root / user_unit_dir().relative_to("/")
+    service = f"""\
+[Unit]
+Description=Renew ACME certificates with certman
+
+[Service]
+Type=oneshot
+Environment=PATH={TIMER_PATH}
+ExecStart={_exec_line(executable, keystore, config)}
+# Exit status 7 means some certificates failed: the unit fails, so monitoring sees it.
+UMask=0077
+NoNewPrivileges=true
+"""
+    [_, timer] = systemd_units(root, executable=executable, keystore=keystore, config=config)
+    return [UnitFile(directory / SERVICE, service), UnitFile(directory / TIMER, timer.content)]
 
 
 def systemd_units(root: Path, *, executable: str, keystore: Path, config: Path | None = None) -> list[UnitFile]:
@@ -116,12 +148,15 @@ def planned(
     *,
     cron: bool,
     keystore: Path,
+    user: bool = False,
     config: Path | None = None,
     executable: str | None = None,
     rng: random.Random | None = None,
 ) -> list[UnitFile]:
     """The files ``install`` would write (``certman timer install --print``)."""
     executable = executable or certman_executable()
+    if user:
+        return user_units(root, executable=executable, keystore=keystore, config=config)
     if cron:
         return cron_entry(root, executable=executable, keystore=keystore, config=config, rng=rng)
     return systemd_units(root, executable=executable, keystore=keystore, config=config)
@@ -135,47 +170,68 @@ def install(
     config: Path | None = None,
     dry_run: bool = False,
     systemctl: bool | None = None,
+    user: bool = False,
 ) -> list[UnitFile]:
     """What `certman timer install` does: write the ``planned`` files below ``root`` (mode
     0644, each by an atomic rename) and enable the timer; return the files.
 
     ``dry_run`` writes nothing (``--print``). ``systemctl`` (default: only when ``root``
-    is ``/``) runs ``daemon-reload`` and ``enable --now``; raises ``UsageError`` without
-    systemd, ``CertmanError`` when systemctl fails.
+    is ``/``) runs ``daemon-reload`` and ``enable --now`` (``--user`` ones for ``user``
+    units); raises ``UsageError`` without systemd, or for system units without root
+    (before writing anything), ``CertmanError`` when systemctl fails.
     """
-    files = planned(root, cron=cron, keystore=keystore, config=config)
+    if user and cron:
+        raise UsageError("--user and --cron do not go together", "for a user crontab, run `crontab -e` yourself")
+    files = planned(root, cron=cron, keystore=keystore, config=config, user=user)
     if dry_run:
         return files
     for unit in files:
+        _write(unit, user=user)
+    if _systemctl_wanted(root, systemctl) and any(u.path.name == TIMER for u in files):
+        scope = ("--user",) if user else ()
+        _systemctl(*scope, "daemon-reload")
+        _systemctl(*scope, "enable", "--now", TIMER)
+    return files
+
+
+def _write(unit: UnitFile, *, user: bool) -> None:
+    try:
         unit.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = unit.path.with_name(f".{unit.path.name}.tmp")
         tmp.write_text(unit.content)
         os.chmod(tmp, 0o644)
         os.replace(tmp, unit.path)
-    if _systemctl_wanted(root, systemctl) and any(u.path.name == TIMER for u in files):
-        _systemctl("daemon-reload")
-        _systemctl("enable", "--now", TIMER)
-    return files
+    except PermissionError:
+        # Only root may write /etc/systemd/system; a user has units of their own.
+        needs_root = " (system units need root)" if not user and os.geteuid() != 0 else ""
+        raise UsageError(
+            f"cannot write {unit.path}: permission denied{needs_root}",
+            "run it as root (sudo certman timer install), or `certman timer install --user` for units "
+            "of your own in ~/.config/systemd/user",
+        ) from None
 
 
 def _systemctl_wanted(root: Path, systemctl: bool | None) -> bool:
     return root == Path("/") if systemctl is None else systemctl
 
 
-def uninstall(root: Path, *, systemctl: bool | None = None) -> list[Path]:
-    """Remove whichever of the timer, service and cron file are installed; return them.
+def uninstall(root: Path, *, systemctl: bool | None = None, user: bool = False) -> list[Path]:
+    """Remove whichever of the timer, service and cron file are installed (the user
+    units for ``user``); return them.
 
     ``systemctl`` (default: only when ``root`` is ``/``) disables the timer first.
     """
     systemctl = _systemctl_wanted(root, systemctl)
-    paths = [root / SYSTEMD_DIR / TIMER, root / SYSTEMD_DIR / SERVICE, root / CRON_FILE]
+    units = root / user_unit_dir().relative_to("/") if user else root / SYSTEMD_DIR
+    scope = ("--user",) if user else ()
+    paths = [units / TIMER, units / SERVICE, *(() if user else (root / CRON_FILE,))]
     present = [p for p in paths if p.exists()]
-    if systemctl and (root / SYSTEMD_DIR / TIMER).exists():
-        _systemctl("disable", "--now", TIMER)
+    if systemctl and (units / TIMER).exists():
+        _systemctl(*scope, "disable", "--now", TIMER)
     for path in present:
         path.unlink()
-    if systemctl and any(p.parent == root / SYSTEMD_DIR for p in present):
-        _systemctl("daemon-reload")
+    if systemctl and any(p.parent == units for p in present):
+        _systemctl(*scope, "daemon-reload")
     return present
 
 

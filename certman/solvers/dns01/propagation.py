@@ -26,6 +26,7 @@ import dns.rcode
 import dns.rdatatype
 import dns.resolver
 
+from ... import progress
 from ...errors import PropagationTimeout, SolverError
 from ...plugins.settings import Port, Seconds, setting
 
@@ -223,6 +224,21 @@ class DNSLookup:
         deadline = started + self.settings.propagation_timeout
         pending = {(name, server): values for name, (zone, values) in records.items() for server in zone.nameservers}
         problems: dict[tuple[str, Nameserver], str] = {}
+        with progress.waiting("DNS propagation") as wait:
+            self._poll_served(records, pending, problems, deadline, wait)
+        log.info("all authoritative nameservers serve the challenge records after %.2f s", self.clock() - started)
+        if self.settings.settle_delay > 0:
+            with progress.waiting(f"DNS to settle ({self.settings.settle_delay:g} s, settle_delay)"):
+                self.sleep(self.settings.settle_delay)
+
+    def _poll_served(
+        self,
+        records: Mapping[str, tuple[Zone, frozenset[str]]],
+        pending: dict[tuple[str, Nameserver], frozenset[str]],
+        problems: dict[tuple[str, Nameserver], str],
+        deadline: float,
+        wait: progress.Wait,
+    ) -> None:
         delay = FIRST_DELAY
         while True:
             answers = self._query_all(list(pending), deadline - self.clock())
@@ -254,11 +270,10 @@ class DNSLookup:
                     "check that the DNS provider writes to the zone these nameservers serve, "
                     "or raise the dns-01 propagation_timeout",
                 )
+            lacking_servers = sorted({str(server) for _, server in pending})
+            wait.update(f"DNS propagation: {', '.join(lacking_servers)} still lack the record")
             self.sleep(min(delay, remaining))
             delay = min(delay * BACKOFF, MAX_DELAY)
-        log.info("all authoritative nameservers serve the challenge records after %.2f s", self.clock() - started)
-        if self.settings.settle_delay > 0:
-            self.sleep(self.settings.settle_delay)
 
 
 def _reachable_elsewhere(server: Nameserver, zone: Zone) -> bool:
