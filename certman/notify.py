@@ -20,9 +20,10 @@ import os
 import socket
 import stat
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from .errors import CertmanError, ConfigError, UsageError
 from .keystore.times import encode_time, utc_now
@@ -125,8 +126,7 @@ def send(urls: Iterable[str], title: str, body: str, *, failure: bool) -> str | 
     return None
 
 
-@dataclass(frozen=True)
-class Delivery:
+class Delivery(msgspec.Struct, frozen=True):
     """The last delivery attempt, as ``notify.json`` keeps it."""
 
     at: str | None

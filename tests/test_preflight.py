@@ -131,3 +131,12 @@ def test_a_privileged_port_without_the_capability_is_refused_before_any_request(
     assert "certman: not allowed to listen on *:80: port 80 is privileged" in done.stderr
     assert "hint:" in done.stderr
     assert requests_seen(fault_proxy) == 0
+
+
+def test_a_dry_run_makes_the_same_checks_before_any_request(certman: CertmanRun, fault_proxy: FaultProxy) -> None:
+    done = certman("issue", "pre.example", *ca(fault_proxy), "--solver", "webroot", "--webroot", "/nope", "--dry-run")
+
+    assert done.exit_code == 5, done.output
+    assert "webroot /nope does not exist" in done.output
+    assert "hint:" in done.output
+    assert requests_seen(fault_proxy) == 0

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
-from click.shell_completion import CompletionItem, get_completion_class
+
+if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
 
 SHELLS = ("bash", "zsh", "fish")
 COMPLETE_VAR = "_CERTMAN_COMPLETE"
@@ -12,6 +16,9 @@ COMPLETE_VAR = "_CERTMAN_COMPLETE"
 def stored_names(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
     """The certificate names in the keystore this command line would use that start with
     ``incomplete``; none when the keystore cannot be read (completion must never fail)."""
+    # Imported here: every command with a NAME argument loads this module, and only TAB needs it.
+    from click.shell_completion import CompletionItem
+
     from ..errors import CertmanError
 
     try:
@@ -40,6 +47,8 @@ def command(shell: str) -> None:
     zsh:   certman completion zsh > "${fpath[1]}/_certman"
     fish:  certman completion fish > ~/.config/fish/completions/certman.fish
     """
+    from click.shell_completion import get_completion_class
+
     from . import cli
 
     completion = get_completion_class(shell)

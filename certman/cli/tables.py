@@ -8,7 +8,9 @@ Status columns are coloured after padding, so colour never shifts the alignment.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from functools import cached_property
+
+import msgspec
 
 from . import terminal
 
@@ -16,29 +18,25 @@ MIN_SQUEEZE = 12
 GAP = "  "
 
 
-@dataclass(frozen=True)
-class Column:
+class Column(msgspec.Struct, frozen=True, dict=True):
     header: str
     cells: tuple[str, ...]
     styled: bool = False  # cells are status words (terminal.status colours them)
 
-    @property
+    @cached_property
     def width(self) -> int:
         return max([len(self.header), *map(len, self.cells)])
 
 
-@dataclass(frozen=True)
-class Drop:
+class Drop(msgspec.Struct, frozen=True):
     header: str
 
 
-@dataclass(frozen=True)
-class Squeeze:
+class Squeeze(msgspec.Struct, frozen=True):
     header: str
 
 
-@dataclass(frozen=True)
-class Swap:
+class Swap(msgspec.Struct, frozen=True):
     header: str
     shorter: Column
 
@@ -70,7 +68,7 @@ def fit(columns: list[Column], width: int, steps: list[Step]) -> list[Column]:
         else:
             column = columns[at]
             limit = max(column.width - excess, len(column.header), MIN_SQUEEZE)
-            columns[at] = replace(column, cells=tuple(_cut(c, limit) for c in column.cells))
+            columns[at] = msgspec.structs.replace(column, cells=tuple(_cut(c, limit) for c in column.cells))
     return columns
 
 

@@ -66,8 +66,10 @@ def status(text: str, padded_to: int = 0) -> str:
     """``text`` (padded to ``padded_to`` columns) with its leading status word coloured
     when this run colours: ``FAILED: why`` colours ``FAILED``."""
     padded = text.ljust(padded_to)
+    if not Choice.colour:
+        return padded
     word = next((w for w in _BY_LENGTH if text == w or text.startswith((w + ":", w + " "))), None)
-    if not Choice.colour or word is None:
+    if word is None:
         return padded
     colour = COLOURS[word]
     return click.style(word, fg=colour, bold=colour == "red") + padded[len(word) :]

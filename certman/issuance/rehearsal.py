@@ -1,7 +1,7 @@
 """A dry run: the real issuance path, with nothing changed (``--dry-run`` of issue and renew).
 
 rehearse(spec, keystore)
-  -> the local checks ``obtain`` makes (recorded spec, solvers, reloaders, state, pending order)
+  -> the local checks ``obtain`` makes (``preflight``, state, pending order)
   -> where to order: the CA's staging twin or ``dry_run_server`` (``ca.twins``), else the CA itself
   -> the dry run's own account there (``accounts/<ca-id>+dry-run/``), registered on first use
   -> new key and CSR -> newOrder -> the solvers present, the CA validates -> cleanup
@@ -38,6 +38,7 @@ from ..solvers import Solver
 from ..solvers.shared import Rendezvous
 from .challenges import create_solver, solve
 from .issue import check_issued
+from .preflight import preflight
 
 log = logging.getLogger(__name__)
 
@@ -119,11 +120,8 @@ def rehearse(
     spec = recorded_spec(spec)
     twin = twin_of(spec.directory_url, dry_run_server)
     rendezvous = Rendezvous.under(keystore.root, timeout=keystore.lock_timeout)
-    solvers = [create_solver(s.name, s.options, rendezvous) for s in spec.solvers]
-    if spec.reloaders:
-        from ..deploy.batch import check_reloaders
-
-        check_reloaders(spec)
+    # The same local checks as the real run, before any request (reloaders included).
+    solvers = preflight(spec, [create_solver(s.name, s.options, rendezvous) for s in spec.solvers])
     keystore.read_state(spec.name)
     pending = keystore.read_pending_order(spec.name)
     if pending is not None:
