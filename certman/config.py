@@ -43,12 +43,13 @@ _CA_BUNDLE_HINT = "set --ca-bundle (or ca_bundle) to the PEM file of the CA that
 
 
 def check_ca_bundle(path: str | None, origin: str = "CA bundle") -> str | None:
-    """Insist that a CA bundle is a readable file, before any request needs it."""
+    """Insist that a CA bundle is a readable file of PEM certificates, before any request needs it."""
     if path is None:
         return None
     try:
-        with open(path, "rb"):
-            pass
+        with open(path, "rb") as bundle:
+            if b"-----BEGIN CERTIFICATE-----" not in bundle.read():
+                raise ConfigError(f"{origin} {path} holds no PEM certificate", _CA_BUNDLE_HINT)
     except IsADirectoryError:
         raise ConfigError(f"{origin} {path} is a directory, not a file of CA certificates", _CA_BUNDLE_HINT) from None
     except OSError as exc:
@@ -157,6 +158,11 @@ def _read_config_file(path: Path) -> dict[str, Any]:
             f"cannot read config file {path}: {exc.strerror}",
             "make it readable by this user, or point --config elsewhere",
         ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text (byte {exc.start})",
+            "TOML files are UTF-8: save it as UTF-8, e.g. iconv -f latin1 -t utf-8",
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(
             f"config file {path} is not valid TOML: {exc}",
@@ -193,6 +199,10 @@ class SolverSpec:
         return any(fnmatch.fnmatchcase(identifier.value, pattern) for pattern in self.match)
 
 
+# The longest validity the CA/Browser Forum has allowed since 2020, in days.
+MAX_RENEW_BEFORE_DAYS = 398
+
+
 @dataclass(frozen=True)
 class CertSpec:
     """One certificate: what it covers and how to (re)issue it."""
@@ -222,6 +232,12 @@ class CertSpec:
             resolve_server(entry["server"])
         if not self.solvers:
             raise UsageError(f"certificate {self.name}: no solver configured")
+        if self.renew_before_days is not None and not 0 < self.renew_before_days <= MAX_RENEW_BEFORE_DAYS:
+            raise UsageError(
+                f"certificate {self.name}: renew_before_days = {self.renew_before_days} is not a number of days "
+                f"above 0 and at most {MAX_RENEW_BEFORE_DAYS}",
+                "e.g. renew_before_days = 30, or leave it out: then renewal starts with 1/3 of the lifetime left",
+            )
         for ident in self.identifiers:
             check_solver_fits(self.solver_for(ident).name, ident)
 
@@ -333,7 +349,7 @@ def solvers_from_tables(tables: tuple[Mapping[str, Any], ...], origin: str) -> t
         if not isinstance(table.get("name"), str):
             raise ConfigError(f"{origin}: every [[solver]] needs a name", 'e.g. name = "dns-01"')
         match = table.get("match", ())
-        if isinstance(match, str) or not all(isinstance(m, str) for m in match):
+        if not isinstance(match, (list, tuple)) or not all(isinstance(m, str) for m in match):
             raise ConfigError(
                 f"{origin}: [[solver]] {table['name']}: match must be a list of name patterns",
                 'e.g. match = ["*.example.com"]',

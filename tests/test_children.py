@@ -173,3 +173,33 @@ def test_issue_with_a_hook_that_starts_a_daemon_is_deployed_and_the_daemon_outli
     assert done.returncode == 0, done.stderr
     assert [r["error"] for r in json.loads(done.stdout)["deploy"]["reloads"]] == [None]
     assert alive(left_behind[0])
+
+
+def test_a_first_issue_interrupted_mid_reload_leaves_the_reload_to_the_next_renew(
+    pebble: services.Pebble, tmp_path: Path, left_behind: list[int]
+) -> None:
+    hook, started, hold = tmp_path / "hook.pid", tmp_path / "started.pid", tmp_path / "hold"
+    hold.touch()
+    script = f'if [ -e "{hold}" ]; then echo $$ > "{hook}"; sleep 60 & echo $! > "{started}"; wait; fi'
+    keystore = tmp_path / "keystore"
+    flags = ["--server", pebble.directory_url, "--ca-bundle", str(pebble.ca_bundle), "--agree-tos"]
+    flags += ["--http-address", "127.0.0.1", "--http-port", str(pebble.http_port)]
+    argv = [CERTMAN, "--keystore", str(keystore), "issue", "cut.example", *flags, "--reload-cmd"]
+    environ = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/")}
+    with subprocess.Popen([*argv, json.dumps(["sh", "-c", script])], env=environ, stderr=subprocess.PIPE) as run:
+        left_behind.extend([read_pid(hook), read_pid(started)])
+        run.send_signal(signal.SIGTERM)
+        run.communicate(timeout=60)
+    hold.unlink()
+
+    renewed = subprocess.run(
+        ["/usr/bin/env", "-i", "PATH=/usr/bin:/bin", CERTMAN, "--keystore", str(keystore), "renew", "--json"],
+        cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert run.returncode == 130
+    assert renewed.returncode == 0, renewed.stderr
+    assert [r["action"] for r in json.loads(renewed.stdout)["certificates"]] == ["deployed"]

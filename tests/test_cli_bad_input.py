@@ -247,3 +247,55 @@ def test_the_lock_timeout_hint_names_settings_that_exist(certman: CertmanRun, pe
     assert_one_line_error(
         result, 3, "hint: wait for the other run to finish, or set lock_timeout in certman.toml or CERTMAN_LOCK_TIMEOUT"
     )
+
+
+@pytest.mark.parametrize(
+    "content, said",
+    [
+        (b'email = "ops@exampl\xe9.com"\n', "is not UTF-8 text"),
+        (b'[[solver]]\nname = "standalone"\nmatch = 5\n', "match must be a list of name patterns"),
+    ],
+    ids=["latin-1 bytes", "match not a list"],
+)
+def test_a_config_file_certman_cannot_read_exits_2_naming_it(
+    certman: CertmanRun, tmp_path: Path, content: bytes, said: str
+) -> None:
+    config = tmp_path / "certman.toml"
+    config.write_bytes(content)
+
+    result = certman(
+        "--config", str(config), "issue", "--server", f"https://127.0.0.1:{closed_port()}/dir", "x.example"
+    )
+
+    assert_one_line_error(result, 2, said)
+
+
+@pytest.mark.parametrize("days", ["-5", "0", "400", "nan"])
+def test_a_renew_before_days_that_is_not_a_sane_number_of_days_exits_2(
+    certman: CertmanRun, tmp_path: Path, days: str
+) -> None:
+    config = tmp_path / "certman.toml"
+    config.write_text(f'[[certificate]]\nnames = ["rbd.example"]\nrenew_before_days = {days}\n')
+
+    result = certman("--config", str(config), "renew", "--check")
+
+    assert_one_line_error(result, 2, f"renew_before_days = {float(days)}", "at most 398")
+
+
+def test_a_ca_bundle_without_a_pem_certificate_exits_2_naming_it_before_any_request(
+    certman: CertmanRun, tmp_path: Path
+) -> None:
+    bundle = tmp_path / "hostname"
+    bundle.write_text("web01\n")
+
+    result = certman(
+        "issue",
+        "--server",
+        f"https://127.0.0.1:{closed_port()}/dir",
+        "--agree-tos",
+        "--ca-bundle",
+        str(bundle),
+        "a.example",
+    )
+
+    assert_one_line_error(result, 2, f"CA bundle {bundle} holds no PEM certificate")

@@ -207,3 +207,18 @@ def test_other_commands_name_the_broken_live_path_and_the_repair(
     assert done.returncode == 3, done.stdout + done.stderr
     assert "Traceback" not in done.stderr and "internal error" not in done.stderr
     assert str(live) in done.stderr and "certman renew" in done.stderr
+
+
+def test_a_deleted_index_is_rebuilt_from_live_by_list_and_renew(pebble: services.Pebble, tmp_path: Path) -> None:
+    keystore = tmp_path / "keystore"
+    names = ("lost-a.example", "lost-b.example")
+    for name in names:
+        issue(keystore, pebble, name)
+    (keystore / "index.json").unlink()
+
+    listed = certman(keystore, "list", "--json")
+    report = renew_json(keystore)
+
+    assert listed.returncode == 0, listed.stderr
+    assert sorted(c["name"] for c in json.loads(listed.stdout)["certificates"]) == list(names)
+    assert {r["name"]: r["action"] for r in report["certificates"]} == dict.fromkeys(names, "skipped")  # type: ignore[union-attr]

@@ -190,3 +190,23 @@ def test_a_bad_reloader_table_fails_before_any_certificate_is_ordered(renew_env:
     assert renew_env.keystore.versions("badhook.example") == []
     assert results["goodhook.example"].ok
     assert report.exit_code == 7
+
+
+def test_a_failed_forced_renewal_of_a_certificate_not_due_stops_failing_the_run_once_its_backoff_ends(
+    renew_env: RenewEnv,
+):
+    name = "forced.example"
+    declared = (declare(name),)
+    good = renew_env.settings(certificates=declared)
+    assert renew(renew_env.keystore, good).exit_code == 0
+    broken = renew_env.settings(certificates=(declare(name, solver=[{"name": "webroot", "path": NEVER_SERVED}]),))
+    start = later()
+    assert renew(renew_env.keystore, broken, force=True, clock=lambda: start).exit_code == 7
+
+    waiting = renew(renew_env.keystore, good, clock=lambda: start + datetime.timedelta(seconds=30))
+    after = renew(renew_env.keystore, good, clock=lambda: start + datetime.timedelta(minutes=2))
+
+    assert waiting.exit_code == 7 and waiting.results[0].error is not None
+    assert after.exit_code == 0, after.results[0]
+    assert after.results[0].action == "skipped" and after.results[0].error is None
+    assert renew_env.keystore.read_state(name).consecutive_failures == 1

@@ -61,6 +61,15 @@ def test_renew_before_days_overrides_the_lifetime_rule():
     assert "renew_before" in decide("a", entry(90, renew_before_days=10), st({}), due).reason
 
 
+def test_renew_before_days_not_shorter_than_the_lifetime_leaves_the_lifetime_rule_in_charge():
+    lifetime_rule = renewal.lifetime_renew_at("a", entry(90))
+    for days in (90, 3000):
+        assert renewal.lifetime_renew_at("a", entry(90, renew_before_days=days)) == lifetime_rule
+        assert decide("a", entry(90, renew_before_days=days), st({}), T0 + datetime.timedelta(days=1)).action == (
+            renewal.SKIP
+        )
+
+
 def test_backoff_is_one_ten_and_hundred_minutes_then_daily():
     steps = [renewal.backoff_delay(n) for n in range(1, 7)]
     minutes = [s.total_seconds() / 60 for s in steps]

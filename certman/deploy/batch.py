@@ -173,10 +173,14 @@ def deploy_issued(
     """
     if not spec.reloaders:
         return DeployResult({})
+    # Pending before the first reload starts, so that a run interrupted mid-reload
+    # (SIGTERM, a crash) leaves the mark the next `certman renew` retries from.
+    pending = structs.replace(keystore.read_state(spec.name), deploy=DeployState(True, serial, None, clock()))
+    keystore.write_state(spec.name, pending)
     outcome = deploy([(spec, deployment_of(keystore, spec, serial))], timeout=timeout)
     error = outcome.errors[spec.name]
     deployed = DeployState(error is not None, serial, error.message if error else None, clock())
-    state = structs.replace(keystore.read_state(spec.name), deploy=deployed)
+    state = structs.replace(pending, deploy=deployed)
     keystore.write_state(spec.name, state)
     keystore.mark_states({spec.name: state})
     return outcome

@@ -352,17 +352,18 @@ class FileKeystore:
         return removed
 
     def crashed(self) -> bool:
-        """Whether a temporary lies in the root or live/: a run may have died mid-commit.
-
-        Cheap (two directory listings), so commands can check on every start and pay
-        for ``repair_index`` only after a crash.
-        """
+        """Whether the index must be rebuilt from live/: a temporary lies in the root or
+        live/ (a run died mid-commit), or index.json is gone while live/ has links. Cheap
+        (two listings), so commands check on every start and repair only then."""
         for directory in (self.layout.root, self.layout.live):
             try:
-                if any(e.startswith(TMP_PREFIX) for e in os.listdir(directory)):
-                    return True
+                entries = os.listdir(directory)
             except FileNotFoundError:
-                pass
+                continue
+            if any(e.startswith(TMP_PREFIX) for e in entries):
+                return True
+            if directory == self.layout.live and entries and not self.layout.index.exists():
+                return True
         return False
 
     def repair_index(self) -> list[str]:

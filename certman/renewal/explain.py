@@ -162,10 +162,15 @@ def _rule(name: str, entry: IndexEntry, state: RenewalState) -> list[str]:
     else:
         prefix = "The lifetime rule applies: "
     due = renewal.lifetime_renew_at(name, entry)
-    if entry.renew_before_days is not None:
+    if renewal.renew_before_applies(entry):
         rule = f"renew {entry.renew_before_days} days before expiry (renew_before)"
     else:
         rule = "renew once at most 1/3 of the lifetime is left (1/2 for certificates under 10 days)"
+        if entry.renew_before_days is not None:
+            prefix = (
+                f"renew_before_days = {entry.renew_before_days} is not shorter than this certificate's "
+                f"lifetime, so the lifetime rule applies: "
+            )
     return [
         f"{prefix}{rule}, shifted by a delay that is fixed for this certificate so a fleet does not "
         f"renew all at once: {_when(due)}."

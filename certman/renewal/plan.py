@@ -43,6 +43,9 @@ class Plan:
     renew_at: datetime.datetime | None = None
     check_ari: bool = False
     deployment: tuple[CertSpec, Deployment] | None = field(default=None, repr=False)
+    # Skipped because failures hold the next attempt back: only then is the last error
+    # this run's news (a failed `renew --force` of a certificate not yet due is not).
+    backing_off: bool = False
     # How the certman.toml declaration differs from the record (None: not declared, or not issued).
     declaration: SpecDiff | None = None
 
@@ -98,7 +101,7 @@ def plan_one(
         if waiting is not None and not force:
             failures = state.consecutive_failures
             why = f"{reason}; backing off after {failures} failure(s) until {encode_time(waiting)}"
-            return Plan(name, renewal.SKIP, why, entry, state, declared, waiting, declaration=diff)
+            return Plan(name, renewal.SKIP, why, entry, state, declared, waiting, backing_off=True, declaration=diff)
         return Plan(name, ISSUE, reason, entry, state, declared, now, declaration=diff)
     revoked = keystore.read_revocation(name, entry.serial) if not force and entry.revoked else None
     if revoked is not None:
@@ -113,9 +116,20 @@ def plan_one(
             declaration=diff,
         )
     decision = renewal.decide(name, entry, state, now, force=force)
-    check_ari = decision.action == renewal.SKIP and renewal.ari_check_due(entry, state, now)
+    skip = decision.action == renewal.SKIP
+    check_ari = skip and renewal.ari_check_due(entry, state, now)
+    held_back = skip and renewal.backing_off(state, now) is not None
     plan = Plan(
-        name, decision.action, decision.reason, entry, state, declared, decision.renew_at, check_ari, declaration=diff
+        name,
+        decision.action,
+        decision.reason,
+        entry,
+        state,
+        declared,
+        decision.renew_at,
+        check_ari,
+        backing_off=held_back,
+        declaration=diff,
     )
     if plan.updates_record and diff is not None:
         # Only how the certificate is obtained or deployed changed: record it, and hand the
@@ -168,7 +182,7 @@ def skip_result(plan: Plan) -> CertResult:
         serial=entry.serial if entry else None,
         not_after=entry.not_after if entry else None,
         next_renewal=plan.renew_at,
-        error=state.last_error if state.consecutive_failures else None,
+        error=state.last_error if plan.backing_off else None,
         last_success=state.last_success,
         last_failure=state.last_failure,
         consecutive_failures=state.consecutive_failures,

@@ -54,10 +54,18 @@ class Decision:
     renew_at: datetime.datetime | None = None
 
 
+def renew_before_applies(entry: IndexEntry) -> bool:
+    """Whether ``renew_before_days`` decides: it is set, and shorter than the certificate's
+    lifetime. A longer one would make every run renew (and spend the CA's rate limits),
+    so the lifetime rule decides instead and ``explain`` says so."""
+    days = entry.renew_before_days
+    return days is not None and datetime.timedelta(days=days) < entry.not_after - entry.not_before
+
+
 def lifetime_renew_at(name: str, entry: IndexEntry) -> datetime.datetime:
     """When the lifetime rule (or ``renew_before_days``) makes this certificate due."""
     lifetime = entry.not_after - entry.not_before
-    if entry.renew_before_days is not None:
+    if entry.renew_before_days is not None and renew_before_applies(entry):
         margin = datetime.timedelta(days=entry.renew_before_days)
     else:
         margin = lifetime / 2 if lifetime < SHORT_LIFETIME else lifetime / 3
@@ -104,7 +112,7 @@ def renew_at(name: str, entry: IndexEntry, state: RenewalState) -> tuple[datetim
         chosen = ari.chosen or ari.window_start
         if chosen is not None:
             return chosen, "inside the CA's ARI window"
-    if entry.renew_before_days is not None:
+    if renew_before_applies(entry):
         return lifetime_renew_at(name, entry), f"renew_before ({entry.renew_before_days} days) reached"
     return lifetime_renew_at(name, entry), "at most 1/3 of its lifetime left (1/2 under 10 days)"
 
