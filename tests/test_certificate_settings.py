@@ -102,7 +102,7 @@ def test_reconfigure_moves_the_solver_behind_nginx_and_the_timer_renews_with_it(
     operator: Operator, start_nginx: Any
 ) -> None:
     name = "moved-solver.example"
-    operator.issue(name, "--renew-before-days", "36500")  # due at every run
+    operator.issue(name)
     # A new account holds no valid authorization Pebble could reuse: each renewal needs the solver.
     assert operator.by_hand("account", "register", "--new", *operator.ca_flags()).returncode == 0
     held, behind = operator.pebble.http_port, services.free_port()
@@ -111,18 +111,19 @@ def test_reconfigure_moves_the_solver_behind_nginx_and_the_timer_renews_with_it(
         f"    location /.well-known/acme-challenge/ {{ proxy_pass http://127.0.0.1:{behind}; }} }}\n",
         lambda: _listening(held),
     )
-    failed = operator.from_timer("renew", "--json", name)
+    failed = operator.from_timer("renew", "--force", "--json", name)
     assert failed.returncode == 7 and "already in use" in failed.stdout
     assert "`certman reconfigure NAME ...`" in json.loads(failed.stdout)["certificates"][0]["hint"]
-    assert "backing off" in json.loads(operator.from_timer("renew", "--json").stdout)["certificates"][0]["reason"]
+    assert _json(operator.from_timer("show", "--json", name))["state"]["consecutive_failures"] == 1
 
     moved = _json(operator.by_hand("reconfigure", name, "--http-port", str(behind), "--json"))
     assert (moved["changed"], moved["reissue"], moved["backoff_cleared"]) == (["solvers"], False, True)
+    assert _json(operator.from_timer("show", "--json", name))["state"]["consecutive_failures"] == 0
     assert operator.versions(name) == ["000001"]
     [solver] = tomllib.loads(operator.spec(name))["solver"]
     assert (solver["name"], solver["address"], solver["port"]) == ("standalone", "127.0.0.1", behind)
 
-    [renewed] = _json(operator.from_timer("renew", "--json"))["certificates"]
+    [renewed] = _json(operator.from_timer("renew", "--force", "--json", name))["certificates"]
     assert renewed["action"] == "renewed", renewed
     assert operator.versions(name) == ["000001", "000002"]
 
