@@ -130,7 +130,7 @@ def load_settings(
         values.update(_read_config_file(path))
     given = {f"CERTMAN_{k.upper()}": k for k in _FIELD_TYPES if k not in ("certificates", "solvers")}
     for var, key in given.items():
-        if var in env:
+        if env.get(var):
             values[key] = _at_cwd(key, _coerce(key, env[var], "environment", var))
     for key, value in (overrides or {}).items():
         if value is not None:

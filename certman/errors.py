@@ -12,13 +12,16 @@ the CLI returns. Anything else that escapes is a bug (exit 70).
     │   └── StoreUnavailable     8  the fleet store (PostgreSQL) cannot be reached
     ├── ACMEError                4  the CA refused or could not be reached
     │   ├── CAUnreachable        4  connection refused, DNS failure, timeout
+    │   │   └── AnswerLost       4  a state-changing request may have been processed
     │   ├── TLSVerifyFailed      4  the CA's TLS certificate is not trusted
     │   ├── RateLimited          4  with .retry_after
+    │   ├── Unsupported          4  the CA lacks an optional feature (keyChange, ARI)
     │   └── AuthorizationFailed  4  the CA could not validate an identifier
     ├── SolverError              5  could not present or clean up a challenge
     │   └── PropagationTimeout   5  DNS record not served by every nameserver
     ├── ReloadError              6  stored, but the proxy did not take it
-    │   └── ReloadVerifyFailed   6  the proxy serves another leaf than the stored one
+    │   ├── ReloadVerifyFailed   6  the proxy serves another leaf than the stored one
+    │   └── ReloadPartlyFailed   6  a reloader took some of its certificates, not these
     └── PartialFailure           7  a batch where some certificates failed
 """
 
@@ -108,6 +111,12 @@ class CAUnreachable(ACMEError):
         self.retry_after = retry_after
 
 
+class AnswerLost(CAUnreachable):
+    """A state-changing request reached the CA, but its answer did not reach us (a 5xx,
+    a timeout after sending, a truncated body): the CA may have processed it. Sending it
+    again blindly could act twice, so the caller re-reads the resource instead."""
+
+
 class TLSVerifyFailed(CAUnreachable):
     """The ACME server's TLS certificate did not verify."""
 
@@ -118,6 +127,11 @@ class RateLimited(ACMEError):
     def __init__(self, message: str, hint: str | None = None, *, retry_after: datetime.datetime | None = None) -> None:
         super().__init__(message, hint, problem_type="urn:ietf:params:acme:error:rateLimited")
         self.retry_after = retry_after
+
+
+class Unsupported(ACMEError):
+    """The CA does not offer an optional feature (RFC 8555 keyChange, RFC 9773 renewalInfo):
+    its directory lacks it, or it answered 501 or "not implemented". Nothing to retry."""
 
 
 class AuthorizationFailed(ACMEError):
@@ -146,6 +160,20 @@ class ReloadError(CertmanError):
 
 class ReloadVerifyFailed(ReloadError):
     """After a reload the proxy still serves another certificate."""
+
+
+class ReloadPartlyFailed(ReloadError):
+    """One reloader call took some of its certificates but not those in ``failed``.
+
+    ``failed`` maps each certificate name it could not hand over to its own error, so the
+    batch records that error on that certificate only, and the others as deployed.
+    """
+
+    def __init__(self, failed: dict[str, ReloadError]) -> None:
+        names = ", ".join(sorted(failed))
+        first = failed[min(failed)]
+        super().__init__(f"not taken for {names}: {first.message}", first.hint)
+        self.failed = failed
 
 
 class PartialFailure(CertmanError):

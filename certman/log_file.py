@@ -74,8 +74,17 @@ class DailyFileHandler(logging.Handler):
                     self._reopen(day)
                 assert self._fd is not None
                 os.write(self._fd, data)
+        except OSError as exc:
+            # A disk error on the run log is one line, never logging's traceback, and the run goes on.
+            self._give_up(exc.strerror or type(exc).__name__)
         except Exception:
             self.handleError(record)
+
+    def _give_up(self, reason: str) -> None:
+        logging.getLogger(__name__).removeHandler(self)
+        logging.getLogger().removeHandler(self)
+        self._waiting = []
+        sys.stderr.write(f"certman: not logging to {self.base.parent}: {reason}\n")
 
     def _open_dir(self, day: datetime.date) -> bool:
         from .errors import CertmanError
@@ -86,11 +95,7 @@ class DailyFileHandler(logging.Handler):
             ensure_dir(self.base.parent)
             prune(self.base, self.retention_days, day)
         except (OSError, CertmanError) as exc:
-            reason = exc.message if isinstance(exc, CertmanError) else exc.strerror
-            logging.getLogger(__name__).removeHandler(self)
-            logging.getLogger().removeHandler(self)
-            self._waiting = []
-            sys.stderr.write(f"certman: not logging to {self.base.parent}: {reason}\n")
+            self._give_up(exc.message if isinstance(exc, CertmanError) else str(exc.strerror))
             return False
         return True
 

@@ -4,7 +4,8 @@
 set -euo pipefail
 # tmux: the output tests look at certman in an 80-column terminal.
 # postgresql-15: the fleet store's tests run a throwaway cluster of their own (initdb, pg_ctl).
-packages=(pebble bind9 bind9-utils nginx-light haproxy caddy strace valgrind python3-venv tmux postgresql-15)
+# iproute2: Caddy's ACME server runs in a network namespace whose loopback the tests bring up.
+packages=(pebble bind9 bind9-utils nginx-light haproxy caddy iproute2 strace valgrind python3-venv tmux postgresql-15)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

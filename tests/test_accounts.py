@@ -139,6 +139,8 @@ def test_eab_kid_without_a_key_is_a_usage_error():
 def test_cli_register_with_eab_key_file_keeps_the_key_out_of_output(tmp_path, eab_pebble):
     key_file = tmp_path / "hmac"
     key_file.write_text(eab_pebble.hmac_key + "\n")
+    # A secret file others can read is refused (issue 12 kind 5).
+    key_file.chmod(0o600)
     runner = CliRunner()
 
     result = runner.invoke(

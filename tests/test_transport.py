@@ -23,6 +23,7 @@ from fixtures.scripted_ca import (
 )
 from josepy import jwk
 
+from certman.ca.deadline import certificate_deadline, current_deadline
 from certman.ca.session import AcmeSession
 from certman.ca.transport import BAD_NONCE_RETRIES, TRANSIENT_RETRIES, AcmeTransport
 from certman.errors import ACMEError, CAUnreachable, RateLimited
@@ -280,3 +281,36 @@ def test_the_session_turns_a_rate_limit_into_rate_limited_with_when(ca, clock):
 
     assert caught.value.retry_after is not None
     assert 3590 <= (caught.value.retry_after - asked_at).total_seconds() <= 3610
+
+
+def test_every_session_of_a_certificate_shares_its_deadline_and_none_sends_after_it(ca, clock):
+    with certificate_deadline(5, monotonic=clock.monotonic):
+        AcmeSession(DIRECTORY_URL, account_key(), transport=scripted_transport(ca, clock, timeout=90))
+        # Each socket wait is bounded by the certificate's deadline, not the session's 90 s.
+        assert ca.sent[-1].timeout == 5
+        clock.sleep(3)
+        AcmeSession(DIRECTORY_URL, account_key(), transport=scripted_transport(ca, clock, timeout=90))
+        assert ca.sent[-1].timeout == 2
+        clock.sleep(2)
+        sent = len(ca.sent)
+
+        with pytest.raises(CAUnreachable) as failure:
+            AcmeSession(DIRECTORY_URL, account_key(), transport=scripted_transport(ca, clock, timeout=90))
+
+    assert (
+        failure.value.message
+        == f"gave up on the ACME server at {DIRECTORY_URL}: the deadline passed (--timeout 5 s for this certificate)"
+    )
+    assert len(ca.sent) == sent
+
+
+def test_a_nested_certificate_deadline_keeps_the_earlier_one(clock):
+    with certificate_deadline(5, monotonic=clock.monotonic) as outer:
+        with certificate_deadline(90, monotonic=clock.monotonic) as inner:
+            assert inner is outer and current_deadline() is outer
+        # A fallback CA's attempt starts its own.
+        clock.sleep(5)
+        with certificate_deadline(90, fresh=True, monotonic=clock.monotonic) as fallback:
+            assert current_deadline() is fallback and fallback.remaining() == 90
+        assert current_deadline() is outer
+    assert current_deadline() is None

@@ -20,12 +20,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from josepy import jwk
 from msgspec import structs
 
-from ..errors import ACMEError, UsageError
+from ..errors import ACMEError, Unsupported, UsageError
 from ..keys import key_to_pem, load_key
 from ..keystore import AccountRecord, FileKeystore, ca_id
 from ..keystore.keyfiles import ACCOUNT_HINT, check_private_key, load_private_key
 from ..keystore.times import Clock, archive_stamp, encode_time, utc_now
 from .eab import ExternalAccount
+from .features import feature_url
 from .session import REQUEST_TIMEOUT, AcmeSession
 
 log = logging.getLogger(__name__)
@@ -154,11 +155,11 @@ def _register(
     session = AcmeSession(
         directory_url, jwk.JWKEC(key=key), ca_bundle=ca_bundle, timeout=timeout, request_timeout=request_timeout
     )
-    if not account.agree_tos:
-        terms = session.terms_of_service
+    terms = session.terms_of_service
+    # A CA that publishes no terms (RFC 8555 §7.1.1 meta.termsOfService) has none to agree to.
+    if not account.agree_tos and terms:
         raise UsageError(
-            f"no account at {directory_url} yet, and registering needs agreement to the CA's terms"
-            + (f" ({terms})" if terms else ""),
+            f"no account at {directory_url} yet, and registering needs agreement to the CA's terms ({terms})",
             "read them, then pass --agree-tos (or agree_tos = true in certman.toml)",
         )
     keystore.save_account(ca, key_to_pem(key), new_account(session, account))
@@ -299,7 +300,8 @@ def key_change_request(session: Any, account_uri: str, new_key: Any) -> Any:
     payload = json.dumps(
         {"account": account_uri, "oldKey": session.account_key.public_key().to_partial_json()}
     ).encode()
-    return jws.JWS.sign(payload, key=new_key, alg=alg, nonce=None, url=session.directory["keyChange"])
+    url = feature_url(session.directory, "keyChange", "account key rollover")
+    return jws.JWS.sign(payload, key=new_key, alg=alg, nonce=None, url=url)
 
 
 def rollover(keystore: FileKeystore, ca: CAEndpoint, *, clock: Clock = utc_now) -> AccountInfo:
@@ -314,7 +316,12 @@ def rollover(keystore: FileKeystore, ca: CAEndpoint, *, clock: Clock = utc_now) 
         new_jwk = jwk.JWKEC(key=new_key)
         inner = key_change_request(session, data.uri, new_jwk)
         keystore.save_pending_account_key(ca_key, new_pem)
-        session.change_account_key(inner, new_jwk)
+        try:
+            session.change_account_key(inner, new_jwk)
+        except Unsupported:
+            # The CA refused before changing anything: the stored key stays the account's.
+            keystore.save_pending_account_key(ca_key, None)
+            raise
         data = structs.replace(data, key_rolled_at=clock())
         keystore.save_account(ca_key, new_pem, data)
         keystore.save_pending_account_key(ca_key, None)

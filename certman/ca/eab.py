@@ -1,7 +1,8 @@
 """External account binding (RFC 8555 §7.3.4): the key id and HMAC key a CA hands out.
 
 The HMAC key is a secret: it comes from a file or the environment, never from argv,
-and is registered for redaction the moment it is read.
+and is registered for redaction the moment it is read. A key file goes through the
+one strict secret-file reader (``credentials.read_secret_file``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..credentials import EAB_HMAC_VAR as HMAC_ENV
+from ..credentials import read_secret, read_secret_file
 from ..errors import ConfigError, UsageError
 from ..log import register_secret
 
@@ -42,21 +44,20 @@ class ExternalAccount:
 def external_account(
     kid: str | None, hmac_key_file: Path | None = None, *, env: Mapping[str, str] | None = None
 ) -> ExternalAccount | None:
-    """The EAB credentials for ``kid``: HMAC key from ``hmac_key_file``, else $CERTMAN_EAB_HMAC_KEY(_FILE)."""
+    """The EAB credentials for ``kid``: HMAC key from ``hmac_key_file``, else $CERTMAN_EAB_HMAC_KEY(_FILE).
+
+    A key file is refused (``ConfigError``, exit 2) if every user may read it; a missing
+    key is a ``UsageError`` (exit 2).
+    """
     env = os.environ if env is None else env
     if kid is None:
         if hmac_key_file is not None:
             raise UsageError("an EAB HMAC key was given without --eab-kid", "pass the key id as --eab-kid")
         return None
-    if hmac_key_file is None and env.get(f"{HMAC_ENV}_FILE"):
-        hmac_key_file = Path(env[f"{HMAC_ENV}_FILE"])
     if hmac_key_file is not None:
-        try:
-            key = hmac_key_file.read_text().strip()
-        except OSError as exc:
-            raise ConfigError(f"cannot read the EAB HMAC key file {hmac_key_file}: {exc.strerror}") from exc
+        key = read_secret_file(hmac_key_file, "--eab-hmac-key-file").strip()
     else:
-        key = env.get(HMAC_ENV, "").strip()
+        key = (read_secret(HMAC_ENV, env) or "").strip()
     if not key:
         raise UsageError(
             f"--eab-kid {kid} needs its HMAC key", f"pass --eab-hmac-key-file, or set {HMAC_ENV} or {HMAC_ENV}_FILE"

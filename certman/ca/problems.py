@@ -15,18 +15,32 @@ from acme import errors as acme_errors
 from acme import messages
 from josepy import errors as jose_errors
 
-from ..errors import ACMEError, CertmanError, RateLimited
+from ..errors import ACMEError, CertmanError, RateLimited, Unsupported
+from .features import NOT_RETRIED
 
 
 def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-def problem_error(error: messages.Error, context: str) -> ACMEError:
+def problem_error(error: messages.Error, context: str, *, optional_feature: bool = False) -> ACMEError:
     """An RFC 8555 problem document as an operator-facing error: ``RateLimited`` for
-    rateLimited (with its Retry-After as a UTC time), else ``ACMEError`` with a hint."""
+    rateLimited (with its Retry-After as a UTC time), ``Unsupported`` for a feature the CA
+    lacks, else ``ACMEError`` with a hint.
+
+    A lacking feature is told by the HTTP status and the detail, never by the type alone
+    (Caddy answers keyChange 501 with type rejectedIdentifier): 501, a detail saying "not
+    implemented", or, at an ``optional_feature``'s URL, 404.
+    """
     detail = error.detail or error.title or error.typ
     retry_after = getattr(error, "retry_after", None)
+    status = getattr(error, "http_status", None)
+    if status == 501 or "not implemented" in (detail or "").lower() or (optional_feature and status == 404):
+        return Unsupported(
+            f"this CA does not support {context} ({detail})",
+            NOT_RETRIED,
+            problem_type=error.typ,
+        )
     if error.code == "rateLimited":
         when = _now() + datetime.timedelta(seconds=retry_after) if retry_after is not None else None
         return RateLimited(
@@ -48,19 +62,20 @@ def problem_error(error: messages.Error, context: str) -> ACMEError:
 
 
 @contextlib.contextmanager
-def certman_errors(context: str) -> Iterator[None]:
+def certman_errors(context: str, *, optional_feature: bool = False) -> Iterator[None]:
     """Turn library and protocol exceptions raised inside into certman errors.
 
     ``context`` names the protocol step for the message ("creating the order"). A problem
-    document becomes ``problem_error``'s error, a malformed answer or any other library
-    or ``requests`` exception an ``ACMEError``; a ``CertmanError`` passes through.
+    document becomes ``problem_error``'s error (``optional_feature``: the step uses a
+    feature the CA may lack), a malformed answer or any other library or ``requests``
+    exception an ``ACMEError``; a ``CertmanError`` passes through.
     """
     try:
         yield
     except CertmanError:
         raise
     except messages.Error as exc:
-        raise problem_error(exc, context) from exc
+        raise problem_error(exc, context, optional_feature=optional_feature) from exc
     except (jose_errors.DeserializationError, ValueError) as exc:
         raise ACMEError(f"{context}: the CA sent a malformed response") from exc
     except (acme_errors.Error, requests.exceptions.RequestException) as exc:

@@ -13,7 +13,6 @@ boundary, each with the step it interrupted.
 
 from __future__ import annotations
 
-import datetime
 import functools
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -28,24 +27,20 @@ from josepy import json_util, jwk
 from .. import progress
 from ..errors import ACMEError, AuthorizationFailed, CAUnreachable
 from ..names import Identifier
+from . import replays
+from .ari import RenewalInfo as RenewalInfo  # where callers have imported it from
+from .features import feature_url
 from .problems import certman_errors
+from .retry_after import parse_retry_after
 from .transport import REQUEST_TIMEOUT as REQUEST_TIMEOUT  # the session's default, so callers import it from here
-from .transport import AcmeTransport, Transport, parse_retry_after
+from .transport import AcmeTransport, Transport
+from .unknown import check_raw_tokens, known_statuses
 
 T = TypeVar("T")
 
 POLL_START = 0.01
 POLL_FACTOR = 1.6
 POLL_MAX = 2.0
-
-
-class RenewalInfo(msgspec.Struct, frozen=True):
-    """RFC 9773 renewal information: the CA's suggested window for one certificate."""
-
-    window_start: datetime.datetime
-    window_end: datetime.datetime
-    explanation_url: str | None
-    retry_after: float | None
 
 
 class OrderResult(msgspec.Struct, frozen=True):
@@ -113,20 +108,7 @@ class AcmeSession:
         """GET ``renewalInfo/<CertID>`` (unauthenticated, RFC 9773 §4.1)."""
         url = self.directory["renewalInfo"].rstrip("/") + "/" + cert_id
         with certman_errors("fetching renewal information"):
-            response = self.transport.get(url)
-            body = response.json()
-            try:
-                window = body["suggestedWindow"]
-                start = _rfc3339(window["start"])
-                end = _rfc3339(window["end"])
-            except (KeyError, TypeError) as exc:
-                raise ValueError("no suggestedWindow") from exc
-        if end < start:
-            raise ACMEError("fetching renewal information: the CA sent a window that ends before it starts")
-        explanation = body.get("explanationURL")
-        return RenewalInfo(
-            start, end, explanation if isinstance(explanation, str) else None, parse_retry_after(response)
-        )
+            return RenewalInfo.of(self.transport.get(url))
 
     # -- account --------------------------------------------------------------------------
 
@@ -159,19 +141,46 @@ class AcmeSession:
         return self._post_account(None, "reading the account")
 
     def update_account(self, contact: tuple[str, ...]) -> messages.RegistrationResource:
-        return self._post_account(messages.Registration(contact=contact), "updating the account")
-
-    def deactivate_account(self) -> messages.RegistrationResource:
+        """Replace the account's contacts (RFC 8555 §7.3.2)."""
         return self._post_account(
-            messages.Registration.from_json({"status": "deactivated"}), "deactivating the account"
+            messages.Registration(contact=contact),
+            "updating the account",
+            lambda: replays.with_contact(self, contact),
         )
 
-    def _post_account(self, body: messages.Registration | None, context: str) -> messages.RegistrationResource:
+    def deactivate_account(self) -> messages.RegistrationResource:
+        """Deactivate the account (RFC 8555 §7.3.6)."""
+        return self._post_account(
+            messages.Registration.from_json({"status": "deactivated"}),
+            "deactivating the account",
+            lambda: replays.deactivated(self),
+        )
+
+    def _post_account(
+        self,
+        body: messages.Registration | None,
+        context: str,
+        settled: Callable[[], messages.RegistrationResource | None] | None = None,
+    ) -> messages.RegistrationResource:
+        """POST ``body`` to the account. A change whose answer was lost is ``settled`` by
+        reading the account back: the account as changed, or None to send it again."""
         uri = self.account_uri
         if uri is None:
             raise ACMEError(f"{context}: no account URL", "this is a certman bug; please report it")
+        read_back: list[messages.RegistrationResource] = []
+
+        def took() -> bool:
+            assert settled is not None
+            read_back[:] = [r for r in [settled()] if r is not None]
+            return bool(read_back)
+
         with certman_errors(context):
-            response = self.transport.post(uri, body)
+            if settled is None:
+                response: requests.Response | None = self.transport.post(uri, body)
+            else:
+                response = replays.post_changing(self.transport, uri, body, took)
+            if response is None:
+                return read_back[0]
             return messages.RegistrationResource(body=messages.Registration.from_json(response.json()), uri=uri)
 
     def change_account_key(self, inner: Any, new_key: Any) -> None:
@@ -179,18 +188,31 @@ class AcmeSession:
 
         ``inner`` is the josepy JWS signed by ``new_key`` (see ``certman.ca.accounts.rollover``).
         """
-        url = self.directory["keyChange"]
-        with certman_errors("rolling the account key over"):
-            self.transport.post(url, inner)
+        url = feature_url(self.directory, "keyChange", "account key rollover")
+        with certman_errors("account key rollover", optional_feature=True):
+            replays.post_changing(self.transport, url, inner, lambda: replays.accepts_key(self, new_key))
         self.transport.use_key(new_key)
         self.account_key = new_key
 
     def revoke(self, cert_der: bytes, reason: int) -> None:
         """Revoke a certificate, signed by the account (or, with no account set, the certificate's key)."""
         body = messages.Revocation(certificate=x509.load_der_x509_certificate(cert_der), reason=reason)
+        lost = False
+
+        def ask_again() -> bool:
+            # No resource to read back: the answer to the same request is the CA's state.
+            nonlocal lost
+            lost = True
+            return False
+
         with certman_errors("revoking the certificate"):
-            response = self.transport.post(self.directory["revokeCert"], body)
-            if response.status_code != 200:
+            try:
+                response = replays.post_changing(self.transport, self.directory["revokeCert"], body, ask_again)
+            except messages.Error as error:
+                if lost and error.code == "alreadyRevoked":
+                    return
+                raise
+            if response is not None and response.status_code != 200:
                 raise acme_errors.ClientError("Successful revocation must return HTTP OK status")
 
     # -- order ----------------------------------------------------------------------------
@@ -214,7 +236,7 @@ class AcmeSession:
         )
         with certman_errors("creating the order"):
             response = self.transport.post(self.directory["newOrder"], body)
-            order = messages.Order.from_json(response.json())
+            order = messages.Order.from_json(known_statuses(response.json(), "order"))
             authzs = [self.fetch_authorization(url) for url in order.authorizations]
         return messages.OrderResource(
             body=order, uri=response.headers.get("Location"), authorizations=authzs, csr_pem=csr_pem
@@ -224,8 +246,10 @@ class AcmeSession:
         with certman_errors("fetching an authorization"):
             response = self.transport.post(url, None)
             raw = response.json()
-            _check_raw_tokens(raw)
-            return messages.AuthorizationResource(body=messages.Authorization.from_json(raw), uri=url)
+            check_raw_tokens(raw)
+            return messages.AuthorizationResource(
+                body=messages.Authorization.from_json(known_statuses(raw, "authorization")), uri=url
+            )
 
     def deactivate_authorization(self, url: str) -> str:
         """Give up an authorization (RFC 8555 §7.5.2); the status the CA answers ("deactivated")."""
@@ -235,11 +259,17 @@ class AcmeSession:
             return str(answered.status)
 
     def answer(self, challb: messages.ChallengeBody, response: Any) -> None:
+        def answered_before() -> bool:
+            now, _ = self._get_json(challb.uri, messages.ChallengeBody)
+            return now.status != messages.STATUS_PENDING
+
         with certman_errors("answering a challenge"):
-            answered = self.transport.post(challb.uri, response)
+            answered = replays.post_changing(self.transport, challb.uri, response, answered_before)
+            if answered is None:
+                return
             if "up" not in answered.links:
                 raise acme_errors.ClientError('"up" Link header missing')
-            body = messages.ChallengeBody.from_json(answered.json())
+            body = messages.ChallengeBody.from_json(known_statuses(answered.json(), "challenge"))
             if body.uri != challb.uri:
                 raise acme_errors.UnexpectedUpdate(body.uri)
 
@@ -265,7 +295,15 @@ class AcmeSession:
         with certman_errors("finalizing the order"):
             csr = messages.CertificateRequest(csr=x509.load_pem_x509_csr(order.csr_pem))
             try:
-                messages.Order.from_json(self.transport.post(order.body.finalize, csr).json())
+                # A lost answer: the order's status says whether the CA took the CSR.
+                finalized = replays.post_changing(
+                    self.transport,
+                    order.body.finalize,
+                    csr,
+                    lambda: self.fetch_order(order.uri).status != messages.STATUS_READY,
+                )
+                if finalized is not None:
+                    messages.Order.from_json(known_statuses(finalized.json(), "order"))
             except messages.Error as error:
                 if error.code != "orderNotReady":
                     raise
@@ -308,7 +346,8 @@ class AcmeSession:
     def _get_json(self, url: str, kind: type[T]) -> tuple[T, float | None]:
         with certman_errors("polling"):
             response = self.transport.post(url, None)
-            return kind.from_json(response.json()), parse_retry_after(response)  # type: ignore[attr-defined]
+            document = known_statuses(response.json(), kind.__name__.lower())
+            return kind.from_json(document), parse_retry_after(response)  # type: ignore[attr-defined]
 
     def _poll(self, fetch: Callable[[], tuple[T, float | None]], done: Callable[[T], bool], what: str) -> T:
         with progress.waiting(f"{what} at the CA"):
@@ -329,15 +368,6 @@ class NewOrder(messages.NewOrder):
     replaces: str | None = json_util.field("replaces", omitempty=True)
 
 
-def _rfc3339(value: Any) -> datetime.datetime:
-    if not isinstance(value, str):
-        raise ValueError(value)
-    moment = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        raise ValueError(value)
-    return moment.astimezone(datetime.UTC)
-
-
 def _links(response: requests.Response, relation: str) -> list[str]:
     """Every Link URL of ``relation``: ``response.links`` keeps only one per relation, and
     a CA may offer several alternate chains (§7.4.2)."""
@@ -350,20 +380,6 @@ def _poll_delays() -> Iterator[float]:
     while True:
         yield delay
         delay = min(delay * POLL_FACTOR, POLL_MAX)
-
-
-def _check_raw_tokens(authz: Any) -> None:
-    """Check every challenge token as the CA sent it.
-
-    The library decodes tokens leniently (base64 skips characters such as '.') and
-    re-encodes them, which would hide a hostile token; the check must see the original.
-    """
-    from ..solvers.http01 import check_token
-
-    challenges = authz.get("challenges", []) if isinstance(authz, dict) else []
-    for challenge in challenges:
-        if isinstance(challenge, dict) and "token" in challenge:
-            check_token(str(challenge["token"]))
 
 
 def _authz_failure(authz: messages.Authorization) -> str:

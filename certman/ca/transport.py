@@ -8,12 +8,19 @@ once, and drops the fresh nonce that the error carried), and importing it loads 
 
 For every request:
 - https only, and no redirects (a redirect could downgrade us to http);
-- each socket wait is bounded by the request timeout and by what is left of the deadline;
+- each socket wait is bounded by the request timeout and by what is left of the deadline:
+  the transport's own (``timeout``), or the certificate's when that is earlier
+  (``certman.ca.deadline``); once it has passed, nothing more is sent;
 - a badNonce (§6.5) is retried up to ``BAD_NONCE_RETRIES`` times, with the nonce of the
   error response, so that no nonce is spent twice and no round trip is wasted;
 - connection errors, timeouts, truncated bodies and 5xx are retried up to
   ``TRANSIENT_RETRIES`` times, after the CA's Retry-After or else an exponential backoff
-  with full jitter, and never past the deadline (then ``CAUnreachable``);
+  with full jitter, and never past the deadline (then ``CAUnreachable``); a 501 is the
+  CA's lasting answer (a feature it lacks), not a fault to retry;
+- except a POST that is not ``replay_safe`` (finalize, challenge answer, revocation, key
+  change, account update and deactivation): once it may have reached the CA (5xx, timeout
+  after connecting, truncated body) it raises ``AnswerLost`` and the session re-reads the
+  resource (``certman.ca.replays``); only a request that never left is sent again;
 - a 429 is a rateLimited problem with its Retry-After, whatever the method.
 
 Time comes in through the constructor (``sleep``, ``monotonic``, ``jitter``), and so does
@@ -28,7 +35,6 @@ import os
 import random
 import time
 from collections.abc import Callable
-from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -40,7 +46,10 @@ from josepy import interfaces, jwk
 
 from .. import __version__, progress
 from ..config import check_ca_bundle
-from ..errors import ACMEError, CAUnreachable, TLSVerifyFailed
+from ..errors import ACMEError, AnswerLost, CAUnreachable, TLSVerifyFailed
+from .connection_faults import may_have_arrived, reason_of
+from .deadline import current_deadline
+from .retry_after import parse_retry_after
 from .signing import NoncePool, signed_body
 
 log = logging.getLogger(__name__)
@@ -48,6 +57,8 @@ log = logging.getLogger(__name__)
 BAD_NONCE_RETRIES = 10
 TRANSIENT_RETRIES = 4
 REQUEST_TIMEOUT = 30.0
+# Less time than this left before the deadline is no time for an answer: send nothing.
+LAST_REQUEST = 0.05
 USER_AGENT = f"certman/{__version__}"
 JOSE_CONTENT_TYPE = "application/jose+json"
 
@@ -55,26 +66,6 @@ Sleep = Callable[[float], None]
 Monotonic = Callable[[], float]
 # (low, high) -> a delay in seconds between them: the backoff's jitter.
 Jitter = Callable[[float, float], float]
-
-
-def parse_retry_after(response: requests.Response | None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), if any."""
-    if response is None:
-        return None
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(int(value)))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=datetime.UTC)
-    return max(0.0, (when - datetime.datetime.now(datetime.UTC)).total_seconds())
 
 
 class Transport(Protocol):
@@ -93,8 +84,14 @@ class Transport(Protocol):
         """An unauthenticated GET of a JSON resource (the directory, renewalInfo)."""
         ...
 
-    def post(self, url: str, body: interfaces.JSONDeSerializable | None) -> requests.Response:
-        """A signed POST of ``body``; None is a POST-as-GET (§6.3)."""
+    def post(
+        self, url: str, body: interfaces.JSONDeSerializable | None, *, replay_safe: bool = True
+    ) -> requests.Response:
+        """A signed POST of ``body``; None is a POST-as-GET (§6.3).
+
+        With ``replay_safe`` false, the request MUST NOT be sent again once the CA may
+        have received it; ``AnswerLost`` says that its answer was lost.
+        """
         ...
 
     def use_key(self, key: jwk.JWK) -> None:
@@ -140,7 +137,7 @@ class AcmeTransport:
         self.sleep = sleep
         self.monotonic = monotonic
         self.jitter = jitter
-        self.deadline = monotonic() + timeout
+        self._own_deadline = monotonic() + timeout
         self._net = _Network(self, ca_bundle=ca_bundle, request_timeout=request_timeout)
         if http is not None:
             self._net.session = http
@@ -151,9 +148,11 @@ class AcmeTransport:
         with progress.waiting(f"the CA at {urlsplit(url).netloc}"):
             return self._net.get(url)
 
-    def post(self, url: str, body: interfaces.JSONDeSerializable | None) -> requests.Response:
+    def post(
+        self, url: str, body: interfaces.JSONDeSerializable | None, *, replay_safe: bool = True
+    ) -> requests.Response:
         with progress.waiting(f"the CA at {urlsplit(url).netloc}"):
-            return self._net.post(url, body, self._nonce_url)
+            return self._net.post(url, body, self._nonce_url, replay_safe=replay_safe)
 
     def use_key(self, key: jwk.JWK) -> None:
         self._net.key = key
@@ -164,8 +163,14 @@ class AcmeTransport:
     def use_nonce_url(self, url: str) -> None:
         self._nonce_url = url
 
+    def remaining(self) -> float:
+        """Seconds left before this conversation's deadline: its own, or the certificate's if earlier."""
+        left = self._own_deadline - self.monotonic()
+        certificate = current_deadline()
+        return left if certificate is None else min(left, certificate.remaining())
+
     def wait(self, seconds: float) -> bool:
-        if self.monotonic() + seconds > self.deadline:
+        if seconds + 2 * LAST_REQUEST > self.remaining():
             return False
         self.sleep(seconds)
         return True
@@ -174,7 +179,8 @@ class AcmeTransport:
         """Wait before retry number ``attempt`` of a transient fault, or raise ``CAUnreachable``."""
         # Exponential backoff with full jitter, unless the CA said how long to wait.
         wait = fault.retry_after if fault.retry_after is not None else self.jitter(0, 0.25 * 2**attempt)
-        if attempt > TRANSIENT_RETRIES or self.monotonic() + wait > self.deadline:
+        # The fault is the error when a retry would find no time left (LAST_REQUEST).
+        if attempt > TRANSIENT_RETRIES or wait + 2 * LAST_REQUEST > self.remaining():
             come_back = (
                 datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=fault.retry_after)
                 if fault.retry_after
@@ -188,12 +194,17 @@ class AcmeTransport:
 
 
 class _Transient(Exception):
-    """A fault worth retrying: connection error, timeout, truncated body or 5xx."""
+    """A fault worth retrying: connection error, timeout, truncated body or 5xx.
 
-    def __init__(self, what: str, retry_after: float | None) -> None:
+    ``reached``: whether the request may have reached the CA (all but a connection
+    that was never made).
+    """
+
+    def __init__(self, what: str, retry_after: float | None, *, reached: bool = True) -> None:
         super().__init__(what)
         self.what = what
         self.retry_after = retry_after
+        self.reached = reached
 
 
 class _Network:
@@ -230,8 +241,16 @@ class _Network:
         # No redirects: a redirect could downgrade us to plain http.
         kwargs["allow_redirects"] = False
         # Each socket wait is bounded by the request timeout and by what is left of the
-        # run's deadline, so a CA that stalls near the end cannot carry the run past it.
-        kwargs["timeout"] = max(0.05, min(self.request_timeout, self.owner.deadline - self.owner.monotonic()))
+        # deadline, so a CA that stalls near the end cannot carry the run past it.
+        left = self.owner.remaining()
+        if left < LAST_REQUEST:
+            certificate = current_deadline()
+            budget = f" (--timeout {certificate.seconds:g} s for this certificate)" if certificate else ""
+            raise CAUnreachable(
+                f"gave up on the ACME server at {_short(url)}: the deadline passed{budget}",
+                "the CA did not answer in time; the next run retries, or raise --timeout",
+            )
+        kwargs["timeout"] = min(self.request_timeout, left)
         kwargs.setdefault("headers", {})["User-Agent"] = USER_AGENT
         log.debug("%s %s", method, url)
         try:
@@ -247,7 +266,9 @@ class _Network:
             requests.exceptions.ChunkedEncodingError,
         ) as exc:
             # A truncated body (ChunkedEncodingError) is a connection that broke mid-answer.
-            raise _Transient(f"cannot reach the ACME server at {_short(url)}: {_reason(exc)}", None) from exc
+            raise _Transient(
+                f"cannot reach the ACME server at {_short(url)}: {reason_of(exc)}", None, reached=may_have_arrived(exc)
+            ) from exc
         except OSError as exc:
             if isinstance(exc, requests.exceptions.RequestException):
                 raise
@@ -261,7 +282,8 @@ class _Network:
         # ACME bodies are UTF-8 (RFC 8555 §5); don't let requests guess from the content.
         response.encoding = "utf-8"
         log.debug("HTTP %d from %s", response.status_code, url)
-        if response.status_code >= 500:
+        # 501 Not Implemented is the CA's lasting answer, not a fault to retry.
+        if response.status_code >= 500 and response.status_code != 501:
             raise _Transient(
                 f"the ACME server answered {response.status_code} for {_short(url)}", parse_retry_after(response)
             )
@@ -296,7 +318,9 @@ class _Network:
         assert nonce is not None
         return nonce
 
-    def post(self, url: str, body: interfaces.JSONDeSerializable | None, nonce_url: str | None) -> requests.Response:
+    def post(
+        self, url: str, body: interfaces.JSONDeSerializable | None, nonce_url: str | None, *, replay_safe: bool
+    ) -> requests.Response:
         bad_nonces = 0
         attempt = 0
         while True:
@@ -309,6 +333,11 @@ class _Network:
                     continue
                 raise
             except _Transient as fault:
+                if fault.reached and not replay_safe:
+                    raise AnswerLost(
+                        f"{fault.what}; the CA may have acted on the request",
+                        "the next run reads the CA's state and continues from it",
+                    ) from fault
                 attempt += 1
                 self.owner._backoff(fault, attempt)
 
@@ -352,6 +381,8 @@ def check_response(response: requests.Response, *, expect_json: bool) -> request
             raise acme_errors.ConflictError(response.headers.get("Location", "UNKNOWN-LOCATION"))
         if response.status_code == 429:
             problem = messages.Error.with_code("rateLimited", detail="the CA answered 429 Too Many Requests")
+        elif response.status_code == 501:
+            problem = messages.Error.with_code("serverInternal", detail="not implemented")
         else:
             raise acme_errors.ClientError(response)
     else:
@@ -360,22 +391,10 @@ def check_response(response: requests.Response, *, expect_json: bool) -> request
         except jose_errors.DeserializationError as error:
             raise acme_errors.ClientError((response, error)) from error
     problem.retry_after = parse_retry_after(response)
+    # The status tells a feature the CA lacks (501) whatever the problem type says.
+    problem.http_status = response.status_code
     raise problem
 
 
 def _short(url: str) -> str:
     return url if len(url) < 80 else url[:77] + "..."
-
-
-def _reason(exc: Exception) -> str:
-    text = str(exc)
-    for marker in (
-        "Connection refused",
-        "Name or service not known",
-        "timed out",
-        "No route to host",
-        "Temporary failure in name resolution",
-    ):
-        if marker in text:
-            return marker.lower()
-    return type(exc).__name__

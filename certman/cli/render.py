@@ -203,7 +203,8 @@ def reconfigure_rehearsal(diff: Any, rehearsal: Any, *, as_json: bool) -> str:
 def deploy_lines(deploy: Any) -> list[str]:
     """One line per reloader call and per verified endpoint (none when nothing was deployed)."""
     lines = [
-        f"  reload:    {r.reloader} ({', '.join(r.names)}): " + ("ok" if r.error is None else f"FAILED: {r.error}")
+        f"  reload:    {r.reloader} ({', '.join(r.names)}): "
+        + ("ok" if r.error is None else f"FAILED{_only(r.failed, r.names)}: {r.error}")
         for r in deploy.reloads
     ]
     lines += [
@@ -212,6 +213,11 @@ def deploy_lines(deploy: Any) -> list[str]:
         for c in deploy.checks
     ]
     return lines
+
+
+def _only(failed: tuple[str, ...], names: tuple[str, ...]) -> str:
+    """ " for b" when a reloader call failed for some of its certificates only."""
+    return f" for {', '.join(failed)}" if failed and set(failed) != set(names) else ""
 
 
 def verify_report(report: Any, *, as_json: bool) -> str:

@@ -20,7 +20,7 @@ from msgspec import structs
 
 from .. import progress
 from ..config import CertSpec
-from ..errors import CertmanError, ReloadError, UsageError
+from ..errors import CertmanError, ReloadError, ReloadPartlyFailed, UsageError
 from ..keystore import DeployState, FileKeystore
 from ..keystore.times import Clock, utc_now
 from ..plugins import registry as plugins
@@ -110,16 +110,28 @@ def deploy(items: Sequence[tuple[CertSpec, Deployment]], *, timeout: float = DEF
         deployments = [d for d, _ in members]
         reloader = str(proxy.get("name"))
         names = tuple(d.name for d in deployments)
+        # Each error lands on the certificates it is about: a reloader that took some of
+        # its certificates names the others (ReloadPartlyFailed); any other error is the
+        # whole call's.
+        refused: dict[str, CertmanError] = {}
         try:
             _run_with_timeout(create_reloader(proxy), deployments, timeout, reloader)
+        except ReloadPartlyFailed as exc:
+            refused = {n: e for n, e in exc.failed.items() if n in names} or dict.fromkeys(names, exc)
         except CertmanError as exc:
-            log.info("reloader %s failed for %s: %s", reloader, ", ".join(names), exc)
-            reloads.append(ReloadRun(reloader, names, exc.message))
-            for d in deployments:
-                errors[d.name] = errors[d.name] or exc
-            continue
-        reloads.append(ReloadRun(reloader, names))
+            refused = dict.fromkeys(names, exc)
+        if refused:
+            distinct = {id(e): e for e in refused.values()}
+            message = next(iter(distinct.values())).message if len(distinct) == 1 else _per_name(refused)
+            log.info("reloader %s failed for %s: %s", reloader, ", ".join(refused), message)
+            reloads.append(ReloadRun(reloader, names, message, tuple(refused)))
+        else:
+            reloads.append(ReloadRun(reloader, names))
+        for name, error in refused.items():
+            errors[name] = errors[name] or error
         for deployment, table in members:
+            if deployment.name in refused:
+                continue
             endpoints = endpoints_from_options(table)
             if not endpoints:
                 continue
@@ -133,6 +145,10 @@ def deploy(items: Sequence[tuple[CertSpec, Deployment]], *, timeout: float = DEF
             if failed is not None:
                 errors[deployment.name] = errors[deployment.name] or verify_error(failed, VERIFY_TIMEOUT)
     return DeployResult(errors, tuple(reloads), tuple(checks))
+
+
+def _per_name(failed: Mapping[str, CertmanError]) -> str:
+    return "; ".join(f"{name}: {error.message}" for name, error in failed.items())
 
 
 def _run_with_timeout(reloader: Reloader, deployments: list[Deployment], timeout: float, name: str) -> None:

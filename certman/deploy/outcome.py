@@ -18,14 +18,17 @@ if TYPE_CHECKING:
 
 
 class ReloadRun(msgspec.Struct, frozen=True):
-    """One reloader call: the table's ``name``, the certificates it was given, its error if any."""
+    """One reloader call: the table's ``name``, the certificates it was given, its error if any,
+    and the certificates that error is about (``failed``: all of ``names`` unless the
+    reloader said which ones it could not hand over)."""
 
     reloader: str
     names: tuple[str, ...]
     error: str | None = None
+    failed: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"reloader": self.reloader, "names": list(self.names), "error": self.error}
+        return {"reloader": self.reloader, "names": list(self.names), "error": self.error, "failed": list(self.failed)}
 
 
 class DeployResult(msgspec.Struct, frozen=True):

@@ -75,7 +75,7 @@ def _without_config(source: Path, env: Mapping[str, str], overrides: Mapping[str
     """
     keystore_only = {k: v for k, v in env.items() if k == "CERTMAN_KEYSTORE" or not k.startswith("CERTMAN_")}
     flags = dict(overrides)
-    if overrides.get("keystore") is None and "CERTMAN_KEYSTORE" not in env:
+    if overrides.get("keystore") is None and not env.get("CERTMAN_KEYSTORE"):
         flags["keystore"] = _keystore_in(source)
     attempts = [(env, flags), (keystore_only, flags), (keystore_only, {"keystore": flags.get("keystore")})]
     for attempt_env, attempt_flags in attempts:

@@ -12,6 +12,7 @@ from typing import Any
 from acme import messages
 
 from ..ca.session import AcmeSession
+from ..ca.unknown import challenge_type_of
 from ..config import CertSpec
 from ..errors import ACMEError
 from ..names import Identifier
@@ -43,7 +44,7 @@ def solve(session: AcmeSession, spec: CertSpec, solvers: list[Solver], order: me
         solver = solvers[index]
         challb = next((c for c in authz.body.challenges if c.chall.typ == solver.challenge_type), None)
         if challb is None:
-            offered = ", ".join(c.chall.typ for c in authz.body.challenges)
+            offered = ", ".join(challenge_type_of(c) for c in authz.body.challenges)
             raise ACMEError(
                 f"the CA offers no {solver.challenge_type} challenge for {ident} (only {offered})",
                 "choose a solver for one of the offered challenge types",

@@ -16,22 +16,27 @@ from __future__ import annotations
 
 import datetime
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import msgspec
 from acme import messages
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ..ca.accounts import AccountSettings, CAEndpoint, open_session
+from ..ca.deadline import certificate_deadline
 from ..ca.recovery import with_account_recovery
 from ..ca.session import REQUEST_TIMEOUT, AcmeSession
 from ..config import CertSpec
 from ..deploy.outcome import DeployResult, not_deployed
-from ..errors import ACMEError
+from ..errors import ACMEError, KeystoreError
 from ..keys import CertFacts, generate_key, key_to_pem, load_key, make_csr, public_keys_match, split_pem_chain
 from ..keystore import FileKeystore, LivePaths, RenewalState, VersionMeta
 from ..keystore.keyfiles import ORDER_HINT, check_private_key
 from ..keystore.live_links import LiveRepair
 from ..keystore.outcomes import after_success, redeploy_repaired
+from ..keystore.past_commit import already_live, pending_order_left, state_left
 from ..keystore.times import Clock, archive_stamp, utc_now
 from ..recording import recorded_spec
 from ..solvers import Solver
@@ -78,10 +83,11 @@ def issue(
 ) -> IssueResult:
     """What `certman issue` does: ``obtain`` the certificate, then run its reloaders.
 
-    ``timeout`` (seconds) bounds each CA, ``deploy_timeout`` (seconds) each reloader
-    call. A failed reload or verification does not raise: the certificate is stored,
-    ``result.deploy`` says what failed, the state marks the deploy pending for the next
-    `certman renew`, and ``result.raise_for_deploy()`` raises ``ReloadError`` (exit 6).
+    ``timeout`` (seconds) bounds everything the certificate does at a CA (see
+    ``obtain``), ``deploy_timeout`` (seconds) each reloader call. A failed reload or
+    verification does not raise: the certificate is stored, ``result.deploy`` says what
+    failed, the state marks the deploy pending for the next `certman renew`, and
+    ``result.raise_for_deploy()`` raises ``ReloadError`` (exit 6).
     Raises what ``obtain`` raises.
     """
     spec = recorded_spec(spec)
@@ -118,7 +124,10 @@ def obtain(
 
     Under the certificate lock: re-check whether another run stored it meanwhile, then
     try each CA of ``spec`` in order (``fallback.first_that_issues``) until one issues,
-    as certmagic's obtain does. ``timeout`` (seconds) bounds each CA. ``replaces`` is the
+    as certmagic's obtain does. ``timeout`` (seconds) is one deadline for everything the
+    certificate does at a CA: directory, account (and its recovery), order, polling,
+    download (``certman.ca.deadline``); inside a renewal, the renewal's earlier deadline
+    holds, which its ARI check shares. Each fallback CA gets a deadline of its own. ``replaces`` is the
     ARI CertID of the certificate this one renews (RFC 9773 §5), sent only to the CA that
     issued it. Raises ``ACMEError`` (every CA failed), ``SolverError``, ``UsageError``,
     ``KeystoreError``. The spec is recorded with absolute paths and resolved programs
@@ -147,15 +156,18 @@ def obtain(
         if done is None:
 
             def attempt(at_ca: CertSpec, replacing: str | None) -> IssueResult:
-                return with_account_recovery(
-                    lambda: _order_and_store(
-                        at_ca, keystore, solvers, account, timeout, clock, replacing, request_timeout
-                    ),
-                    keystore,
-                    CAEndpoint(at_ca.directory_url, at_ca.ca_bundle, timeout),
-                    account,
-                    clock=clock,
-                )
+                # One deadline for all the certificate does at this CA, account recovery
+                # included; a fallback CA (not the spec's first) starts one of its own.
+                with certificate_deadline(timeout, fresh=at_ca is not spec):
+                    return with_account_recovery(
+                        lambda: _order_and_store(
+                            at_ca, keystore, solvers, account, timeout, clock, replacing, request_timeout
+                        ),
+                        keystore,
+                        CAEndpoint(at_ca.directory_url, at_ca.ca_bundle, timeout),
+                        account,
+                        clock=clock,
+                    )
 
             done = fallback.first_that_issues(spec, keystore, attempt, replaces)
     return msgspec.structs.replace(done, repaired=repaired)
@@ -202,14 +214,19 @@ def _order_and_store(
         facts, issued_at=issued_at, order_url=result.order_url, renew_before_days=spec.renew_before_days
     )
     stored = keystore.store_version(spec, key_pem, leaf_pem, chain_pem, meta)
-    keystore.clear_pending_order(spec.name)
+    live_link = keystore.layout.live_link(spec.name)
+    with past_commit_errors(
+        spec.name, stored.version, live_link, pending_order_left(keystore.layout.cert_dir(spec.name))
+    ):
+        keystore.clear_pending_order(spec.name)
     # Whichever command issued it, the certificate is fine again: no backoff, no old error.
     # A certificate renewal never touched keeps having no state.json.
-    state = keystore.read_state(spec.name)
-    if state != RenewalState():
-        keystore.write_state(
-            spec.name, after_success(state, issued_at, serial=facts.serial, reloaders=bool(spec.reloaders))
-        )
+    with past_commit_errors(spec.name, stored.version, live_link, state_left(keystore.layout.state(spec.name))):
+        state = keystore.read_state(spec.name)
+        if state != RenewalState():
+            keystore.write_state(
+                spec.name, after_success(state, issued_at, serial=facts.serial, reloaders=bool(spec.reloaders))
+            )
     log.info("stored %s version %s (serial %s)", spec.name, stored.version, facts.serial)
     return IssueResult(
         name=spec.name,
@@ -285,3 +302,12 @@ def check_issued(spec: CertSpec, key_pem: bytes, fullchain_pem: str) -> tuple[by
     leaf_pem = leaf.public_bytes(Encoding.PEM)
     chain_pem = b"".join(c.public_bytes(Encoding.PEM) for c in certs[1:])
     return leaf_pem, chain_pem, facts
+
+
+@contextmanager
+def past_commit_errors(name: str, version: str, link: Path, left: str) -> Iterator[None]:
+    """A ``KeystoreError`` inside says that ``version`` of ``name`` IS live, and what is ``left``."""
+    try:
+        yield
+    except KeystoreError as exc:
+        raise already_live(exc, name, version, link, left) from exc

@@ -19,7 +19,7 @@ from msgspec import structs
 from ..config import CertSpec
 from ..errors import KeystoreError, UsageError
 from ..names import check_cert_name
-from . import files, index, live_links, locks, pending
+from . import files, index, live_links, locks, past_commit, pending
 from .contract import Keystore, StoredVersion
 from .decoders import decode_state
 from .keyfiles import ACCOUNT_HINT, SPEC_HINT
@@ -50,6 +50,7 @@ class FileKeystore:
         self.layout = Layout(Path(root).absolute())
         self.lock_timeout = lock_timeout
         files.ensure_dir(self.layout.root)
+        files.claim_root(self.layout.root)
 
     @property
     def root(self) -> Path:
@@ -96,16 +97,13 @@ class FileKeystore:
         files.write_file(self.layout.account_file(ca), index.dump_json(record.to_json()), SECRET_MODE)
 
     def account_cas(self) -> list[str]:
-        try:
-            entries = os.listdir(self.layout.accounts)
-        except FileNotFoundError:
-            return []
+        entries = files.list_dir(self.layout.accounts)
         return sorted(e for e in entries if self.layout.account_file(e).exists())
 
     def save_pending_account_key(self, ca: str, key_pem: bytes | None) -> None:
         path = self.layout.pending_account_key(ca)
         if key_pem is None:
-            path.unlink(missing_ok=True)
+            files.remove(path)
         else:
             files.write_file(path, key_pem, SECRET_MODE)
 
@@ -220,10 +218,7 @@ class FileKeystore:
             index.mark_states(self.layout, states)
 
     def versions(self, name: str) -> list[str]:
-        try:
-            return sorted(e for e in os.listdir(self.layout.versions(name)) if e.isdigit())
-        except FileNotFoundError:
-            return []
+        return sorted(e for e in files.list_dir(self.layout.versions(name)) if e.isdigit())
 
     def live_version(self, name: str) -> str | None:
         return index.live_version(self.layout, name)
@@ -275,8 +270,16 @@ class FileKeystore:
                 # The spec goes before the link, so once live/ has moved, spec.toml is the
                 # one it was issued for and a repair can rebuild the index entry from them.
                 files.commit(spec_tmp, layout.spec(name))
-                files.commit(link_tmp, layout.live_link(name))
-                files.commit(index_tmp, layout.index)
+                link, target = layout.live_link(name), f"../certs/{name}/versions/{version}"
+                try:
+                    files.commit(link_tmp, link)
+                    files.commit(index_tmp, layout.index)
+                except KeystoreError as exc:
+                    if not past_commit.links_to(link, target):
+                        raise
+                    # Kept: a temporary in the root makes the next run bring the index in line.
+                    staged.remove(index_tmp)
+                    raise past_commit.already_live(exc, name, version, link, past_commit.INDEX_LEFT) from exc
                 staged.clear()
         finally:
             for leftover in staged:
@@ -294,11 +297,7 @@ class FileKeystore:
         if not self.layout.cert_dir(name).is_dir():
             raise UsageError(f"no certificate named {name!r} in {self.root}", "see `certman list` for the names")
         target = files.move_to_archive(self.layout.cert_dir(name), self.layout.archive, f"{name}-{stamp}")
-        link = self.layout.live_link(name)
-        try:
-            link.unlink(missing_ok=True)
-        except OSError as exc:
-            raise files.storage_error(exc, link, "removing") from exc
+        files.remove(self.layout.live_link(name))
         with self.lock_keystore():
             index.write(self.layout, name, None)
         return target
@@ -356,10 +355,7 @@ class FileKeystore:
         live/ (a run died mid-commit), or index.json is gone while live/ has links. Cheap
         (two listings), so commands check on every start and repair only then."""
         for directory in (self.layout.root, self.layout.live):
-            try:
-                entries = os.listdir(directory)
-            except FileNotFoundError:
-                continue
+            entries = files.list_dir(directory)
             if any(e.startswith(TMP_PREFIX) for e in entries):
                 return True
             if directory == self.layout.live and entries and not self.layout.index.exists():
@@ -372,25 +368,7 @@ class FileKeystore:
             return self._repair_index_locked(only_after_crash=False)
 
     def _repair_index_locked(self, *, only_after_crash: bool) -> list[str]:
-        # Only runs holding the keystore lock stage files in the root, so under it every
-        # temporary there is a dead run's; live/ temporaries may be another certificate's
-        # store in flight, and stay for that certificate's clean_leftovers.
-        if not files.remove_leftovers(self.layout.root) and only_after_crash:
-            return []
-        certs = self.read_index()
-        try:
-            linked = [e for e in os.listdir(self.layout.live) if not e.startswith(TMP_PREFIX)]
-        except FileNotFoundError:
-            linked = []
-        repaired = []
-        for name in sorted(set(certs) | set(linked)):
-            entry = index.live_entry(self.layout, name, certs.get(name), self.read_spec)
-            if entry is not None:
-                certs[name] = entry
-                repaired.append(name)
-        if repaired:
-            index.write_all(self.layout, certs)
-        return repaired
+        return index.repair_locked(self.layout, self.read_spec, only_after_crash=only_after_crash)
 
 
 # The interface guard: mypy checks here that FileKeystore keeps the contract.

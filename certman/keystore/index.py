@@ -20,7 +20,7 @@ from msgspec import structs
 from ..errors import KeystoreError
 from . import files, live_links
 from .decoders import decode_index
-from .layout import CERT_FILE, SECRET_MODE, Layout
+from .layout import CERT_FILE, SECRET_MODE, TMP_PREFIX, Layout
 from .records import IndexEntry, VersionMeta
 from .state_records import RenewalState
 
@@ -207,3 +207,26 @@ def live_entry(
     # The renew window is the record's: `certman reconfigure` changes it without a new version.
     meta = structs.replace(meta, version=version, renew_before_days=spec.renew_before_days)
     return entry_for(meta, CertFacts.of(leaf).identifiers, spec.key_type, spec.server)
+
+
+def repair_locked(layout: Layout, read_spec: Callable[[str], CertSpec], *, only_after_crash: bool) -> list[str]:
+    """Rebuild every entry that disagrees with live/; the caller holds the keystore lock.
+
+    With ``only_after_crash``, only when a temporary in the root shows a run died mid-commit.
+    """
+    # Only runs holding the keystore lock stage files in the root, so under it every
+    # temporary there is a dead run's; live/ temporaries may be another certificate's
+    # store in flight, and stay for that certificate's clean_leftovers.
+    if not files.remove_leftovers(layout.root) and only_after_crash:
+        return []
+    certs = read(layout)
+    linked = [e for e in files.list_dir(layout.live) if not e.startswith(TMP_PREFIX)]
+    repaired = []
+    for name in sorted(set(certs) | set(linked)):
+        entry = live_entry(layout, name, certs.get(name), read_spec)
+        if entry is not None:
+            certs[name] = entry
+            repaired.append(name)
+    if repaired:
+        write_all(layout, certs)
+    return repaired

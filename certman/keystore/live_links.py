@@ -76,6 +76,8 @@ def problems(layout: Layout, names: Iterable[str]) -> dict[str, str]:
         entries = {e.name: e for e in os.scandir(layout.live)}
     except FileNotFoundError:
         entries = {}
+    except OSError as exc:
+        raise files.storage_error(exc, layout.live, "listing") from exc
     found: dict[str, str] = {}
     for name in names:
         entry = entries.get(name)

@@ -10,17 +10,17 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import KeystoreLocked
-from .files import ensure_dir, storage_error
+from .files import opened_dir, storage_error
 
 
 @contextmanager
 def hold(path: Path, *, timeout: float, what: str) -> Iterator[None]:
     """Hold an exclusive flock on ``path``, waiting at most ``timeout`` seconds."""
-    ensure_dir(path.parent)
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    except OSError as exc:
-        raise storage_error(exc, path, "opening the lock") from exc
+    with opened_dir(path.parent, create=True) as dir_fd:
+        try:
+            fd = os.open(path.name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+        except OSError as exc:
+            raise storage_error(exc, path, "opening the lock") from exc
     try:
         deadline = time.monotonic() + timeout
         delay = 0.01

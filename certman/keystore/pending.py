@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 from typing import Any
 
 import msgspec
@@ -76,10 +75,5 @@ def write(layout: Layout, name: str, order: PendingOrder) -> None:
 def clear(layout: Layout, name: str) -> None:
     # order.json first: a key left without it is ignored, never half-used.
     for path in (layout.order(name), layout.order_key(name)):
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            raise files.storage_error(exc, path, "removing") from exc
+        files.remove(path)
     files.fsync_dir(layout.cert_dir(name))

@@ -234,9 +234,9 @@ def _raw_value(f: dataclasses.Field[Any], options: Mapping[str, Any], env: Mappi
     if secret and var:
         value = read_secret(var, env)
         if value is not None:
-            return value, f"env {var}" + ("_FILE" if f"{var}_FILE" in env else "")
+            return value, f"env {var}" + ("_FILE" if env.get(f"{var}_FILE") else "")
         return MISSING, ""
-    if var and var in env:
+    if var and env.get(var):
         return env[var], f"env {var}"
     return MISSING, ""
 

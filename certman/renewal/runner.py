@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import datetime
 import logging
+import math
 import threading
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from msgspec import structs
 
+from ..ca.deadline import certificate_deadline
 from ..config import CertSpec, Settings
 from ..deploy.batch import deploy, deployment_of
 from ..deploy.outcome import DeployResult
-from ..errors import CAUnreachable, CertmanError, RateLimited
+from ..errors import CAUnreachable, CertmanError, RateLimited, Unsupported
 from ..keystore import FileKeystore, ca_id
 from ..keystore.outcomes import after_success
 from ..keystore.records import IndexEntry
@@ -53,17 +55,20 @@ class Runner:
         self._lock = threading.Lock()
 
     def run(self, plan: Plan) -> CertResult:
+        """The certificate's work; one deadline (``settings.timeout``) covers everything it
+        does with its CA in this run: ARI, directory, account, order, polling, download."""
         try:
             if plan.updates_record and plan.spec is not None:
                 with self.keystore.lock_cert(plan.name):
                     self.keystore.write_spec(plan.spec)
-            if plan.check_ari:
+            with certificate_deadline(self.settings.timeout):
+                if plan.check_ari:
+                    if plan.action in (renewal.RENEW, ISSUE):
+                        # Due anyway: a local problem fails it before the ARI request too.
+                        self._preflight(plan)
+                    self._refresh_ari(plan)
                 if plan.action in (renewal.RENEW, ISSUE):
-                    # Due anyway: a local problem fails it before the ARI request too.
-                    self._preflight(plan)
-                self._refresh_ari(plan)
-            if plan.action in (renewal.RENEW, ISSUE):
-                return self._issue(plan)
+                    return self._issue(plan)
             if plan.action == renewal.DEPLOY:
                 spec = plan.spec or self.keystore.read_spec(plan.name)
                 serial = plan.entry.serial if plan.entry else None
@@ -101,7 +106,9 @@ class Runner:
                     # A damaged key file fails the certificate naming it, not as an unreachable CA.
                     key = account_jwk(stored[0], self.keystore.layout.account_key(ca_id(url)))
                     try:
-                        session = AcmeSession(url, key, ca_bundle=spec.ca_bundle, timeout=self.settings.timeout)
+                        # Shared by every certificate of this CA in the run: each request is
+                        # bounded by the deadline of the certificate it is made for.
+                        session = AcmeSession(url, key, ca_bundle=spec.ca_bundle, timeout=math.inf)
                     except CertmanError as exc:
                         log.warning("cannot reach %s for renewal information: %s", url, exc)
                 self._sessions[url] = session
@@ -119,6 +126,9 @@ class Runner:
         else:
             try:
                 info = session.renewal_info(cert_id)
+            except Unsupported as exc:
+                log.warning("renewal information for %s: %s; using the lifetime rule", plan.name, exc)
+                ari = AriState(cert_id=cert_id, unsupported=True, next_check=now + ARI_RECHECK_UNSUPPORTED)
             except CertmanError as exc:
                 log.warning("renewal information for %s: %s; using the lifetime rule", plan.name, exc)
                 ari = structs.replace(
@@ -142,7 +152,8 @@ class Runner:
 
     def _issue(self, plan: Plan) -> CertResult:
         from ..ca.accounts import AccountSettings
-        from ..issuance.issue import obtain
+        from ..issuance.issue import obtain, past_commit_errors
+        from ..keystore.past_commit import state_left
 
         spec = self._preflight(plan)
         replaces = None
@@ -155,11 +166,13 @@ class Runner:
         result = obtain(
             spec, self.keystore, account=account, timeout=self.settings.timeout, clock=lambda: now, replaces=replaces
         )
-        record(
-            self.keystore,
-            plan,
-            after_success(plan.state, now, serial=result.serial, reloaders=bool(spec.reloaders)),
-        )
+        left = state_left(self.keystore.layout.state(plan.name))
+        with past_commit_errors(plan.name, result.version, self.keystore.layout.live_link(plan.name), left):
+            record(
+                self.keystore,
+                plan,
+                after_success(plan.state, now, serial=result.serial, reloaders=bool(spec.reloaders)),
+            )
         if spec.reloaders:
             plan.deployment = (spec, deployment_of(self.keystore, spec, result.serial))
         issued = IndexEntry(
@@ -233,7 +246,17 @@ def deploy_all(
             error=error.message if error else None,
             attempted_at=now,
         )
-        record(keystore, plan, structs.replace(plan.state, deploy=deployed))
+        try:
+            record(keystore, plan, structs.replace(plan.state, deploy=deployed))
+        except CertmanError as write_error:
+            # This certificate's failure, not the batch's: the others still get their state.
+            log.error("cannot record the deploy of %s: %s", plan.name, write_error)
+            if error is None:
+                results[plan.name] = replace(
+                    results[plan.name],
+                    error=f"deployed, but not recorded: {write_error.message}",
+                    hint=write_error.hint,
+                )
         if error is not None:
             results[plan.name] = replace(
                 results[plan.name],

@@ -1,6 +1,8 @@
 """Store one new version of ``a.example`` in KEYSTORE: the unit the crash tests kill.
 
-Run as ``python store_version.py KEYSTORE [NAME]`` (NAME: a.example). The key and a
+Run as ``python store_version.py KEYSTORE [NAME [order]]`` (NAME: a.example). With
+``order``, it goes as issuance does after the CA answered: keep the order, store the
+version, then remove the finished order. The key and a
 self-signed certificate are made before anything touches the keystore, so a fault
 injected into the keystore's syscalls lands inside ``FileKeystore.store_version``. Exits like certman:
 0, or the error's exit code after ``certman: <message>`` on stderr.
@@ -20,6 +22,7 @@ from certman.config import CertSpec, SolverSpec
 from certman.errors import CertmanError
 from certman.keys import CertFacts, generate_key, key_to_pem
 from certman.keystore import FileKeystore, VersionMeta
+from certman.keystore.pending import PendingOrder
 from certman.names import normalise_all
 
 
@@ -44,7 +47,7 @@ def self_signed(name: str) -> tuple[bytes, bytes, VersionMeta]:
     return key_to_pem(key), cert.public_bytes(Encoding.PEM), meta
 
 
-def main(root: str, name: str = "a.example") -> int:
+def main(root: str, name: str = "a.example", mode: str = "") -> int:
     spec = CertSpec(
         name=name,
         identifiers=normalise_all([name]),
@@ -57,7 +60,19 @@ def main(root: str, name: str = "a.example") -> int:
     import tomli_w  # noqa: F401
 
     try:
-        FileKeystore(root).store_version(spec, key_pem, cert_pem, cert_pem, meta)
+        keystore = FileKeystore(root)
+        if mode == "order":
+            from certman.issuance.issue import past_commit_errors
+            from certman.keystore.past_commit import pending_order_left
+
+            order = PendingOrder("https://127.0.0.1:1/order/1", spec.server, (name,), meta.not_before, key_pem)
+            keystore.write_pending_order(name, order)
+            stored = keystore.store_version(spec, key_pem, cert_pem, cert_pem, meta)
+            left = pending_order_left(keystore.layout.cert_dir(name))
+            with past_commit_errors(name, stored.version, keystore.layout.live_link(name), left):
+                keystore.clear_pending_order(name)
+        else:
+            keystore.store_version(spec, key_pem, cert_pem, cert_pem, meta)
     except CertmanError as exc:
         print(f"certman: {exc.message}", file=sys.stderr)
         return exc.exit_code
@@ -65,4 +80,4 @@ def main(root: str, name: str = "a.example") -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:3]))
+    sys.exit(main(*sys.argv[1:4]))

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ...errors import ReloadError
+from ...errors import ReloadError, ReloadPartlyFailed
 from ...plugins.settings import Argv, FilePath, Program, Seconds, setting
 from ..served import VerifySettings, reloader_settings
 from . import Deployment
@@ -134,6 +134,8 @@ class HAProxyReloader:
                 self._fall_back(f"the runtime API socket is unavailable ({exc})")
 
     def reload(self, deployments: Sequence[Deployment]) -> None:
+        """Swap each certificate in; raise ``ReloadPartlyFailed`` naming only those HAProxy
+        did not take, so a certificate it updated is never reported as failed."""
         api = RuntimeAPI(self.settings.socket, timeout=self.settings.timeout)
         try:
             loaded = api.loaded_certs()
@@ -141,11 +143,20 @@ class HAProxyReloader:
             self._fall_back(f"the runtime API socket is unavailable ({exc})")
             return
         missing = [d.name for d in deployments if str(d.live.combined) not in loaded]
+        failed: dict[str, ReloadError] = {}
         for deployment in deployments:
             if deployment.name not in missing:
-                self._update(api, str(deployment.live.combined), deployment)
+                try:
+                    self._update(api, str(deployment.live.combined), deployment)
+                except ReloadError as exc:
+                    failed[deployment.name] = exc
         if missing:
-            self._fall_back(f"HAProxy has not loaded {', '.join(f'live/{n}/combined.pem' for n in missing)}")
+            try:
+                self._fall_back(f"HAProxy has not loaded {', '.join(f'live/{n}/combined.pem' for n in missing)}")
+            except ReloadError as exc:
+                failed.update(dict.fromkeys(missing, exc))
+        if failed:
+            raise ReloadPartlyFailed(failed)
 
     def _update(self, api: RuntimeAPI, path: str, deployment: Deployment) -> None:
         try:

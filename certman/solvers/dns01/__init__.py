@@ -88,7 +88,7 @@ class DNS01Solver:
         adapter_opts = {k: v for k, v in options.items() if k in {f.name for f in fields(DNS01Settings)}}
         propagation_opts = {k: v for k, v in options.items() if k in {f.name for f in fields(PropagationSettings)}}
         provider_opts = {k: v for k, v in options.items() if k not in own}
-        if "provider" not in adapter_opts and "CERTMAN_DNS_PROVIDER" not in (os.environ if env is None else env):
+        if "provider" not in adapter_opts and not (os.environ if env is None else env).get("CERTMAN_DNS_PROVIDER"):
             raise ConfigError(
                 "the dns-01 solver needs a DNS provider",
                 "pass --dns-provider rfc2136 (or exec, lexicon; see `certman plugins`), "

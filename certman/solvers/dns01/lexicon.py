@@ -4,10 +4,15 @@ Optional: ``pip install 'certman[lexicon]'`` (some lexicon providers need their 
 extra, e.g. ``dns-lexicon[route53]``). Lexicon is imported only when this provider is
 used. Credentials come from ``options`` or from lexicon's own environment variables,
 ``LEXICON_<PROVIDER>_<OPTION>`` (e.g. LEXICON_CLOUDFLARE_AUTH_TOKEN).
+
+Both are registered with the log redaction before lexicon is imported: lexicon and the
+HTTP libraries under it log requests at debug level, and some providers put the token
+in the URL (namesilo's ``key=``), which then shows in urllib3's lines and error texts.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,6 +24,8 @@ from ...plugins.settings import setting, settings_from
 
 # Lexicon's option names for credentials: register their values with the log redaction.
 _SECRET_OPTION = re.compile(r"token|secret|password|key|auth", re.I)
+# Lexicon reads LEXICON_<PROVIDER>_<OPTION> (and LEXICON_<OPTION>) from the process environment.
+_ENV_PREFIX = "LEXICON_"
 
 
 @dataclass(frozen=True)
@@ -36,15 +43,28 @@ class LexiconSettings:
     ttl: int = setting(help="TTL of the TXT records, in seconds.", env="CERTMAN_LEXICON_TTL", default=60)
 
 
+def register_env_credentials(env: Mapping[str, str]) -> None:
+    """Register the value of every ``LEXICON_*`` variable whose option name is a credential's.
+
+    Endpoints and other settings (``LEXICON_NAMESILO_API_ENDPOINT``) stay readable.
+    """
+    for name, value in env.items():
+        if name.startswith(_ENV_PREFIX) and value and _SECRET_OPTION.search(name[len(_ENV_PREFIX) :]):
+            register_secret(value)
+
+
 class LexiconProvider:
     """Adds and removes TXT values through any dns-lexicon provider."""
 
     settings_classes: ClassVar[tuple[type, ...]] = (LexiconSettings,)
 
-    def __init__(self, settings: LexiconSettings) -> None:
+    def __init__(self, settings: LexiconSettings, env: Mapping[str, str] | None = None) -> None:
         for name, value in settings.options.items():
             if _SECRET_OPTION.search(name):
-                register_secret(value)
+                register_secret(str(value))
+        # Lexicon's ConfigResolver.with_env reads os.environ whatever env the caller passed.
+        for source in (os.environ, env or {}):
+            register_env_credentials(source)
         try:
             import lexicon.client  # noqa: F401  (imported here: an optional extra)
         except ImportError:
@@ -55,7 +75,7 @@ class LexiconProvider:
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], env: Mapping[str, str] | None = None) -> LexiconProvider:
-        return cls(settings_from(LexiconSettings, options, plugin="lexicon DNS provider", env=env))
+        return cls(settings_from(LexiconSettings, options, plugin="lexicon DNS provider", env=env), env)
 
     def add_txt(self, fqdn: str, value: str) -> None:
         self._run("create_record", fqdn, value)

@@ -31,8 +31,18 @@ class WebrootSettings:
 
 @dataclass
 class _Written:
+    """What present() made, with the open directory handles cleanup() removes it through."""
+
     files: list[str] = field(default_factory=list)
-    created_dirs: list[str] = field(default_factory=list)
+    # The challenge directory the files were created in, held open until cleanup.
+    dir_fd: int | None = None
+    # (handle of the parent, name) of each directory present() created, outermost first.
+    created_dirs: list[tuple[int, str]] = field(default_factory=list)
+
+    def close(self) -> None:
+        for fd in [self.dir_fd, *(parent for parent, _ in self.created_dirs)]:
+            if fd is not None:
+                os.close(fd)
 
 
 class WebrootSolver:
@@ -40,6 +50,8 @@ class WebrootSolver:
 
     Every step opens relative to the previous directory with O_NOFOLLOW, so a symlink
     planted in the webroot (by the less trusted web user) is refused, never followed.
+    Cleanup removes the files and directories through the handles they were created
+    with, so a directory swapped for a symlink meanwhile redirects nothing.
     """
 
     challenge_type: ClassVar[str] = "http-01"
@@ -87,6 +99,11 @@ class WebrootSolver:
 
     def _write(self, root_fd: int, root: Path, batch: ChallengeBatch, names: list[str]) -> None:
         dir_fd = self._open_challenge_dir(root_fd, root)
+        if self._written.dir_fd is None:
+            self._written.dir_fd = dir_fd
+        else:
+            os.close(dir_fd)
+            dir_fd = self._written.dir_fd
         try:
             for challenge, name in zip(batch, names, strict=True):
                 try:
@@ -115,8 +132,6 @@ class WebrootSolver:
                 f"cannot write the challenge file under {root}: {exc.strerror}",
                 "make the webroot writable for the user running certman",
             ) from exc
-        finally:
-            os.close(dir_fd)
 
     def _open_challenge_dir(self, root_fd: int, root: Path) -> int:
         # A copy: closing it on the way down must not release the lock on root_fd.
@@ -145,10 +160,10 @@ class WebrootSolver:
         remove it in its cleanup, between our mkdir and open: then try again.
         """
         for _ in range(_CREATE_ATTEMPTS):
+            created = False
             try:
                 os.mkdir(part, PUBLIC_DIR_MODE, dir_fd=parent_fd)
-                os.chmod(part, PUBLIC_DIR_MODE, dir_fd=parent_fd, follow_symlinks=False)
-                self._written.created_dirs.append(str(path))
+                created = True
             except FileExistsError:
                 try:
                     mode = os.lstat(part, dir_fd=parent_fd).st_mode
@@ -162,9 +177,17 @@ class WebrootSolver:
             except FileNotFoundError:
                 continue
             try:
-                return os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
+                fd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
             except FileNotFoundError:
                 continue
+            if created:
+                # World-readable whatever the umask: the web server must list and read it.
+                os.fchmod(fd, PUBLIC_DIR_MODE)
+                # A new open file description, not a dup: a dup of the root's would keep
+                # its flock held after present() returns, and cleanup() would wait forever.
+                parent = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=parent_fd)
+                self._written.created_dirs.append((parent, part))
+            return fd
         raise SolverError(
             f"cannot prepare {path}: it keeps disappearing",
             "something else removes it while certman writes there; check other ACME clients",
@@ -172,23 +195,14 @@ class WebrootSolver:
 
     def cleanup(self, batch: ChallengeBatch) -> None:
         written, self._written = self._written, _Written()
-        if not written.files and not written.created_dirs:
-            return
-        challenge_dir = self.settings.path.joinpath(*_SUBDIRS)
         try:
-            with _locked(self.settings.path):
-                for name in written.files:
-                    try:
-                        os.unlink(challenge_dir / name)
-                    except OSError:
-                        pass
-                for directory in reversed(written.created_dirs):
-                    try:
-                        os.rmdir(directory)
-                    except OSError:
-                        pass
+            if written.files or written.created_dirs:
+                with _locked(self.settings.path):
+                    _remove(written)
         except OSError:
             pass  # the webroot itself is gone, and with it what we wrote
+        finally:
+            written.close()
 
     def wait_ready(self, batch: ChallengeBatch) -> None:
         return None
@@ -205,3 +219,17 @@ def _locked(root: Path) -> Iterator[int]:
         yield fd
     finally:
         os.close(fd)
+
+
+def _remove(written: _Written) -> None:
+    """Unlink what ``written`` holds through its handles; what is gone already is fine."""
+    for name in written.files:
+        try:
+            os.unlink(name, dir_fd=written.dir_fd)
+        except OSError:
+            pass
+    for parent_fd, part in reversed(written.created_dirs):
+        try:
+            os.rmdir(part, dir_fd=parent_fd)
+        except OSError:
+            pass  # another run's files are still in it
