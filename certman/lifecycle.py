@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import KeystoreError, UsageError
+from .config import Settings
+from .errors import CertmanError, KeystoreError, UsageError
 from .keystore import FileKeystore, IndexEntry, RenewalState, RevocationMarker, VersionMeta
 from .keystore.times import Clock, archive_stamp, encode_time, utc_now
 
@@ -98,9 +99,13 @@ def list_certificates(keystore: FileKeystore) -> Mapping[str, IndexEntry]:
     return keystore.read_index()
 
 
-def describe(keystore: FileKeystore, name: str, *, clock: Clock = utc_now) -> CertificateReport:
+def describe(
+    keystore: FileKeystore, name: str, *, clock: Clock = utc_now, settings: Settings | None = None
+) -> CertificateReport:
     """The identifiers, versions (with their meta.json), spec, state, revocation marker and next renewal.
 
+    With ``settings``, the next renewal applies a ``[[certificate]]`` declaration of ``name``
+    as `certman renew` does, and says which changed fields decide (``next_renewal["declaration"]``).
     ``UsageError`` for an unknown name; ``KeystoreError`` if a stored record is unreadable.
     """
     spec = keystore.read_spec(name)
@@ -118,22 +123,34 @@ def describe(keystore: FileKeystore, name: str, *, clock: Clock = utc_now) -> Ce
         spec=spec.to_dict(),
         state=state,
         revocation=revocation,
-        next_renewal=_next_renewal(keystore, name, entry, state, clock()) if entry else None,
+        next_renewal=_next_renewal(keystore, name, entry, state, clock(), settings) if entry else None,
     )
 
 
 def _next_renewal(
-    keystore: FileKeystore, name: str, entry: IndexEntry, state: RenewalState, now: datetime.datetime
+    keystore: FileKeystore,
+    name: str,
+    entry: IndexEntry,
+    state: RenewalState,
+    now: datetime.datetime,
+    settings: Settings | None,
 ) -> dict[str, Any]:
     """The same decision `certman renew` would take now, with the rule behind it."""
     from .renewal import rules as renewal
-    from .renewal.plan import next_step
+    from .renewal.declared import declared_specs
+    from .renewal.plan import declaration_diff, next_step
 
-    decision = next_step(keystore, name, entry, state, None, now)
+    try:
+        declared = declared_specs(settings, keystore).get(name) if settings is not None else None
+    except CertmanError:
+        declared = None  # an invalid certman.toml is renew's and doctor's to report, not show's
+    decision = next_step(keystore, name, entry, state, declared, now)
     reason = decision.reason
     if decision.action == renewal.SKIP and reason.startswith("not due"):
         reason = renewal.renew_at(name, entry, state)[1]
-    return {"action": decision.action, "at": encode_time(decision.renew_at), "reason": reason}
+    diff = declaration_diff(keystore, declared) if declared is not None else None
+    changed = diff.to_dict() if diff is not None and diff.changes else None
+    return {"action": decision.action, "at": encode_time(decision.renew_at), "reason": reason, "declaration": changed}
 
 
 def revoke(

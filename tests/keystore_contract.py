@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import threading
+from dataclasses import replace
 
 import pytest
 from cryptography import x509
@@ -148,6 +149,15 @@ def marked_states_show_in_the_index(keystore: Keystore) -> None:
     assert (entry.backoff_until, entry.undeployed_serial) == (None, None)
 
 
+def a_rewritten_spec_gives_the_index_its_renew_window(keystore: Keystore) -> None:
+    store(keystore, "0e")
+    with keystore.lock_cert(NAME):
+        keystore.write_spec(replace(spec(), renew_before_days=20.0))
+    assert keystore.read_spec(NAME).renew_before_days == 20.0
+    assert keystore.read_index()[NAME].renew_before_days == 20.0
+    assert keystore.read_index()[NAME].serial == "0e"
+
+
 def a_held_lock_makes_another_holder_wait_then_fail(keystore: Keystore) -> None:
     # Needs a short lock timeout on ``keystore`` (the fixture sets one).
     failures: list[BaseException] = []
@@ -175,5 +185,6 @@ BEHAVIOURS = [
     records_read_back_as_written,
     a_revocation_holds_only_for_the_serial_it_names,
     archiving_takes_a_certificate_out_of_the_index,
+    a_rewritten_spec_gives_the_index_its_renew_window,
     a_held_lock_makes_another_holder_wait_then_fail,
 ]

@@ -33,6 +33,8 @@ from certman.ca.accounts import (
 )
 from certman.cli import cli
 from certman.config import Settings, load_settings, spec_from_settings
+from certman.declaration.change import SpecChange
+from certman.declaration.reconfigure import reconfigure
 from certman.deploy.batch import reload_command_table
 from certman.deploy.served import Endpoint
 from certman.deploy.verify import verify_keystore
@@ -257,6 +259,34 @@ def test_show_explain_and_verify_report_what_the_library_returns(twins: Twins) -
     with pytest.raises(CertmanError) as raised:
         report.raise_for_failures()
     assert verified.exit_code == raised.value.exit_code == 6
+
+
+def test_reconfigure_records_and_redeploys_as_the_command_does(twins: Twins, tmp_path: Path) -> None:
+    calls = tmp_path / "reloaded"
+    argv = [sys.executable, "-c", RECORD, str(calls)]
+    twins.issue_into(twins.cli_root)
+    twins.copy_cli_to_lib()
+    port = services.free_port()
+
+    done = twins.run(
+        "reconfigure", NAME, "--http-port", str(port), "--reload-cmd", json.dumps(argv), "--renew-before-days", "20"
+    )
+    done_json = json.loads(twins.run("reconfigure", NAME, "--json").stdout)
+    change = SpecChange(
+        solver_options=("standalone", {"port": port}),
+        reloaders=({"name": "command", "argv": argv},),
+        renew_before_days=20,
+    )
+    result = reconfigure(twins.lib, NAME, change)
+
+    assert done.exit_code == 0, done.output
+    assert done.stdout.startswith(f"{NAME}: record updated: solvers, reloaders, renew_before_days; no re-issue\n")
+    assert result.diff.fields == ("solvers", "reloaders", "renew_before_days") and not result.diff.reissue
+    assert result.deploy.ok and calls.read_text() == f"{NAME}\n{NAME}\n"
+    assert done_json == reconfigure(twins.lib, NAME, SpecChange()).to_dict()
+    assert FileKeystore(twins.cli_root).read_spec(NAME) == twins.lib.read_spec(NAME)
+    assert twins.lib.read_index()[NAME].renew_before_days == 20.0
+    assert snapshot(twins.cli_root).keys() == snapshot(twins.lib_root).keys()
 
 
 def test_revoke_marks_the_certificate_as_the_command_does(twins: Twins) -> None:

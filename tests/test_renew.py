@@ -128,7 +128,7 @@ def test_a_changed_declaration_is_issued_again(renew_env: RenewEnv):
     settings = renew_env.settings(certificates=(declare("grow.example", "www.grow.example"),))
     report = renew(renew_env.keystore, settings)
     assert report.results[0].action == "issued"
-    assert report.results[0].reason == "its declaration changed"
+    assert report.results[0].reason == "its declaration changed: identifiers changed (added www.grow.example)"
     assert renew_env.keystore.read_index()["grow.example"].identifiers == ("grow.example", "www.grow.example")
 
 

@@ -25,7 +25,7 @@ log = logging.getLogger("certman")
 
 
 # The commands that change state or talk to the CA: their runs go to the log file.
-LOGGED = frozenset({"account", "import", "issue", "remove", "renew", "revoke"})
+LOGGED = frozenset({"account", "import", "issue", "reconfigure", "remove", "renew", "revoke"})
 
 
 class CliContext(msgspec.Struct):
@@ -41,6 +41,12 @@ class CliContext(msgspec.Struct):
             self.log_run = False  # once per run
             _attach_log(settings)
         return settings
+
+    def config_file(self) -> Path:
+        """The certman.toml the settings come from, as hints name it (it may not exist)."""
+        from ..paths import default_config_path
+
+        return self.config_path or default_config_path()
 
 
 def _attach_log(settings: Any) -> None:
@@ -220,6 +226,7 @@ COMMANDS = {
     "list": "listing",
     "notify": "notify",
     "plugins": "plugins",
+    "reconfigure": "reconfigure",
     "remove": "remove",
     "renew": "renew",
     "revoke": "revoke",

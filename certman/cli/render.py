@@ -124,7 +124,8 @@ def state_lines(state: RenewalState) -> list[str]:
     return ["  state:", *(f"    {(k + ':').ljust(label)}{v}" for k, v in rows)]
 
 
-def issue_result(result: Any, *, as_json: bool) -> str:
+def issue_result(result: Any, *, as_json: bool, changes: Any = None) -> str:
+    """``changes``: the SpecDiff from the stored record (None for a certificate without one)."""
     data = {
         "name": result.name,
         "version": result.version,
@@ -138,12 +139,14 @@ def issue_result(result: Any, *, as_json: bool) -> str:
         "privkey": str(result.live.privkey),
         "deploy": result.deploy.to_dict(),
         "repaired": [r.to_dict() for r in result.repaired],
+        "changes": changes.to_dict() if changes is not None else None,
     }
     if as_json:
         return json.dumps(data, indent=2)
     return "\n".join(
         [
             *(r.describe() for r in result.repaired),
+            *(settings_lines(changes) if changes is not None else []),
             f"issued {data['name']} ({', '.join(data['identifiers'])}), serial {data['serial']}, "
             f"valid until {data['not_after']}",
             f"  fullchain: {data['fullchain']}",
@@ -151,6 +154,29 @@ def issue_result(result: Any, *, as_json: bool) -> str:
             *deploy_lines(result.deploy),
         ]
     )
+
+
+def settings_lines(diff: Any) -> list[str]:
+    """What changed in a certificate's stored settings: a summary, then one line per field."""
+    if not diff.changes:
+        return ["settings: unchanged"]
+    return [f"settings: {', '.join(diff.fields)} changed"] + [f"  {c.describe()}" for c in diff.changes]
+
+
+def reconfigure_result(result: Any, *, as_json: bool) -> str:
+    """What `certman reconfigure` changed and what happens next."""
+    if as_json:
+        return json.dumps(result.to_dict(), indent=2)
+    diff = result.diff
+    lines = [f"{result.name}: {diff.summary()}", *[f"  {c.describe()}" for c in diff.changes]]
+    if diff.reissue:
+        lines.append(
+            "  no certificate ordered: the next renewal gets one with these settings "
+            f"(`certman renew --force {result.name}` does it now)"
+        )
+    if result.backoff_cleared:
+        lines.append("  backoff cleared: the next `certman renew` tries these settings")
+    return "\n".join([*lines, *deploy_lines(result.deploy)])
 
 
 def rehearsal_result(result: Any, *, as_json: bool) -> str:
@@ -164,6 +190,14 @@ def rehearsal_result(result: Any, *, as_json: bool) -> str:
     if result.reload_error is not None:
         lines.append(f"  reload would fail: {result.reload_error.message}")
     return "\n".join(lines)
+
+
+def reconfigure_rehearsal(diff: Any, rehearsal: Any, *, as_json: bool) -> str:
+    """`certman reconfigure --dry-run`: the changes it would record, and the rehearsal with them."""
+    if as_json:
+        return json.dumps({**diff.to_dict(), "recorded": False, "rehearsal": rehearsal.to_dict()}, indent=2)
+    changes = [f"  {c.describe()}" for c in diff.changes]
+    return "\n".join([f"would record: {diff.summary()}", *changes, rehearsal_result(rehearsal, as_json=False)])
 
 
 def deploy_lines(deploy: Any) -> list[str]:

@@ -27,7 +27,7 @@ def command(obj: CliContext, /, name: str, as_json: bool) -> None:
     from . import render as _render
 
     settings = obj.settings()
-    report = describe(FileKeystore(settings.keystore, lock_timeout=settings.lock_timeout), name)
+    report = describe(FileKeystore(settings.keystore, lock_timeout=settings.lock_timeout), name, settings=settings)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
         return
@@ -53,6 +53,8 @@ def command(obj: CliContext, /, name: str, as_json: bool) -> None:
             decode_optional_time(renewal["at"]), "now" if renewal["action"] != "skip" else "not scheduled"
         )
         lines.append(f"  renewal:  {when} ({humanize_times(renewal['reason'])})")
+        if renewal.get("declaration"):
+            lines.append(f"  declared: {renewal['declaration']['summary']} (certman.toml differs from the record)")
     lines += _render.state_lines(report.state)
     rows = [[("* " if v.is_live else "  ") + v.version, *_meta_columns(v.meta)] for v in report.versions]
     lines.append("")

@@ -37,7 +37,7 @@ LIVE = "archived IS NULL"
 
 def json_value(value: Any) -> Any:
     """``value`` as a jsonb parameter."""
-    from psycopg.types.json import Jsonb
+    from psycopg.types.json import Jsonb  # deferred: psycopg is the fleet extra's
 
     return Jsonb(value)
 
@@ -52,8 +52,7 @@ def _no_certificate(name: str, location: str) -> UsageError:
 
 
 class PostgresKeystore:
-    """A fleet store. ``conninfo`` is a libpq connection string; ``host_id`` names this host in
-    what it commits; ``lock_timeout`` is in seconds."""
+    """A fleet store: ``conninfo`` a libpq connection string, ``host_id`` this host in commits, ``lock_timeout`` s."""
 
     def __init__(self, conninfo: str, key: FleetKey, *, host_id: str, lock_timeout: float = 30.0) -> None:
         psycopg_module()
@@ -207,9 +206,10 @@ class PostgresKeystore:
     def write_spec(self, spec: CertSpec) -> None:
         with self.transaction(f"writing the spec of {spec.name}") as cursor:
             self._row(cursor, spec.name)
+            window = "jsonb_set(entry, '{renew_before_days}', %s)"  # reconfigure changes it without a version
             cursor.execute(
-                f"UPDATE certificates SET spec = %s WHERE name = %s AND {LIVE}",
-                (json_value(spec.storable().to_dict()), spec.name),
+                f"UPDATE certificates SET spec = %s, entry = {window} WHERE name = %s AND {LIVE}",
+                (json_value(spec.storable().to_dict()), json_value(spec.renew_before_days), spec.name),
             )
 
     @staticmethod

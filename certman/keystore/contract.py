@@ -141,7 +141,8 @@ class Keystore(Protocol):
     def write_spec(self, spec: CertSpec) -> None:
         """Replace the spec of ``spec.name``, without its inline secrets (``CertSpec.storable``).
 
-        The caller holds ``lock_cert(spec.name)``.
+        The caller holds ``lock_cert(spec.name)``. MUST make ``read_index()[name].renew_before_days``
+        the spec's (renewal decides from the index alone).
         """
         ...
 

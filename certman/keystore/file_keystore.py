@@ -44,10 +44,7 @@ from .state_records import STATE_HINT, RenewalState
 
 
 class FileKeystore:
-    """A keystore directory. Creating one makes the root 0700 and checks it is safe to use.
-
-    ``lock_timeout`` is in seconds.
-    """
+    """A keystore directory (``lock_timeout`` in seconds); creating one makes the root 0700 and checks it."""
 
     def __init__(self, root: Path | str, *, lock_timeout: float = 30.0) -> None:
         self.layout = Layout(Path(root).absolute())
@@ -150,6 +147,8 @@ class FileKeystore:
 
     def write_spec(self, spec: CertSpec) -> None:
         files.write_file(self.layout.spec(spec.name), index.spec_bytes(spec), SECRET_MODE)
+        with self.lock_keystore():
+            index.follow_spec(self.layout, spec.name, spec.renew_before_days)
 
     def read_state(self, name: str) -> RenewalState:
         return self.read_states([name])[name]

@@ -136,6 +136,14 @@ def write_all(layout: Layout, certs: Mapping[str, IndexEntry]) -> None:
     files.write_file(layout.index, dump_json({"format": INDEX_FORMAT, "certificates": data}), SECRET_MODE)
 
 
+def follow_spec(layout: Layout, name: str, renew_before_days: float | None) -> None:
+    """Give ``name``'s entry the renew window of its spec, which `certman reconfigure` changes
+    without a new version (renew decides from the index alone); the caller holds the keystore lock."""
+    entry = read(layout).get(name)
+    if entry is not None and entry.renew_before_days != renew_before_days:
+        write(layout, name, structs.replace(entry, renew_before_days=renew_before_days))
+
+
 def entry_for(meta: VersionMeta, identifiers: tuple[str, ...], key_type: str, server: str) -> IndexEntry:
     """The index entry of a version with ``meta``, issued for ``identifiers`` by ``server``."""
     fields = {f: getattr(meta, f) for f in VersionMeta.__struct_fields__}
@@ -196,7 +204,9 @@ def live_entry(
         return None
     spec = read_spec(name)
     # Identifiers from the certificate itself: the spec may have been edited since.
-    return entry_for(structs.replace(meta, version=version), CertFacts.of(leaf).identifiers, spec.key_type, spec.server)
+    # The renew window is the record's: `certman reconfigure` changes it without a new version.
+    meta = structs.replace(meta, version=version, renew_before_days=spec.renew_before_days)
+    return entry_for(meta, CertFacts.of(leaf).identifiers, spec.key_type, spec.server)
 
 
 def repair_locked(layout: Layout, read_spec: Callable[[str], CertSpec], *, only_after_crash: bool) -> list[str]:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..config import Settings
+from ..declaration.diff import SpecDiff
 from ..errors import UsageError
 from ..keystore import Keystore
 from ..keystore.records import IndexEntry
@@ -29,6 +30,8 @@ class Explanation:
     sentences: tuple[str, ...]
     # The decision's short reason, from which the CLI picks its status word.
     reason: str = ""
+    # How the certman.toml declaration differs from the record, and whether that re-issues.
+    declaration: SpecDiff | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -36,6 +39,7 @@ class Explanation:
             "action": self.action,
             "renews_at": encode_time(self.renews_at),
             "explanation": list(self.sentences),
+            "declaration": self.declaration.to_dict() if self.declaration else None,
         }
 
 
@@ -53,7 +57,7 @@ def explain(
     for an unknown name; ``KeystoreError`` for an unreadable index or state.
     """
     from .declared import declared_specs
-    from .plan import next_step
+    from .plan import declaration_diff, next_step
 
     now = clock()
     index = keystore.read_index()
@@ -83,8 +87,19 @@ def explain(
                 )
             )
         else:
-            explanations.append(explain_one(name, index[name], states[name], now, decision))
+            explained = explain_one(name, index[name], states[name], now, decision)
+            diff = declaration_diff(keystore, declared[name]) if name in declared else None
+            if diff is not None and diff.changes:
+                said = f"Its declaration in certman.toml differs from the record: {_declared(diff)}."
+                explained = replace(explained, sentences=(said, *explained.sentences), declaration=diff)
+            explanations.append(explained)
     return explanations
+
+
+def _declared(diff: SpecDiff) -> str:
+    if diff.reissue:
+        return f"{diff.reissue_reasons()}, so a new certificate is ordered"
+    return f"{', '.join(diff.fields)} changed, which updates the record without ordering a certificate"
 
 
 def explain_one(

@@ -101,7 +101,7 @@ def renew(
     redeploy_repaired(keystore, repaired)
     plans, unplanned = plan_each(keystore, selected, index, declared, now, force)
 
-    busy = [p for p in plans if p.action != renewal.SKIP or p.check_ari]
+    busy = [p for p in plans if p.action != renewal.SKIP or p.check_ari or p.updates_record]
     results: dict[str, CertResult] = {p.name: skip_result(p) for p in plans if p not in busy}
     results.update(unplanned)
     deployed = DeployResult({})

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from ..config import CertSpec
+from ..declaration.diff import SpecDiff, diff_specs
 from ..errors import CertmanError
 from ..keystore.records import IndexEntry
 from ..keystore.state_records import RenewalState
 from ..keystore.times import encode_time
-from ..recording import recorded_spec
 from . import rules as renewal
 from .report import CertResult
 
@@ -46,6 +46,13 @@ class Plan:
     # Skipped because failures hold the next attempt back: only then is the last error
     # this run's news (a failed `renew --force` of a certificate not yet due is not).
     backing_off: bool = False
+    # How the certman.toml declaration differs from the record (None: not declared, or not issued).
+    declaration: SpecDiff | None = None
+
+    @property
+    def updates_record(self) -> bool:
+        """Whether the run records the declaration without ordering a certificate for it."""
+        return self.declaration is not None and bool(self.declaration.changes) and not self.declaration.reissue
 
 
 def plan_each(
@@ -85,14 +92,17 @@ def plan_one(
     now: datetime.datetime,
     force: bool,
 ) -> Plan:
-    if entry is None or declared is not None and _declaration_changed(keystore, declared):
-        reason = "declared in certman.toml, not yet issued" if entry is None else "its declaration changed"
+    diff = declaration_diff(keystore, declared) if entry is not None and declared is not None else None
+    if entry is None or diff is not None and diff.reissue:
+        reason = "declared in certman.toml, not yet issued"
+        if diff is not None:
+            reason = f"its declaration changed: {diff.reissue_reasons()}"
         waiting = renewal.backing_off(state, now)
         if waiting is not None and not force:
             failures = state.consecutive_failures
             why = f"{reason}; backing off after {failures} failure(s) until {encode_time(waiting)}"
-            return Plan(name, renewal.SKIP, why, entry, state, declared, waiting, backing_off=True)
-        return Plan(name, ISSUE, reason, entry, state, declared, now)
+            return Plan(name, renewal.SKIP, why, entry, state, declared, waiting, backing_off=True, declaration=diff)
+        return Plan(name, ISSUE, reason, entry, state, declared, now, declaration=diff)
     revoked = keystore.read_revocation(name, entry.serial) if not force and entry.revoked else None
     if revoked is not None:
         return Plan(
@@ -103,12 +113,13 @@ def plan_one(
             entry,
             state,
             declared,
+            declaration=diff,
         )
     decision = renewal.decide(name, entry, state, now, force=force)
     skip = decision.action == renewal.SKIP
     check_ari = skip and renewal.ari_check_due(entry, state, now)
     held_back = skip and renewal.backing_off(state, now) is not None
-    return Plan(
+    plan = Plan(
         name,
         decision.action,
         decision.reason,
@@ -118,7 +129,16 @@ def plan_one(
         decision.renew_at,
         check_ari,
         backing_off=held_back,
+        declaration=diff,
     )
+    if plan.updates_record and diff is not None:
+        # Only how the certificate is obtained or deployed changed: record it, and hand the
+        # live certificate to the new reloaders, but order nothing (issue 11).
+        if diff.reloaders_changed and decision.action == renewal.SKIP:
+            plan.action, plan.reason = renewal.DEPLOY, f"{diff.summary()}; redeploy"
+        else:
+            plan.reason = f"{decision.reason} ({diff.summary()})"
+    return plan
 
 
 def next_step(
@@ -134,15 +154,13 @@ def next_step(
     return renewal.Decision(renewal.RENEW if plan.action == ISSUE else plan.action, plan.reason, plan.renew_at)
 
 
-def _declaration_changed(keystore: Keystore, declared: CertSpec) -> bool:
-    # Compared as recorded (certman.recording): a spec stored with a relative path or a
-    # bare program name by an older certman is not a change of the declaration.
-    stored = keystore.read_spec(declared.name)
-    try:
-        stored = recorded_spec(stored)
-    except CertmanError:
-        pass
-    return stored.to_dict() != declared.storable().to_dict()
+def declaration_diff(keystore: Keystore, declared: CertSpec) -> SpecDiff:
+    """How ``declared`` differs from the stored record of the same certificate.
+
+    Compared as recorded (certman.recording): a spec stored with a relative path or a
+    bare program name by an older certman is not a change of the declaration.
+    """
+    return diff_specs(keystore.read_spec(declared.name), declared)
 
 
 def check_result(plan: Plan) -> CertResult:

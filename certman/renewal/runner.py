@@ -58,6 +58,9 @@ class Runner:
         """The certificate's work; one deadline (``settings.timeout``) covers everything it
         does with its CA in this run: ARI, directory, account, order, polling, download."""
         try:
+            if plan.updates_record and plan.spec is not None:
+                with self.keystore.lock_cert(plan.name):
+                    self.keystore.write_spec(plan.spec)
             with certificate_deadline(self.settings.timeout):
                 if plan.check_ari:
                     if plan.action in (renewal.RENEW, ISSUE):
@@ -143,7 +146,9 @@ class Runner:
                 )
         record(self.keystore, plan, structs.replace(plan.state, ari=ari))
         decision = renewal.decide(plan.name, entry, plan.state, now)
-        plan.action, plan.reason, plan.renew_at = decision.action, decision.reason, decision.renew_at
+        # The window may make it due; it never cancels a redeploy to reloaders that changed.
+        if plan.action != renewal.DEPLOY or decision.action != renewal.SKIP:
+            plan.action, plan.reason, plan.renew_at = decision.action, decision.reason, decision.renew_at
 
     def _issue(self, plan: Plan) -> CertResult:
         from ..ca.accounts import AccountSettings

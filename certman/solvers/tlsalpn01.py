@@ -259,7 +259,8 @@ class TLSALPN01Solver:
             lambda: _Server((settings.address, settings.port), lookup, self.socket_factory),
             where=where(settings.address, settings.port),
             what="TLS-ALPN-01 server",
-            in_use_hint="stop what holds it, or use another solver (http-01 or dns-01)",
+            in_use_hint="stop what holds it, or use another solver (http-01 or dns-01; a stored certificate: "
+            "`certman reconfigure NAME --solver ...`)",
             denied_hint="run as root, or use another port",
             thread_name="certman-tlsalpn01",
         )

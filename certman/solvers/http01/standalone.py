@@ -154,7 +154,7 @@ class StandaloneSolver:
             where=where(settings.address, settings.port),
             what="HTTP-01 server",
             in_use_hint="stop what holds it, or let your proxy forward /.well-known/acme-challenge/ "
-            "to a free --http-port, or use --solver webroot",
+            "to a free --http-port, or use --solver webroot (a stored certificate: `certman reconfigure NAME ...`)",
             denied_hint="run as root, or use --http-port above 1023 behind your proxy",
             thread_name="certman-http01",
         )

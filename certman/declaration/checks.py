@@ -1,0 +1,21 @@
+"""The checks a certificate's settings pass before anything is ordered or recorded."""
+
+from __future__ import annotations
+
+from ..config import CertSpec
+from ..recording import recorded_spec
+
+
+def check_spec(spec: CertSpec) -> CertSpec:
+    """``spec`` as recorded (``certman.recording``), once it passes ``issuance.preflight``.
+
+    The very checks `certman issue` and `certman renew` make before their first request
+    to the CA, so `certman reconfigure` writes nothing they would refuse. Raises
+    ``UsageError``/``ConfigError`` (exit 2) naming the bad setting, or ``SolverError``
+    (exit 5) for a webroot or listening address that cannot be used.
+    """
+    from ..issuance.preflight import preflight
+
+    spec = recorded_spec(spec)
+    preflight(spec)
+    return spec
