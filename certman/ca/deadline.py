@@ -17,11 +17,11 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass
+
+import msgspec
 
 
-@dataclass(frozen=True)
-class Deadline:
+class Deadline(msgspec.Struct, frozen=True):
     """``at``, in seconds of ``monotonic``; ``seconds`` is the budget it was set with."""
 
     at: float

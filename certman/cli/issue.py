@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import click
+from msgspec import structs
 
 from . import CliContext, echo_json
 from .spec_options import change_of, settings_flags, spec_options
@@ -78,7 +78,7 @@ def command(
     )
     keystore = FileKeystore(settings.keystore, lock_timeout=settings.lock_timeout)
     # A new certificate's solver is the one the settings chose, which the flags already shaped.
-    new = apply_change(fresh, replace(change, solver_options=None))
+    new = apply_change(fresh, structs.replace(change, solver_options=None))
     spec, changes = spec_to_issue(keystore, new, change)
     account = AccountSettings(settings.email, settings.agree_tos, external_account(eab_kid, eab_hmac_key_file))
     if dry_run:

@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
+
+import msgspec
 
 from ..config import CertSpec, Settings, SolverSpec, check_ca_bundle, resolve_server, solver_from_settings
 from ..errors import UsageError
@@ -28,8 +30,7 @@ SOLVER_OPTION_FLAGS = {
 }
 
 
-@dataclass(frozen=True)
-class SpecChange:
+class SpecChange(msgspec.Struct, frozen=True):
     """What the operator gave for one certificate; None or empty keeps the stored value.
 
     ``solver_options`` is (solver kind, options): merged into the stored solver of that

@@ -11,8 +11,9 @@ records them (``certman.recording``), so resolving a path or a program is no cha
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from ..config import CertSpec
 from ..errors import CertmanError
@@ -27,8 +28,7 @@ _KEYS = {"solvers": "solver", "reloaders": "reloader"}
 _SECRET_WORDS = ("secret", "token", "password", "hmac")
 
 
-@dataclass(frozen=True)
-class FieldChange:
+class FieldChange(msgspec.Struct, frozen=True):
     """One field of the record, before and after, as spec.toml records it (None: unset)."""
 
     field: str
@@ -52,8 +52,7 @@ class FieldChange:
         return {"field": self.field, "reissue": self.reissues, "change": self.describe()}
 
 
-@dataclass(frozen=True)
-class SpecDiff:
+class SpecDiff(msgspec.Struct, frozen=True):
     """Every field that differs between two records of one certificate."""
 
     changes: tuple[FieldChange, ...] = ()

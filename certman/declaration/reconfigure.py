@@ -14,10 +14,10 @@ A name declared in certman.toml is owned by its ``[[certificate]]`` table: neith
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from msgspec import structs
 
 from ..config import CertSpec, Settings
@@ -34,8 +34,7 @@ from .diff import SpecDiff, diff_specs
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Reconfiguration:
+class Reconfiguration(msgspec.Struct, frozen=True):
     """A certificate's record before and after a change, and what differs; nothing written yet."""
 
     before: CertSpec
@@ -43,14 +42,13 @@ class Reconfiguration:
     diff: SpecDiff
 
 
-@dataclass(frozen=True)
-class ReconfigureResult:
+class ReconfigureResult(msgspec.Struct, frozen=True):
     """What `certman reconfigure` did: the change, whether a backoff was cleared, the redeploy."""
 
     name: str
     diff: SpecDiff
     backoff_cleared: bool
-    deploy: DeployResult = field(default_factory=lambda: DeployResult({}))
+    deploy: DeployResult = msgspec.field(default_factory=lambda: DeployResult({}))
 
     def raise_for_deploy(self) -> None:
         """Raise ``ReloadError`` (exit 6) if the reloaders did not take the live certificate."""
