@@ -138,14 +138,7 @@ def obtain(
     else is a SolverError once an authorization needs it. Everything that can be checked
     locally is checked before the first request to a CA (``preflight``).
     """
-    spec = recorded_spec(spec)
-    rendezvous = Rendezvous.under(keystore.root, timeout=keystore.lock_timeout)
-    solvers = preflight(spec, [create_solver(s.name, s.options, rendezvous) for s in spec.solvers])
-    # A corrupt state.json or pending order fails here (exit 3), before any request to the CA.
-    keystore.read_state(spec.name)
-    pending = keystore.read_pending_order(spec.name)
-    if pending is not None:
-        check_private_key(pending.key_pem, keystore.layout.order_key(spec.name), ORDER_HINT)
+    spec, solvers = checked_locally(spec, keystore)
     known = [spec.name] if spec.name in keystore.read_index() else []
     repaired = tuple(keystore.repair_live(known, archive_stamp(clock())))
     # Should this issuance fail, the next renew still reloads the proxy onto the restored files.
@@ -239,6 +232,20 @@ def _order_and_store(
         live=keystore.live(spec.name),
         reused_authorizations=reused,
     )
+
+
+def checked_locally(spec: CertSpec, keystore: FileKeystore) -> tuple[CertSpec, list[Solver]]:
+    """``spec`` as recorded and its solvers, after every check that needs no CA: ``preflight``,
+    then the state file and any pending order's key, so a corrupt one fails (exit 3) before
+    the first request. Shared by ``obtain`` and the dry run."""
+    spec = recorded_spec(spec)
+    rendezvous = Rendezvous.under(keystore.root, timeout=keystore.lock_timeout)
+    solvers = preflight(spec, [create_solver(s.name, s.options, rendezvous) for s in spec.solvers])
+    keystore.read_state(spec.name)
+    pending = keystore.read_pending_order(spec.name)
+    if pending is not None:
+        check_private_key(pending.key_pem, keystore.layout.order_key(spec.name), ORDER_HINT)
+    return spec, solvers
 
 
 def done_while_waiting(spec: CertSpec, keystore: FileKeystore, seen: str | None) -> IssueResult | None:

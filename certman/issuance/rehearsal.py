@@ -31,14 +31,10 @@ from ..config import CertSpec
 from ..errors import CertmanError
 from ..keys import generate_key, key_to_pem, make_csr
 from ..keystore import FileKeystore, ca_id
-from ..keystore.keyfiles import ORDER_HINT, check_private_key
 from ..keystore.times import encode_time
-from ..recording import recorded_spec
 from ..solvers import Solver
-from ..solvers.shared import Rendezvous
-from .challenges import create_solver, solve
-from .issue import check_issued
-from .preflight import preflight
+from .challenges import solve
+from .issue import check_issued, checked_locally
 
 log = logging.getLogger(__name__)
 
@@ -117,15 +113,9 @@ def rehearse(
     ``ACMEError``/``AuthorizationFailed`` (4), ``SolverError`` (5); a failed reloader
     configuration test is ``result.reload_error`` (``ReloadError``, 6).
     """
-    spec = recorded_spec(spec)
-    twin = twin_of(spec.directory_url, dry_run_server)
-    rendezvous = Rendezvous.under(keystore.root, timeout=keystore.lock_timeout)
     # The same local checks as the real run, before any request (reloaders included).
-    solvers = preflight(spec, [create_solver(s.name, s.options, rendezvous) for s in spec.solvers])
-    keystore.read_state(spec.name)
-    pending = keystore.read_pending_order(spec.name)
-    if pending is not None:
-        check_private_key(pending.key_pem, keystore.layout.order_key(spec.name), ORDER_HINT)
+    spec, solvers = checked_locally(spec, keystore)
+    twin = twin_of(spec.directory_url, dry_run_server)
     at = twin or spec.directory_url
     endpoint = CAEndpoint(at, spec.ca_bundle, timeout, dry_run_account_id(at))
     own = dry_run_account(keystore, spec, account)
