@@ -8,6 +8,7 @@ after a success is left alone.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -146,7 +147,12 @@ def test_a_signal_to_certman_kills_the_running_hook_and_exits_130(
         json.dumps(["sh", "-c", script]),
     ]
     environ = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/")}
-    with subprocess.Popen(argv, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as run:
+    # A shell starts background jobs with SIGINT ignored, and Python keeps an inherited
+    # ignore (as an operator's nohup'd certman should): give certman the default disposition.
+    default_sigint = functools.partial(signal.signal, signal.SIGINT, signal.SIG_DFL)
+    with subprocess.Popen(
+        argv, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint
+    ) as run:
         left_behind.extend([read_pid(hook), read_pid(started)])
         run.send_signal(signum)
         _, stderr = run.communicate(timeout=60)
