@@ -326,8 +326,10 @@ def remove_leftovers(directory: Path, *, tag: str | None = None) -> list[Path]:
     removed: list[Path] = []
     try:
         dir_fd = open_dir(directory)
-    except KeystoreError:
-        if not os.path.lexists(directory):
+    except KeystoreError as exc:
+        # Decided by why the open failed, not by looking again: a neighbour may create
+        # the directory (live/ is shared) between the failed open and a second look.
+        if isinstance(exc.__cause__, FileNotFoundError):
             return removed
         raise
     try:
