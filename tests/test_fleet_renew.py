@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 
 import services
-from fixtures.fleet import CERTMAN, TIMER_ENV, Host, issue, window_opened
+from fixtures.fleet import CERTMAN, TIMER_ENV, Host, challenge_servers, issue, window_opened
 
 from certman.keystore import FileKeystore
 
@@ -61,7 +61,7 @@ def test_three_hosts_renewing_at_once_place_one_order_and_converge(
     key_file = tmp_path / "fleet.key"
     hosts = [Host(tmp_path / h, fleet_dsn, key_file, h) for h in ("host-a", "host-b", "host-c")]
     for h in hosts:
-        # Every host answers HTTP-01 the same way; only the lease holder orders, so one binds.
+        # Every host answers HTTP-01 the same way; in the fleet, through host-c's challenge server.
         with h.config.open("a") as config:
             config.write(f'http_address = "127.0.0.1"\nhttp_port = {pebble.http_port}\nagree_tos = true\n')
     assert hosts[0].run("store", "init", "--new-key", str(key_file)).returncode == 0
@@ -70,29 +70,30 @@ def test_three_hosts_renewing_at_once_place_one_order_and_converge(
     all_at_once(hosts[1:], "sync")
     assert served(hosts[1]) == served(hosts[2]) == served(hosts[0])
 
-    # --force from every host at once: force means "renew now", not "once per host".
-    before = orders(pebble)
-    forced = all_at_once(hosts, "renew", "--force")
-    assert orders(pebble) - before == 1
-    assert sorted(a for d in forced for a in actions(d)) == ["renewed", "skipped", "skipped"]
+    with challenge_servers([(hosts[2], "127.0.0.1")], pebble.http_port):
+        # --force from every host at once: force means "renew now", not "once per host".
+        before = orders(pebble)
+        forced = all_at_once(hosts, "renew", "--force")
+        assert orders(pebble) - before == 1
+        assert sorted(a for d in forced for a in actions(d)) == ["renewed", "skipped", "skipped"]
 
-    for round_ in range(ROUNDS):
+        for round_ in range(ROUNDS):
+            all_at_once(hosts, "sync")
+            assert served(hosts[0]) == served(hosts[1]) == served(hosts[2])
+            for h in hosts:
+                window_opened(h, NAME)
+            before = orders(pebble)
+            documents = all_at_once(hosts, "renew")
+            assert orders(pebble) - before == 1, f"round {round_}: {documents}"
+            assert sorted(a for d in documents for a in actions(d)) == ["renewed", "skipped", "skipped"]
+
         all_at_once(hosts, "sync")
         assert served(hosts[0]) == served(hosts[1]) == served(hosts[2])
-        for h in hosts:
-            window_opened(h, NAME)
+        status = json.loads(hosts[0].run("store", "status", "--json").stdout)
+        (row,) = status
+        version = f"{2 + ROUNDS:06d}"
+        assert row["version"] == version and set(row["installs"].values()) == {version}
+        # Quiet afterwards: nothing is due anywhere, and nobody orders.
         before = orders(pebble)
-        documents = all_at_once(hosts, "renew")
-        assert orders(pebble) - before == 1, f"round {round_}: {documents}"
-        assert sorted(a for d in documents for a in actions(d)) == ["renewed", "skipped", "skipped"]
-
-    all_at_once(hosts, "sync")
-    assert served(hosts[0]) == served(hosts[1]) == served(hosts[2])
-    status = json.loads(hosts[0].run("store", "status", "--json").stdout)
-    (row,) = status
-    version = f"{2 + ROUNDS:06d}"
-    assert row["version"] == version and set(row["installs"].values()) == {version}
-    # Quiet afterwards: nothing is due anywhere, and nobody orders.
-    before = orders(pebble)
-    quiet = all_at_once(hosts, "renew")
-    assert orders(pebble) == before and all(actions(d) == ["skipped"] for d in quiet)
+        quiet = all_at_once(hosts, "renew")
+        assert orders(pebble) == before and all(actions(d) == ["skipped"] for d in quiet)

@@ -33,6 +33,7 @@ from ..keystore.records import AccountRecord, VersionMeta
 from ..keystore.times import Clock, utc_now
 from ..renewal.job import RenewReport, renew
 from ..renewal.report import CertResult
+from .challenges import StoreTokenBoard
 from .protocol import DEFAULT_LEASE_TTL, FleetProtocol, Lease, LeaseKeeper
 from .store import PostgresKeystore
 from .sync import SyncResult, sync
@@ -57,12 +58,15 @@ class LeasedWork:
 class FleetHostKeystore(FileKeystore):
     """A fleet host's local keystore during a renew: a new version is committed to the store
     first (fenced by the lease in ``work``) and installed here only if that commit won.
-    Accounts are the store's (one per CA for the fleet), saved to both."""
+    Accounts are the store's (one per CA for the fleet), saved to both. HTTP-01 answers
+    are published in the store (``challenges``) for every host's challenge server."""
 
     def __init__(self, local: FileKeystore, protocol: FleetProtocol, work: dict[str, LeasedWork]) -> None:
         super().__init__(local.root, lock_timeout=local.lock_timeout)
         self.protocol = protocol
         self.work = work
+        # The CA may ask any host for an HTTP-01 answer: publish it where all of them look.
+        self.token_board = StoreTokenBoard(protocol.store)
 
     def store_version(
         self, spec: CertSpec, key_pem: bytes, leaf_pem: bytes, chain_pem: bytes, meta: VersionMeta

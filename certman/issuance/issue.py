@@ -240,7 +240,8 @@ def checked_locally(spec: CertSpec, keystore: FileKeystore) -> tuple[CertSpec, l
     the first request. Shared by ``obtain`` and the dry run."""
     spec = recorded_spec(spec)
     rendezvous = Rendezvous.under(keystore.root, timeout=keystore.lock_timeout)
-    solvers = preflight(spec, [create_solver(s.name, s.options, rendezvous) for s in spec.solvers])
+    board = keystore.token_board
+    solvers = preflight(spec, [create_solver(s.name, s.options, rendezvous, board) for s in spec.solvers])
     keystore.read_state(spec.name)
     pending = keystore.read_pending_order(spec.name)
     if pending is not None:

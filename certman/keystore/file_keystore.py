@@ -13,6 +13,7 @@ import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from msgspec import structs
 
@@ -42,9 +43,15 @@ from .live_links import LiveRepair
 from .records import AccountRecord, IndexEntry, RevocationMarker, VersionMeta
 from .state_records import STATE_HINT, RenewalState
 
+if TYPE_CHECKING:
+    from ..solvers.http01 import TokenBoard
+
 
 class FileKeystore:
     """A keystore directory (``lock_timeout`` in seconds); creating one makes the root 0700 and checks it."""
+
+    # Where HTTP-01 answers go instead of a local server: a fleet host's store (fleet.renew).
+    token_board: TokenBoard | None = None
 
     def __init__(self, root: Path | str, *, lock_timeout: float = 30.0) -> None:
         self.layout = Layout(Path(root).absolute())
