@@ -14,8 +14,11 @@ Per run (docs/fleet.md, "The protocol in plain words"):
 4. Renew the leased certificates with the ordinary renewal job over
    ``FleetHostKeystore``: its ``store_version`` first commits to the store, fenced by
    the lease (kept alive every TTL/3), and installs locally only if that commit won.
-   A lost commit is a failure of this certificate; nothing of it is installed.
-5. Release the leases.
+   A lost commit is a failure of this certificate; nothing of it is installed. A CA's
+   409 ``alreadyReplaced`` (RFC 9773 §5) means another host renewed: if the store has
+   its version, never a second order without ``replaces``; if not, that host's
+   replacement was fenced out and discarded, and this host orders without ``replaces``.
+5. Release the leases. After a 409, pull the other host's version instead.
 """
 
 from __future__ import annotations
@@ -67,6 +70,8 @@ class FleetHostKeystore(FileKeystore):
         self.work = work
         # The CA may ask any host for an HTTP-01 answer: publish it where all of them look.
         self.token_board = StoreTokenBoard(protocol.store)
+        # Names the CA said another host replaced, with that host's version in the store.
+        self.replaced: set[str] = set()
 
     def store_version(
         self, spec: CertSpec, key_pem: bytes, leaf_pem: bytes, chain_pem: bytes, meta: VersionMeta
@@ -86,6 +91,16 @@ class FleetHostKeystore(FileKeystore):
         stored = super().store_version(spec, key_pem, leaf_pem, chain_pem, meta)
         self.protocol.record_install(spec.name, committed.version)
         return stored
+
+    def committed_elsewhere(self, name: str) -> bool | None:
+        """Whether the store's manifest of ``name`` moved past the version this run replaces
+        (checked after the CA's 409 ``alreadyReplaced``)."""
+        work = self.work.get(name)
+        manifest = self.protocol.manifest(name)
+        moved = work is not None and manifest is not None and manifest.version > work.expected
+        if moved:
+            self.replaced.add(name)
+        return moved
 
     def load_account(self, ca: str) -> tuple[bytes, AccountRecord] | None:
         return self.protocol.store.load_account(ca) or super().load_account(ca)
@@ -133,6 +148,7 @@ def fleet_renew(
     checked = renew(local, settings, names=selected, force=force, check=True, clock=clock)
     work: dict[str, LeasedWork] = {}
     others: dict[str, CertResult] = {}
+    replaced: set[str] = set()
     try:
         for result in checked.results:
             if result.action != "due":
@@ -150,14 +166,33 @@ def fleet_renew(
                     item.keeper = keepers.enter_context(protocol.keeping(item.lease))
                 hosted = FleetHostKeystore(local, protocol, work)
                 done = renew(hosted, settings, names=list(work), force=force, jobs=jobs, clock=clock)
+                replaced = hosted.replaced
         else:
             done = RenewReport((), checked.checked_at)
     finally:
         for item in work.values():
             protocol.release(item.lease)
     results = {r.name: r for r in done.results} | others
+    for name in replaced:
+        results[name], caught_up = _pulled_instead(protocol, local, settings, results[name], work[name].expected)
+        pulled += caught_up
     ordered = tuple(results[r.name] for r in checked.results)
     return FleetRenewReport(pulled, replace(done, results=ordered, checked_at=checked.checked_at))
+
+
+def _pulled_instead(
+    protocol: FleetProtocol, local: FileKeystore, settings: Settings, failed: CertResult, expected: int
+) -> tuple[CertResult, list[SyncResult]]:
+    """A renewal the CA refused with 409 ``alreadyReplaced`` while the store had another
+    host's newer version: that version is pulled here instead."""
+    manifest = protocol.manifest(failed.name)
+    if manifest is None or manifest.version <= expected:
+        return failed, []
+    caught_up = sync(local, protocol.store, settings, names=[failed.name])
+    if not all(r.ok for r in caught_up):
+        return failed, caught_up
+    reason = f"another host renewed it meanwhile; its version {manifest.version:06d} is installed here instead"
+    return replace(failed, action="skipped", reason=reason, error=None, hint=None), caught_up
 
 
 def _lease(

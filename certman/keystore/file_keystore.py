@@ -59,6 +59,11 @@ class FileKeystore:
         files.ensure_dir(self.layout.root)
         files.claim_root(self.layout.root)
 
+    def committed_elsewhere(self, name: str) -> bool | None:
+        """Whether another host committed a newer version of ``name`` during this run: None
+        here (a lone host); a fleet host's keystore answers from its store (``fleet.renew``)."""
+        return None
+
     @property
     def root(self) -> Path:
         return self.layout.root
