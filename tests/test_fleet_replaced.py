@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg
 import services
 from fixtures.fault_proxy import NEW_ORDER, FaultProxy
-from fixtures.fleet import CERTMAN, TIMER_ENV, Host, window_opened
+from fixtures.fleet import CERTMAN, TIMER_ENV, Host, ari_fleet, window_opened
 
 from certman.keystore import FileKeystore
 
@@ -28,29 +28,14 @@ NAME = "replaced.fleet.example"
 STALL = 20.0
 
 
-def hosts(tmp_path: Path, dsn: str, proxy: FaultProxy, pebble: services.Pebble, webroot: Path) -> list[Host]:
-    key_file = tmp_path / "fleet.key"
-    made = [Host(tmp_path / h, dsn, key_file, h) for h in ("host-a", "host-b")]
-    for h in made:
-        with h.config.open("a") as config:
-            config.write(
-                f'lease_ttl = 1\nserver = "{proxy.directory_url}"\nca_bundle = "{pebble.ca_bundle}"\n'
-                f"agree_tos = true\ntimeout = 90\n"
-                f'[[certificate]]\nnames = ["{NAME}"]\n'
-                f'[[certificate.solver]]\nname = "webroot"\npath = "{webroot}"\n'
-            )
-    a, b = made
-    assert a.run("store", "init", "--new-key", str(key_file)).returncode == 0
-    first = a.run("renew")  # the fleet's first version, committed by host-a
-    assert first.returncode == 0, first.stderr
-    assert b.run("sync").returncode == 0
-    cert_id = FileKeystore(a.keystore).read_index()[NAME].ari_cert_id
+def open_window(proxy: FaultProxy, *made: Host) -> None:
+    """An ARI window open now for the first version, as the CA says and as each host has it recorded."""
+    cert_id = FileKeystore(made[0].keystore).read_index()[NAME].ari_cert_id
     now = datetime.datetime.now(datetime.UTC)
     assert proxy.ari is not None
     proxy.ari.windows[cert_id] = (now - datetime.timedelta(hours=1), now + datetime.timedelta(hours=1))
     for h in made:
         window_opened(h, NAME)
-    return made
 
 
 def renewing(host: Host) -> subprocess.Popen[str]:
@@ -94,7 +79,8 @@ def stalled_past_its_lease(host: Host, proxy: FaultProxy, method: str, path: str
 def test_a_409_already_replaced_pulls_the_other_hosts_version_and_never_orders_without_replaces(
     tmp_path: Path, fleet_dsn: str, ari_proxy: FaultProxy, renew_pebble: services.Pebble, webroot: Path
 ) -> None:
-    a, b = hosts(tmp_path, fleet_dsn, ari_proxy, renew_pebble, webroot)
+    a, b = ari_fleet(tmp_path, fleet_dsn, ari_proxy, renew_pebble, webroot, NAME)
+    open_window(ari_proxy, a, b)
     cert_id = FileKeystore(a.keystore).read_index()[NAME].ari_cert_id
     before = len(ari_proxy.new_orders())
     # host-a takes the lease, then stalls before its order: on its first request to the CA.
@@ -118,7 +104,8 @@ def test_a_409_already_replaced_pulls_the_other_hosts_version_and_never_orders_w
 def test_after_a_holder_was_fenced_out_the_next_orders_without_replaces_since_its_replacement_is_discarded(
     tmp_path: Path, fleet_dsn: str, ari_proxy: FaultProxy, renew_pebble: services.Pebble, webroot: Path
 ) -> None:
-    a, b = hosts(tmp_path, fleet_dsn, ari_proxy, renew_pebble, webroot)
+    a, b = ari_fleet(tmp_path, fleet_dsn, ari_proxy, renew_pebble, webroot, NAME)
+    open_window(ari_proxy, a, b)
     first, cert_id = serial(a), FileKeystore(a.keystore).read_index()[NAME].ari_cert_id
     before = len(ari_proxy.new_orders())
     # host-a's order reaches the CA (which marks the certificate replaced); host-a stalls on its answer.

@@ -3,8 +3,9 @@
 Per run (docs/fleet.md, "The protocol in plain words"):
 
 1. ``sync``: install every newer version of the store here (verified, reloaded).
-2. Plan as a lone host would (``renew --check`` on the local keystore, which now
-   holds the store's versions): which certificates are due.
+2. Plan as a lone host would: fetch the ARI windows whose check time passed (RFC
+   9773, as ``renew`` does), then ``renew --check`` on the local keystore, which now
+   holds the store's versions: which certificates are due.
 3. For each due one, take its lease without waiting. No lease: another host renews
    it, and this host pulls its version on a later run. With the lease, re-read the
    manifest: if it moved since the pull, pull instead. With ``--force``, a version
@@ -34,7 +35,7 @@ from ..keystore import FileKeystore
 from ..keystore.contract import StoredVersion
 from ..keystore.records import AccountRecord, VersionMeta
 from ..keystore.times import Clock, utc_now
-from ..renewal.job import RenewReport, renew
+from ..renewal.job import RenewReport, refresh_windows, renew
 from ..renewal.report import CertResult
 from .challenges import StoreTokenBoard
 from .protocol import DEFAULT_LEASE_TTL, FleetProtocol, Lease, LeaseKeeper
@@ -145,6 +146,8 @@ def fleet_renew(
     selected = list(dict.fromkeys(names))
     in_store = set(store.read_index())
     pulled = sync(local, store, settings, names=[n for n in selected if n in in_store])
+    # Through the fleet's keystore view: the account that asks is the store's, shared by the hosts.
+    refresh_windows(FleetHostKeystore(local, protocol, {}), settings, names=selected, clock=clock)
     checked = renew(local, settings, names=selected, force=force, check=True, clock=clock)
     work: dict[str, LeasedWork] = {}
     others: dict[str, CertResult] = {}
