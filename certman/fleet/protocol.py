@@ -166,6 +166,11 @@ class FleetProtocol:
                 (name, self.store.host_id, int(version)),
             )
 
+    def forget_install(self, name: str) -> None:
+        """Drop this host's install record of ``name`` (the store removed it, and so did this host)."""
+        with self.store.transaction(f"forgetting the install of {name}") as cursor:
+            cursor.execute("DELETE FROM installs WHERE name = %s AND host_id = %s", (name, self.store.host_id))
+
     def server_now(self) -> datetime.datetime:
         """The store server's clock: the only clock leases and commits are judged by."""
         with self.store.transaction("reading the server clock") as cursor:

@@ -1,0 +1,112 @@
+"""``revoke`` and ``remove`` on a fleet host: each under the certificate's lease (docs/fleet.md).
+
+An operator's change to one certificate must not race a renewal of it on another
+host: revoking a serial while another host commits its successor, or archiving a
+certificate another host is about to commit a version of. So each takes the
+certificate's lease without waiting (``KeystoreLocked`` if another host holds it),
+keeps it while it works, and then changes the store and this host's keystore:
+
+- ``revoke``: first pulls the store's current version (the serial the fleet serves),
+  revokes it at the CA with the fleet's account, and records the revocation in the
+  store as well as here; every other host copies it on its next ``sync``/``renew``
+  and its renewal then leaves the certificate alone, as a lone host's does.
+- ``remove``: archives the certificate in the store and here (nothing is deleted);
+  every other host that had installed it archives its own copy on its next run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..config import Settings
+from ..errors import KeystoreError, KeystoreLocked
+from ..keystore import FileKeystore
+from ..keystore.times import Clock, archive_stamp, utc_now
+from ..lifecycle import RemoveResult, RevokeResult
+from .protocol import DEFAULT_LEASE_TTL, FleetProtocol, LeaseKeeper
+from .renew import FleetHostKeystore
+from .store import PostgresKeystore
+from .sync import sync
+
+
+@contextmanager
+def leased(store: PostgresKeystore, name: str, ttl: float = DEFAULT_LEASE_TTL) -> Iterator[LeaseKeeper]:
+    """Hold the lease on ``name`` (kept every ``ttl``/3 seconds) while the block works.
+
+    ``KeystoreLocked`` (exit 3) if another host holds it: it is renewing ``name`` now.
+    """
+    protocol = FleetProtocol(store)
+    lease = protocol.try_lease(name, ttl)
+    if lease is None:
+        raise KeystoreLocked(
+            f"another fleet host holds the lease on {name}: it is renewing it now",
+            "run again in a few minutes (`certman store status` shows the holder and until when)",
+        )
+    try:
+        with protocol.keeping(lease) as keeper:
+            yield keeper
+    finally:
+        protocol.release(lease)
+
+
+def revoke(
+    local: FileKeystore,
+    store: PostgresKeystore,
+    settings: Settings,
+    name: str,
+    *,
+    reason: str = "unspecified",
+    timeout: float = 90.0,
+    clock: Clock = utc_now,
+    lease_ttl: float = DEFAULT_LEASE_TTL,
+) -> RevokeResult:
+    """``certman.lifecycle.revoke`` for the fleet's current version of ``name``, under its lease.
+
+    Raises what ``lifecycle.revoke`` raises (``UsageError``, ``ACMEError``), ``KeystoreLocked``
+    while another host holds the lease, ``StoreUnavailable`` (exit 8) if the store is down.
+    """
+    from .. import lifecycle
+
+    store.check()
+    protocol = FleetProtocol(store)
+    with leased(store, name, lease_ttl) as keeper:
+        if name in store.read_index():
+            failed = [r for r in sync(local, store, settings, names=[name]) if not r.ok]
+            if failed:
+                raise KeystoreError(f"{name}: {failed[0].error}", failed[0].hint)
+        result = lifecycle.revoke(
+            FleetHostKeystore(local, protocol, {}), name, reason=reason, timeout=timeout, clock=clock
+        )
+        marker = local.read_revocation(name)
+        keeper.check()
+        if marker is not None and store.has(name):
+            store.mark_revoked(name, marker)
+    return result
+
+
+def remove(
+    local: FileKeystore,
+    store: PostgresKeystore,
+    name: str,
+    *,
+    clock: Clock = utc_now,
+    lease_ttl: float = DEFAULT_LEASE_TTL,
+) -> RemoveResult:
+    """``certman.lifecycle.remove`` in the store and here, under the lease on ``name``.
+
+    ``UsageError`` if neither has ``name``; ``KeystoreLocked`` while another host holds
+    the lease; ``StoreUnavailable`` (exit 8) if the store is down.
+    """
+    from .. import lifecycle
+
+    store.check()
+    with leased(store, name, lease_ttl) as keeper:
+        keeper.check()
+        where: Path | str = ""
+        if store.has(name) or not local.has(name):
+            where = store.archive_cert(name, archive_stamp(clock()))
+        if local.has(name):
+            return lifecycle.remove(local, name, clock=clock)
+    return RemoveResult(name, where)

@@ -1,0 +1,94 @@
+"""`certman revoke` and `certman remove` on a fleet host: under the certificate's lease, in
+the store and on every host.
+
+Two hosts are two keystores and real ``certman`` processes from ``/`` with
+``env -i PATH=/usr/bin:/bin``, sharing one PostgreSQL store and the session Pebble.
+host-a issued the certificate and imported it; the operator works on host-b.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import psycopg
+import pytest
+import services
+from fixtures.fleet import Host, issue, window_opened
+
+from certman.keystore import FileKeystore
+
+NAME = "ops.fleet.example"
+
+
+def two_hosts(tmp_path: Path, dsn: str, pebble: services.Pebble) -> tuple[Host, Host]:
+    key_file = tmp_path / "fleet.key"
+    a, b = (Host(tmp_path / h, dsn, key_file, h) for h in ("host-a", "host-b"))
+    assert a.run("store", "init", "--new-key", str(key_file)).returncode == 0
+    issue(a, pebble, NAME)
+    assert a.run("store", "import").returncode == 0
+    assert b.run("sync").returncode == 0
+    return a, b
+
+
+def store_rows(host: Host) -> list[dict[str, object]]:
+    done = host.run("store", "status", "--json")
+    assert done.returncode == 0, done.stderr
+    rows: list[dict[str, object]] = json.loads(done.stdout)
+    return rows
+
+
+def test_revoke_on_any_host_revokes_the_fleets_version_and_every_host_then_leaves_it_alone(
+    tmp_path: Path, fleet_dsn: str, pebble: services.Pebble
+) -> None:
+    a, b = two_hosts(tmp_path, fleet_dsn, pebble)
+    serial = FileKeystore(a.keystore).read_index()[NAME].serial
+    done = b.run("revoke", NAME, "--reason", "superseded", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["signed_by"] == "account"  # the fleet's account, from the store
+    assert pebble.cert_status(serial)["Status"] == "Revoked"
+
+    assert a.run("sync").returncode == 0
+    assert FileKeystore(a.keystore).read_revocation(NAME).serial == serial
+    window_opened(a, NAME)
+    renewed = a.run("renew", "--json")
+    assert renewed.returncode == 0, renewed.stderr
+    (result,) = json.loads(renewed.stdout)["certificates"]
+    assert result["action"] == "skipped" and "revoked" in result["reason"]
+
+
+def test_remove_on_any_host_archives_it_in_the_store_and_on_every_host_that_installed_it(
+    tmp_path: Path, fleet_dsn: str, pebble: services.Pebble
+) -> None:
+    a, b = two_hosts(tmp_path, fleet_dsn, pebble)
+    done = b.run("remove", NAME)
+    assert done.returncode == 0, done.stderr
+    assert not FileKeystore(b.keystore).has(NAME)
+    assert store_rows(b) == []
+
+    synced = a.run("sync", "--json")
+    assert synced.returncode == 0, synced.stderr
+    assert [c["action"] for c in json.loads(synced.stdout)["certificates"]] == ["removed"]
+    assert not FileKeystore(a.keystore).has(NAME)
+    assert list((a.keystore / "archive").iterdir())
+    # Nothing brings it back: host-a's renew has nothing of it left to commit.
+    assert a.run("renew").returncode == 0
+    assert store_rows(a) == []
+
+
+@pytest.mark.parametrize("operation", [("revoke", NAME), ("remove", NAME)])
+def test_while_another_host_holds_the_lease_the_operation_is_refused_and_nothing_changes(
+    tmp_path: Path, fleet_dsn: str, pebble: services.Pebble, operation: tuple[str, str]
+) -> None:
+    a, b = two_hosts(tmp_path, fleet_dsn, pebble)
+    serial = FileKeystore(a.keystore).read_index()[NAME].serial
+    with psycopg.connect(fleet_dsn, autocommit=True) as connection:
+        connection.execute(
+            "INSERT INTO leases VALUES (%s, 'host-a', 1, clock_timestamp() + interval '10 minutes')", (NAME,)
+        )
+    done = b.run(*operation)
+    assert done.returncode == 3
+    assert f"another fleet host holds the lease on {NAME}" in done.stderr
+    assert pebble.cert_status(serial)["Status"] == "Valid"
+    assert FileKeystore(b.keystore).has(NAME) and FileKeystore(b.keystore).read_revocation(NAME) is None
+    assert [row["name"] for row in store_rows(b)] == [NAME]
