@@ -1,5 +1,5 @@
-"""`certman revoke` and `certman remove` on a fleet host: under the certificate's lease, in
-the store and on every host.
+"""`certman revoke`, `remove` and `reconfigure` on a fleet host: under the certificate's
+lease, in the store and on every host.
 
 Two hosts are two keystores and real ``certman`` processes from ``/`` with
 ``env -i PATH=/usr/bin:/bin``, sharing one PostgreSQL store and the session Pebble.
@@ -14,7 +14,9 @@ from pathlib import Path
 import psycopg
 import pytest
 import services
-from fixtures.fleet import Host, issue, window_opened
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+from fixtures.fleet import Host, challenge_servers, issue, window_opened
 
 from certman.keystore import FileKeystore
 
@@ -76,9 +78,34 @@ def test_remove_on_any_host_archives_it_in_the_store_and_on_every_host_that_inst
     assert store_rows(a) == []
 
 
-@pytest.mark.parametrize("operation", [("revoke", NAME), ("remove", NAME)])
+def stored_key_type(dsn: str) -> str:
+    with psycopg.connect(dsn) as connection:
+        row = connection.execute(
+            "SELECT spec->>'key_type' FROM certificates WHERE name = %s AND archived IS NULL", (NAME,)
+        ).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def test_reconfigure_on_one_host_is_what_the_next_renewal_on_another_host_uses(
+    tmp_path: Path, fleet_dsn: str, pebble: services.Pebble
+) -> None:
+    a, b = two_hosts(tmp_path, fleet_dsn, pebble)
+    done = b.run("reconfigure", NAME, "--key-type", "rsa2048")
+    assert done.returncode == 0, done.stderr
+    assert stored_key_type(fleet_dsn) == "rsa2048"
+    with challenge_servers([(b, "127.0.0.1")], pebble.http_port):
+        renewed = a.run("renew", "--force", NAME)
+    assert renewed.returncode == 0, renewed.stderr
+    leaf = x509.load_pem_x509_certificate(FileKeystore(a.keystore).live(NAME).cert.read_bytes())
+    assert isinstance(leaf.public_key(), rsa.RSAPublicKey) and leaf.public_key().key_size == 2048
+
+
+@pytest.mark.parametrize(
+    "operation", [("revoke", NAME), ("remove", NAME), ("reconfigure", NAME, "--key-type", "rsa2048")]
+)
 def test_while_another_host_holds_the_lease_the_operation_is_refused_and_nothing_changes(
-    tmp_path: Path, fleet_dsn: str, pebble: services.Pebble, operation: tuple[str, str]
+    tmp_path: Path, fleet_dsn: str, pebble: services.Pebble, operation: tuple[str, ...]
 ) -> None:
     a, b = two_hosts(tmp_path, fleet_dsn, pebble)
     serial = FileKeystore(a.keystore).read_index()[NAME].serial
@@ -92,3 +119,4 @@ def test_while_another_host_holds_the_lease_the_operation_is_refused_and_nothing
     assert pebble.cert_status(serial)["Status"] == "Valid"
     assert FileKeystore(b.keystore).has(NAME) and FileKeystore(b.keystore).read_revocation(NAME) is None
     assert [row["name"] for row in store_rows(b)] == [NAME]
+    assert stored_key_type(fleet_dsn) == FileKeystore(b.keystore).read_spec(NAME).key_type == "ecdsa-p256"

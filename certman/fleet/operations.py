@@ -1,4 +1,5 @@
-"""``revoke`` and ``remove`` on a fleet host: each under the certificate's lease (docs/fleet.md).
+"""``revoke``, ``remove`` and ``reconfigure`` on a fleet host: each under the certificate's
+lease (docs/fleet.md).
 
 An operator's change to one certificate must not race a renewal of it on another
 host: revoking a serial while another host commits its successor, or archiving a
@@ -12,6 +13,10 @@ keeps it while it works, and then changes the store and this host's keystore:
   and its renewal then leaves the certificate alone, as a lone host's does.
 - ``remove``: archives the certificate in the store and here (nothing is deleted);
   every other host that had installed it archives its own copy on its next run.
+- ``reconfigure``: records the new settings here and the shared ones (``SHARED``: what
+  identifies the certificate at the CA) in the store; whichever host renews next
+  takes them from the store (``sync.adopt_shared_spec``). Reloaders and solver paths stay
+  each host's own.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config import Settings
 from ..errors import KeystoreError, KeystoreLocked
@@ -28,7 +34,11 @@ from ..lifecycle import RemoveResult, RevokeResult
 from .protocol import DEFAULT_LEASE_TTL, FleetProtocol, LeaseKeeper
 from .renew import FleetHostKeystore
 from .store import PostgresKeystore
-from .sync import sync
+from .sync import adopt_shared_spec, sync
+
+if TYPE_CHECKING:
+    from ..declaration.change import SpecChange
+    from ..declaration.reconfigure import ReconfigureResult
 
 
 @contextmanager
@@ -110,3 +120,36 @@ def remove(
         if local.has(name):
             return lifecycle.remove(local, name, clock=clock)
     return RemoveResult(name, where)
+
+
+def reconfigure(
+    local: FileKeystore,
+    store: PostgresKeystore,
+    settings: Settings,
+    name: str,
+    change: SpecChange,
+    *,
+    config_file: Path | str | None = None,
+    lease_ttl: float = DEFAULT_LEASE_TTL,
+) -> ReconfigureResult:
+    """``certman.declaration.reconfigure.reconfigure`` under the lease on ``name``: recorded
+    here, and in the store for every host. Never orders a certificate.
+
+    Raises what ``reconfigure`` raises, ``KeystoreLocked`` while another host holds the
+    lease, ``StoreUnavailable`` (exit 8) if the store is down.
+    """
+    from ..declaration.reconfigure import plan_reconfigure, write_reconfiguration
+
+    store.check()
+    with leased(store, name, lease_ttl) as keeper:
+        if name in store.read_index():
+            failed = [r for r in sync(local, store, settings, names=[name]) if not r.ok]
+            if failed:
+                raise KeystoreError(f"{name}: {failed[0].error}", failed[0].hint)
+            adopt_shared_spec(local, store, name)
+        plan = plan_reconfigure(local, name, change, settings=settings, config_file=config_file)
+        keeper.check()
+        result = write_reconfiguration(local, plan)
+        if store.has(name) and plan.diff.changes:
+            store.write_spec(plan.after)
+    return result

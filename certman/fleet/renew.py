@@ -35,12 +35,13 @@ from ..keystore import FileKeystore
 from ..keystore.contract import StoredVersion
 from ..keystore.records import AccountRecord, VersionMeta
 from ..keystore.times import Clock, utc_now
+from ..renewal.declared import declared_specs
 from ..renewal.job import RenewReport, refresh_windows, renew
 from ..renewal.report import CertResult
 from .challenges import StoreTokenBoard
 from .protocol import DEFAULT_LEASE_TTL, FleetProtocol, Lease, LeaseKeeper
 from .store import PostgresKeystore
-from .sync import SyncResult, sync
+from .sync import SyncResult, adopt_shared_spec, sync
 
 # Seconds: how recent another host's version must be for `renew --force` to take it as this renewal.
 FORCE_WINDOW = 300.0
@@ -212,8 +213,6 @@ def _lease(
     if protocol.manifest(name) is None:
         # Not in the store yet (declared, or issued here before the fleet): its first
         # version is committed like any other.
-        from ..renewal.declared import declared_specs
-
         declared = declared_specs(settings)
         store.write_spec(declared[name] if name in declared else local.read_spec(name))
     lease = protocol.try_lease(name, ttl)
@@ -227,4 +226,7 @@ def _lease(
     if moved or fresh:
         protocol.release(lease)
         return f"another host committed version {manifest.version:06d} meanwhile; it is pulled on the next run"
+    if name not in declared_specs(settings):
+        # Another host may have reconfigured it (``certman reconfigure``): renew with the fleet's settings.
+        adopt_shared_spec(local, store, name)
     return LeasedWork(lease, manifest.version)

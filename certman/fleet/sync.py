@@ -141,6 +141,23 @@ def _follow_removals(local: FileKeystore, protocol: FleetProtocol, removed: set[
     return results
 
 
+# What the hosts of a fleet share about a certificate (issue 13: identifiers, key type,
+# CA, profile, preferred chain) and its renewal window; the rest is each host's own.
+SHARED = ("identifiers", "server", "key_type", "profile", "preferred_chain", "renew_before_days")
+
+
+def adopt_shared_spec(local: FileKeystore, store: PostgresKeystore, name: str) -> None:
+    """Give this host's stored spec of ``name`` the store's ``SHARED`` settings, if they differ
+    (another host reconfigured it). The caller holds the lease on ``name``."""
+    if not (local.has(name) and store.has(name)):
+        return
+    mine, fleets = local.read_spec(name), store.read_spec(name)
+    changed = {f: getattr(fleets, f) for f in SHARED if getattr(fleets, f) != getattr(mine, f)}
+    if changed:
+        with local.lock_cert(name):
+            local.write_spec(replace(mine, **changed))
+
+
 def _with_deploy_error(result: SyncResult, error: CertmanError | None) -> SyncResult:
     if error is None:
         return result
