@@ -26,14 +26,19 @@ def test_a_window_the_ca_opened_makes_fleet_renew_renew_before_the_lifetime_rule
     tmp_path: Path, fleet_dsn: str, ari_proxy: FaultProxy, renew_pebble: services.Pebble, webroot: Path
 ) -> None:
     a, b = ari_fleet(tmp_path, fleet_dsn, ari_proxy, renew_pebble, webroot, NAME)
-    cert_id = FileKeystore(b.keystore).read_index()[NAME].ari_cert_id
+    entry = FileKeystore(b.keystore).read_index()[NAME]
+    cert_id = entry.ari_cert_id
     assert ari_proxy.ari is not None
-    now = datetime.datetime.now(datetime.UTC)
-    ari_proxy.ari.windows[cert_id] = (now - HOUR, now + HOUR)
+    # A window that opened an hour before the certificate and has just closed: it applies to
+    # the certificate (it ends after its notBefore, to the second), and the random moment the
+    # host picks inside it (RFC 9773 §4.2) has passed.
+    end = entry.not_before + datetime.timedelta(seconds=1)
+    ari_proxy.ari.windows[cert_id] = (entry.not_before - HOUR, end)
+    services.wait_for(lambda: datetime.datetime.now(datetime.UTC) > end, what="the window to close")
     before = len(ari_proxy.new_orders())
     done = b.run("renew", "--json")
     assert done.returncode == 0, done.stderr
-    assert [c["action"] for c in json.loads(done.stdout)["certificates"]] == ["renewed"]
+    assert [c["action"] for c in json.loads(done.stdout)["certificates"]] == ["renewed"], done.stdout
     assert cert_id in ari_proxy.ari.requests
     assert [o.get("replaces") for o in ari_proxy.new_orders()[before:]] == [cert_id]
 

@@ -18,6 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fixtures.fleet import Host, challenge_servers, issue, window_opened
 
+from certman.fleet.operations import account_lease
 from certman.keystore import FileKeystore
 
 NAME = "ops.fleet.example"
@@ -115,8 +116,73 @@ def test_while_another_host_holds_the_lease_the_operation_is_refused_and_nothing
         )
     done = b.run(*operation)
     assert done.returncode == 3
-    assert f"another fleet host holds the lease on {NAME}" in done.stderr
+    assert f"another fleet host holds the lease on {NAME}: it is working on it now" in done.stderr
     assert pebble.cert_status(serial)["Status"] == "Valid"
     assert FileKeystore(b.keystore).has(NAME) and FileKeystore(b.keystore).read_revocation(NAME) is None
     assert [row["name"] for row in store_rows(b)] == [NAME]
     assert stored_key_type(fleet_dsn) == FileKeystore(b.keystore).read_spec(NAME).key_type == "ecdsa-p256"
+
+
+def account(host: Host, pebble: services.Pebble, *args: str) -> dict[str, object]:
+    done = host.run("account", *args, "--server", pebble.directory_url, "--ca-bundle", str(pebble.ca_bundle), "--json")
+    assert done.returncode == 0, done.stderr
+    info: dict[str, object] = json.loads(done.stdout)
+    return info
+
+
+def test_an_account_key_rolled_over_on_one_host_is_the_key_every_host_then_uses(
+    tmp_path: Path, fleet_dsn: str, pebble: services.Pebble
+) -> None:
+    a, b = two_hosts(tmp_path, fleet_dsn, pebble)
+    before = account(a, pebble, "show", "--offline")
+    rolled = account(b, pebble, "rollover")
+    assert rolled["uri"] == before["uri"] and rolled["key_thumbprint"] != before["key_thumbprint"]
+    # host-a asks the CA with the fleet's key, which the CA now knows as the account's.
+    seen_from_a = account(a, pebble, "show")
+    assert (seen_from_a["key_thumbprint"], seen_from_a["status"]) == (rolled["key_thumbprint"], "valid")
+    with challenge_servers([(b, "127.0.0.1")], pebble.http_port):
+        renewed = a.run("renew", "--force", NAME)
+    assert renewed.returncode == 0, renewed.stderr
+
+
+def test_an_account_registered_anew_on_one_host_replaces_the_fleets_account_on_every_host(
+    tmp_path: Path, fleet_dsn: str, pebble: services.Pebble
+) -> None:
+    a, b = two_hosts(tmp_path, fleet_dsn, pebble)
+    before = account(a, pebble, "show", "--offline")
+    registered = account(b, pebble, "register", "--new", "--agree-tos")
+    assert registered["uri"] != before["uri"]
+    assert account(a, pebble, "show", "--offline")["uri"] == registered["uri"]
+
+
+def test_an_account_deactivated_on_one_host_leaves_the_store_and_the_next_renewal_registers_one(
+    tmp_path: Path, fleet_dsn: str, pebble: services.Pebble
+) -> None:
+    a, b = two_hosts(tmp_path, fleet_dsn, pebble)
+    before = account(a, pebble, "show", "--offline")
+    account(b, pebble, "deactivate", "--yes")
+    with psycopg.connect(fleet_dsn) as connection:
+        live = connection.execute("SELECT record->>'uri' FROM accounts WHERE archived IS NULL").fetchall()
+    assert live == []
+    with challenge_servers([(b, "127.0.0.1")], pebble.http_port):
+        renewed = a.run("renew", "--force", NAME)
+    assert renewed.returncode == 0, renewed.stderr
+    with psycopg.connect(fleet_dsn) as connection:
+        (uri,) = connection.execute("SELECT record->>'uri' FROM accounts WHERE archived IS NULL").fetchone() or ("",)
+    assert uri and uri != before["uri"]
+
+
+def test_while_another_host_holds_the_accounts_lease_a_rollover_is_refused(
+    tmp_path: Path, fleet_dsn: str, pebble: services.Pebble
+) -> None:
+    a, b = two_hosts(tmp_path, fleet_dsn, pebble)
+    before = account(a, pebble, "show", "--offline")
+    lease = account_lease(pebble.directory_url)
+    with psycopg.connect(fleet_dsn, autocommit=True) as connection:
+        connection.execute(
+            "INSERT INTO leases VALUES (%s, 'host-a', 1, clock_timestamp() + interval '10 minutes')", (lease,)
+        )
+    done = b.run("account", "rollover", "--server", pebble.directory_url, "--ca-bundle", str(pebble.ca_bundle))
+    assert done.returncode == 3
+    assert f"another fleet host holds the lease on {lease}" in done.stderr
+    assert account(a, pebble, "show", "--offline")["key_thumbprint"] == before["key_thumbprint"]

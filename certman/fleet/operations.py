@@ -13,6 +13,9 @@ keeps it while it works, and then changes the store and this host's keystore:
   and its renewal then leaves the certificate alone, as a lone host's does.
 - ``remove``: archives the certificate in the store and here (nothing is deleted);
   every other host that had installed it archives its own copy on its next run.
+- account operations (``certman account ...``: register, rollover, update,
+  deactivate) run under the lease of the CA's account (``account_lease``), on the
+  store's account, the one every host uses: ``account_operation``.
 - ``reconfigure``: records the new settings here and the shared ones (``SHARED``: what
   identifies the certificate at the CA) in the store; whichever host renews next
   takes them from the store (``sync.adopt_shared_spec``). Reloaders and solver paths stay
@@ -21,14 +24,14 @@ keeps it while it works, and then changes the store and this host's keystore:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from ..config import Settings
 from ..errors import KeystoreError, KeystoreLocked
-from ..keystore import FileKeystore
+from ..keystore import FileKeystore, ca_id
 from ..keystore.times import Clock, archive_stamp, utc_now
 from ..lifecycle import RemoveResult, RevokeResult
 from .protocol import DEFAULT_LEASE_TTL, FleetProtocol, LeaseKeeper
@@ -41,17 +44,51 @@ if TYPE_CHECKING:
     from ..declaration.reconfigure import ReconfigureResult
 
 
+T = TypeVar("T")
+
+
+def account_lease(directory_url: str) -> str:
+    """The name of the lease on the fleet's account at the CA ``directory_url``."""
+    return f"_account.{ca_id(directory_url)}"[:128]
+
+
+def account_operation(
+    local: FileKeystore,
+    store: PostgresKeystore,
+    directory_url: str,
+    work: Callable[[FileKeystore], T],
+    *,
+    lease_ttl: float = DEFAULT_LEASE_TTL,
+    changes: bool = True,
+) -> T:
+    """``work`` (a ``certman.ca.accounts`` operation, given the keystore to use) on the fleet's
+    account at ``directory_url``, under that account's lease (only if it ``changes`` the
+    account: ``show`` takes none): the account and its key are read from and written to
+    the store, where every host finds them.
+
+    Raises what ``work`` raises, ``KeystoreLocked`` while another host holds the account's
+    lease, ``StoreUnavailable`` (exit 8) if the store is down.
+    """
+    store.check()
+    fleets = FleetHostKeystore(local, FleetProtocol(store), {})
+    if not changes:
+        return work(fleets)
+    with leased(store, account_lease(directory_url), lease_ttl):
+        return work(fleets)
+
+
 @contextmanager
 def leased(store: PostgresKeystore, name: str, ttl: float = DEFAULT_LEASE_TTL) -> Iterator[LeaseKeeper]:
     """Hold the lease on ``name`` (kept every ``ttl``/3 seconds) while the block works.
 
-    ``KeystoreLocked`` (exit 3) if another host holds it: it is renewing ``name`` now.
+    ``KeystoreLocked`` (exit 3) if another host holds it: it is renewing ``name`` now, or
+    working on the account.
     """
     protocol = FleetProtocol(store)
     lease = protocol.try_lease(name, ttl)
     if lease is None:
         raise KeystoreLocked(
-            f"another fleet host holds the lease on {name}: it is renewing it now",
+            f"another fleet host holds the lease on {name}: it is working on it now",
             "run again in a few minutes (`certman store status` shows the holder and until when)",
         )
     try:

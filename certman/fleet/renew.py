@@ -28,6 +28,7 @@ import contextlib
 import datetime
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from ..config import CertSpec, Settings
 from ..errors import KeystoreError
@@ -63,7 +64,7 @@ class LeasedWork:
 class FleetHostKeystore(FileKeystore):
     """A fleet host's local keystore during a renew: a new version is committed to the store
     first (fenced by the lease in ``work``) and installed here only if that commit won.
-    Accounts are the store's (one per CA for the fleet), saved to both. HTTP-01 answers
+    Accounts are the store's (one per CA for the fleet), saved and archived in both. HTTP-01 answers
     are published in the store (``challenges``) for every host's challenge server."""
 
     def __init__(self, local: FileKeystore, protocol: FleetProtocol, work: dict[str, LeasedWork]) -> None:
@@ -110,6 +111,23 @@ class FleetHostKeystore(FileKeystore):
     def save_account(self, ca: str, key_pem: bytes, record: AccountRecord) -> None:
         super().save_account(ca, key_pem, record)
         self.protocol.store.save_account(ca, key_pem, record)
+
+    def save_pending_account_key(self, ca: str, key_pem: bytes | None) -> None:
+        if super().load_account(ca) is not None:
+            super().save_pending_account_key(ca, key_pem)
+        self.protocol.store.save_pending_account_key(ca, key_pem)
+
+    def load_pending_account_key(self, ca: str) -> bytes | None:
+        return self.protocol.store.load_pending_account_key(ca) or super().load_pending_account_key(ca)
+
+    def archive_account(self, ca: str, stamp: str) -> Path | str:
+        """Archived in the store (where every host finds the fleet's account) and here, where each is."""
+        where: Path | str = ""
+        if self.protocol.store.load_account(ca) is not None:
+            where = self.protocol.store.archive_account(ca, stamp)
+        if super().load_account(ca) is not None:
+            where = super().archive_account(ca, stamp)
+        return where
 
 
 @dataclass(frozen=True)

@@ -128,7 +128,7 @@ class FileKeystore:
         except OSError as exc:
             raise files.storage_error(exc, path, "reading") from exc
 
-    def archive_account(self, ca: str, stamp: str) -> Path:
+    def archive_account(self, ca: str, stamp: str) -> Path | str:
         """Move an account out of use into ``archive/accounts/<ca>-<stamp>``."""
         return files.move_to_archive(self.layout.account_dir(ca), self.layout.archive / "accounts", f"{ca}-{stamp}")
 
