@@ -213,6 +213,8 @@ class LeaseKeeper:
         self.protocol = protocol
         self.lease = lease
         self.lost = threading.Event()
+        # Why a renewal of the lease failed, when the store (not another host) was the cause.
+        self.store_error: CertmanError | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"certman-lease-{lease.name}", daemon=True)
 
@@ -225,17 +227,26 @@ class LeaseKeeper:
 
     def check(self) -> None:
         """``LeaseLost`` if a renewal failed (expired, taken over, or the store unreachable)."""
-        if self.lost.is_set():
+        if not self.lost.is_set():
+            return
+        where = f"the lease on {self.lease.name} (token {self.lease.token})"
+        if self.store_error is not None:
             raise LeaseLost(
-                f"the lease on {self.lease.name} (token {self.lease.token}) was lost while renewing it",
-                "another host may have taken over; its version is pulled on the next run",
+                f"{where} could not be kept: {self.store_error.message}",
+                "nothing was installed and the local certificate is still served; "
+                "the next run renews once the store is back and the lease has expired",
             )
+        raise LeaseLost(
+            f"{where} was lost while renewing it",
+            "another host may have taken over; its version is pulled on the next run",
+        )
 
     def _run(self) -> None:
         while not self._stop.wait(self.lease.ttl / 3):
             try:
                 renewed = self.protocol.renew_lease(self.lease)
-            except CertmanError:
+            except CertmanError as exc:
+                self.store_error = exc
                 renewed = False
             if not renewed:
                 self.lost.set()
