@@ -13,14 +13,15 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
 import services
 from fixtures.fleet import CERTMAN, TIMER_ENV, Host, challenge_servers, issue, window_opened
 
 from certman.keystore import FileKeystore
 
 NAME = "race.fleet.example"
-# The issue asks for 20 rounds; two keep the suite's budget (docs/fleet.md, bench for more).
-ROUNDS = 2
+# The issue asks for 20 rounds (the slow tier); three keep the fast tier's budget.
+FAST_ROUNDS, ALL_ROUNDS = 3, 20
 
 
 def orders(pebble: services.Pebble) -> int:
@@ -58,6 +59,19 @@ def actions(document: dict[str, object]) -> list[str]:
 def test_three_hosts_renewing_at_once_place_one_order_and_converge(
     tmp_path: Path, fleet_dsn: str, pebble: services.Pebble
 ) -> None:
+    race(tmp_path, fleet_dsn, pebble, FAST_ROUNDS)
+
+
+@pytest.mark.slow
+def test_three_hosts_renewing_at_once_place_one_order_twenty_rounds_over(
+    tmp_path: Path, fleet_dsn: str, pebble: services.Pebble
+) -> None:
+    race(tmp_path, fleet_dsn, pebble, ALL_ROUNDS)
+
+
+def race(tmp_path: Path, fleet_dsn: str, pebble: services.Pebble, rounds: int) -> None:
+    """``renew --force``, then ``rounds`` times a due certificate, from three hosts at once:
+    one order each time, every host ends on the same version, and then all is quiet."""
     key_file = tmp_path / "fleet.key"
     hosts = [Host(tmp_path / h, fleet_dsn, key_file, h) for h in ("host-a", "host-b", "host-c")]
     for h in hosts:
@@ -77,7 +91,7 @@ def test_three_hosts_renewing_at_once_place_one_order_and_converge(
         assert orders(pebble) - before == 1
         assert sorted(a for d in forced for a in actions(d)) == ["renewed", "skipped", "skipped"]
 
-        for round_ in range(ROUNDS):
+        for round_ in range(rounds):
             all_at_once(hosts, "sync")
             assert served(hosts[0]) == served(hosts[1]) == served(hosts[2])
             for h in hosts:
@@ -91,7 +105,7 @@ def test_three_hosts_renewing_at_once_place_one_order_and_converge(
         assert served(hosts[0]) == served(hosts[1]) == served(hosts[2])
         status = json.loads(hosts[0].run("store", "status", "--json").stdout)
         (row,) = status
-        version = f"{2 + ROUNDS:06d}"
+        version = f"{2 + rounds:06d}"
         assert row["version"] == version and set(row["installs"].values()) == {version}
         # Quiet afterwards: nothing is due anywhere, and nobody orders.
         before = orders(pebble)
