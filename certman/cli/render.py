@@ -116,8 +116,11 @@ def state_lines(state: RenewalState) -> list[str]:
     deploy = state.deploy
     if deploy is not None:
         tried = human_time(deploy.attempted_at)
-        rows.append(("deploy", f"pending since {tried}: {deploy.error}" if deploy.pending else f"done {tried}"))
-        rows.append(("deployed", f"serial {deploy.serial}"))
+        serial = f"serial {deploy.serial} " if deploy.serial else ""
+        if deploy.pending:
+            rows.append(("deploy", f"{serial}pending since {tried}: {deploy.error or 'no detail'}"))
+        else:
+            rows.append(("deploy", f"{serial}done {tried}"))
     if not rows:
         return []
     label = max(len(k) for k, _ in rows) + 2
