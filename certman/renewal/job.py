@@ -88,6 +88,7 @@ def renew(
             "see `certman list` for the names",
         )
     selected = names or sorted(set(index) | set(declared))
+    _warn_exposed(keystore, [n for n in selected if n in index])
     if dry_run:
         # Every selected certificate, due or not, as certbot's renew --dry-run (renewal.rehearse).
         return rehearse_each(keystore, settings, selected, index, declared, now, jobs=jobs, account=account)
@@ -121,6 +122,15 @@ def renew(
             deployed = deploy_all(keystore, fresh, results, now, deploy_timeout)
             _mark_states(keystore, [p.name for p in fresh])
     return RenewReport(tuple(results[n] for n in selected), now, deployed, repaired)
+
+
+def _warn_exposed(keystore: FileKeystore, names: list[str]) -> None:
+    """A warning per live or account key that others may read, on every run until it is
+    fixed (``keystore.exposure``: certman does not change the mode itself)."""
+    from ..keystore.exposure import exposed_keys, exposure_hint
+
+    for path, mode in exposed_keys(keystore.layout, names):
+        log.warning("private key %s is mode %04o, readable by others (hint: %s)", path, mode, exposure_hint([path]))
 
 
 def _check_declared(specs: list[CertSpec]) -> None:
