@@ -34,9 +34,16 @@ _LIST_STEPS: list[tables.Step] = [
 
 
 def certificate_list(
-    index: Mapping[str, IndexEntry], *, as_json: bool, clock: Clock = utc_now, width: int | None = None
+    index: Mapping[str, IndexEntry],
+    *,
+    as_json: bool,
+    clock: Clock = utc_now,
+    width: int | None = None,
+    decisions: Mapping[str, Any] | None = None,
 ) -> str:
-    """``certman list``: JSON, or a table fitted to ``width`` columns (default: the terminal's)."""
+    """``certman list``: JSON, or a table fitted to ``width`` columns (default: the terminal's).
+
+    ``decisions`` (``lifecycle.list_decisions``) give the STATUS words renew would act on."""
     from .vocabulary import of_entry
 
     now = clock()
@@ -62,7 +69,7 @@ def certificate_list(
     expires = tables.Column("EXPIRES", tuple(human_time(e.not_after) for e in entries_))
     columns = [
         tables.Column("NAME", tuple(names)),
-        tables.Column("STATUS", tuple(of_entry(n, index[n], now) for n in names), styled=True),
+        tables.Column("STATUS", tuple(of_entry(index[n], now, (decisions or {})[n]) for n in names), styled=True),
         tables.Column("DAYS LEFT", tuple(str(days_left(e.not_after, now)) for e in entries_)),
         expires,
         tables.Column("IDENTIFIERS", tuple(",".join(e.identifiers) for e in entries_)),
