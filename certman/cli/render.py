@@ -158,7 +158,7 @@ def issue_result(result: Any, *, as_json: bool, changes: Any = None) -> str:
             *(r.describe() for r in result.repaired),
             *(settings_lines(changes) if changes is not None else []),
             f"issued {data['name']} ({', '.join(data['identifiers'])}), serial {data['serial']}, "
-            f"valid until {data['not_after']}",
+            f"valid until {human_time(result.not_after)}",
             f"  fullchain: {data['fullchain']}",
             f"  privkey:   {data['privkey']}",
             *deploy_lines(result.deploy),
@@ -195,7 +195,7 @@ def rehearsal_result(result: Any, *, as_json: bool) -> str:
         return json.dumps(result.to_dict(), indent=2)
     lines = [f"{result.name} ({', '.join(result.identifiers)}): {result.summary()}"]
     if result.serial:
-        lines.append(f"  staging serial {result.serial}, valid until {encode_time(result.not_after)} (not stored)")
+        lines.append(f"  staging serial {result.serial}, valid until {human_time(result.not_after)} (not stored)")
     lines += [f"  {line}" for line in result.reloaders]
     if result.reload_error is not None:
         lines.append(f"  reload would fail: {result.reload_error.message}")
