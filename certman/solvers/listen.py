@@ -70,9 +70,9 @@ def listen_problem(address: str, port: int) -> tuple[str, str] | None:
     shows without binding it.
 
     Checked before the first request to the CA: an explicit address that is not on this
-    host, or a privileged port without CAP_NET_BIND_SERVICE. The port itself is left
-    alone: another certman run may hold it to share (``certman.solvers.shared``), and an
-    order whose authorizations are all valid needs no port at all.
+    host, or a privileged port without CAP_NET_BIND_SERVICE. Whether the port itself is
+    free is ``certman.solvers.shared.check_free``'s question: another certman run of the
+    keystore may hold it to share.
     """
     if address:
         try:
