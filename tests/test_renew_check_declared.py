@@ -4,6 +4,7 @@ certificate: a misspelt option in a [[certificate]] plugin table exits 2, naming
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -64,3 +65,13 @@ def test_a_valid_table_is_reported_due_without_contacting_the_ca(tmp_path: Path)
     done = check(tmp_path, '[[certificate.solver]]\nname = "standalone"\nport = 8402\n')
     assert done.returncode == 0, done.stderr
     assert "typo.example" in done.stdout and "due" in done.stdout
+
+
+def test_a_port_held_elsewhere_is_left_to_the_real_run(tmp_path: Path) -> None:
+    # The timer's own renew may be serving the port at this moment: --check probes nothing.
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        done = check(tmp_path, f'[[certificate.solver]]\nname = "standalone"\naddress = "127.0.0.1"\nport = {port}\n')
+    assert done.returncode == 0, done.stderr

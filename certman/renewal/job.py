@@ -134,13 +134,14 @@ def _warn_exposed(keystore: FileKeystore, names: list[str]) -> None:
 
 
 def _check_declared(specs: list[CertSpec]) -> None:
-    """The local checks a real run makes before ordering each declared certificate
-    (``declaration.checks``): `renew --check` exits 2 on a misspelt option, as the run would fail."""
+    """The checks of its settings a real run makes before ordering each declared
+    certificate (``declaration.checks``): `renew --check` exits 2 on a misspelt option, as
+    the run would fail. No port or webroot is probed: the timer's renew may hold them."""
     from ..declaration.checks import check_spec
 
     for spec in specs:
         try:
-            check_spec(spec)
+            check_spec(spec, probe=False)
         except CertmanError as exc:
             exc.message = f"{spec.name}: {exc.message}"
             raise
