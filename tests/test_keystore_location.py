@@ -67,4 +67,5 @@ def test_the_default_keystore_is_made_with_its_parents(nobodys_dir: Path) -> Non
         cwd="/",
     )
     assert done.returncode == 0, done.stderr
-    assert (data_home / "certman").is_dir()
+    keystore = data_home / "certman"
+    assert (keystore.stat().st_mode & 0o777, data_home.stat().st_mode & 0o777) == (0o700, 0o700)
