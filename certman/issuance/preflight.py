@@ -34,11 +34,13 @@ from ..solvers.shared import Rendezvous
 from .challenges import create_solver
 
 
-def preflight(spec: CertSpec, *, rendezvous: Rendezvous | None = None) -> list[Solver]:
+def preflight(spec: CertSpec, *, rendezvous: Rendezvous | None = None, probe: bool = True) -> list[Solver]:
     """Check ``spec`` (recorded: absolute paths, resolved programs) and return its solvers.
 
     The solvers are built in the spec's order; one that serves a port shares it through
     ``rendezvous`` (the keystore's), so a port another run of that keystore serves passes.
+    Without ``probe``, only the settings themselves are checked: no solver checks its
+    address, port or webroot (`renew --check`, which may run beside the timer's renew).
     Raises ``UsageError``/``ConfigError`` (exit 2) or ``SolverError`` (exit 5).
     """
     check_policy(spec.identifiers, spec.profile, [resolve_server(s) for s in _servers(spec)])
@@ -47,7 +49,8 @@ def preflight(spec: CertSpec, *, rendezvous: Rendezvous | None = None) -> list[S
     built = [create_solver(s.name, s.options, rendezvous) for s in spec.solvers]
     for solver_spec, solver in zip(spec.solvers, built, strict=True):
         _check_files("solvers", solver_spec.name, solver_spec.options, f"solver {solver_spec.name}")
-        _check_solver(solver)
+        if probe:
+            _check_solver(solver)
     if spec.reloaders:
         from ..deploy.batch import check_reloaders
 

@@ -43,12 +43,32 @@ from .records import AccountRecord, IndexEntry, RevocationMarker, VersionMeta
 from .state_records import STATE_HINT, RenewalState
 
 
+def _check_parent(root: Path) -> None:
+    """``KeystoreError`` for a new keystore whose parent directory is missing, unless it is
+    the documented default (``certman.paths.default_keystore``), made with its parents.
+
+    As ``mkdir`` without ``-p``: a typo in --keystore must not build a tree of directories
+    nobody asked for (docs/keystore.md, "Where it lives")."""
+    from ..paths import absolute, default_keystore
+
+    if os.path.lexists(root) or os.path.isdir(root.parent) or str(root) == absolute(default_keystore()):
+        return
+    missing = root.parent
+    while not os.path.lexists(missing.parent):
+        missing = missing.parent
+    raise KeystoreError(
+        f"keystore {root} does not exist, and neither does {missing}",
+        f"check the path for a typo, or create its parent first: mkdir -p {root.parent}",
+    )
+
+
 class FileKeystore:
     """A keystore directory (``lock_timeout`` in seconds); creating one makes the root 0700 and checks it."""
 
     def __init__(self, root: Path | str, *, lock_timeout: float = 30.0) -> None:
         self.layout = Layout(Path(root).absolute())
         self.lock_timeout = lock_timeout
+        _check_parent(self.layout.root)
         files.ensure_dir(self.layout.root)
         files.claim_root(self.layout.root)
 
