@@ -33,6 +33,8 @@ def test_doctor_fails_each_key_others_may_read_with_a_chmod_600_hint(
     assert f"{live_key} is mode 0644, readable by others" in line
     assert f"{account_key} is mode 0644, readable by others" in line
     assert f"(hint: chmod 600 {account_key} {live_key};" in line
+    assert "`certman renew --force exposed.example` issues new keys" in line
+    assert "`certman account rollover` changes an account key" in line
 
 
 def test_renew_warns_about_each_exposed_key_and_leaves_its_mode(
@@ -44,6 +46,7 @@ def test_renew_warns_about_each_exposed_key_and_leaves_its_mode(
     assert len(warnings) == 2, renewed.stderr
     live = certman.keystore / "live" / "exposed.example" / "privkey.pem"
     assert f"private key {live} is mode 0644, readable by others (hint: chmod 600 {live};" in warnings[0]
+    assert "`certman renew --force exposed.example` issues new keys)" in warnings[0]
     assert f"private key {exposed[1]} is mode 0644" in warnings[1]
     assert all(key.stat().st_mode & 0o777 == 0o644 for key in exposed)
 

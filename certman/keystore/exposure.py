@@ -36,8 +36,18 @@ def exposed_keys(layout: Layout, names: Iterable[str]) -> list[tuple[Path, int]]
 
 
 def exposure_hint(paths: Iterable[Path]) -> str:
-    """What to do about exposed keys: tighten the mode, and replace a key that may have leaked."""
-    return (
-        f"chmod 600 {' '.join(str(p) for p in paths)}; if others may have copied a key, replace it: "
-        "`certman renew --force NAME` issues a new one, `certman account rollover` changes an account key"
+    """What to do about exposed keys: tighten the mode, and replace a key that may have leaked,
+    naming the certificates (``live/<name>/…``) and whether an account key is among them."""
+    paths = list(paths)
+    names = sorted({_cert_name(p) for p in paths if p.name != ACCOUNT_KEY_FILE})
+    replace = [f"`certman renew --force {' '.join(names)}` issues new keys"] if names else []
+    if any(p.name == ACCOUNT_KEY_FILE for p in paths):
+        replace.append("`certman account rollover` changes an account key")
+    return f"chmod 600 {' '.join(str(p) for p in paths)}; if others may have copied a key, replace it: " + ", ".join(
+        replace
     )
+
+
+def _cert_name(key: Path) -> str:
+    # live/<name>/privkey.pem, or the version it points to: certs/<name>/versions/<v>/privkey.pem.
+    return key.parents[2].name if key.parent.parent.name == "versions" else key.parent.name
