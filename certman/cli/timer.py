@@ -53,7 +53,7 @@ def install_command(
         parse_listen(challenge_server)
     # The unit runs from /: a relative --config would name another file there.
     config = obj.config_path.absolute() if obj.config_path else None
-    files = timer.install(
+    installed = timer.install(
         root,
         cron=cron,
         user=user,
@@ -62,8 +62,12 @@ def install_command(
         dry_run=show,
         challenge_server=challenge_server,
     )
-    for unit in files:
+    for unit in installed.files:
         click.echo(f"# {unit.path}\n{unit.content}" if show else f"wrote {unit.path}")
+    for path in installed.removed:
+        click.echo(f"removed {path} (renew runs from one schedule only)")
+    if installed.note:
+        click.echo(installed.note)
 
 
 @command.command("uninstall")

@@ -95,7 +95,7 @@ class FleetHostKeystore(FileKeystore):
         self.protocol.record_install(spec.name, committed.version)
         return stored
 
-    def committed_elsewhere(self, name: str) -> bool | None:
+    def committed_elsewhere(self, name: str) -> bool:
         """Whether the store's manifest of ``name`` moved past the version this run replaces
         (checked after the CA's 409 ``alreadyReplaced``)."""
         work = self.work.get(name)

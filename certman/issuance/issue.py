@@ -42,7 +42,7 @@ from ..recording import recorded_spec
 from ..solvers import Solver
 from ..solvers.shared import Rendezvous
 from . import fallback, resume
-from .challenges import create_solver, solve
+from .challenges import solve
 from .preflight import preflight
 
 log = logging.getLogger(__name__)
@@ -241,8 +241,7 @@ def checked_locally(spec: CertSpec, keystore: FileKeystore) -> tuple[CertSpec, l
     the first request. Shared by ``obtain`` and the dry run."""
     spec = recorded_spec(spec)
     rendezvous = Rendezvous.under(keystore.root, timeout=keystore.lock_timeout)
-    board = keystore.token_board
-    solvers = preflight(spec, [create_solver(s.name, s.options, rendezvous, board) for s in spec.solvers])
+    solvers = preflight(spec, rendezvous=rendezvous, board=keystore.token_board)
     keystore.read_state(spec.name)
     pending = keystore.read_pending_order(spec.name)
     if pending is not None:
@@ -281,7 +280,7 @@ def new_order(
     csr_pem: bytes,
     replaces: str | None,
     *,
-    committed_elsewhere: Callable[[str], bool | None] = lambda name: None,
+    committed_elsewhere: Callable[[str], bool] | None = None,
 ) -> messages.OrderResource:
     """newOrder with ``replaces`` when given; once more without it if the CA refuses the
     replacement (already replaced, or the old order belongs to another account).
@@ -298,7 +297,7 @@ def new_order(
         kind = _replacement_refused(exc)
         if replaces is None or kind is None:
             raise
-        if kind == "alreadyReplaced" and committed_elsewhere(spec.name):
+        if kind == "alreadyReplaced" and committed_elsewhere is not None and committed_elsewhere(spec.name):
             raise ACMEError(
                 f"{spec.name}: the CA says certificate {replaces} was already replaced: another fleet host renewed it",
                 "not ordered again without replaces (that would be a second certificate); "

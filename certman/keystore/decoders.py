@@ -45,7 +45,14 @@ def decode_index(data: bytes) -> dict[str, IndexEntry] | None:
         # The index's validity times are whole seconds (YYYY-MM-DDTHH:MM:SSZ).
         if entry.not_before.microsecond or entry.not_after.microsecond:
             return None
-        if not _utc(entry.not_before, entry.not_after, entry.issued_at, entry.imported_at, entry.backoff_until):
+        if not _utc(
+            entry.not_before,
+            entry.not_after,
+            entry.issued_at,
+            entry.imported_at,
+            entry.backoff_until,
+            entry.ari_renew_at,
+        ):
             return None
     return certs
 

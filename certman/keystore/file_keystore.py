@@ -10,16 +10,16 @@ from __future__ import annotations
 import json
 import os
 import tomllib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from msgspec import structs
 
 from ..config import CertSpec
 from ..errors import KeystoreError, UsageError
 from ..names import check_cert_name
+from ..solvers.http01 import TokenBoard
 from . import files, index, live_links, locks, past_commit, pending
 from .contract import Keystore, StoredVersion
 from .decoders import decode_state
@@ -43,26 +43,39 @@ from .live_links import LiveRepair
 from .records import AccountRecord, IndexEntry, RevocationMarker, VersionMeta
 from .state_records import STATE_HINT, RenewalState
 
-if TYPE_CHECKING:
-    from ..solvers.http01 import TokenBoard
+
+def _check_parent(root: Path) -> None:
+    """``KeystoreError`` for a new keystore whose parent directory is missing, unless it is
+    the documented default (``certman.paths.default_keystore``), made with its parents.
+
+    As ``mkdir`` without ``-p``: a typo in --keystore must not build a tree of directories
+    nobody asked for (docs/keystore.md, "Where it lives")."""
+    from ..paths import absolute, default_keystore
+
+    if os.path.lexists(root) or os.path.isdir(root.parent) or str(root) == absolute(default_keystore()):
+        return
+    missing = root.parent
+    while not os.path.lexists(missing.parent):
+        missing = missing.parent
+    raise KeystoreError(
+        f"keystore {root} does not exist, and neither does {missing}",
+        f"check the path for a typo, or create its parent first: mkdir -p {root.parent}",
+    )
 
 
 class FileKeystore:
     """A keystore directory (``lock_timeout`` in seconds); creating one makes the root 0700 and checks it."""
 
-    # Where HTTP-01 answers go instead of a local server: a fleet host's store (fleet.renew).
+    # Set by a fleet host's renew (fleet.renew): HTTP-01 answers go to the store; did another host commit?
     token_board: TokenBoard | None = None
+    committed_elsewhere: Callable[[str], bool] | None = None
 
     def __init__(self, root: Path | str, *, lock_timeout: float = 30.0) -> None:
         self.layout = Layout(Path(root).absolute())
         self.lock_timeout = lock_timeout
+        _check_parent(self.layout.root)
         files.ensure_dir(self.layout.root)
         files.claim_root(self.layout.root)
-
-    def committed_elsewhere(self, name: str) -> bool | None:
-        """Whether another host committed a newer version of ``name`` during this run: None
-        here (a lone host); a fleet host's keystore answers from its store (``fleet.renew``)."""
-        return None
 
     @property
     def root(self) -> Path:

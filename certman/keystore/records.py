@@ -137,6 +137,9 @@ class IndexEntry(VersionMeta, frozen=True):
     # until when failures hold renewal back, and the serial whose reload is pending.
     backoff_until: UTCTime | None = None
     undeployed_serial: str | None = None
+    # When the CA's ARI window for the live serial says to renew (state.json's choice),
+    # so that ``list`` decides due as renew does without the state file.
+    ari_renew_at: UTCTime | None = None
 
     @property
     def revoked(self) -> bool:
@@ -157,6 +160,8 @@ class IndexEntry(VersionMeta, frozen=True):
             data["backoff_until"] = encode_time(self.backoff_until)
         if self.undeployed_serial is not None:
             data["undeployed_serial"] = self.undeployed_serial
+        if self.ari_renew_at is not None:
+            data["ari_renew_at"] = encode_time(self.ari_renew_at)
         return dict(sorted(data.items()))
 
     @classmethod
@@ -187,6 +192,7 @@ class IndexEntry(VersionMeta, frozen=True):
                 revoked_serial=opt_str(raw.get("revoked_serial")),
                 backoff_until=_opt_time(raw.get("backoff_until")),
                 undeployed_serial=opt_str(raw.get("undeployed_serial")),
+                ari_renew_at=_opt_time(raw.get("ari_renew_at")),
             )
         except (TypeError, ValueError) as exc:
             raise KeystoreError(

@@ -20,7 +20,7 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from ..config import Settings
+from ..config import CertSpec, Settings
 from ..deploy.outcome import DeployResult
 from ..errors import CertmanError, UsageError
 from ..keystore import FileKeystore
@@ -88,10 +88,12 @@ def renew(
             "see `certman list` for the names",
         )
     selected = names or sorted(set(index) | set(declared))
+    _warn_exposed(keystore, [n for n in selected if n in index])
     if dry_run:
         # Every selected certificate, due or not, as certbot's renew --dry-run (renewal.rehearse).
         return rehearse_each(keystore, settings, selected, index, declared, now, jobs=jobs, account=account)
     if check:
+        _check_declared([declared[n] for n in selected if n in declared])
         plans, unplanned = plan_each(keystore, selected, index, declared, now, force)
         checked = {p.name: check_result(p) for p in plans}
         return RenewReport(tuple({**unplanned, **checked}[n] for n in selected), now)
@@ -149,6 +151,29 @@ def refresh_windows(
                 runner.refresh_window(plan)
             except CertmanError as exc:  # the certificate's own run reports it; the others still get theirs
                 log.warning("renewal information for %s: %s", plan.name, exc.message)
+
+
+def _warn_exposed(keystore: FileKeystore, names: list[str]) -> None:
+    """A warning per live or account key that others may read, on every run until it is
+    fixed (``keystore.exposure``: certman does not change the mode itself)."""
+    from ..keystore.exposure import exposed_keys, exposure_hint
+
+    for path, mode in exposed_keys(keystore.layout, names):
+        log.warning("private key %s is mode %04o, readable by others (hint: %s)", path, mode, exposure_hint([path]))
+
+
+def _check_declared(specs: list[CertSpec]) -> None:
+    """The checks of its settings a real run makes before ordering each declared
+    certificate (``declaration.checks``): `renew --check` exits 2 on a misspelt option, as
+    the run would fail. No port or webroot is probed: the timer's renew may hold them."""
+    from ..declaration.checks import check_spec
+
+    for spec in specs:
+        try:
+            check_spec(spec, probe=False)
+        except CertmanError as exc:
+            exc.message = f"{spec.name}: {exc.message}"
+            raise
 
 
 def _mark_states(keystore: FileKeystore, names: list[str]) -> None:
