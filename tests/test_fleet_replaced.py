@@ -24,8 +24,9 @@ from fixtures.fleet import CERTMAN, TIMER_ENV, Host, ari_fleet, window_opened
 from certman.keystore import FileKeystore
 
 NAME = "replaced.fleet.example"
-# Seconds the proxy holds the stalled holder: longer than the other host's whole renewal.
-STALL = 20.0
+# Seconds the proxy holds the holder's answer: long enough for the test to SIGSTOP it there
+# (a poll away); once stopped, it stays stopped until the other host is done.
+STALL = 5.0
 
 
 def open_window(proxy: FaultProxy, *made: Host) -> None:
