@@ -83,7 +83,8 @@ class RevokeResult:
 @dataclass(frozen=True)
 class RemoveResult:
     name: str
-    archived_to: Path
+    # A directory of the keystore's archive, or where a fleet store archived it.
+    archived_to: Path | str
 
 
 def list_certificates(keystore: FileKeystore) -> Mapping[str, IndexEntry]:

@@ -1,8 +1,8 @@
 """A lease holder that stalls (SIGSTOP) or dies (SIGKILL) mid-renewal: another host takes over.
 
 host-a's renewal is held mid-order the way a slow network holds it: Pebble's HTTP-01
-request lands on a socket that accepts and never answers, while host-a's own
-challenge server listens elsewhere. The lease TTL is one second (``lease_ttl``), so
+request lands on a socket that accepts and never answers, where the fleet's challenge
+server (``certman challenge-server``) listens otherwise. The lease TTL is one second (``lease_ttl``), so
 the server's clock expires a holder that stopped renewing it. Everything runs through
 the real ``certman`` from ``/`` with ``env -i PATH=/usr/bin:/bin``.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psycopg
 import services
-from fixtures.fleet import CERTMAN, TIMER_ENV, Host, issue, window_opened
+from fixtures.fleet import CERTMAN, TIMER_ENV, Host, challenge_servers, issue, window_opened
 
 from certman.keystore import FileKeystore
 
@@ -98,7 +98,8 @@ def test_a_stalled_holder_loses_and_a_killed_one_is_recovered(
     finally:
         gate.close()
     window_opened(b, NAME)
-    taken = b.run("renew", "--json")
+    with challenge_servers([(b, "127.0.0.1")], pebble.http_port):
+        taken = b.run("renew", "--json")
     assert taken.returncode == 0, taken.stderr
     assert [r["action"] for r in json.loads(taken.stdout)["certificates"]] == ["renewed"]
     second = serial(b)
@@ -129,7 +130,8 @@ def test_a_stalled_holder_loses_and_a_killed_one_is_recovered(
     assert holder is not None and holder[0] == "host-c"
     services.wait_for(lambda: expired(fleet_dsn), what="the server to expire the dead holder's lease")
     window_opened(b, NAME)
-    recovered = b.run("renew", "--json")
+    with challenge_servers([(c, "127.0.0.1")], pebble.http_port):
+        recovered = b.run("renew", "--json")
     assert recovered.returncode == 0, recovered.stderr
     assert [r["action"] for r in json.loads(recovered.stdout)["certificates"]] == ["renewed"]
     after = lease_holder(fleet_dsn)

@@ -21,6 +21,7 @@ import services
 from cryptography.hazmat.primitives import serialization
 from fixtures.fleet import CERTMAN, TIMER_ENV, Host, issue
 
+from certman.fleet import schema
 from certman.keystore import FileKeystore, ca_id
 
 
@@ -28,12 +29,12 @@ def test_init_makes_a_key_and_the_schema_and_is_idempotent(host: Host, postgres:
     key_file = host.config.parent / "fleet.key"
     first = host.run("store", "init", "--new-key", str(key_file))
     assert first.returncode == 0, first.stderr
-    assert "schema 0 -> 1" in first.stdout and "bound to it" in first.stdout
+    assert f"schema 0 -> {schema.LATEST}" in first.stdout and "bound to it" in first.stdout
     assert "fleet-test-password" not in first.stdout + first.stderr
     assert len(key_file.read_bytes()) == 32 and key_file.stat().st_mode & 0o777 == 0o600
     again = host.run("store", "init")
     assert again.returncode == 0, again.stderr
-    assert "schema 1 (current)" in again.stdout and "matches it" in again.stdout
+    assert f"schema {schema.LATEST} (current)" in again.stdout and "matches it" in again.stdout
     refused = host.run("store", "init", "--new-key", str(key_file))
     assert refused.returncode == 2 and "exists already" in refused.stderr
     status = host.run("store", "status")

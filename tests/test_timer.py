@@ -100,6 +100,50 @@ def test_relative_config_and_keystore_are_written_absolute_for_the_timer_that_ru
     assert f"--keystore {tmp_path / 'ks2'} renew" in done.stdout
 
 
+def test_the_challenge_server_unit_runs_the_fleet_server_and_restarts_it_when_it_fails(tmp_path: Path):
+    *_, unit = timer.planned(
+        tmp_path,
+        cron=False,
+        keystore=Path("/var/lib/certman"),
+        config=Path("/etc/certman/certman.toml"),
+        executable="/usr/bin/certman",
+        challenge_server="127.0.0.1:8402",
+    )
+    lines = unit.content.splitlines()
+    assert unit.path == tmp_path / "etc/systemd/system/certman-challenge-server.service"
+    assert (
+        "ExecStart=/usr/bin/certman --config /etc/certman/certman.toml challenge-server --listen 127.0.0.1:8402"
+        in lines
+    )
+    for setting in ("Type=simple", "Restart=on-failure", "ProtectSystem=strict", "WantedBy=multi-user.target"):
+        assert setting in lines
+    # It writes nothing, so unlike the renew service it gets no ReadWritePaths.
+    assert not any(line.startswith("ReadWritePaths=") for line in lines)
+
+
+def test_install_with_challenge_server_writes_its_unit_and_uninstall_removes_it(tmp_path: Path):
+    done = run("timer", "install", "--challenge-server", "--root", str(tmp_path), keystore=tmp_path / "ks")
+    assert done.returncode == 0, done.stderr
+    units = tmp_path / "etc/systemd/system"
+    assert sorted(p.name for p in units.iterdir()) == [
+        "certman-challenge-server.service",
+        "certman-renew.service",
+        "certman-renew.timer",
+    ]
+    # Alone, the option listens where the proxies of docs/proxies.md forward to.
+    assert "challenge-server --listen 127.0.0.1:8402" in (units / "certman-challenge-server.service").read_text()
+    done = run("timer", "uninstall", "--root", str(tmp_path), keystore=tmp_path / "ks")
+    assert done.returncode == 0, done.stderr
+    assert list(units.iterdir()) == []
+
+
+def test_a_challenge_server_under_cron_is_refused_before_anything_is_written(tmp_path: Path):
+    done = run("timer", "install", "--cron", "--challenge-server", "[::1]:8402", "--root", str(tmp_path), keystore=None)
+    assert done.returncode == 2
+    assert "--challenge-server needs systemd" in done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_install_says_which_schedule_it_chose_and_how_to_switch_when_cron_is_there_too(tmp_path: Path):
     (tmp_path / "etc/cron.d").mkdir(parents=True)
     done = run("timer", "install", "--root", str(tmp_path), keystore=tmp_path / "ks")

@@ -230,6 +230,7 @@ def main() -> None:
 # only when their command runs (or for --help), which keeps start-up short.
 COMMANDS = {
     "account": "account",
+    "challenge-server": "challenge_server",
     "completion": "completion",
     "doctor": "doctor",
     "explain": "explain",

@@ -37,6 +37,21 @@ def _context(obj: Any, server: str | None, ca_bundle: Path | None, timeout: floa
     return settings, ca, FileKeystore(settings.keystore, lock_timeout=settings.lock_timeout)
 
 
+def _on_account(settings: Any, ca: Any, keystore: Any, work: Callable[[Any], Any], *, changes: bool = True) -> Any:
+    """``work(keystore)``; with a fleet store, on the fleet's account, under its lease if it
+    ``changes`` it (docs/fleet.md)."""
+    if not settings.store:
+        return work(keystore)
+    from ..fleet.operations import account_operation
+    from ..fleet.settings import open_store
+
+    store = open_store(settings)
+    try:
+        return account_operation(keystore, store, ca.directory_url, work, lease_ttl=settings.lease_ttl, changes=changes)
+    finally:
+        store.close()
+
+
 def _echo(info: Any, as_json: bool, verb: str) -> None:
     if as_json:
         click.echo(json.dumps(info.to_dict(), indent=2))
@@ -53,7 +68,11 @@ def _echo(info: Any, as_json: bool, verb: str) -> None:
 
 @click.group("account")
 def command() -> None:
-    """Manage the ACME account kept for each CA."""
+    """Manage the ACME account kept for each CA.
+
+    With a fleet store, the fleet's one account per CA, kept in the store; each command
+    that changes it runs under that account's lease, so two hosts never change it at once.
+    """
 
 
 @command.command("show")
@@ -66,8 +85,12 @@ def show(
     """Show the account and its status at the CA."""
     from ..ca.accounts import show_account
 
-    _, ca, keystore = _context(obj, server, ca_bundle, timeout)
-    _echo(show_account(keystore, ca, ask_ca=not offline), as_json, "")
+    settings, ca, keystore = _context(obj, server, ca_bundle, timeout)
+    _echo(
+        _on_account(settings, ca, keystore, lambda k: show_account(k, ca, ask_ca=not offline), changes=False),
+        as_json,
+        "",
+    )
 
 
 @command.command("register")
@@ -106,7 +129,9 @@ def register(
     account = AccountSettings(
         email or settings.email, bool(agree_tos or settings.agree_tos), external_account(eab_kid, eab_hmac_key_file)
     )
-    _echo(register_account(keystore, ca, account, new=new), as_json, "registered ")
+    _echo(
+        _on_account(settings, ca, keystore, lambda k: register_account(k, ca, account, new=new)), as_json, "registered "
+    )
 
 
 @command.command("update")
@@ -121,8 +146,9 @@ def update(
     """Replace the account's contact addresses."""
     from ..ca.accounts import update_email
 
-    _, ca, keystore = _context(obj, server, ca_bundle, timeout)
-    _echo(update_email(keystore, ca, tuple(e for e in emails if e)), as_json, "updated ")
+    settings, ca, keystore = _context(obj, server, ca_bundle, timeout)
+    contacts = tuple(e for e in emails if e)
+    _echo(_on_account(settings, ca, keystore, lambda k: update_email(k, ca, contacts)), as_json, "updated ")
 
 
 @command.command("rollover")
@@ -132,8 +158,8 @@ def rollover(obj: Any, server: str | None, ca_bundle: Path | None, timeout: floa
     """Replace the account key (RFC 8555 keyChange); the account and its URL stay."""
     from ..ca.accounts import rollover as roll
 
-    _, ca, keystore = _context(obj, server, ca_bundle, timeout)
-    _echo(roll(keystore, ca), as_json, "rolled over the key of ")
+    settings, ca, keystore = _context(obj, server, ca_bundle, timeout)
+    _echo(_on_account(settings, ca, keystore, lambda k: roll(k, ca)), as_json, "rolled over the key of ")
 
 
 @command.command("deactivate")
@@ -147,9 +173,9 @@ def deactivate(
     from ..ca.accounts import deactivate as deact
     from ..errors import UsageError
 
-    _, ca, keystore = _context(obj, server, ca_bundle, timeout)
+    settings, ca, keystore = _context(obj, server, ca_bundle, timeout)
     if not yes and not click.confirm(
         f"Deactivate the account at {ca.directory_url}? The CA cannot undo this", default=False
     ):
         raise UsageError("the account was not deactivated", "pass --yes to deactivate without the question")
-    _echo(deact(keystore, ca), as_json, "deactivated ")
+    _echo(_on_account(settings, ca, keystore, lambda k: deact(k, ca)), as_json, "deactivated ")

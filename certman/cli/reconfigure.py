@@ -46,6 +46,8 @@ def command(
     certificate is redeployed if the reloaders changed. A change that needs a new
     certificate (CA, key type, profile, preferred chain) takes effect at the next renewal.
     With --dry-run, an issuance with the new settings is rehearsed and nothing is recorded.
+    With a fleet store, under NAME's lease: the settings that identify the certificate at
+    the CA go to the store too, and whichever host renews it next uses them.
     """
     from ..declaration.reconfigure import plan_reconfigure, write_reconfiguration
     from ..keystore import FileKeystore
@@ -66,7 +68,8 @@ def command(
     )
     keystore = FileKeystore(settings.keystore, lock_timeout=settings.lock_timeout)
     # Computed, checked, then written: `--dry-run` rehearses the plan instead of writing it.
-    plan = plan_reconfigure(keystore, name, change, settings=settings, config_file=obj.config_file())
+    if dry_run or not settings.store:
+        plan = plan_reconfigure(keystore, name, change, settings=settings, config_file=obj.config_file())
     if dry_run:
         from ..ca.accounts import AccountSettings
         from ..issuance.rehearsal import rehearse
@@ -78,6 +81,24 @@ def command(
         (echo_json if as_json else click.echo)(_render.reconfigure_rehearsal(plan.diff, rehearsal, as_json=as_json))
         rehearsal.raise_for_deploy()
         return
-    result = write_reconfiguration(keystore, plan)
+    if settings.store:
+        from ..fleet import operations
+        from ..fleet.settings import open_store
+
+        store = open_store(settings)
+        try:
+            result = operations.reconfigure(
+                keystore,
+                store,
+                settings,
+                name,
+                change,
+                config_file=obj.config_file(),
+                lease_ttl=settings.lease_ttl,
+            )
+        finally:
+            store.close()
+    else:
+        result = write_reconfiguration(keystore, plan)
     (echo_json if as_json else click.echo)(_render.reconfigure_result(result, as_json=as_json))
     result.raise_for_deploy()

@@ -26,17 +26,29 @@ REASONS = ("unspecified", "keyCompromise", "affiliationChanged", "superseded", "
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
 def command(obj: Any, name: str, reason: str, timeout: float | None, as_json: bool) -> None:
-    """Revoke NAME's live certificate; renewal then skips it until it is issued again."""
+    """Revoke NAME's live certificate; renewal then skips it until it is issued again.
+
+    With a fleet store, under NAME's lease: the fleet's current version is revoked, and
+    every host's renewal skips it after its next sync.
+    """
     from ..keystore import FileKeystore
     from ..lifecycle import revoke
 
     settings = obj.settings(timeout=timeout)
-    result = revoke(
-        FileKeystore(settings.keystore, lock_timeout=settings.lock_timeout),
-        name,
-        reason=reason,
-        timeout=settings.timeout,
-    )
+    local = FileKeystore(settings.keystore, lock_timeout=settings.lock_timeout)
+    if settings.store:
+        from ..fleet import operations
+        from ..fleet.settings import open_store
+
+        store = open_store(settings)
+        try:
+            result = operations.revoke(
+                local, store, settings, name, reason=reason, timeout=settings.timeout, lease_ttl=settings.lease_ttl
+            )
+        finally:
+            store.close()
+    else:
+        result = revoke(local, name, reason=reason, timeout=settings.timeout)
     if as_json:
         click.echo(
             json.dumps(

@@ -28,16 +28,39 @@ _USER_HELP = "Systemd user units in ~/.config/systemd/user (systemctl --user), f
     show_default=True,
     help="Write below this directory (systemctl runs only when it is /).",
 )
+@click.option(
+    "--challenge-server",
+    "challenge_server",
+    metavar="ADDR:PORT",
+    is_flag=False,
+    flag_value="127.0.0.1:8402",
+    help="Also run `certman challenge-server` as a service, for HTTP-01 in a fleet (alone: 127.0.0.1:8402).",
+)
 @click.pass_obj
-def install_command(obj: CliContext, /, cron: bool, user: bool, show: bool, root: Path) -> None:
-    """Write and enable certman-renew.service and certman-renew.timer (or the cron line)."""
+def install_command(
+    obj: CliContext, /, cron: bool, user: bool, show: bool, root: Path, challenge_server: str | None
+) -> None:
+    """Write and enable certman-renew.service and certman-renew.timer (or the cron line).
+
+    With --challenge-server, also certman-challenge-server.service, which every fleet
+    host runs so that any of them answers the CA's HTTP-01 requests (docs/fleet.md).
+    """
+    from ..fleet.challenge_server import parse_listen
     from ..renewal import timer
 
     settings = obj.settings()
+    if challenge_server is not None:
+        parse_listen(challenge_server)
     # The unit runs from /: a relative --config would name another file there.
     config = obj.config_path.absolute() if obj.config_path else None
     installed = timer.install(
-        root, cron=cron, user=user, keystore=settings.keystore.absolute(), config=config, dry_run=show
+        root,
+        cron=cron,
+        user=user,
+        keystore=settings.keystore.absolute(),
+        config=config,
+        dry_run=show,
+        challenge_server=challenge_server,
     )
     for unit in installed.files:
         click.echo(f"# {unit.path}\n{unit.content}" if show else f"wrote {unit.path}")
@@ -57,7 +80,7 @@ def install_command(obj: CliContext, /, cron: bool, user: bool, show: bool, root
 )
 @click.option("--user", is_flag=True, help="Remove the user units that `timer install --user` wrote.")
 def uninstall_command(root: Path, user: bool) -> None:
-    """Remove the systemd timer and service, or the cron line."""
+    """Remove the systemd timer and services, or the cron line."""
     from ..renewal import timer
 
     removed = timer.uninstall(root, user=user)

@@ -10,6 +10,8 @@
     protocol.py    leases with fencing tokens, the fenced commit, what each host installed
     admin.py       store init (schema, key binding) and store status
     transfer.py    store import: a local keystore uploaded
+    challenges.py  HTTP-01 in a fleet: the holder's answers in the store, read by every host
+    challenge_server.py  certman challenge-server: those answers over HTTP on each host
 
 Only ``conninfo`` is imported when settings load; the rest loads when a store is used.
 A Redis or etcd backend would be a module beside ``store`` keeping the same contract.

@@ -166,6 +166,11 @@ class FleetProtocol:
                 (name, self.store.host_id, int(version)),
             )
 
+    def forget_install(self, name: str) -> None:
+        """Drop this host's install record of ``name`` (the store removed it, and so did this host)."""
+        with self.store.transaction(f"forgetting the install of {name}") as cursor:
+            cursor.execute("DELETE FROM installs WHERE name = %s AND host_id = %s", (name, self.store.host_id))
+
     def server_now(self) -> datetime.datetime:
         """The store server's clock: the only clock leases and commits are judged by."""
         with self.store.transaction("reading the server clock") as cursor:
@@ -208,6 +213,8 @@ class LeaseKeeper:
         self.protocol = protocol
         self.lease = lease
         self.lost = threading.Event()
+        # Why a renewal of the lease failed, when the store (not another host) was the cause.
+        self.store_error: CertmanError | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"certman-lease-{lease.name}", daemon=True)
 
@@ -220,17 +227,26 @@ class LeaseKeeper:
 
     def check(self) -> None:
         """``LeaseLost`` if a renewal failed (expired, taken over, or the store unreachable)."""
-        if self.lost.is_set():
+        if not self.lost.is_set():
+            return
+        where = f"the lease on {self.lease.name} (token {self.lease.token})"
+        if self.store_error is not None:
             raise LeaseLost(
-                f"the lease on {self.lease.name} (token {self.lease.token}) was lost while renewing it",
-                "another host may have taken over; its version is pulled on the next run",
+                f"{where} could not be kept: {self.store_error.message}",
+                "nothing was installed and the local certificate is still served; "
+                "the next run renews once the store is back and the lease has expired",
             )
+        raise LeaseLost(
+            f"{where} was lost while renewing it",
+            "another host may have taken over; its version is pulled on the next run",
+        )
 
     def _run(self) -> None:
         while not self._stop.wait(self.lease.ttl / 3):
             try:
                 renewed = self.protocol.renew_lease(self.lease)
-            except CertmanError:
+            except CertmanError as exc:
+                self.store_error = exc
                 renewed = False
             if not renewed:
                 self.lost.set()

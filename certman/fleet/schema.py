@@ -89,6 +89,13 @@ MIGRATIONS: tuple[str, ...] = (
         expires_at timestamptz NOT NULL
     );
     """,
+    # 2: HTTP-01 in a fleet (fleet/challenges.py). Step 1's challenges table was never
+    # written; it now keys each token's answer by the identifier it proves, and its
+    # expiry (server clock) is indexed so stale answers are swept cheaply.
+    """
+    ALTER TABLE challenges RENAME COLUMN name TO identifier;
+    CREATE INDEX challenges_expiry ON challenges (expires_at);
+    """,
 )
 LATEST = len(MIGRATIONS)
 

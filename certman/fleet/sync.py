@@ -27,7 +27,8 @@ from ..deploy.reloaders import Deployment
 from ..errors import CertmanError, KeystoreError, UsageError
 from ..keys import load_key, public_keys_match
 from ..keystore import FileKeystore
-from ..keystore.times import utc_now
+from ..keystore.records import IndexEntry
+from ..keystore.times import archive_stamp, utc_now
 from ..renewal.declared import declared_specs
 from .protocol import FleetProtocol
 from .store import PostgresKeystore
@@ -35,7 +36,8 @@ from .store import PostgresKeystore
 
 @dataclass(frozen=True)
 class SyncResult:
-    """One certificate: ``installed`` (a newer version), ``current``, or ``failed`` with an error."""
+    """One certificate: ``installed`` (a newer version), ``current``, ``removed`` (another host
+    removed it from the store), or ``failed`` with an error."""
 
     name: str
     action: str
@@ -92,20 +94,68 @@ def sync(
             if live is not None and live.serial == serial:
                 if have != version:
                     protocol.record_install(name, version)
+                _follow_revocation(local, store, name, entry)
                 results.append(SyncResult(name, "current", version, serial))
                 continue
             spec = _host_spec(name, store, local, declared)
             _install(local, store, spec, version)
             protocol.record_install(name, version)
+            _follow_revocation(local, store, name, entry)
             if spec.reloaders:
                 deployments.append((spec, deployment_of(local, spec, serial or "")))
             results.append(SyncResult(name, "installed", version, serial))
         except CertmanError as exc:
             results.append(SyncResult(name, "failed", version, serial, exc.message, exc.hint))
+    if not names:
+        results += _follow_removals(local, protocol, set(installed) - set(index))
     if deployments:
         outcome = deploy(deployments, timeout=deploy_timeout)
         results = [_with_deploy_error(r, outcome.errors.get(r.name)) for r in results]
     return results
+
+
+def _follow_revocation(local: FileKeystore, store: PostgresKeystore, name: str, entry: IndexEntry) -> None:
+    """Record here the revocation another host recorded in the store (``certman revoke``), so
+    this host's renewal leaves the revoked certificate alone as that host's does."""
+    if not entry.revoked or local.read_revocation(name, entry.serial) is not None:
+        return
+    marker = store.read_revocation(name)
+    if marker is not None:
+        with local.lock_cert(name):
+            local.mark_revoked(name, marker)
+
+
+def _follow_removals(local: FileKeystore, protocol: FleetProtocol, removed: set[str]) -> list[SyncResult]:
+    """Archive here what another host removed from the store (``certman remove``) after this
+    host installed it; the install record goes too, so a later local certificate of the name stays."""
+    results = []
+    for name in sorted(removed):
+        try:
+            if local.has(name):
+                with local.lock_cert(name):
+                    local.archive_cert(name, archive_stamp(utc_now()))
+            protocol.forget_install(name)
+            results.append(SyncResult(name, "removed", None, None))
+        except CertmanError as exc:
+            results.append(SyncResult(name, "failed", None, None, exc.message, exc.hint))
+    return results
+
+
+# What the hosts of a fleet share about a certificate (issue 13: identifiers, key type,
+# CA, profile, preferred chain) and its renewal window; the rest is each host's own.
+SHARED = ("identifiers", "server", "key_type", "profile", "preferred_chain", "renew_before_days")
+
+
+def adopt_shared_spec(local: FileKeystore, store: PostgresKeystore, name: str) -> None:
+    """Give this host's stored spec of ``name`` the store's ``SHARED`` settings, if they differ
+    (another host reconfigured it). The caller holds the lease on ``name``."""
+    if not (local.has(name) and store.has(name)):
+        return
+    mine, fleets = local.read_spec(name), store.read_spec(name)
+    changed = {f: getattr(fleets, f) for f in SHARED if getattr(fleets, f) != getattr(mine, f)}
+    if changed:
+        with local.lock_cert(name):
+            local.write_spec(replace(mine, **changed))
 
 
 def _with_deploy_error(result: SyncResult, error: CertmanError | None) -> SyncResult:

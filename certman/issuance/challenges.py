@@ -18,17 +18,23 @@ from ..errors import ACMEError
 from ..names import Identifier
 from ..plugins import registry as plugins
 from ..solvers import Challenge, Solver
+from ..solvers.http01 import PublishesTokens, TokenBoard
 from ..solvers.shared import Rendezvous, SharesPort
 
 log = logging.getLogger(__name__)
 
 
-def create_solver(name: str, options: Any, rendezvous: Rendezvous | None = None) -> Solver:
-    """The solver ``name`` built from its options; one that serves a port shares it through ``rendezvous``."""
+def create_solver(
+    name: str, options: Any, rendezvous: Rendezvous | None = None, board: TokenBoard | None = None
+) -> Solver:
+    """The solver ``name`` built from its options; one that serves a port shares it through
+    ``rendezvous``, or publishes through a fleet's ``board`` instead (HTTP-01 in a fleet)."""
     factory = plugins.lookup("solvers", name)
     solver: Solver = factory.from_options(options)
     if rendezvous is not None and isinstance(solver, SharesPort):
         solver.share_through(rendezvous)
+    if board is not None and isinstance(solver, PublishesTokens):
+        solver.publish_through(board)
     return solver
 
 

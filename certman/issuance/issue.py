@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -192,7 +192,8 @@ def _order_and_store(
         reused = len(spec.identifiers)
     else:
         key = generate_key(spec.key_type)
-        order = new_order(session, spec, make_csr(key, spec.identifiers), replaces)
+        csr = make_csr(key, spec.identifiers)
+        order = new_order(session, spec, csr, replaces, committed_elsewhere=keystore.committed_elsewhere)
         reused = solve(session, spec, solvers, order)
         key_pem = key_to_pem(key)
         resume.remember(keystore, spec, order.uri, key_pem, clock())
@@ -240,7 +241,7 @@ def checked_locally(spec: CertSpec, keystore: FileKeystore) -> tuple[CertSpec, l
     the first request. Shared by ``obtain`` and the dry run."""
     spec = recorded_spec(spec)
     rendezvous = Rendezvous.under(keystore.root, timeout=keystore.lock_timeout)
-    solvers = preflight(spec, rendezvous=rendezvous)
+    solvers = preflight(spec, rendezvous=rendezvous, board=keystore.token_board)
     keystore.read_state(spec.name)
     pending = keystore.read_pending_order(spec.name)
     if pending is not None:
@@ -273,21 +274,43 @@ def done_while_waiting(spec: CertSpec, keystore: FileKeystore, seen: str | None)
     )
 
 
-def new_order(session: AcmeSession, spec: CertSpec, csr_pem: bytes, replaces: str | None) -> messages.OrderResource:
+def new_order(
+    session: AcmeSession,
+    spec: CertSpec,
+    csr_pem: bytes,
+    replaces: str | None,
+    *,
+    committed_elsewhere: Callable[[str], bool] | None = None,
+) -> messages.OrderResource:
     """newOrder with ``replaces`` when given; once more without it if the CA refuses the
-    replacement (already replaced, or the old order belongs to another account)."""
+    replacement (already replaced, or the old order belongs to another account).
+
+    In a fleet, "already replaced" (RFC 9773 §5, a 409) means another host renewed: when
+    ``committed_elsewhere(spec.name)`` says its version is in the store, an ``ACMEError``
+    (the caller pulls it), never a second order without ``replaces``. When it says False,
+    the other host's replacement was fenced out and discarded (a stalled holder), so
+    ordering without ``replaces`` is the only way to a new certificate.
+    """
     try:
         return session.new_order(spec.identifiers, csr_pem, profile=spec.profile, replaces=replaces)
     except ACMEError as exc:
-        if replaces is None or not _replacement_refused(exc):
+        kind = _replacement_refused(exc)
+        if replaces is None or kind is None:
             raise
+        if kind == "alreadyReplaced" and committed_elsewhere is not None and committed_elsewhere(spec.name):
+            raise ACMEError(
+                f"{spec.name}: the CA says certificate {replaces} was already replaced: another fleet host renewed it",
+                "not ordered again without replaces (that would be a second certificate); "
+                "the version the fleet store has is pulled instead",
+                problem_type=exc.problem_type,
+            ) from None
         log.info("the CA refused to mark %s as replaced (%s); ordering without replaces", replaces, exc)
     return session.new_order(spec.identifiers, csr_pem, profile=spec.profile)
 
 
-def _replacement_refused(exc: ACMEError) -> bool:
+def _replacement_refused(exc: ACMEError) -> str | None:
     kind = (exc.problem_type or "").rsplit(":", 1)[-1]
-    return kind in ("alreadyReplaced", "unauthorized")
+    return kind if kind in ("alreadyReplaced", "unauthorized") else None
 
 
 def check_issued(spec: CertSpec, key_pem: bytes, fullchain_pem: str) -> tuple[bytes, bytes, CertFacts]:

@@ -30,15 +30,19 @@ from ..ca.policy import check_policy
 from ..config import CertSpec, check_ca_bundle, resolve_server
 from ..plugins.settings import settings_classes
 from ..solvers import Solver
+from ..solvers.http01 import TokenBoard
 from ..solvers.shared import Rendezvous
 from .challenges import create_solver
 
 
-def preflight(spec: CertSpec, *, rendezvous: Rendezvous | None = None, probe: bool = True) -> list[Solver]:
+def preflight(
+    spec: CertSpec, *, rendezvous: Rendezvous | None = None, probe: bool = True, board: TokenBoard | None = None
+) -> list[Solver]:
     """Check ``spec`` (recorded: absolute paths, resolved programs) and return its solvers.
 
     The solvers are built in the spec's order; one that serves a port shares it through
-    ``rendezvous`` (the keystore's), so a port another run of that keystore serves passes.
+    ``rendezvous`` (the keystore's), so a port another run of that keystore serves passes;
+    on a fleet host, an HTTP-01 solver publishes through the store's ``board`` instead.
     Without ``probe``, only the settings themselves are checked: no solver checks its
     address, port or webroot (`renew --check`, which may run beside the timer's renew).
     Raises ``UsageError``/``ConfigError`` (exit 2) or ``SolverError`` (exit 5).
@@ -46,7 +50,7 @@ def preflight(spec: CertSpec, *, rendezvous: Rendezvous | None = None, probe: bo
     check_policy(spec.identifiers, spec.profile, [resolve_server(s) for s in _servers(spec)])
     for bundle in (spec.ca_bundle, *(f.get("ca_bundle") for f in spec.fallback)):
         check_ca_bundle(bundle)
-    built = [create_solver(s.name, s.options, rendezvous) for s in spec.solvers]
+    built = [create_solver(s.name, s.options, rendezvous, board) for s in spec.solvers]
     for solver_spec, solver in zip(spec.solvers, built, strict=True):
         _check_files("solvers", solver_spec.name, solver_spec.options, f"solver {solver_spec.name}")
         if probe:

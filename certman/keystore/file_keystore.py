@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tomllib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from msgspec import structs
 from ..config import CertSpec
 from ..errors import KeystoreError, UsageError
 from ..names import check_cert_name
+from ..solvers.http01 import TokenBoard
 from . import files, index, live_links, locks, past_commit, pending
 from .contract import Keystore, StoredVersion
 from .decoders import decode_state
@@ -64,6 +65,10 @@ def _check_parent(root: Path) -> None:
 
 class FileKeystore:
     """A keystore directory (``lock_timeout`` in seconds); creating one makes the root 0700 and checks it."""
+
+    # Set by a fleet host's renew (fleet.renew): HTTP-01 answers go to the store; did another host commit?
+    token_board: TokenBoard | None = None
+    committed_elsewhere: Callable[[str], bool] | None = None
 
     def __init__(self, root: Path | str, *, lock_timeout: float = 30.0) -> None:
         self.layout = Layout(Path(root).absolute())
@@ -136,7 +141,7 @@ class FileKeystore:
         except OSError as exc:
             raise files.storage_error(exc, path, "reading") from exc
 
-    def archive_account(self, ca: str, stamp: str) -> Path:
+    def archive_account(self, ca: str, stamp: str) -> Path | str:
         """Move an account out of use into ``archive/accounts/<ca>-<stamp>``."""
         return files.move_to_archive(self.layout.account_dir(ca), self.layout.archive / "accounts", f"{ca}-{stamp}")
 

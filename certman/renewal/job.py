@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 if TYPE_CHECKING:
     from ..ca.accounts import AccountSettings
 
-__all__ = ["DEFAULT_JOBS", "CertResult", "RenewReport", "next_step", "renew"]
+__all__ = ["DEFAULT_JOBS", "CertResult", "RenewReport", "next_step", "refresh_windows", "renew"]
 
 DEFAULT_JOBS = 4
 
@@ -122,6 +122,35 @@ def renew(
             deployed = deploy_all(keystore, fresh, results, now, deploy_timeout)
             _mark_states(keystore, [p.name for p in fresh])
     return RenewReport(tuple(results[n] for n in selected), now, deployed, repaired)
+
+
+def refresh_windows(
+    keystore: FileKeystore,
+    settings: Settings,
+    *,
+    names: Iterable[str] = (),
+    clock: Clock = utc_now,
+    account: AccountSettings | None = None,
+) -> None:
+    """Fetch the ARI window (RFC 9773) of every stored certificate of ``names`` (default: all)
+    whose check time passed, and record it in its state, as ``renew`` does before it decides;
+    for a caller that decides with ``renew(check=True)`` afterwards (fleet renew). Issues and
+    reloads nothing. A CA that cannot say is logged and recorded (the lifetime rule then
+    decides); ``KeystoreLocked`` if another run holds the renewal lock past the lock timeout.
+    """
+    now = clock()
+    index = keystore.read_index()
+    selected = [n for n in dict.fromkeys(names) if n in index] if names else sorted(index)
+    plans, _ = plan_each(keystore, selected, index, declared_specs(settings, keystore), now, False)
+    if not any(p.check_ari for p in plans):
+        return
+    with keystore.lock_renewal():
+        runner = Runner(keystore, settings, account, now)
+        for plan in plans:
+            try:
+                runner.refresh_window(plan)
+            except CertmanError as exc:  # the certificate's own run reports it; the others still get theirs
+                log.warning("renewal information for %s: %s", plan.name, exc.message)
 
 
 def _warn_exposed(keystore: FileKeystore, names: list[str]) -> None:

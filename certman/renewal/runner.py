@@ -83,6 +83,13 @@ class Runner:
                 plan, f"internal error: {type(exc).__name__}: {exc}", "run with -vv and report it", exc
             )
 
+    def refresh_window(self, plan: Plan) -> None:
+        """Fetch and record the plan's ARI window (RFC 9773 §4.2) if its check time passed, under
+        the certificate's deadline; a CA that cannot say is logged and the lifetime rule applies."""
+        if plan.check_ari:
+            with certificate_deadline(self.settings.timeout):
+                self._refresh_ari(plan)
+
     def _preflight(self, plan: Plan) -> CertSpec:
         """The plan's spec, checked as ``obtain`` checks it, before this run's first request for it."""
         from ..issuance.preflight import preflight
@@ -90,9 +97,8 @@ class Runner:
         from ..solvers.shared import Rendezvous
 
         spec = plan.spec or self.keystore.read_spec(plan.name)
-        preflight(
-            recorded_spec(spec), rendezvous=Rendezvous.under(self.keystore.root, timeout=self.keystore.lock_timeout)
-        )
+        rendezvous = Rendezvous.under(self.keystore.root, timeout=self.keystore.lock_timeout)
+        preflight(recorded_spec(spec), rendezvous=rendezvous, board=self.keystore.token_board)
         return spec
 
     def _session(self, spec: CertSpec) -> AcmeSession | None:

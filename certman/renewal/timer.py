@@ -16,6 +16,10 @@ tests); systemctl runs only when asked to (by default only for ``root == /``).
               operator without root, whose keystore is their own), enabled with
               ``systemctl --user``; they run while the user's manager runs, so
               ``loginctl enable-linger`` keeps them going after logout.
+    --challenge-server ADDR:PORT
+              also certman-challenge-server.service, the fleet's HTTP-01 server
+              (``certman challenge-server``, docs/fleet.md): a long-running service,
+              restarted when it fails, which writes nothing.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from ..paths import TIMER_PATH
 SYSTEMD_DIR = Path("etc/systemd/system")
 SERVICE = "certman-renew.service"
 TIMER = "certman-renew.timer"
+CHALLENGE_SERVICE = "certman-challenge-server.service"
 CRON_FILE = Path("etc/cron.d/certman")
 
 
@@ -51,13 +56,52 @@ def certman_executable() -> str:
     return found or str(Path(sys.argv[0]).absolute())
 
 
-def _exec_line(executable: str, keystore: Path | None, config: Path | None) -> str:
+def _exec_line(executable: str, keystore: Path | None, config: Path | None, *command: str) -> str:
     argv = [executable]
     if config is not None:
         argv += ["--config", str(config)]
     if keystore is not None:
         argv += ["--keystore", str(keystore)]
-    return shlex.join(argv + ["renew"])
+    return shlex.join(argv + list(command or ["renew"]))
+
+
+def challenge_server_unit(
+    directory: Path, *, executable: str, listen: str, config: Path | None = None, user: bool = False
+) -> UnitFile:
+    """certman-challenge-server.service in ``directory``: ``certman challenge-server --listen``
+    ``listen``, restarted 5 s after it fails (a store outage at start is exit 8)."""
+    system = "" if user else "Wants=network-online.target\nAfter=network-online.target\n"
+    hardening = (
+        ""
+        if user
+        else """\
+ProtectSystem=strict
+PrivateTmp=true
+ProtectHome=read-only
+PrivateDevices=true
+ProtectKernelTunables=true
+ProtectKernelModules=true
+ProtectControlGroups=true
+RestrictNamespaces=true
+"""
+    )
+    content = f"""\
+[Unit]
+Description=Answer the certman fleet's HTTP-01 challenges
+{system}
+[Service]
+Type=simple
+ExecStart={_exec_line(executable, None, config, "challenge-server", "--listen", listen)}
+Restart=on-failure
+RestartSec=5
+# It answers from the fleet store and writes nothing.
+UMask=0077
+NoNewPrivileges=true
+{hardening}
+[Install]
+WantedBy={"default.target" if user else "multi-user.target"}
+"""
+    return UnitFile(directory / CHALLENGE_SERVICE, content)
 
 
 def user_unit_dir(env: dict[str, str] | None = None) -> Path:
@@ -154,14 +198,28 @@ def planned(
     config: Path | None = None,
     executable: str | None = None,
     rng: random.Random | None = None,
+    challenge_server: str | None = None,
 ) -> list[UnitFile]:
-    """The files ``install`` would write (``certman timer install --print``)."""
+    """The files ``install`` would write (``certman timer install --print``); with
+    ``challenge_server`` (ADDR:PORT) also the fleet's challenge server unit."""
     executable = executable or certman_executable()
+    if challenge_server is not None and cron:
+        raise UsageError(
+            "--challenge-server needs systemd: cron cannot keep a server running",
+            "drop --cron, or run `certman challenge-server --listen ADDR:PORT` under your own service manager",
+        )
     if user:
-        return user_units(root, executable=executable, keystore=keystore, config=config)
-    if cron:
+        files = user_units(root, executable=executable, keystore=keystore, config=config)
+    elif cron:
         return cron_entry(root, executable=executable, keystore=keystore, config=config, rng=rng)
-    return systemd_units(root, executable=executable, keystore=keystore, config=config)
+    else:
+        files = systemd_units(root, executable=executable, keystore=keystore, config=config)
+    if challenge_server is not None:
+        unit = challenge_server_unit(
+            files[0].path.parent, executable=executable, listen=challenge_server, config=config, user=user
+        )
+        files.append(unit)
+    return files
 
 
 class Installed(msgspec.Struct, frozen=True):
@@ -183,9 +241,11 @@ def install(
     dry_run: bool = False,
     systemctl: bool | None = None,
     user: bool = False,
+    challenge_server: str | None = None,
 ) -> Installed:
     """What `certman timer install` does: write the ``planned`` files below ``root`` (mode
-    0644, each by an atomic rename) and enable the timer.
+    0644, each by an atomic rename) and enable the timer (and, with ``challenge_server``
+    ADDR:PORT, start the fleet's challenge server service).
 
     A system timer replaces an installed cron file and the other way round (disabled and
     removed first), so renew is never scheduled twice. ``dry_run`` writes and removes
@@ -196,7 +256,7 @@ def install(
     """
     if user and cron:
         raise UsageError("--user and --cron do not go together", "for a user crontab, run `crontab -e` yourself")
-    files = planned(root, cron=cron, keystore=keystore, config=config, user=user)
+    files = planned(root, cron=cron, keystore=keystore, config=config, user=user, challenge_server=challenge_server)
     if dry_run:
         return Installed(tuple(files))
     for unit in files:
@@ -208,6 +268,8 @@ def install(
         scope = ("--user",) if user else ()
         _systemctl(*scope, "daemon-reload")
         _systemctl(*scope, "enable", "--now", TIMER)
+        if challenge_server is not None:
+            _systemctl(*scope, "enable", "--now", CHALLENGE_SERVICE)
     return Installed(tuple(files), tuple(removed), _note(root, cron=cron, user=user))
 
 
@@ -273,18 +335,19 @@ def _systemctl_wanted(root: Path, systemctl: bool | None) -> bool:
 
 
 def uninstall(root: Path, *, systemctl: bool | None = None, user: bool = False) -> list[Path]:
-    """Remove whichever of the timer, service and cron file are installed (the user
-    units for ``user``); return them.
+    """Remove whichever of the timer, service, challenge server service and cron file are
+    installed (the user units for ``user``); return them.
 
-    ``systemctl`` (default: only when ``root`` is ``/``) disables the timer first.
+    ``systemctl`` (default: only when ``root`` is ``/``) disables the timer and the challenge server first.
     """
     systemctl = _systemctl_wanted(root, systemctl)
     units = root / user_unit_dir().relative_to("/") if user else root / SYSTEMD_DIR
     scope = ("--user",) if user else ()
-    paths = [units / TIMER, units / SERVICE, *(() if user else (root / CRON_FILE,))]
+    paths = [units / TIMER, units / SERVICE, units / CHALLENGE_SERVICE, *(() if user else (root / CRON_FILE,))]
     present = [p for p in paths if p.exists()]
-    if systemctl and (units / TIMER).exists():
-        _systemctl(*scope, "disable", "--now", TIMER)
+    for unit in (TIMER, CHALLENGE_SERVICE):
+        if systemctl and (units / unit).exists():
+            _systemctl(*scope, "disable", "--now", unit)
     for path in present:
         path.unlink()
     if systemctl and any(p.parent == units for p in present):

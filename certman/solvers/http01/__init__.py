@@ -1,10 +1,12 @@
-"""What both HTTP-01 solvers share: the token check and the well-known path."""
+"""What both HTTP-01 solvers share: the token check, the well-known path, the fleet's token board."""
 
 from __future__ import annotations
 
 import re
+from typing import Protocol, runtime_checkable
 
 from ...errors import ACMEError
+from .. import ChallengeBatch
 
 WELL_KNOWN = "/.well-known/acme-challenge/"
 
@@ -21,3 +23,23 @@ def check_token(token: str) -> str:
             "refusing to use it; this CA is misbehaving",
         )
     return token
+
+
+@runtime_checkable
+class TokenBoard(Protocol):
+    """Where a fleet publishes HTTP-01 answers for every host's challenge server (``certman.fleet.challenges``).
+
+    ``publish`` MUST make every token of the batch answerable by every host before it
+    returns; ``withdraw`` removes exactly the batch's tokens that this host published.
+    """
+
+    def publish(self, batch: ChallengeBatch) -> None: ...
+
+    def withdraw(self, batch: ChallengeBatch) -> None: ...
+
+
+@runtime_checkable
+class PublishesTokens(Protocol):
+    """A solver that, given a fleet's board, publishes its answers there instead of serving them."""
+
+    def publish_through(self, board: TokenBoard) -> None: ...

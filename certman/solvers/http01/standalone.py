@@ -2,11 +2,17 @@
 
 Every order in flight on the same address and port shares one server (``shared``):
 in a ``renew --jobs N`` run, and with another certman on the same keystore.
+
+In fleet mode the keystore hands the solver a ``TokenBoard`` (``publish_through``): the
+answers are published in the fleet store instead, and every host's
+``certman challenge-server`` (``ChallengeHTTPServer`` too) serves them, since the CA
+may connect to any host of the name.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,9 +24,12 @@ from .. import ChallengeBatch
 from ..listen import SocketFactory, family_of, listen_on, require_listenable, where
 from ..serving import BackgroundServer
 from ..shared import Lookup, PortKey, Rendezvous, bound_port, check_free, join, leave
-from . import WELL_KNOWN, check_token
+from . import WELL_KNOWN, TokenBoard, check_token
 
 log = logging.getLogger(__name__)
+
+# What may be looked up: RFC 8555 §8.3's base64url token, nothing a lookup could misread.
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{22,255}")
 
 # Per-connection socket timeout, so a client that opens a connection and sends
 # nothing (slowloris) costs one thread for a few seconds, never the validation.
@@ -36,7 +45,9 @@ class StandaloneSettings:
     )
 
 
-class _Server(ThreadingHTTPServer):
+class ChallengeHTTPServer(ThreadingHTTPServer):
+    """Answers GET /.well-known/acme-challenge/<token> with ``lookup(token)``; anything else is a 404."""
+
     # http.server listens with a backlog of 5, which stalls concurrent validations
     # (a CA validates from several perspectives at once) for a second.
     request_queue_size = 128
@@ -55,7 +66,7 @@ class _Server(ThreadingHTTPServer):
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    server: ChallengeHTTPServer
     server_version = "certman"
     sys_version = ""
 
@@ -65,7 +76,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         token = self.path[len(WELL_KNOWN) :] if self.path.startswith(WELL_KNOWN) else ""
-        body = self.server.lookup(token) if token else None
+        body = self.server.lookup(token) if _TOKEN.fullmatch(token) else None
         if body is None:
             self._not_found()
             return
@@ -89,7 +100,9 @@ class StandaloneSolver:
     """Answers exactly the tokens of the orders in flight on its port; everything else is a 404.
 
     ``rendezvous`` (the keystore's, given by ``share_through``) lets another certman
-    process on the same keystore join this server, or this one join theirs. An empty
+    process on the same keystore join this server, or this one join theirs. ``board``
+    (a fleet keystore's, given by ``publish_through``) replaces the server: the answers
+    go to the fleet store, where every host's challenge server finds them. An empty
     address listens on IPv6 and IPv4 (``certman.solvers.listen``); ``socket_factory``
     stands in for ``socket.socket``.
     """
@@ -102,14 +115,17 @@ class StandaloneSolver:
         settings: StandaloneSettings,
         *,
         rendezvous: Rendezvous | None = None,
+        board: TokenBoard | None = None,
         socket_factory: SocketFactory = socket.socket,
     ) -> None:
         self.settings = settings
         self.rendezvous = rendezvous
+        self.board = board
         self.socket_factory = socket_factory
         self._key = PortKey("http01", settings.address, settings.port)
         # One list of names per present() not yet cleaned up: each is one share of the server.
         self._presented: list[list[str]] = []
+        self._published: list[ChallengeBatch] = []
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], env: Mapping[str, str] | None = None) -> StandaloneSolver:
@@ -119,11 +135,16 @@ class StandaloneSolver:
     def share_through(self, rendezvous: Rendezvous) -> None:
         self.rendezvous = rendezvous
 
+    def publish_through(self, board: TokenBoard) -> None:
+        self.board = board
+
     def preflight(self) -> None:
         """Raise ``SolverError`` (exit 5) when this host cannot listen where the settings say,
-        or another program holds the port (``certman.solvers.shared.check_free``)."""
-        require_listenable(self.settings.address, self.settings.port)
-        check_free(self._key, self.rendezvous, self._serve)
+        or another program holds the port (``certman.solvers.shared.check_free``). In fleet
+        mode nothing is bound here: every host's challenge server holds the port."""
+        if self.board is None:
+            require_listenable(self.settings.address, self.settings.port)
+            check_free(self._key, self.rendezvous, self._serve)
 
     @property
     def port(self) -> int:
@@ -133,7 +154,14 @@ class StandaloneSolver:
         """Add the batch's tokens to the port's one server, starting it if none runs.
 
         Raises SolverError when the port is taken by anything but certman on this keystore.
+        In fleet mode, publishes them in the store instead (``StoreUnavailable`` if it is down).
         """
+        if self.board is not None:
+            for challenge in batch:
+                check_token(challenge.token)
+            self.board.publish(batch)
+            self._published.append(batch)
+            return
         entries = {check_token(c.token): c.validation.encode() for c in batch}
         join(self._key, entries, serve=self._serve, rendezvous=self.rendezvous)
         self._presented.append(list(entries))
@@ -146,11 +174,15 @@ class StandaloneSolver:
         for presented in self._presented:
             leave(self._key, presented)
         self._presented.clear()
+        if self.board is not None:
+            for published in self._published:
+                self.board.withdraw(published)
+        self._published.clear()
 
-    def _serve(self, lookup: Lookup) -> BackgroundServer[_Server]:
+    def _serve(self, lookup: Lookup) -> BackgroundServer[ChallengeHTTPServer]:
         settings = self.settings
         return BackgroundServer(
-            lambda: _Server(
+            lambda: ChallengeHTTPServer(
                 (settings.address, settings.port), lookup, settings.connection_timeout, self.socket_factory
             ),
             where=where(settings.address, settings.port),
