@@ -72,19 +72,25 @@ def problem(layout: Layout, name: str) -> str | None:
 def problems(layout: Layout, names: Iterable[str]) -> dict[str, str]:
     """``problem`` for each of ``names`` that has one, from one listing of live/ (a renew
     run over 10,000 certificates must not pay an lstat each)."""
+    # Names only, and the kind of what is not a link: a DirEntry each would hold 15 MB
+    # more at 100,000 certificates.
+    linked: set[str] = set()
+    odd: dict[str, str] = {}
     try:
-        entries = {e.name: e for e in os.scandir(layout.live)}
+        with os.scandir(layout.live) as listing:
+            for entry in listing:
+                if entry.is_symlink():
+                    linked.add(entry.name)
+                else:
+                    odd[entry.name] = DIRECTORY if entry.is_dir(follow_symlinks=False) else FILE
     except FileNotFoundError:
-        entries = {}
+        pass
     except OSError as exc:
         raise files.storage_error(exc, layout.live, "listing") from exc
     found: dict[str, str] = {}
     for name in names:
-        entry = entries.get(name)
-        if entry is None:
-            found[name] = MISSING
-        elif not entry.is_symlink():
-            found[name] = DIRECTORY if entry.is_dir(follow_symlinks=False) else FILE
+        if name not in linked:
+            found[name] = odd.get(name, MISSING)
     return found
 
 

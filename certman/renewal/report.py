@@ -9,14 +9,15 @@ import datetime
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from ..deploy.outcome import DeployResult
 from ..errors import PartialFailure
 from ..keystore.live_links import LiveRepair
 from ..keystore.times import encode_time
 
 
-@dataclass(frozen=True)
-class CertResult:
+class CertResult(msgspec.Struct, frozen=True):
     """What the run did with one certificate. ``action`` is one of renewed, issued,
     deployed, skipped, failed (and due / not-due under ``--check``, rehearsed under ``--dry-run``)."""
 
