@@ -3,7 +3,8 @@
 1. No-op `certman renew` over N locally generated certificates (a keystore of the previous
    release, index.json + state.json written directly; no Pebble): the first run, which
    notes the renewal digests, then the median of 7 (3 with --quick), whole processes from
-   cwd=/ with only PATH and certman's variables; and the library call.
+   cwd=/ with only PATH and certman's variables, interleaved with another checkout's
+   (--base TREE, e.g. the previous release); and the library call.
 2. 100 certificates renewed against Pebble with `--force`, `--jobs 1` against `--jobs 8`.
 3. 10 declared certificates, all missing, issued by one `certman renew --jobs 10`.
 Peak RSS is the child process's ru_maxrss.
@@ -18,6 +19,7 @@ import datetime
 import functools
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -55,10 +57,12 @@ def proc_cpu(pid: int) -> float:
 LAST_CPU = [0.0]
 
 
-def run_cli(args: list[str], env: dict[str, str], cwd: str | None = None) -> tuple[float, int, int]:
+def run_cli(
+    args: list[str], env: dict[str, str], cwd: str | None = None, binary: str = CERTMAN
+) -> tuple[float, int, int]:
     """Wall seconds, exit status and peak RSS (MiB) of one `certman` run (CPU in LAST_CPU)."""
     start = time.perf_counter()
-    proc = subprocess.Popen([CERTMAN, *args], env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([binary, *args], env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     LAST_CPU[0] = usage.ru_utime + usage.ru_stime
@@ -133,43 +137,50 @@ def bare_env(**extra: str) -> dict[str, str]:
     return {"PATH": "/usr/bin:/bin", **extra}
 
 
-def noop_rows(sizes: list[int], workdir: Path, runs: int) -> list[list[str]]:
+def noop_rows(sizes: list[int], workdir: Path, runs: int, base: Path | None) -> list[list[str]]:
     """Whole `certman renew` processes from cwd=/ with a bare environment: the first run
     over a keystore of the previous release (it notes the digests, once), then the median
-    of ``runs`` no-op runs, and the library call."""
+    of ``runs`` no-op runs, interleaved with ``base``'s certman on its own copy; and the
+    library call."""
     from certman.config import Settings
     from certman.keystore import FileKeystore
     from certman.renewal.job import renew
 
     rows = []
     (workdir / "empty.toml").write_text("")
+    trees = {"this tree": CERTMAN, **({f"base {base}": str(base / ".venv/bin/certman")} if base else {})}
     for n in sizes:
         root = workdir / f"noop-{n}"
         fake_keystore(root, n)
-        env = bare_env(CERTMAN_KEYSTORE=str(root), CERTMAN_CONFIG=str(workdir / "empty.toml"))
-        wall, code, rss = run_cli(["renew"], env, cwd="/")
+        roots = {"this tree": root}
+        if base:
+            roots[f"base {base}"] = workdir / f"noop-{n}-base"
+            shutil.copytree(root, roots[f"base {base}"], symlinks=True)
+        config = str(workdir / "empty.toml")
+        env = {t: bare_env(CERTMAN_KEYSTORE=str(r), CERTMAN_CONFIG=config) for t, r in roots.items()}
+        wall, code, rss = run_cli(["renew"], env["this tree"], cwd="/")
         assert code == 0, code
         rows.append([f"no-op renew, N={n:,}, first run (notes digests)", f"{wall:.3f}", "-", "once", str(rss)])
-        walls, rsss, cpus = [], [], []
+        walls: dict[str, list[float]] = {t: [] for t in trees}
+        rsss: dict[str, list[int]] = {t: [] for t in trees}
+        cpus: dict[str, list[float]] = {t: [] for t in trees}
         for _ in range(runs):
-            wall, code, rss = run_cli(["renew"], env, cwd="/")
-            assert code == 0, code
-            walls.append(wall)
-            rsss.append(rss)
-            cpus.append(LAST_CPU[0])
+            for tree, binary in trees.items():
+                wall, code, rss = run_cli(["renew"], env[tree], cwd="/", binary=binary)
+                assert code == 0, code
+                walls[tree].append(wall)
+                rsss[tree].append(rss)
+                cpus[tree].append(LAST_CPU[0])
+        for tree in trees:
+            note = f"{tree}: median of {runs}; CPU {statistics.median(cpus[tree]):.2f} s"
+            rows.append(
+                [f"no-op renew, N={n:,}", f"{statistics.median(walls[tree]):.3f}", "-", note, str(max(rsss[tree]))]
+            )
         start = time.perf_counter()
         report = renew(FileKeystore(root), Settings(keystore=root))
         library = time.perf_counter() - start
         assert all(r.action == "skipped" for r in report.results)
-        rows.append(
-            [
-                f"no-op renew, N={n:,}",
-                f"{statistics.median(walls):.3f}",
-                f"{library:.3f}",
-                f"median of {runs}; CPU {statistics.median(cpus):.2f} s; {library / n * 1e6:.1f} µs/cert (library)",
-                str(max(rsss)),
-            ]
-        )
+        rows.append([f"no-op renew, N={n:,}, library", "-", f"{library:.3f}", f"{library / n * 1e6:.1f} µs/cert", "-"])
     return rows
 
 
@@ -270,11 +281,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller sizes (smoke test)")
     parser.add_argument("--no-pebble", action="store_true", help="only the no-op cases")
     parser.add_argument("--noop-size", type=int, action="append", help="no-op keystore size (repeatable)")
+    parser.add_argument("--base", type=Path, help="another checkout (with its .venv) to run the no-op rows beside")
     args = parser.parse_args()
     sizes = args.noop_size or ([1000, 10000] if args.quick else [10000, 100000])
     with tempfile.TemporaryDirectory(prefix="bench-renew-") as tmp:
         workdir = Path(tmp)
-        rows = noop_rows(sizes, workdir, 3 if args.quick else 7)
+        rows = noop_rows(sizes, workdir, 3 if args.quick else 7, args.base)
         if not args.no_pebble:
             rows += pebble_rows(workdir, 10 if args.quick else 100)
         print_table(rows)
