@@ -151,7 +151,10 @@ def noop_rows(sizes: list[int], workdir: Path, runs: int, base: Path | None) -> 
     trees = {"this tree": CERTMAN, **({f"base {base}": str(base / ".venv/bin/certman")} if base else {})}
     for n in sizes:
         root = workdir / f"noop-{n}"
-        fake_keystore(root, n)
+        # In a child: a child's peak RSS (ru_maxrss) counts the parent's RSS at fork time,
+        # so the parent must not hold the 100,000 records it writes.
+        make = f"import bench_renew, pathlib; bench_renew.fake_keystore(pathlib.Path({str(root)!r}), {n})"
+        subprocess.run([sys.executable, "-c", make], cwd=Path(__file__).parent, check=True)
         roots = {"this tree": root}
         if base:
             roots[f"base {base}"] = workdir / f"noop-{n}-base"

@@ -76,9 +76,9 @@ def test_a_digest_does_not_hold_back_a_certificate_that_came_due(keystore: FileK
 def test_a_changed_renew_window_is_decided_from_the_record_not_the_digest(keystore: FileKeystore):
     run(keystore)
     spec = keystore.read_spec("c.example")
-    keystore.write_spec(spec.__class__.from_dict({**spec.to_dict(), "renew_before_days": 85}, "test"))
+    keystore.write_spec(spec.__class__.from_dict({**spec.to_dict(), "renew_before_days": 89.5}, "test"))
     result = run(keystore)["c.example"]
-    assert result["action"] == "failed" and "renew_before (85" in str(result["reason"])
+    assert result["action"] == "failed" and "renew_before (89.5" in str(result["reason"])
 
 
 def test_a_killed_run_leaves_no_digest_for_the_state_it_was_writing(keystore: FileKeystore):
