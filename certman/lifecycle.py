@@ -99,6 +99,28 @@ def list_certificates(keystore: FileKeystore) -> Mapping[str, IndexEntry]:
     return keystore.read_index()
 
 
+def list_decisions(
+    keystore: FileKeystore, index: Mapping[str, IndexEntry], settings: Settings | None, now: datetime.datetime
+) -> dict[str, Any]:
+    """What the next `certman renew` does with each certificate of ``index`` (a
+    ``renewal.rules.Decision`` by name), decided by ``renewal.plan.next_step`` as renew and
+    explain decide, from the index's marks instead of each ``state.json``
+    (``keystore.index.state_of_marks``). Only a certificate declared in certman.toml has
+    its spec read, and only a revoked one its revocation marker."""
+    from .keystore.index import state_of_marks
+    from .renewal.declared import declared_specs
+    from .renewal.plan import next_step
+
+    try:
+        declared = declared_specs(settings, keystore) if settings is not None else {}
+    except CertmanError:
+        declared = {}  # an invalid certman.toml is renew's and doctor's to report, not list's
+    return {
+        name: next_step(keystore, name, entry, state_of_marks(entry), declared.get(name), now)
+        for name, entry in index.items()
+    }
+
+
 def describe(
     keystore: FileKeystore, name: str, *, clock: Clock = utc_now, settings: Settings | None = None
 ) -> CertificateReport:

@@ -18,12 +18,6 @@ def test_keystore_under_proc_exits_3_naming_the_path(certman: CertmanRun) -> Non
     assert_one_line_error(certman("--keystore", "/proc/nope", "list"), 3, "/proc/nope")
 
 
-def test_keystore_with_missing_parents_is_created_0700(certman: CertmanRun, tmp_path: Path) -> None:
-    keystore = tmp_path / "a" / "b" / "keystore"
-    assert certman("--keystore", str(keystore), "list").exit_code == 0
-    assert (keystore.stat().st_mode & 0o777, keystore.parent.stat().st_mode & 0o777) == (0o700, 0o700)
-
-
 def test_issue_with_a_missing_ca_bundle_exits_2_naming_it_before_any_request(certman: CertmanRun) -> None:
     # The server would be unreachable (exit 4) if certman tried to talk to it.
     result = certman(

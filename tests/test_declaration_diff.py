@@ -70,3 +70,9 @@ def test_reloader_options_are_typed_and_repeated_keys_are_lists():
 def test_an_unprefixed_reloader_option_with_two_reloaders_is_a_usage_error():
     with pytest.raises(UsageError, match="names no reloader"):
         reloader_tables(["nginx", "command"], ["verify=127.0.0.1:443"])
+
+
+def test_an_empty_solver_address_is_shown_quoted_not_as_a_bare_equals_sign():
+    after = apply_change(SPEC, SpecChange(solver_options=("standalone", {"address": ""})))
+    [change] = diff_specs(SPEC, after).changes
+    assert change.describe() == 'solvers: standalone(address=127.0.0.1, port=80) -> standalone(address="", port=80)'

@@ -14,6 +14,7 @@ from fixtures.lifecycle import standalone_spec
 from certman.cli import cli
 from certman.config import SolverSpec
 from certman.doctor import check_keystore, check_port, check_proxy, check_webroot, diagnose
+from certman.doctor.keystore import check_private_keys
 from certman.issuance.issue import issue, obtain
 
 
@@ -48,10 +49,11 @@ def test_a_world_readable_private_key_fails_the_keystore_check(keystore, pebble,
     key = keystore.root / "certs" / "modes.example" / "versions" / result.version / "privkey.pem"
     key.chmod(0o644)
 
-    check = check_keystore(keystore.root)
+    check = check_private_keys(keystore.root)
 
     assert not check.ok
     assert str(key) in check.detail and "0644" in check.detail
+    assert f"chmod 600 {key}" in (check.hint or "")
 
 
 def test_a_group_writable_keystore_directory_fails(tmp_path):

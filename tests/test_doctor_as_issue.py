@@ -124,7 +124,8 @@ def test_the_solver_setting_of_certman_toml_is_the_run_wide_solver(
         (
             'name = "standalone"\nprot = 8402',
             "solver standalone: standalone solver: unknown option(s) prot "
-            "(hint: known settings: address, connection_timeout, port (see `certman plugins`))",
+            "(hint: did you mean port for prot? "
+            "known settings: address, connection_timeout, port (see `certman plugins`))",
         ),
     ],
 )
@@ -158,7 +159,7 @@ def test_a_misspelt_reloader_name_or_option_is_a_fail_line(certman: CertmanRun, 
     assert fail_lines(doctor) == [
         f"FAIL  reloader ngnix: unknown reloader 'ngnix' (hint: choose one of: {RELOADERS})",
         "FAIL  reloader command: command reloader: unknown option(s) tiemout "
-        "(hint: known settings: argv, timeout (see `certman plugins`))",
+        "(hint: did you mean timeout for tiemout? known settings: argv, timeout (see `certman plugins`))",
     ]
 
 

@@ -386,14 +386,15 @@ def test_timer_install_and_uninstall_write_what_the_timer_module_does(twins: Twi
     printed = twins.run("timer", "install", "--print", "--root", str(cli_root), root=keystore)
     planned = timer.install(lib_root, cron=False, keystore=keystore, config=twins.config, dry_run=True)
     assert printed.stdout.replace(str(cli_root), "<root>") == "".join(
-        f"# {u.path}\n{u.content}\n" for u in planned
+        f"# {u.path}\n{u.content}\n" for u in planned.files
     ).replace(str(lib_root), "<root>")
     assert list(cli_root.iterdir()) == list(lib_root.iterdir()) == []
 
     installed = twins.run("timer", "install", "--cron", "--root", str(cli_root), root=keystore)
     written = timer.install(lib_root, cron=True, keystore=keystore, config=twins.config)
     assert installed.exit_code == 0, installed.output
-    assert installed.stdout == "".join(f"wrote {u.path}\n" for u in written).replace(str(lib_root), str(cli_root))
+    said = "".join(f"wrote {u.path}\n" for u in written.files) + f"{written.note}\n"
+    assert installed.stdout == said.replace(str(lib_root), str(cli_root))
     assert [p.relative_to(cli_root) for p in cli_root.rglob("*")] == [
         p.relative_to(lib_root) for p in lib_root.rglob("*")
     ]

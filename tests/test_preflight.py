@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -139,4 +140,60 @@ def test_a_dry_run_makes_the_same_checks_before_any_request(certman: CertmanRun,
     assert done.exit_code == 5, done.output
     assert "webroot /nope does not exist" in done.output
     assert "hint:" in done.output
+    assert requests_seen(fault_proxy) == 0
+
+
+@pytest.mark.parametrize(
+    "solver, port_flag", [("standalone", "--http-port"), ("tls-alpn-01", "--tls-port")], ids=["http-01", "tls-alpn-01"]
+)
+def test_a_port_another_program_holds_is_refused_before_any_request(
+    certman: CertmanRun, fault_proxy: FaultProxy, solver: str, port_flag: str
+) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        address_flag = "--http-address" if solver == "standalone" else "--tls-address"
+
+        done = certman(
+            "issue",
+            "pre.example",
+            *ca(fault_proxy),
+            "--solver",
+            solver,
+            address_flag,
+            "127.0.0.1",
+            port_flag,
+            str(port),
+        )
+
+    assert done.exit_code == 5, done.output
+    assert f"port 127.0.0.1:{port} is already in use" in done.output
+    assert "hint:" in done.output
+    assert requests_seen(fault_proxy) == 0
+
+
+def test_renew_refuses_a_certificate_whose_port_another_program_took_before_any_request(
+    certman: CertmanRun, fault_proxy: FaultProxy, pebble: services.Pebble
+) -> None:
+    http = ["--http-address", "127.0.0.1", "--http-port", str(pebble.http_port)]
+    issued = certman("issue", "squatted.pre.example", *ca(fault_proxy), *http)
+    assert issued.exit_code == 0, issued.output
+    fault_proxy.forget_requests()
+
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", pebble.http_port))
+        squatter.listen()
+        done = subprocess.run(
+            [*TIMER_ENV, CERTMAN, "--keystore", str(certman.keystore), "renew", "--force", "--json"],
+            cwd="/",
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    result = json.loads(done.stdout)["certificates"][0]
+    assert result["action"] == "failed", done.stdout
+    assert f"port 127.0.0.1:{pebble.http_port} is already in use" in result["error"]
     assert requests_seen(fault_proxy) == 0

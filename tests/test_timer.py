@@ -98,3 +98,32 @@ def test_relative_config_and_keystore_are_written_absolute_for_the_timer_that_ru
     assert f"--config {tmp_path / 'etc/certman.toml'} --keystore {tmp_path / 'ks'} renew" in done.stdout
     done = run("timer", "install", "--print", "--keystore", "ks2", keystore=None, cwd=tmp_path)
     assert f"--keystore {tmp_path / 'ks2'} renew" in done.stdout
+
+
+def test_install_says_which_schedule_it_chose_and_how_to_switch_when_cron_is_there_too(tmp_path: Path):
+    (tmp_path / "etc/cron.d").mkdir(parents=True)
+    done = run("timer", "install", "--root", str(tmp_path), keystore=tmp_path / "ks")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == (
+        "installed the systemd timer certman-renew.timer: `certman renew` twice a day; "
+        "for cron instead (cron is here too), run `certman timer install --cron` (it removes the timer)"
+    )
+
+
+def test_switching_to_cron_removes_the_systemd_timer_so_renew_is_scheduled_once(tmp_path: Path):
+    assert run("timer", "install", "--root", str(tmp_path), keystore=tmp_path / "ks").returncode == 0
+    done = run("timer", "install", "--cron", "--root", str(tmp_path), keystore=tmp_path / "ks")
+    assert done.returncode == 0, done.stderr
+    units = tmp_path / "etc/systemd/system"
+    assert list(units.iterdir()) == [] and (tmp_path / "etc/cron.d/certman").exists()
+    assert f"removed {units / 'certman-renew.timer'} (renew runs from one schedule only)" in done.stdout
+    assert done.stdout.splitlines()[-1].startswith(f"installed the cron job {tmp_path / 'etc/cron.d/certman'}")
+    assert "run `certman timer install` (it removes the cron job)" in done.stdout
+
+
+def test_switching_back_to_systemd_removes_the_cron_job(tmp_path: Path):
+    assert run("timer", "install", "--cron", "--root", str(tmp_path), keystore=tmp_path / "ks").returncode == 0
+    done = run("timer", "install", "--root", str(tmp_path), keystore=tmp_path / "ks")
+    assert done.returncode == 0, done.stderr
+    assert not (tmp_path / "etc/cron.d/certman").exists()
+    assert f"removed {tmp_path / 'etc/cron.d/certman'} (renew runs from one schedule only)" in done.stdout

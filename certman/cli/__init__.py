@@ -10,6 +10,7 @@ modules import the library inside their functions, so ``--help`` stays instant.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,18 @@ class CliContext(msgspec.Struct):
     def settings(self, **flags: Any) -> Any:
         from ..config import load_settings
 
-        settings = load_settings(self.config_path, overrides={**self.overrides, **flags})
+        overrides = {**self.overrides, **flags}
+        try:
+            settings = load_settings(self.config_path, overrides=overrides)
+        except CertmanError:
+            if self.log_run:
+                # The failure is logged too, to the keystore doctor would check: a timer's
+                # run that stops at a broken certman.toml leaves its reason there.
+                from ..settings_fallback import settings_without_config
+
+                self.log_run = False
+                _attach_log(settings_without_config(self.config_file(), os.environ, overrides))
+            raise
         if self.log_run:
             self.log_run = False  # once per run
             _attach_log(settings)

@@ -13,9 +13,16 @@ from . import CliContext
 def command(obj: CliContext, /, as_json: bool) -> None:
     """Show every certificate in the keystore."""
     from ..keystore import FileKeystore
-    from ..lifecycle import list_certificates
+    from ..keystore.times import utc_now
+    from ..lifecycle import list_certificates, list_decisions
     from . import render as _render
 
     settings = obj.settings()
     keystore = FileKeystore(settings.keystore, lock_timeout=settings.lock_timeout)
-    click.echo(_render.certificate_list(list_certificates(keystore), as_json=as_json))
+    index = list_certificates(keystore)
+    now = utc_now()
+    if as_json:
+        click.echo(_render.certificate_list(index, as_json=True, clock=lambda: now))
+        return
+    decisions = list_decisions(keystore, index, settings, now)
+    click.echo(_render.certificate_list(index, as_json=False, clock=lambda: now, decisions=decisions))

@@ -34,9 +34,16 @@ _LIST_STEPS: list[tables.Step] = [
 
 
 def certificate_list(
-    index: Mapping[str, IndexEntry], *, as_json: bool, clock: Clock = utc_now, width: int | None = None
+    index: Mapping[str, IndexEntry],
+    *,
+    as_json: bool,
+    clock: Clock = utc_now,
+    width: int | None = None,
+    decisions: Mapping[str, Any] | None = None,
 ) -> str:
-    """``certman list``: JSON, or a table fitted to ``width`` columns (default: the terminal's)."""
+    """``certman list``: JSON, or a table fitted to ``width`` columns (default: the terminal's).
+
+    ``decisions`` (``lifecycle.list_decisions``) give the STATUS words renew would act on."""
     from .vocabulary import of_entry
 
     now = clock()
@@ -62,7 +69,7 @@ def certificate_list(
     expires = tables.Column("EXPIRES", tuple(human_time(e.not_after) for e in entries_))
     columns = [
         tables.Column("NAME", tuple(names)),
-        tables.Column("STATUS", tuple(of_entry(n, index[n], now) for n in names), styled=True),
+        tables.Column("STATUS", tuple(of_entry(index[n], now, (decisions or {})[n]) for n in names), styled=True),
         tables.Column("DAYS LEFT", tuple(str(days_left(e.not_after, now)) for e in entries_)),
         expires,
         tables.Column("IDENTIFIERS", tuple(",".join(e.identifiers) for e in entries_)),
@@ -116,8 +123,11 @@ def state_lines(state: RenewalState) -> list[str]:
     deploy = state.deploy
     if deploy is not None:
         tried = human_time(deploy.attempted_at)
-        rows.append(("deploy", f"pending since {tried}: {deploy.error}" if deploy.pending else f"done {tried}"))
-        rows.append(("deployed", f"serial {deploy.serial}"))
+        serial = f"serial {deploy.serial} " if deploy.serial else ""
+        if deploy.pending:
+            rows.append(("deploy", f"{serial}pending since {tried}: {deploy.error or 'no detail'}"))
+        else:
+            rows.append(("deploy", f"{serial}done {tried}"))
     if not rows:
         return []
     label = max(len(k) for k, _ in rows) + 2
@@ -148,7 +158,7 @@ def issue_result(result: Any, *, as_json: bool, changes: Any = None) -> str:
             *(r.describe() for r in result.repaired),
             *(settings_lines(changes) if changes is not None else []),
             f"issued {data['name']} ({', '.join(data['identifiers'])}), serial {data['serial']}, "
-            f"valid until {data['not_after']}",
+            f"valid until {human_time(result.not_after)}",
             f"  fullchain: {data['fullchain']}",
             f"  privkey:   {data['privkey']}",
             *deploy_lines(result.deploy),
@@ -185,7 +195,7 @@ def rehearsal_result(result: Any, *, as_json: bool) -> str:
         return json.dumps(result.to_dict(), indent=2)
     lines = [f"{result.name} ({', '.join(result.identifiers)}): {result.summary()}"]
     if result.serial:
-        lines.append(f"  staging serial {result.serial}, valid until {encode_time(result.not_after)} (not stored)")
+        lines.append(f"  staging serial {result.serial}, valid until {human_time(result.not_after)} (not stored)")
     lines += [f"  {line}" for line in result.reloaders]
     if result.reload_error is not None:
         lines.append(f"  reload would fail: {result.reload_error.message}")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -38,15 +39,10 @@ def command(obj: CliContext, /, name: str, as_json: bool) -> None:
     if report.revocation:
         marker = report.revocation
         lines.append(
-            f"  REVOKED:  serial {marker.serial} at {human_time(marker.revoked_at)} "
+            f"  REVOKED:  serial {marker.serial} at {human_time(marker.revoked_at, 'an unknown time')} "
             f"({marker.reason}); not renewed until issued again"
         )
-    spec = report.spec
-    lines.append(f"  server:   {spec['server']}" + (f" (profile {spec['profile']})" if spec.get("profile") else ""))
-    lines.append(f"  key:      {spec['key_type']}")
-    lines.append(f"  solvers:  {', '.join(s['name'] for s in spec.get('solver', []))}")
-    if spec.get("reloader"):
-        lines.append(f"  reload:   {', '.join(str(r.get('name')) for r in spec['reloader'])}")
+    lines += _spec_lines(report.spec)
     if report.next_renewal:
         renewal = report.next_renewal
         when = human_time(
@@ -62,9 +58,34 @@ def command(obj: CliContext, /, name: str, as_json: bool) -> None:
     click.echo("\n".join(lines))
 
 
+def _spec_lines(spec: Mapping[str, Any]) -> list[str]:
+    """The recorded settings as labelled lines: plain words and lists, never a Python repr.
+
+    Plugin options are left out: ``show`` is for the eye, ``show --json`` has them all."""
+    rows = [("server", str(spec["server"]) + (f" (profile {spec['profile']})" if spec.get("profile") else ""))]
+    if spec.get("fallback"):
+        rows.append(("fallback", ", ".join(str(f.get("server", "-")) for f in spec["fallback"])))
+    if spec.get("ca_bundle"):
+        rows.append(("trust", str(spec["ca_bundle"])))
+    if spec.get("preferred_chain"):
+        rows.append(("chain", f"preferred {spec['preferred_chain']}"))
+    rows.append(("key", str(spec["key_type"])))
+    rows.append(("solvers", ", ".join(_solver_word(s) for s in spec.get("solver", [])) or "-"))
+    if spec.get("reloader"):
+        rows.append(("reload", ", ".join(str(r.get("name") or "-") for r in spec["reloader"])))
+    if spec.get("renew_before_days") is not None:
+        rows.append(("renew at", f"{spec['renew_before_days']:g} days before expiry"))
+    return [f"  {(label + ':').ljust(10)}{value}" for label, value in rows]
+
+
+def _solver_word(solver: Mapping[str, Any]) -> str:
+    match = solver.get("match")
+    return str(solver["name"]) + (f" for {', '.join(str(m) for m in match)}" if match else "")
+
+
 def _meta_columns(meta: VersionMeta | None) -> list[str]:
     from ..when import human_time
 
     if meta is None:
         return ["-"] * 4
-    return [str(meta.serial), human_time(meta.not_before), human_time(meta.not_after), str(meta.issuer)]
+    return [meta.serial or "-", human_time(meta.not_before), human_time(meta.not_after), meta.issuer or "-"]

@@ -68,14 +68,23 @@ class StatusLine:
                 self.erase()
                 continue
             oldest = waits[0]
-            text = f"waiting for {oldest.what} ({now - oldest.started:.0f} s)"
+            tail = f" ({now - oldest.started:.0f} s)"
             # A wait nested in the oldest (a request inside a poll) is the same wait.
             others = len({w.thread for w in waits} - {oldest.thread})
             if others:
-                text += f"; {others} more certificate(s) waiting"
-            text = text[: terminal.width() - 1]
+                tail += f"; {others} more certificate(s) waiting"
+            text = fit(f"waiting for {oldest.what}", tail, terminal.width() - 1)
             with self._lock:
                 if text != self._drawn:
                     self.stream.write(_ERASE + text)
                     self.stream.flush()
                     self._drawn = text
+
+
+def fit(what: str, tail: str, columns: int) -> str:
+    """``what`` + ``tail`` in ``columns``: a long ``what`` (many nameservers) is cut with
+    an ellipsis, so the time waited so far stays in view."""
+    if len(what) + len(tail) <= columns:
+        return what + tail
+    room = columns - len(tail) - 1
+    return (what[:room] + "\u2026" + tail) if room > 0 else (what + tail)[:columns]

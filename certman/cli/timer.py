@@ -36,11 +36,15 @@ def install_command(obj: CliContext, /, cron: bool, user: bool, show: bool, root
     settings = obj.settings()
     # The unit runs from /: a relative --config would name another file there.
     config = obj.config_path.absolute() if obj.config_path else None
-    files = timer.install(
+    installed = timer.install(
         root, cron=cron, user=user, keystore=settings.keystore.absolute(), config=config, dry_run=show
     )
-    for unit in files:
+    for unit in installed.files:
         click.echo(f"# {unit.path}\n{unit.content}" if show else f"wrote {unit.path}")
+    for path in installed.removed:
+        click.echo(f"removed {path} (renew runs from one schedule only)")
+    if installed.note:
+        click.echo(installed.note)
 
 
 @command.command("uninstall")

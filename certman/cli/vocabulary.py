@@ -46,18 +46,12 @@ def of_result(result: Any) -> str:
     return of_decision(result.action, result.reason)
 
 
-def of_entry(name: str, entry: IndexEntry, now: datetime.datetime) -> str:
-    """The word ``list`` shows, from the index entry alone (no state file is read). It
-    judges due by the lifetime rule only: a CA's earlier ARI window is in the state,
-    which ``explain`` and ``renew --check`` read."""
-    from ..renewal.rules import lifetime_renew_at
-
+def of_entry(entry: IndexEntry, now: datetime.datetime, decision: Any) -> str:
+    """The word ``list`` shows: revoked or expired from the index entry, otherwise the word
+    of ``decision``, the one renew and explain take (``lifecycle.list_decisions``, which
+    reads no state file)."""
     if entry.revoked:
         return REVOKED
     if entry.not_after <= now:
         return EXPIRED
-    if entry.undeployed:
-        return UNDEPLOYED
-    if entry.backoff_until is not None and entry.backoff_until > now:
-        return BACKING_OFF
-    return DUE if lifetime_renew_at(name, entry) <= now else OK
+    return of_decision(decision.action, decision.reason)

@@ -125,8 +125,13 @@ def _shown(field: str, value: Any) -> str:
 
 def _table(table: Mapping[str, Any]) -> str:
     options = ", ".join(
-        f"{k}=***" if any(w in k.lower() for w in _SECRET_WORDS) else f"{k}={v}"
+        f"{k}=***" if any(w in k.lower() for w in _SECRET_WORDS) else f"{k}={_option(v)}"
         for k, v in table.items()
         if k != "name"
     )
     return f"{table.get('name', '?')}({options})"
+
+
+def _option(value: Any) -> str:
+    # An empty string (a standalone solver's "every address") shows as "", never as a bare "address=".
+    return '""' if value == "" else str(value)

@@ -27,6 +27,7 @@ from ..keystore import FileKeystore
 from ..keystore.state_records import RenewalState
 from ..keystore.times import Clock, utc_now
 from ..names import check_cert_name, default_cert_name, normalise_all
+from ..solvers.shared import Rendezvous
 from .change import SpecChange, apply_change
 from .checks import check_spec
 from .diff import SpecDiff, diff_specs
@@ -128,7 +129,8 @@ def plan_reconfigure(
             "reconfigure keeps a certificate's names", f"`certman issue --name {name} NAME...` changes them"
         )
     before = keystore.read_spec(name)
-    after = check_spec(apply_change(before, change))
+    rendezvous = Rendezvous.under(keystore.root, timeout=keystore.lock_timeout)
+    after = check_spec(apply_change(before, change), rendezvous=rendezvous)
     return Reconfiguration(before, after, diff_specs(before, after))
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..errors import CertmanError
 from ..keystore import live_links
+from ..keystore.exposure import exposure_hint
 from ..keystore.layout import SECRET_FILES, Layout
 from .report import Check
 from .scope import Scope
@@ -16,6 +17,9 @@ from .scope import Scope
 
 def keystore_checks(scope: Scope) -> Iterator[Check]:
     yield check_keystore(scope.settings.keystore)
+    keys = check_private_keys(scope.settings.keystore)
+    if not keys.ok:  # no line when every key is private: the keystore line speaks for it
+        yield keys
     yield from check_live_links(scope.settings.keystore)
 
 
@@ -39,14 +43,31 @@ def check_keystore(root: Path) -> Check:
             problems.append(f"{path} is owned by uid {st.st_uid}, not {uid}")
         if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
             problems.append(f"{path} is writable by group or others ({stat.S_IMODE(st.st_mode):04o})")
-        if path.name in SECRET_FILES and st.st_mode & 0o077:
-            problems.append(f"{path} holds a key but is mode {stat.S_IMODE(st.st_mode):04o}, not 0600")
+        if path.name in SECRET_FILES and not path.name.endswith(".pem") and st.st_mode & 0o077:
+            problems.append(f"{path} is mode {stat.S_IMODE(st.st_mode):04o}, not 0600")
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         return Check(
             "keystore", False, problems[0] + more, f"chown -R {uid} {root}; chmod 700 directories and 600 key files"
         )
     return Check("keystore", True, f"{root}: {count} entries, owner and modes safe")
+
+
+def check_private_keys(root: Path) -> Check:
+    """FAIL naming every private key file (live, old versions, accounts, pending orders)
+    that group or others may access: a key readable by others is a leaked secret."""
+    exposed = []
+    for path in sorted(root.rglob("*.pem")) if root.is_dir() else []:
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        if path.name in SECRET_FILES and stat.S_ISREG(st.st_mode) and st.st_mode & 0o077:
+            exposed.append((path, stat.S_IMODE(st.st_mode)))
+    if exposed:
+        detail = "; ".join(f"{path} is mode {mode:04o}, readable by others" for path, mode in exposed)
+        return Check("private keys", False, detail, exposure_hint(p for p, _ in exposed))
+    return Check("private keys", True, "every key file is 0600")
 
 
 def check_live_links(root: Path) -> list[Check]:

@@ -24,7 +24,8 @@ from ..config import (
     solvers_from_tables,
 )
 from ..errors import CertmanError
-from ..paths import absolute, default_config_path
+from ..paths import default_config_path
+from ..settings_fallback import settings_without_config
 from .report import Check
 
 
@@ -52,7 +53,7 @@ def load_scope(
         config = Check("config", True, f"{source} is valid" if source.exists() else _no_file(source))
     except CertmanError as exc:
         config = Check("config", False, exc.message, exc.hint)
-        settings = _without_config(source, env, overrides or {})
+        settings = settings_without_config(source, env, overrides or {})
     rejected: list[Check] = []
     certificates = {spec.name: spec for spec in _stored_specs(settings.keystore, rejected)}
     certificates.update((spec.name, spec) for spec in _declared_specs(settings, rejected))
@@ -65,36 +66,6 @@ def _config_path(config_path: Path | None, env: Mapping[str, str]) -> Path:
 
 def _no_file(path: Path) -> str:
     return f"no {path}; using defaults, CERTMAN_* and flags"
-
-
-def _without_config(source: Path, env: Mapping[str, str], overrides: Mapping[str, Any]) -> Settings:
-    """The settings without the file that failed: the environment and flags still count.
-
-    A bad ``CERTMAN_*`` value or flag drops the other ones too, never ``CERTMAN_KEYSTORE``
-    or ``--keystore``.
-    """
-    keystore_only = {k: v for k, v in env.items() if k == "CERTMAN_KEYSTORE" or not k.startswith("CERTMAN_")}
-    flags = dict(overrides)
-    if overrides.get("keystore") is None and not env.get("CERTMAN_KEYSTORE"):
-        flags["keystore"] = _keystore_in(source)
-    attempts = [(env, flags), (keystore_only, flags), (keystore_only, {"keystore": flags.get("keystore")})]
-    for attempt_env, attempt_flags in attempts:
-        try:
-            return load_settings(Path(os.devnull), env=attempt_env, overrides=attempt_flags)
-        except CertmanError:
-            continue
-    return Settings()
-
-
-def _keystore_in(path: Path) -> str | None:
-    """The ``keystore`` of a config file that is invalid elsewhere, if it can be read at all."""
-    try:
-        with open(path, "rb") as fh:
-            value = tomllib.load(fh).get("keystore")
-    except (OSError, tomllib.TOMLDecodeError):
-        return None
-    # As every relative path in a config file: against the file's directory.
-    return absolute(value, path.parent) if isinstance(value, str) else None
 
 
 def _stored_specs(root: Path, rejected: list[Check]) -> list[CertSpec]:

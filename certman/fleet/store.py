@@ -257,7 +257,7 @@ class PostgresKeystore:
             )
             for name, raw in cursor.fetchall():
                 entry = IndexEntry.from_json(raw, where, name)
-                marked = structs.replace(entry, **listing_marks(states[name]))
+                marked = structs.replace(entry, **listing_marks(states[name], entry))
                 if marked != entry:
                     cursor.execute(
                         f"UPDATE certificates SET entry = %s WHERE name = %s AND {LIVE}",

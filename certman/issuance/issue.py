@@ -42,7 +42,7 @@ from ..recording import recorded_spec
 from ..solvers import Solver
 from ..solvers.shared import Rendezvous
 from . import fallback, resume
-from .challenges import create_solver, solve
+from .challenges import solve
 from .preflight import preflight
 
 log = logging.getLogger(__name__)
@@ -240,7 +240,7 @@ def checked_locally(spec: CertSpec, keystore: FileKeystore) -> tuple[CertSpec, l
     the first request. Shared by ``obtain`` and the dry run."""
     spec = recorded_spec(spec)
     rendezvous = Rendezvous.under(keystore.root, timeout=keystore.lock_timeout)
-    solvers = preflight(spec, [create_solver(s.name, s.options, rendezvous) for s in spec.solvers])
+    solvers = preflight(spec, rendezvous=rendezvous)
     keystore.read_state(spec.name)
     pending = keystore.read_pending_order(spec.name)
     if pending is not None:

@@ -12,9 +12,9 @@ nothing. It covers:
 - every program a solver or reloader runs (reload argv[0], nginx ``binary``, the exec
   provider) exists and is executable, and every path it names is absolute;
 - a webroot exists, is a directory, and is writable;
-- a standalone or TLS-ALPN-01 address is on this host, and a privileged port may be
-  bound (the port itself may be held by another certman run to share, so it is not
-  probed: ``certman.solvers.listen.listen_problem``).
+- a standalone or TLS-ALPN-01 address is on this host, a privileged port may be
+  bound, and no other program holds the port (a certman run of the same keystore may:
+  it is joined, ``certman.solvers.shared.check_free``).
 
 A problem in the configuration is a ``ConfigError`` or ``UsageError`` (exit 2); a
 webroot or listening address that cannot be used is a ``SolverError`` (exit 5), as it
@@ -23,29 +23,34 @@ would be at validation time.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from ..ca.policy import check_policy
 from ..config import CertSpec, check_ca_bundle, resolve_server
 from ..plugins.settings import settings_classes
 from ..solvers import Solver
+from ..solvers.shared import Rendezvous
 from .challenges import create_solver
 
 
-def preflight(spec: CertSpec, solvers: Sequence[Solver] | None = None) -> list[Solver]:
+def preflight(spec: CertSpec, *, rendezvous: Rendezvous | None = None, probe: bool = True) -> list[Solver]:
     """Check ``spec`` (recorded: absolute paths, resolved programs) and return its solvers.
 
-    ``solvers`` are the spec's solvers as already built, in order; built here if None.
+    The solvers are built in the spec's order; one that serves a port shares it through
+    ``rendezvous`` (the keystore's), so a port another run of that keystore serves passes.
+    Without ``probe``, only the settings themselves are checked: no solver checks its
+    address, port or webroot (`renew --check`, which may run beside the timer's renew).
     Raises ``UsageError``/``ConfigError`` (exit 2) or ``SolverError`` (exit 5).
     """
     check_policy(spec.identifiers, spec.profile, [resolve_server(s) for s in _servers(spec)])
     for bundle in (spec.ca_bundle, *(f.get("ca_bundle") for f in spec.fallback)):
         check_ca_bundle(bundle)
-    built = list(solvers) if solvers is not None else [create_solver(s.name, s.options) for s in spec.solvers]
+    built = [create_solver(s.name, s.options, rendezvous) for s in spec.solvers]
     for solver_spec, solver in zip(spec.solvers, built, strict=True):
         _check_files("solvers", solver_spec.name, solver_spec.options, f"solver {solver_spec.name}")
-        _check_solver(solver)
+        if probe:
+            _check_solver(solver)
     if spec.reloaders:
         from ..deploy.batch import check_reloaders
 

@@ -48,7 +48,7 @@ def decode_index(data: bytes) -> dict[str, IndexEntry] | None:
         # not _utc(): this loop runs per entry of 100,000.
         if before.microsecond or after.microsecond or before.tzinfo is not utc or after.tzinfo is not utc:
             return None
-        if not _utc(entry.issued_at, entry.imported_at, entry.backoff_until):
+        if not _utc(entry.issued_at, entry.imported_at, entry.backoff_until, entry.ari_renew_at):
             return None
     return certs
 

@@ -48,7 +48,7 @@ def note(layout: Layout, states: Mapping[str, RenewalState], digest_of: DigestOf
             entry = IndexEntry.from_json(certs[name], layout.index, name)
         except (KeyError, KeystoreError):
             continue
-        marked = structs.replace(entry, **index.listing_marks(state), renewal=digest_of(name, entry, state))
+        marked = structs.replace(entry, **index.listing_marks(state, entry), renewal=digest_of(name, entry, state))
         if marked != entry:
             certs[name] = marked.to_json()
             changed = True

@@ -34,6 +34,7 @@ from .layout import (
     TMP_PREFIX,
     Layout,
     LivePaths,
+    check_parent,
     version_name,
 )
 from .live_links import LiveRepair
@@ -47,6 +48,7 @@ class FileKeystore:
     def __init__(self, root: Path | str, *, lock_timeout: float = 30.0) -> None:
         self.layout = Layout(Path(root).absolute())
         self.lock_timeout = lock_timeout
+        check_parent(self.layout.root)
         # Names whose renewal digest this run dropped already (``digests_dropped``).
         self._undigested: set[str] = set()
         files.ensure_dir(self.layout.root)

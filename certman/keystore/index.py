@@ -22,7 +22,7 @@ from . import files, live_links
 from .decoders import QuietView, decode_index, decode_quiet
 from .layout import CERT_FILE, SECRET_MODE, TMP_PREFIX, Layout
 from .records import IndexEntry, VersionMeta
-from .state_records import RenewalState
+from .state_records import AriState, DeployState, RenewalState
 
 if TYPE_CHECKING:
     from ..config import CertSpec
@@ -125,13 +125,18 @@ def mark(layout: Layout, fields: Mapping[str, Mapping[str, Any]]) -> None:
     """Set ``fields`` on the entries of the names in ``fields``, in one write when anything
     changes; the caller holds the keystore lock. A name without an entry, or with one that
     does not decode, is left as it is: bookkeeping must not fail the run that records it."""
+    _mark_each(layout, list(fields), lambda name, _: fields[name])
+
+
+def _mark_each(layout: Layout, names: list[str], values_of: Callable[[str, IndexEntry], Mapping[str, Any]]) -> None:
     certs = raw_entries(layout)
     changed = False
-    for name, values in fields.items():
+    for name in names:
         try:
             entry = IndexEntry.from_json(certs[name], layout.index, name)
         except (KeyError, KeystoreError):
             continue
+        values = values_of(name, entry)
         if any(getattr(entry, k) != v for k, v in values.items()):
             certs[name] = structs.replace(entry, **values).to_json()
             changed = True
@@ -145,18 +150,36 @@ def write_entries(layout: Layout, certs: Mapping[str, Any]) -> None:
 
 
 def mark_states(layout: Layout, states: Mapping[str, RenewalState]) -> None:
-    """Copy into the index what ``list`` shows of each state: until when it backs off,
-    and the serial whose deploy is pending (so ``list`` reads no state file)."""
-    mark(layout, {name: listing_marks(state) for name, state in states.items()})
+    """Copy into the index what ``list`` decides from of each state: until when it backs
+    off, the serial whose deploy is pending and the ARI renewal time (so ``list`` reads no
+    state file)."""
+    _mark_each(layout, list(states), lambda name, entry: listing_marks(states[name], entry))
 
 
-def listing_marks(state: RenewalState) -> dict[str, Any]:
-    """The ``IndexEntry`` fields ``list`` shows of ``state``: until when it backs off, and
-    the serial whose deploy is pending."""
+def listing_marks(state: RenewalState, entry: IndexEntry) -> dict[str, Any]:
+    """The ``IndexEntry`` fields ``list`` decides from of ``state`` (``state_of_marks``
+    turns them back into a state): until when it backs off, the serial whose deploy is
+    pending, and when the CA's ARI window for ``entry``'s certificate says to renew."""
+    ari = state.ari
+    usable = ari is not None and ari.usable_for(entry.ari_cert_id, entry.not_before)
     return {
         "backoff_until": state.next_attempt if state.consecutive_failures else None,
         "undeployed_serial": state.deploy.serial if state.deploy and state.deploy.pending else None,
+        "ari_renew_at": (ari.chosen or ari.window_start) if usable and ari is not None else None,
     }
+
+
+def state_of_marks(entry: IndexEntry) -> RenewalState:
+    """The part of ``state.json`` that ``entry``'s marks mirror, for deciding as renew does
+    without reading it: the backoff (as one failure), the pending deploy, and the ARI
+    renewal time (as a window from it to notAfter, chosen at its start)."""
+    at = entry.ari_renew_at
+    return RenewalState(
+        consecutive_failures=1 if entry.backoff_until is not None else 0,
+        next_attempt=entry.backoff_until,
+        deploy=DeployState(pending=True, serial=entry.undeployed_serial) if entry.undeployed_serial else None,
+        ari=AriState(cert_id=entry.ari_cert_id, window_start=at, window_end=entry.not_after, chosen=at) if at else None,
+    )
 
 
 def write_all(layout: Layout, certs: Mapping[str, IndexEntry]) -> None:

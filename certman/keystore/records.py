@@ -194,6 +194,9 @@ class IndexEntry(VersionMeta, frozen=True):
     # until when failures hold renewal back, and the serial whose reload is pending.
     backoff_until: UTCTime | None = None
     undeployed_serial: str | None = None
+    # When the CA's ARI window for the live serial says to renew (state.json's choice),
+    # so that ``list`` decides due as renew does without the state file.
+    ari_renew_at: UTCTime | None = None
     # Format 2: what a no-op renew needs of state.json (absent: the run reads state.json).
     renewal: RenewalDigest | None = None
 
@@ -216,6 +219,8 @@ class IndexEntry(VersionMeta, frozen=True):
             data["backoff_until"] = encode_time(self.backoff_until)
         if self.undeployed_serial is not None:
             data["undeployed_serial"] = self.undeployed_serial
+        if self.ari_renew_at is not None:
+            data["ari_renew_at"] = encode_time(self.ari_renew_at)
         if self.renewal is not None:
             data["renewal"] = self.renewal.to_json()
         return dict(sorted(data.items()))
@@ -248,6 +253,7 @@ class IndexEntry(VersionMeta, frozen=True):
                 revoked_serial=opt_str(raw.get("revoked_serial")),
                 backoff_until=_opt_time(raw.get("backoff_until")),
                 undeployed_serial=opt_str(raw.get("undeployed_serial")),
+                ari_renew_at=_opt_time(raw.get("ari_renew_at")),
                 renewal=RenewalDigest.from_json(raw["renewal"]) if raw.get("renewal") else None,
             )
         except (TypeError, ValueError) as exc:

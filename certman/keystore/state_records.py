@@ -43,6 +43,14 @@ class AriState(msgspec.Struct, frozen=True):
     unsupported: bool = False
     last_error: str | None = None
 
+    def usable_for(self, cert_id: str | None, not_before: datetime.datetime) -> bool:
+        """Whether the window applies to the certificate with ``cert_id`` issued at
+        ``not_before``: only the one it was fetched for, and only if it ends after that
+        certificate was issued (a stale window must never re-issue a new one)."""
+        if self.window_start is None or self.window_end is None or self.cert_id != cert_id:
+            return False
+        return self.window_end > not_before
+
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"cert_id": self.cert_id}
         if self.window_start is not None or self.window_end is not None:

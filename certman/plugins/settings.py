@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
+import difflib
 import functools
 import logging
 import math
@@ -157,9 +158,11 @@ def settings_from(
     known = set(fields) | {f"{name}_file" for name, f in fields.items() if f.metadata.get("secret")}
     unknown = sorted(set(options) - known - set(ignore))
     if unknown:
+        guesses = [f"{close[0]} for {u}" for u in unknown if (close := difflib.get_close_matches(u, fields, 1))]
         raise ConfigError(
             f"{plugin}: unknown option(s) {', '.join(unknown)}",
-            f"known settings: {', '.join(sorted(fields))} (see `certman plugins`)",
+            (f"did you mean {', '.join(guesses)}? " if guesses else "")
+            + f"known settings: {', '.join(sorted(fields))} (see `certman plugins`)",
         )
     types_of = _field_types(cls)
     values: dict[str, Any] = {}

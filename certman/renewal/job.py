@@ -20,7 +20,7 @@ import logging
 from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING
 
-from ..config import Settings
+from ..config import CertSpec, Settings
 from ..deploy.outcome import DeployResult
 from ..errors import CertmanError, KeystoreLocked, UsageError
 from ..keystore import FileKeystore
@@ -92,10 +92,12 @@ def renew(
             "see `certman list` for the names",
         )
     selected = names or sorted(set(known) | set(declared))
+    _warn_exposed(keystore, [n for n in selected if n in known])
     if dry_run:
         # Every selected certificate, due or not, as certbot's renew --dry-run (renewal.rehearse).
         return rehearse_each(keystore, settings, selected, index or {}, declared, now, jobs=jobs, account=account)
     if check:
+        _check_declared([declared[n] for n in selected if n in declared])
         quiet = quiet_results(selected, views, declared, now, check=True) if views is not None else {}
         rest = [n for n in selected if n not in quiet]
         index = index if index is not None else _entries_for(keystore, rest, known)
@@ -146,6 +148,29 @@ def renew(
         except KeystoreLocked:
             log.debug("another renew run holds the lock: digests are noted by a later run")
     return RenewReport(tuple(results[n] for n in selected), now, deployed, repaired)
+
+
+def _warn_exposed(keystore: FileKeystore, names: list[str]) -> None:
+    """A warning per live or account key that others may read, on every run until it is
+    fixed (``keystore.exposure``: certman does not change the mode itself)."""
+    from ..keystore.exposure import exposed_keys, exposure_hint
+
+    for path, mode in exposed_keys(keystore.layout, names):
+        log.warning("private key %s is mode %04o, readable by others (hint: %s)", path, mode, exposure_hint([path]))
+
+
+def _check_declared(specs: list[CertSpec]) -> None:
+    """The checks of its settings a real run makes before ordering each declared
+    certificate (``declaration.checks``): `renew --check` exits 2 on a misspelt option, as
+    the run would fail. No port or webroot is probed: the timer's renew may hold them."""
+    from ..declaration.checks import check_spec
+
+    for spec in specs:
+        try:
+            check_spec(spec, probe=False)
+        except CertmanError as exc:
+            exc.message = f"{spec.name}: {exc.message}"
+            raise
 
 
 def _entries_for(keystore: FileKeystore, names: list[str], known: Collection[str]) -> dict[str, IndexEntry]:

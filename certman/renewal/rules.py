@@ -74,13 +74,8 @@ def lifetime_renew_at(name: str, entry: IndexEntry) -> datetime.datetime:
 
 
 def ari_window_usable(entry: IndexEntry, ari: AriState | None) -> bool:
-    """A stored window applies only to the certificate it was fetched for, and only if it
-    ends after that certificate was issued: a stale window must never re-issue a new one."""
-    if ari is None or ari.window_start is None or ari.window_end is None:
-        return False
-    if ari.cert_id != entry.ari_cert_id:
-        return False
-    return ari.window_end > entry.not_before
+    """Whether a stored window applies to ``entry``'s certificate (``AriState.usable_for``)."""
+    return ari is not None and ari.usable_for(entry.ari_cert_id, entry.not_before)
 
 
 def ari_renew_at(cert_id: str, start: datetime.datetime, end: datetime.datetime) -> datetime.datetime:

@@ -86,9 +86,12 @@ class Runner:
         """The plan's spec, checked as ``obtain`` checks it, before this run's first request for it."""
         from ..issuance.preflight import preflight
         from ..recording import recorded_spec
+        from ..solvers.shared import Rendezvous
 
         spec = plan.spec or self.keystore.read_spec(plan.name)
-        preflight(recorded_spec(spec))
+        preflight(
+            recorded_spec(spec), rendezvous=Rendezvous.under(self.keystore.root, timeout=self.keystore.lock_timeout)
+        )
         return spec
 
     def _session(self, spec: CertSpec) -> AcmeSession | None:

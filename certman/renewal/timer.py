@@ -28,6 +28,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
+
 from .. import children
 from ..errors import CertmanError, UsageError
 from ..paths import TIMER_PATH
@@ -162,6 +164,16 @@ def planned(
     return systemd_units(root, executable=executable, keystore=keystore, config=config)
 
 
+class Installed(msgspec.Struct, frozen=True):
+    """What ``install`` did: the files it wrote (planned, for a dry run), the other kind of
+    schedule it removed so that renew runs once, and a sentence saying which kind is
+    installed and how to switch."""
+
+    files: tuple[UnitFile, ...]
+    removed: tuple[Path, ...] = ()
+    note: str = ""
+
+
 def install(
     root: Path,
     *,
@@ -171,27 +183,72 @@ def install(
     dry_run: bool = False,
     systemctl: bool | None = None,
     user: bool = False,
-) -> list[UnitFile]:
+) -> Installed:
     """What `certman timer install` does: write the ``planned`` files below ``root`` (mode
-    0644, each by an atomic rename) and enable the timer; return the files.
+    0644, each by an atomic rename) and enable the timer.
 
-    ``dry_run`` writes nothing (``--print``). ``systemctl`` (default: only when ``root``
-    is ``/``) runs ``daemon-reload`` and ``enable --now`` (``--user`` ones for ``user``
-    units); raises ``UsageError`` without systemd, or for system units without root
-    (before writing anything), ``CertmanError`` when systemctl fails.
+    A system timer replaces an installed cron file and the other way round (disabled and
+    removed first), so renew is never scheduled twice. ``dry_run`` writes and removes
+    nothing (``--print``). ``systemctl`` (default: only when ``root`` is ``/``) runs
+    ``daemon-reload`` and ``enable --now`` (``--user`` ones for ``user`` units); raises
+    ``UsageError`` without systemd, or for system units without root (before writing
+    anything), ``CertmanError`` when systemctl fails.
     """
     if user and cron:
         raise UsageError("--user and --cron do not go together", "for a user crontab, run `crontab -e` yourself")
     files = planned(root, cron=cron, keystore=keystore, config=config, user=user)
     if dry_run:
-        return files
+        return Installed(tuple(files))
     for unit in files:
         _write(unit, user=user)
+    removed: list[Path] = []
+    if not user:
+        removed = _remove_systemd(root, systemctl) if cron else _remove_cron(root)
     if _systemctl_wanted(root, systemctl) and any(u.path.name == TIMER for u in files):
         scope = ("--user",) if user else ()
         _systemctl(*scope, "daemon-reload")
         _systemctl(*scope, "enable", "--now", TIMER)
-    return files
+    return Installed(tuple(files), tuple(removed), _note(root, cron=cron, user=user))
+
+
+def _note(root: Path, *, cron: bool, user: bool) -> str:
+    if user:
+        return (
+            f"installed the systemd user timer {TIMER}: `certman renew` twice a day while your systemd runs "
+            "(`loginctl enable-linger` keeps it after logout)"
+        )
+    if cron:
+        return (
+            f"installed the cron job {root / CRON_FILE}: `certman renew` twice a day; "
+            "for a systemd timer instead, run `certman timer install` (it removes the cron job)"
+        )
+    here = " (cron is here too)" if (root / "etc/cron.d").is_dir() else ""
+    return (
+        f"installed the systemd timer {TIMER}: `certman renew` twice a day; for cron instead{here}, "
+        "run `certman timer install --cron` (it removes the timer)"
+    )
+
+
+def _remove_cron(root: Path) -> list[Path]:
+    path = root / CRON_FILE
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return []
+    return [path]
+
+
+def _remove_systemd(root: Path, systemctl: bool | None) -> list[Path]:
+    units = root / SYSTEMD_DIR
+    present = [p for p in (units / TIMER, units / SERVICE) if p.exists()]
+    wanted = _systemctl_wanted(root, systemctl)
+    if wanted and (units / TIMER).exists():
+        _systemctl("disable", "--now", TIMER)
+    for path in present:
+        path.unlink()
+    if wanted and present:
+        _systemctl("daemon-reload")
+    return present
 
 
 def _write(unit: UnitFile, *, user: bool) -> None:

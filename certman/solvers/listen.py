@@ -65,21 +65,26 @@ def listen_on(
         raise
 
 
-def listen_problem(address: str, port: int) -> str | None:
-    """Why this process could not listen on ``address``:``port``, if that shows without binding it.
+def listen_problem(address: str, port: int) -> tuple[str, str] | None:
+    """Why this process could not listen on ``address``:``port``, and what to do, if that
+    shows without binding it.
 
     Checked before the first request to the CA: an explicit address that is not on this
-    host, or a privileged port without CAP_NET_BIND_SERVICE. The port itself is left
-    alone: another certman run may hold it to share (``certman.solvers.shared``), and an
-    order whose authorizations are all valid needs no port at all.
+    host, or a privileged port without CAP_NET_BIND_SERVICE. Whether the port itself is
+    free is ``certman.solvers.shared.check_free``'s question: another certman run of the
+    keystore may hold it to share.
     """
     if address:
         try:
             bound_socket(address, 0).close()
         except OSError as exc:
-            return f"cannot listen on {address}: {exc.strerror}"
+            return f"cannot listen on {address}: {exc.strerror}", "listen on an address of this host"
     if 0 < port < _unprivileged_port_start() and not _may_bind_privileged():
-        return f"not allowed to listen on {where(address, port)}: port {port} is privileged"
+        return (
+            f"not allowed to listen on {where(address, port)}: port {port} is privileged",
+            "run as root (or with CAP_NET_BIND_SERVICE), or listen on a port above 1023 that your "
+            "proxy forwards the challenge to (docs/getting-started.md, step 3)",
+        )
     return None
 
 
@@ -87,7 +92,7 @@ def require_listenable(address: str, port: int) -> None:
     """``listen_problem`` as a ``SolverError`` (exit 5), for a solver's ``preflight``."""
     problem = listen_problem(address, port)
     if problem is not None:
-        raise SolverError(problem, "listen on an address of this host, or run as root for a port below 1024")
+        raise SolverError(*problem)
 
 
 def _unprivileged_port_start() -> int:

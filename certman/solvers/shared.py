@@ -294,6 +294,40 @@ def leave(key: PortKey, names: Iterable[str]) -> None:
     _stop_when_unused(port)
 
 
+def check_free(key: PortKey, rendezvous: Rendezvous | None, serve: Serve) -> None:
+    """Raise ``serve``'s own ``SolverError`` ("port in use", exit 5) now, before the first
+    request to the CA, when ``key``'s port is held by anything but certman of this keystore.
+
+    A port this process serves, or another run of the keystore serves (its lock on
+    ``rendezvous`` is held), is joined later, so it passes. Otherwise the server is bound
+    and stopped at once. ``KeystoreError`` when a lock file cannot be opened.
+    """
+    if not key.port:
+        return
+    with _guard:
+        if key in _ports:
+            return
+        if rendezvous is None:
+            serve(_nothing).stop()
+            return
+        serve_fd = _open_lock(rendezvous.locks / f"{key.stem}.lock")
+        try:
+            users_fd = _open_lock(rendezvous.locks / f"{key.stem}.users")
+            try:
+                # Both locks, as a holder that is stopping holds them: a run claiming the port
+                # meanwhile waits and binds after us, rather than joining a probe that vanishes.
+                if _try(serve_fd, fcntl.LOCK_EX) and _try(users_fd, fcntl.LOCK_EX):
+                    serve(_nothing).stop()
+            finally:
+                os.close(users_fd)
+        finally:
+            os.close(serve_fd)
+
+
+def _nothing(name: str) -> bytes | None:
+    return None
+
+
 def bound_port(key: PortKey) -> int | None:
     """The port ``key``'s server listens on in this process (port 0 binds a free one), if it serves."""
     with _guard:

@@ -17,7 +17,7 @@ from ...plugins.settings import Port, Seconds, setting, settings_from
 from .. import ChallengeBatch
 from ..listen import SocketFactory, family_of, listen_on, require_listenable, where
 from ..serving import BackgroundServer
-from ..shared import Lookup, PortKey, Rendezvous, bound_port, join, leave
+from ..shared import Lookup, PortKey, Rendezvous, bound_port, check_free, join, leave
 from . import WELL_KNOWN, check_token
 
 log = logging.getLogger(__name__)
@@ -120,8 +120,10 @@ class StandaloneSolver:
         self.rendezvous = rendezvous
 
     def preflight(self) -> None:
-        """Raise ``SolverError`` when this host cannot listen where the settings say."""
+        """Raise ``SolverError`` (exit 5) when this host cannot listen where the settings say,
+        or another program holds the port (``certman.solvers.shared.check_free``)."""
         require_listenable(self.settings.address, self.settings.port)
+        check_free(self._key, self.rendezvous, self._serve)
 
     @property
     def port(self) -> int:
