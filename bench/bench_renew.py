@@ -1,7 +1,10 @@
 """Renewal benchmarks; prints a table. Run: .venv/bin/python bench/bench_renew.py [--quick]
 
-1. No-op `certman renew` over N locally generated certificates (index.json + state.json
-   written directly; no Pebble): wall time of the CLI and of the library call.
+1. No-op `certman renew` over N locally generated certificates (a keystore of the previous
+   release, index.json + state.json written directly; no Pebble): the first run, which
+   notes the renewal digests, then the median of 7 (3 with --quick), whole processes from
+   cwd=/ with only PATH and certman's variables, interleaved with another checkout's
+   (--base TREE, e.g. the previous release); and the library call.
 2. 100 certificates renewed against Pebble with `--force`, `--jobs 1` against `--jobs 8`.
 3. 10 declared certificates, all missing, issued by one `certman renew --jobs 10`.
 Peak RSS is the child process's ru_maxrss.
@@ -10,11 +13,14 @@ Peak RSS is the child process's ru_maxrss.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import datetime
 import functools
 import json
 import os
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -51,10 +57,12 @@ def proc_cpu(pid: int) -> float:
 LAST_CPU = [0.0]
 
 
-def run_cli(args: list[str], env: dict[str, str]) -> tuple[float, int, int]:
+def run_cli(
+    args: list[str], env: dict[str, str], cwd: str | None = None, binary: str = CERTMAN
+) -> tuple[float, int, int]:
     """Wall seconds, exit status and peak RSS (MiB) of one `certman` run (CPU in LAST_CPU)."""
     start = time.perf_counter()
-    proc = subprocess.Popen([CERTMAN, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([binary, *args], env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     LAST_CPU[0] = usage.ru_utime + usage.ru_stime
@@ -65,11 +73,26 @@ def run_cli(args: list[str], env: dict[str, str]) -> tuple[float, int, int]:
 
 
 def fake_keystore(root: Path, count: int) -> None:
-    """A keystore of ``count`` certificates as a previous run leaves it, written directly."""
+    """A keystore of ``count`` certificates as certman 0.1 leaves it (format-1 index, no
+    renewal digests), written directly. One certificate is signed; the others are its
+    facts with their own name and serial (a no-op run parses no PEM)."""
     key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench CA")])
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
     now = datetime.datetime.now(UTC)
+    template = CertFacts.of(
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=89))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("bench.example")]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    aki = (template.ari_cert_id or "").split(".")[0]
     certs: dict[str, Any] = {}
     root.mkdir(mode=0o700, parents=True)
     (root / "certs").mkdir(mode=0o700)
@@ -77,25 +100,15 @@ def fake_keystore(root: Path, count: int) -> None:
     next_check = encode_time(now + datetime.timedelta(hours=6))
     for i in range(count):
         name = f"host{i}.bench.example"
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([]))
-            .issuer_name(ca_name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=89))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
-            .sign(key, hashes.SHA256())
-        )
-        facts = CertFacts.of(cert)
+        serial = x509.random_serial_number()
+        serial_der = serial.to_bytes((serial.bit_length() + 8) // 8, "big", signed=True)
+        cert_id = f"{aki}.{base64.urlsafe_b64encode(serial_der).decode().rstrip('=')}"
         certs[name] = {
-            "serial": facts.serial,
-            "not_before": encode_time(facts.not_before),
-            "not_after": encode_time(facts.not_after),
-            "issuer": facts.issuer,
-            "ari_cert_id": facts.ari_cert_id,
+            "serial": f"{serial:x}",
+            "not_before": encode_time(template.not_before),
+            "not_after": encode_time(template.not_after),
+            "issuer": template.issuer,
+            "ari_cert_id": cert_id,
             "version": "000001",
             "identifiers": [name],
             "key_type": "ecdsa-p256",
@@ -109,7 +122,7 @@ def fake_keystore(root: Path, count: int) -> None:
         state = {
             "format": 1,
             "consecutive_failures": 0,
-            "ari": {"cert_id": facts.ari_cert_id, "unsupported": True, "next_check": next_check},
+            "ari": {"cert_id": cert_id, "unsupported": True, "next_check": next_check},
         }
         fd = os.open(cert_dir / "state.json", os.O_WRONLY | os.O_CREAT, 0o600)
         os.write(fd, json.dumps(state).encode())
@@ -119,32 +132,58 @@ def fake_keystore(root: Path, count: int) -> None:
     os.close(fd)
 
 
-def noop_rows(sizes: list[int], workdir: Path) -> list[list[str]]:
+def bare_env(**extra: str) -> dict[str, str]:
+    """The environment of a timer's run: nothing but PATH and certman's own settings."""
+    return {"PATH": "/usr/bin:/bin", **extra}
+
+
+def noop_rows(sizes: list[int], workdir: Path, runs: int, base: Path | None) -> list[list[str]]:
+    """Whole `certman renew` processes from cwd=/ with a bare environment: the first run
+    over a keystore of the previous release (it notes the digests, once), then the median
+    of ``runs`` no-op runs, interleaved with ``base``'s certman on its own copy; and the
+    library call."""
     from certman.config import Settings
     from certman.keystore import FileKeystore
     from certman.renewal.job import renew
 
     rows = []
+    (workdir / "empty.toml").write_text("")
+    trees = {"this tree": CERTMAN, **({f"base {base}": str(base / ".venv/bin/certman")} if base else {})}
     for n in sizes:
         root = workdir / f"noop-{n}"
-        fake_keystore(root, n)
-        env = {**os.environ, "CERTMAN_KEYSTORE": str(root), "CERTMAN_CONFIG": str(workdir / "empty.toml")}
-        (workdir / "empty.toml").write_text("")
-        wall, code, rss = run_cli(["renew", "--json"], env)
+        # In a child: a child's peak RSS (ru_maxrss) counts the parent's RSS at fork time,
+        # so the parent must not hold the 100,000 records it writes.
+        make = f"import bench_renew, pathlib; bench_renew.fake_keystore(pathlib.Path({str(root)!r}), {n})"
+        subprocess.run([sys.executable, "-c", make], cwd=Path(__file__).parent, check=True)
+        roots = {"this tree": root}
+        if base:
+            roots[f"base {base}"] = workdir / f"noop-{n}-base"
+            shutil.copytree(root, roots[f"base {base}"], symlinks=True)
+        config = str(workdir / "empty.toml")
+        env = {t: bare_env(CERTMAN_KEYSTORE=str(r), CERTMAN_CONFIG=config) for t, r in roots.items()}
+        wall, code, rss = run_cli(["renew"], env["this tree"], cwd="/")
         assert code == 0, code
+        rows.append([f"no-op renew, N={n:,}, first run (notes digests)", f"{wall:.3f}", "-", "once", str(rss)])
+        walls: dict[str, list[float]] = {t: [] for t in trees}
+        rsss: dict[str, list[int]] = {t: [] for t in trees}
+        cpus: dict[str, list[float]] = {t: [] for t in trees}
+        for _ in range(runs):
+            for tree, binary in trees.items():
+                wall, code, rss = run_cli(["renew"], env[tree], cwd="/", binary=binary)
+                assert code == 0, code
+                walls[tree].append(wall)
+                rsss[tree].append(rss)
+                cpus[tree].append(LAST_CPU[0])
+        for tree in trees:
+            note = f"{tree}: median of {runs}; CPU {statistics.median(cpus[tree]):.2f} s"
+            rows.append(
+                [f"no-op renew, N={n:,}", f"{statistics.median(walls[tree]):.3f}", "-", note, str(max(rsss[tree]))]
+            )
         start = time.perf_counter()
         report = renew(FileKeystore(root), Settings(keystore=root))
         library = time.perf_counter() - start
         assert all(r.action == "skipped" for r in report.results)
-        rows.append(
-            [
-                f"no-op renew, N={n:,}",
-                f"{wall:.3f}",
-                f"{library:.3f}",
-                f"{library / n * 1e6:.1f} µs/cert (library)",
-                str(rss),
-            ]
-        )
+        rows.append([f"no-op renew, N={n:,}, library", "-", f"{library:.3f}", f"{library / n * 1e6:.1f} µs/cert", "-"])
     return rows
 
 
@@ -244,10 +283,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="smaller sizes (smoke test)")
     parser.add_argument("--no-pebble", action="store_true", help="only the no-op cases")
+    parser.add_argument("--noop-size", type=int, action="append", help="no-op keystore size (repeatable)")
+    parser.add_argument("--base", type=Path, help="another checkout (with its .venv) to run the no-op rows beside")
     args = parser.parse_args()
+    sizes = args.noop_size or ([1000, 10000] if args.quick else [10000, 100000])
     with tempfile.TemporaryDirectory(prefix="bench-renew-") as tmp:
         workdir = Path(tmp)
-        rows = noop_rows([100, 1000] if args.quick else [1000, 10000], workdir)
+        rows = noop_rows(sizes, workdir, 3 if args.quick else 7, args.base)
         if not args.no_pebble:
             rows += pebble_rows(workdir, 10 if args.quick else 100)
         print_table(rows)

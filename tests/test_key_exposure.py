@@ -40,6 +40,8 @@ def test_doctor_fails_each_key_others_may_read_with_a_chmod_600_hint(
 def test_renew_warns_about_each_exposed_key_and_leaves_its_mode(
     certman: CertmanRun, exposed: tuple[Path, Path]
 ) -> None:
+    # Opened for a proxy's user, so a key's own mode decides who reads it.
+    certman.keystore.chmod(0o711)
     renewed = certman("renew")
     assert renewed.exit_code == 0, renewed.output
     warnings = [line for line in renewed.stderr.splitlines() if line.startswith("WARNING")]
@@ -51,7 +53,18 @@ def test_renew_warns_about_each_exposed_key_and_leaves_its_mode(
     assert all(key.stat().st_mode & 0o777 == 0o644 for key in exposed)
 
 
+def test_renew_does_not_warn_while_the_keystore_root_keeps_others_out(
+    certman: CertmanRun, pebble: services.Pebble, exposed: tuple[Path, Path]
+) -> None:
+    certman.keystore.chmod(0o700)
+    renewed = certman("renew")
+    doctor = certman("doctor", "--server", pebble.directory_url, "--ca-bundle", str(pebble.ca_bundle))
+    assert renewed.exit_code == 0 and renewed.stderr == ""
+    assert "FAIL  private keys: " in doctor.stdout
+
+
 def test_renew_is_quiet_once_the_keys_are_0600_again(certman: CertmanRun, exposed: tuple[Path, Path]) -> None:
+    certman.keystore.chmod(0o711)
     for key in exposed:
         key.chmod(0o600)
     renewed = certman("renew")

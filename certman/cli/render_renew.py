@@ -9,7 +9,10 @@ from typing import Any
 from ..when import human_date, human_time, humanize_times
 from . import tables, terminal
 from .render import deploy_lines
-from .vocabulary import of_result
+from .vocabulary import OK, of_result
+
+# Up to this many certificates with nothing to report get a row each; past it, one line.
+QUIET_ROWS = 20
 
 
 def renew_report(report: Any, *, as_json: bool) -> str:
@@ -24,10 +27,12 @@ def renew_report(report: Any, *, as_json: bool) -> str:
     counts = Counter(words)
     summary = ", ".join(f"{n} {word}" for word, n in sorted(counts.items()))
     failed = len(report.failed)
+    shown, folded = _fold_quiet(results, words)
     lines = [
         *(["dry run: every certificate rehearsed; nothing stored, recorded or reloaded"] if report.dry_run else []),
         *repaired,
-        _table(results, words, terminal.width()),
+        *([_table([results[i] for i in shown], [words[i] for i in shown], terminal.width())] if shown else []),
+        *folded,
         *terminal.wrap(
             f"{len(results)} certificate(s): {summary}"
             + (f"; {failed} with an error (details on stderr)" if failed else ""),
@@ -36,6 +41,19 @@ def renew_report(report: Any, *, as_json: bool) -> str:
         *deploy_lines(report.deploy),
     ]
     return "\n".join(lines)
+
+
+def _fold_quiet(results: Any, words: list[str]) -> tuple[list[int], list[str]]:
+    """Which rows the table shows, and the line said instead of the rest: past ``QUIET_ROWS``
+    certificates with nothing to report (ok), a run over 100,000 lists only the news."""
+    quiet = [i for i, word in enumerate(words) if word == OK and results[i].ok]
+    if len(quiet) <= QUIET_ROWS:
+        return list(range(len(results))), []
+    folded = set(quiet)
+    soonest = min((results[i].next_renewal for i in quiet if results[i].next_renewal), default=None)
+    when = f"; the first renews {human_time(soonest)}" if soonest else ""
+    line = f"{len(quiet)} ok certificate(s) not listed{when} (`certman list` lists them)"
+    return [i for i in range(len(results)) if i not in folded], terminal.wrap(line, indent="")
 
 
 def _table(results: Any, words: list[str], width: int) -> str:

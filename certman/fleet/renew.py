@@ -30,6 +30,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from msgspec import structs
+
 from ..config import CertSpec, Settings
 from ..errors import KeystoreError
 from ..keystore import FileKeystore
@@ -174,14 +176,14 @@ def fleet_renew(
     try:
         for result in checked.results:
             if result.action != "due":
-                others[result.name] = replace(result, action="skipped")
+                others[result.name] = structs.replace(result, action="skipped")
                 continue
             recent = started if force else None
             leased = _lease(protocol, local, settings, result.name, lease_ttl, had.get(result.name), recent)
             if isinstance(leased, LeasedWork):
                 work[result.name] = leased
             else:
-                others[result.name] = replace(result, action="skipped", reason=leased)
+                others[result.name] = structs.replace(result, action="skipped", reason=leased)
         if work:
             with contextlib.ExitStack() as keepers:
                 for item in work.values():

@@ -8,7 +8,6 @@ paths proxies are configured with, and repairs the index after a crash.
 from __future__ import annotations
 
 import json
-import os
 import tomllib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -18,11 +17,10 @@ from msgspec import structs
 
 from ..config import CertSpec
 from ..errors import KeystoreError, UsageError
-from ..names import check_cert_name
 from ..solvers.http01 import TokenBoard
-from . import files, index, live_links, locks, past_commit, pending
+from . import digests, files, index, live_links, locks, past_commit, pending, state_files
 from .contract import Keystore, StoredVersion
-from .decoders import decode_state
+from .decoders import QuietView
 from .keyfiles import ACCOUNT_HINT, SPEC_HINT
 from .layout import (
     CERT_FILE,
@@ -33,34 +31,14 @@ from .layout import (
     KEY_FILE,
     META_FILE,
     SECRET_MODE,
-    STATE_FILE,
-    TMP_PREFIX,
     Layout,
     LivePaths,
+    check_parent,
     version_name,
 )
 from .live_links import LiveRepair
 from .records import AccountRecord, IndexEntry, RevocationMarker, VersionMeta
-from .state_records import STATE_HINT, RenewalState
-
-
-def _check_parent(root: Path) -> None:
-    """``KeystoreError`` for a new keystore whose parent directory is missing, unless it is
-    the documented default (``certman.paths.default_keystore``), made with its parents.
-
-    As ``mkdir`` without ``-p``: a typo in --keystore must not build a tree of directories
-    nobody asked for (docs/keystore.md, "Where it lives")."""
-    from ..paths import absolute, default_keystore
-
-    if os.path.lexists(root) or os.path.isdir(root.parent) or str(root) == absolute(default_keystore()):
-        return
-    missing = root.parent
-    while not os.path.lexists(missing.parent):
-        missing = missing.parent
-    raise KeystoreError(
-        f"keystore {root} does not exist, and neither does {missing}",
-        f"check the path for a typo, or create its parent first: mkdir -p {root.parent}",
-    )
+from .state_records import RenewalState
 
 
 class FileKeystore:
@@ -73,7 +51,9 @@ class FileKeystore:
     def __init__(self, root: Path | str, *, lock_timeout: float = 30.0) -> None:
         self.layout = Layout(Path(root).absolute())
         self.lock_timeout = lock_timeout
-        _check_parent(self.layout.root)
+        check_parent(self.layout.root)
+        # Names whose renewal digest this run dropped already (``digests_dropped``).
+        self._undigested: set[str] = set()
         files.ensure_dir(self.layout.root)
         files.claim_root(self.layout.root)
 
@@ -98,8 +78,10 @@ class FileKeystore:
             yield
 
     @contextmanager
-    def lock_renewal(self) -> Iterator[None]:
-        with locks.hold(self.layout.renew_lock, timeout=self.lock_timeout, what="certman renew"):
+    def lock_renewal(self, *, wait: bool = True) -> Iterator[None]:
+        """``wait=False``: ``KeystoreLocked`` at once if another run holds it."""
+        timeout = self.lock_timeout if wait else 0.0
+        with locks.hold(self.layout.renew_lock, timeout=timeout, what="certman renew"):
             yield
 
     # -- accounts ------------------------------------------------------------------------
@@ -150,6 +132,10 @@ class FileKeystore:
     def read_index(self) -> dict[str, IndexEntry]:
         return index.read(self.layout)
 
+    def read_quiet(self) -> dict[str, QuietView] | None:
+        """``index.read_quiet``: the few fields of every entry a no-op renew reads."""
+        return index.read_quiet(self.layout)
+
     def names(self) -> list[str]:
         return sorted(self.read_index())
 
@@ -179,32 +165,45 @@ class FileKeystore:
         return self.read_states([name])[name]
 
     def read_states(self, names: list[str]) -> dict[str, RenewalState]:
-        # A renew run over 10,000 names reads every state file: skip the per-name Path building.
-        certs = str(self.layout.certs)
-        states: dict[str, RenewalState] = {}
-        for name in names:
-            path = os.path.join(certs, check_cert_name(name), STATE_FILE)
-            try:
-                with open(path, "rb") as fh:
-                    data = fh.read()
-            except FileNotFoundError:
-                states[name] = RenewalState()
-                continue
-            except OSError as exc:
-                raise KeystoreError(f"state file {path} is unreadable: {exc}", STATE_HINT) from exc
-            state = decode_state(data)
-            if state is None:
-                try:
-                    raw = json.loads(data)
-                except ValueError as exc:
-                    raise KeystoreError(f"state file {path} is unreadable: {exc}", STATE_HINT) from exc
-                state = RenewalState.from_json(raw, path)
-            states[name] = state
-        return states
+        return state_files.read(self.layout, names)
 
     def write_state(self, name: str, state: RenewalState) -> None:
         files.ensure_dir(self.layout.cert_dir(name))
-        files.write_file(self.layout.state(name), index.dump_json(state.to_json()), SECRET_MODE)
+        data = index.dump_json(state.to_json())
+        if name in self._undigested:
+            files.write_file(self.layout.state(name), data, SECRET_MODE)
+            return
+        # The digest goes first, and the keystore lock stays held across the state write,
+        # so neither a crash nor a renew run setting digests can pair it with the new state.
+        with self.lock_keystore():
+            digests.drop(self.layout, [name])
+            files.write_file(self.layout.state(name), data, SECRET_MODE)
+
+    @contextmanager
+    def digests_dropped(self, names: list[str]) -> Iterator[None]:
+        """Drop the renewal digests of ``names`` in one index write, so that ``write_state``
+        writes their states without touching the index until the block ends. The caller
+        holds ``lock_renewal`` for the block (so no run sets one meanwhile)."""
+        with self.lock_keystore():
+            digests.drop(self.layout, names)
+        self._undigested.update(names)
+        try:
+            yield
+        finally:
+            self._undigested.difference_update(names)
+
+    def note_renewal(self, names: list[str], digest_of: digests.DigestOf) -> None:
+        """Copy into the index what ``list`` shows of each state of ``names``, and the
+        renewal digest ``digest_of`` makes of it; states read under the keystore lock. The
+        caller holds ``lock_renewal``. An unreadable state is left out (its run reports it)."""
+        with self.lock_keystore():
+            states = {}
+            for name in names:
+                try:
+                    states[name] = self.read_state(name)
+                except KeystoreError:
+                    continue
+            digests.note(self.layout, states, digest_of)
 
     def read_pending_order(self, name: str) -> pending.PendingOrder | None:
         return pending.read(self.layout, name)
@@ -376,16 +375,9 @@ class FileKeystore:
         return removed
 
     def crashed(self) -> bool:
-        """Whether the index must be rebuilt from live/: a temporary lies in the root or
-        live/ (a run died mid-commit), or index.json is gone while live/ has links. Cheap
-        (two listings), so commands check on every start and repair only then."""
-        for directory in (self.layout.root, self.layout.live):
-            entries = files.list_dir(directory)
-            if any(e.startswith(TMP_PREFIX) for e in entries):
-                return True
-            if directory == self.layout.live and entries and not self.layout.index.exists():
-                return True
-        return False
+        """Whether the index must be rebuilt from live/ (``live_links.crashed``); cheap, so
+        commands check on every start and repair only then."""
+        return live_links.crashed(self.layout)
 
     def repair_index(self) -> list[str]:
         """Rebuild every index entry that disagrees with live/; return the names repaired."""

@@ -19,7 +19,7 @@ from msgspec import structs
 
 from ..errors import KeystoreError
 from . import files, live_links
-from .decoders import decode_index
+from .decoders import QuietView, decode_index, decode_quiet
 from .layout import CERT_FILE, SECRET_MODE, TMP_PREFIX, Layout
 from .records import IndexEntry, VersionMeta
 from .state_records import AriState, DeployState, RenewalState
@@ -27,13 +27,25 @@ from .state_records import AriState, DeployState, RenewalState
 if TYPE_CHECKING:
     from ..config import CertSpec
 
-INDEX_FORMAT = 1
+# 2: entries may hold a renewal digest (records.RenewalDigest); format 1 entries read as
+# entries without one, and the next renew run fills it in.
+INDEX_FORMAT = 2
 _HINT = "run `certman doctor`; the certificates themselves are intact"
 
 
 def dump_json(data: Any) -> bytes:
     """The bytes of every JSON file the keystore writes: sorted keys, indented, one trailing newline."""
     return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
+
+
+def index_bytes(certs: Mapping[str, Any]) -> bytes:
+    """The bytes of ``index.json``: as ``dump_json`` orders it, but one compact line per
+    certificate. At 100,000 certificates the indented form is twice the size (and twice
+    the reading), and only the pure-Python encoder writes it (seconds per store)."""
+    compact = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+    lines = ",\n".join(f"{json.dumps(name)}: {compact(certs[name])}" for name in sorted(certs))
+    body = f"{{\n{lines}\n}}" if certs else "{}"
+    return f'{{"certificates": {body}, "format": {INDEX_FORMAT}}}\n'.encode()
 
 
 def spec_bytes(spec: CertSpec) -> bytes:
@@ -80,6 +92,18 @@ def read(layout: Layout) -> dict[str, IndexEntry]:
     return {name: IndexEntry.from_json(raw, path, name) for name, raw in _entries_of(data, path).items()}
 
 
+def read_quiet(layout: Layout) -> dict[str, QuietView] | None:
+    """What a no-op renew needs of every entry (``decoders.QuietView``); None when the
+    index does not decode that way (``read`` then says what is wrong)."""
+    try:
+        data = layout.index.read_bytes()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise KeystoreError(f"index {layout.index} is unreadable: {exc}", _HINT) from exc
+    return decode_quiet(data)
+
+
 def replaced(layout: Layout, name: str, entry: IndexEntry | None) -> bytes:
     """The index with ``name``'s entry replaced (None: removed); the caller holds the keystore lock."""
     # The other entries are kept as stored: writing one certificate's entry must not
@@ -89,7 +113,7 @@ def replaced(layout: Layout, name: str, entry: IndexEntry | None) -> bytes:
         certs.pop(name, None)
     else:
         certs[name] = entry.to_json()
-    return dump_json({"format": INDEX_FORMAT, "certificates": certs})
+    return index_bytes(certs)
 
 
 def write(layout: Layout, name: str, entry: IndexEntry | None) -> None:
@@ -117,7 +141,12 @@ def _mark_each(layout: Layout, names: list[str], values_of: Callable[[str, Index
             certs[name] = structs.replace(entry, **values).to_json()
             changed = True
     if changed:
-        files.write_file(layout.index, dump_json({"format": INDEX_FORMAT, "certificates": certs}), SECRET_MODE)
+        write_entries(layout, certs)
+
+
+def write_entries(layout: Layout, certs: Mapping[str, Any]) -> None:
+    """Replace the index with ``certs`` as stored (JSON objects); the caller holds the keystore lock."""
+    files.write_file(layout.index, index_bytes(certs), SECRET_MODE)
 
 
 def mark_states(layout: Layout, states: Mapping[str, RenewalState]) -> None:
@@ -155,8 +184,7 @@ def state_of_marks(entry: IndexEntry) -> RenewalState:
 
 def write_all(layout: Layout, certs: Mapping[str, IndexEntry]) -> None:
     """Replace the whole index; the caller holds the keystore lock."""
-    data = {name: entry.to_json() for name, entry in certs.items()}
-    files.write_file(layout.index, dump_json({"format": INDEX_FORMAT, "certificates": data}), SECRET_MODE)
+    write_entries(layout, {name: entry.to_json() for name, entry in certs.items()})
 
 
 def follow_spec(layout: Layout, name: str, renew_before_days: float | None) -> None:
@@ -164,7 +192,8 @@ def follow_spec(layout: Layout, name: str, renew_before_days: float | None) -> N
     without a new version (renew decides from the index alone); the caller holds the keystore lock."""
     entry = read(layout).get(name)
     if entry is not None and entry.renew_before_days != renew_before_days:
-        write(layout, name, structs.replace(entry, renew_before_days=renew_before_days))
+        # The digest's renewal time came from the old window: the next run reads state.json.
+        write(layout, name, structs.replace(entry, renew_before_days=renew_before_days, renewal=None))
 
 
 def entry_for(meta: VersionMeta, identifiers: tuple[str, ...], key_type: str, server: str) -> IndexEntry:

@@ -22,12 +22,14 @@ Certificate names and CA ids are checked here before they become path components
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import msgspec
 
+from ..errors import KeystoreError
 from ..names import check_cert_name
 
 DIR_MODE = 0o700
@@ -186,3 +188,22 @@ class LivePaths(msgspec.Struct, frozen=True):
 
 def version_name(number: int) -> str:
     return f"{number:0{VERSION_DIGITS}d}"
+
+
+def check_parent(root: Path) -> None:
+    """``KeystoreError`` for a new keystore whose parent directory is missing, unless it is
+    the documented default (``certman.paths.default_keystore``), made with its parents.
+
+    As ``mkdir`` without ``-p``: a typo in --keystore must not build a tree of directories
+    nobody asked for (docs/keystore.md, "Where it lives")."""
+    from ..paths import absolute, default_keystore
+
+    if os.path.lexists(root) or os.path.isdir(root.parent) or str(root) == absolute(default_keystore()):
+        return
+    missing = root.parent
+    while not os.path.lexists(missing.parent):
+        missing = missing.parent
+    raise KeystoreError(
+        f"keystore {root} does not exist, and neither does {missing}",
+        f"check the path for a typo, or create its parent first: mkdir -p {root.parent}",
+    )

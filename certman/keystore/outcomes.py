@@ -51,6 +51,9 @@ def redeploy_repaired(keystore: Keystore, repairs: Iterable[LiveRepair]) -> list
     names marked. A spec that cannot be read is marked too: the deploy step reports it.
     """
     marked: list[str] = []
+    repairs = list(repairs)
+    if not repairs:
+        return marked
     index = keystore.read_index()
     for repair in repairs:
         entry = index.get(repair.name)

@@ -2,6 +2,7 @@
 
     VersionMeta       versions/<n>/meta.json: what one issued certificate is
     IndexEntry        index.json, per name: the live version's meta plus what list and renew need
+    RenewalDigest     index.json, per name: what a no-op renew needs of state.json
     RenewalState      state.json (``state_records``): failures, backoff, ARI window, deploy
     RevocationMarker  revoked.json: which serial was revoked, when and why
     AccountRecord     accounts/<ca>/account.json: the account URL at one CA
@@ -123,6 +124,62 @@ def _meta_fields(raw: Mapping[str, Any], not_before: datetime.datetime, not_afte
     }
 
 
+class RenewalDigest(msgspec.Struct, frozen=True):
+    """What a renew run needs of ``state.json`` to skip a certificate with no news, kept in
+    its index entry so that a no-op run over 100,000 certificates opens no state file.
+
+    Valid for the live ``serial`` only. Between ``quiet_from`` (the end of a backoff; None:
+    no backoff) and ``quiet_until`` (its renewal time, or the next ARI check if sooner) the
+    run skips it, "not due until ``due``", reporting the state's success and failure times.
+    Any other moment, or no digest, and the run reads state.json. Set by ``renew`` from a
+    state it read under the keystore lock; dropped (under the same lock) by every other
+    write of state.json, and by every rewrite of the entry itself (a new version, a repair,
+    a changed renew window).
+    """
+
+    serial: str | None
+    quiet_until: UTCTime
+    due: UTCTime
+    quiet_from: UTCTime | None = None
+    last_success: UTCTime | None = None
+    last_failure: UTCTime | None = None
+    consecutive_failures: Annotated[int, msgspec.Meta(ge=0)] = 0
+
+    def quiet(self, serial: str | None, now: datetime.datetime) -> bool:
+        """Whether a run at ``now`` skips the certificate whose live serial is ``serial``, with no news."""
+        return self.serial == serial and now < self.quiet_until and (self.quiet_from is None or self.quiet_from <= now)
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "serial": self.serial,
+            "quiet_until": encode_time(self.quiet_until),
+            "due": encode_time(self.due),
+            "consecutive_failures": self.consecutive_failures,
+        }
+        times = {"quiet_from": self.quiet_from, "last_success": self.last_success, "last_failure": self.last_failure}
+        data.update((k, encode_time(v)) for k, v in times.items() if v is not None)
+        return data
+
+    @classmethod
+    def from_json(cls, raw: Any) -> RenewalDigest | None:
+        """The digest in ``raw``; None for one that does not read back (the run then reads state.json)."""
+        try:
+            failures = raw.get("consecutive_failures", 0)
+            if not isinstance(failures, int) or isinstance(failures, bool) or failures < 0:
+                return None
+            return cls(
+                serial=opt_str(raw.get("serial")),
+                quiet_until=decode_time(raw["quiet_until"]),
+                due=decode_time(raw["due"]),
+                quiet_from=_opt_time(raw.get("quiet_from")),
+                last_success=_opt_time(raw.get("last_success")),
+                last_failure=_opt_time(raw.get("last_failure")),
+                consecutive_failures=failures,
+            )
+        except (AttributeError, KeyError, TypeError, ValueError):
+            return None
+
+
 class IndexEntry(VersionMeta, frozen=True):
     """Per certificate name in ``index.json``: its live version's meta, and the rest that
     ``list``, ``renew`` and ``explain`` need without opening a PEM file."""
@@ -140,6 +197,8 @@ class IndexEntry(VersionMeta, frozen=True):
     # When the CA's ARI window for the live serial says to renew (state.json's choice),
     # so that ``list`` decides due as renew does without the state file.
     ari_renew_at: UTCTime | None = None
+    # Format 2: what a no-op renew needs of state.json (absent: the run reads state.json).
+    renewal: RenewalDigest | None = None
 
     @property
     def revoked(self) -> bool:
@@ -162,6 +221,8 @@ class IndexEntry(VersionMeta, frozen=True):
             data["undeployed_serial"] = self.undeployed_serial
         if self.ari_renew_at is not None:
             data["ari_renew_at"] = encode_time(self.ari_renew_at)
+        if self.renewal is not None:
+            data["renewal"] = self.renewal.to_json()
         return dict(sorted(data.items()))
 
     @classmethod
@@ -193,6 +254,7 @@ class IndexEntry(VersionMeta, frozen=True):
                 backoff_until=_opt_time(raw.get("backoff_until")),
                 undeployed_serial=opt_str(raw.get("undeployed_serial")),
                 ari_renew_at=_opt_time(raw.get("ari_renew_at")),
+                renewal=RenewalDigest.from_json(raw["renewal"]) if raw.get("renewal") else None,
             )
         except (TypeError, ValueError) as exc:
             raise KeystoreError(

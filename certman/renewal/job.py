@@ -17,21 +17,22 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING
 
 from ..config import CertSpec, Settings
 from ..deploy.outcome import DeployResult
-from ..errors import CertmanError, UsageError
+from ..errors import CertmanError, KeystoreLocked, UsageError
 from ..keystore import FileKeystore
 from ..keystore.outcomes import redeploy_repaired
+from ..keystore.records import IndexEntry, RenewalDigest
 from ..keystore.times import Clock, archive_stamp, utc_now
 from . import rules as renewal
 from .declared import declared_specs
-from .plan import check_result, next_step, plan_each, skip_result
+from .plan import Plan, check_result, next_step, plan_each, skip_result
+from .quiet import digest_of, quiet_results
 from .rehearse import rehearse_each
 from .report import CertResult, RenewReport
-from .runner import Runner, deploy_all
 
 log = logging.getLogger(__name__)
 
@@ -78,34 +79,50 @@ def renew(
         # plan comes from the index, so repair it first.
         keystore.repair_index()
     now = clock()
-    index = keystore.read_index()
+    # Four fields of each entry, unless every entry is read anyway (renewal.quiet).
+    views = None if dry_run or force else keystore.read_quiet()
+    index = keystore.read_index() if views is None else None
+    known: Collection[str] = views if views is not None else index or {}
     declared = declared_specs(settings, keystore)
     names = list(dict.fromkeys(names))
-    unknown = [n for n in names if n not in index and n not in declared]
+    unknown = [n for n in names if n not in known and n not in declared]
     if unknown:
         raise UsageError(
             f"no certificate named {', '.join(repr(n) for n in unknown)} in {keystore.root} or certman.toml",
             "see `certman list` for the names",
         )
-    selected = names or sorted(set(index) | set(declared))
-    _warn_exposed(keystore, [n for n in selected if n in index])
+    selected = names or sorted(set(known) | set(declared))
+    _warn_exposed(keystore, [n for n in selected if n in known])
     if dry_run:
         # Every selected certificate, due or not, as certbot's renew --dry-run (renewal.rehearse).
-        return rehearse_each(keystore, settings, selected, index, declared, now, jobs=jobs, account=account)
+        return rehearse_each(keystore, settings, selected, index or {}, declared, now, jobs=jobs, account=account)
     if check:
         _check_declared([declared[n] for n in selected if n in declared])
-        plans, unplanned = plan_each(keystore, selected, index, declared, now, force)
+        quiet = quiet_results(selected, views, declared, now, check=True) if views is not None else {}
+        rest = [n for n in selected if n not in quiet]
+        index = index if index is not None else _entries_for(keystore, rest, known)
+        plans, unplanned = plan_each(keystore, rest, index, declared, now, force)
         checked = {p.name: check_result(p) for p in plans}
-        return RenewReport(tuple({**unplanned, **checked}[n] for n in selected), now)
+        return RenewReport(tuple({**quiet, **unplanned, **checked}[n] for n in selected), now)
     # live/<name> replaced from outside (a restored backup, a deleted link): put back first,
     # so the proxies find their files again whether or not the certificate is due.
-    repaired = tuple(keystore.repair_live([n for n in selected if n in index], archive_stamp(now)))
+    repaired = tuple(keystore.repair_live([n for n in selected if n in known], archive_stamp(now)))
     redeploy_repaired(keystore, repaired)
-    plans, unplanned = plan_each(keystore, selected, index, declared, now, force)
+    # A repaired certificate's state changed after the index was read: planned from it.
+    put_back = {r.name for r in repaired}
+    quiet = {}
+    if views is not None:
+        quiet = quiet_results((n for n in selected if n not in put_back), views, declared, now)
+    rest = [n for n in selected if n not in quiet]
+    index = index if index is not None else _entries_for(keystore, rest, known)
+    plans, unplanned = plan_each(keystore, rest, index, declared, now, force)
 
     busy = [p for p in plans if p.action != renewal.SKIP or p.check_ari or p.updates_record]
     results: dict[str, CertResult] = {p.name: skip_result(p) for p in plans if p not in busy}
+    results.update(quiet)
     results.update(unplanned)
+    # Skipped without a digest (a keystore from before digests, say): note one, once.
+    undigested = [p.name for p in plans if p not in busy and p.entry and p.entry.renewal != quiet_digest(p)]
     deployed = DeployResult({})
     if busy:
         # One renew run at a time: a second one (a timer firing while an operator runs
@@ -113,14 +130,23 @@ def renew(
         with keystore.lock_renewal():
             fresh, unplanned = plan_each(keystore, [p.name for p in busy], keystore.read_index(), declared, now, force)
             results.update(unplanned)
+            from .runner import Runner, deploy_all  # deferred: the ACME and deploy stacks
+
             runner = Runner(keystore, settings, account, now)
-            with concurrent.futures.ThreadPoolExecutor(
-                max_workers=min(jobs, len(busy)), thread_name_prefix="renew"
-            ) as pool:
-                for plan, result in zip(fresh, pool.map(runner.run, fresh), strict=True):
-                    results[plan.name] = result
-            deployed = deploy_all(keystore, fresh, results, now, deploy_timeout)
-            _mark_states(keystore, [p.name for p in fresh])
+            with keystore.digests_dropped([p.name for p in fresh]):
+                with concurrent.futures.ThreadPoolExecutor(
+                    max_workers=min(jobs, len(busy)), thread_name_prefix="renew"
+                ) as pool:
+                    for plan, result in zip(fresh, pool.map(runner.run, fresh), strict=True):
+                        results[plan.name] = result
+                deployed = deploy_all(keystore, fresh, results, now, deploy_timeout)
+                _note_renewal(keystore, [p.name for p in fresh] + undigested)
+    elif undigested:
+        try:
+            with keystore.lock_renewal(wait=False):
+                _note_renewal(keystore, undigested)
+        except KeystoreLocked:
+            log.debug("another renew run holds the lock: digests are noted by a later run")
     return RenewReport(tuple(results[n] for n in selected), now, deployed, repaired)
 
 
@@ -144,6 +170,8 @@ def refresh_windows(
     plans, _ = plan_each(keystore, selected, index, declared_specs(settings, keystore), now, False)
     if not any(p.check_ari for p in plans):
         return
+    from .runner import Runner
+
     with keystore.lock_renewal():
         runner = Runner(keystore, settings, account, now)
         for plan in plans:
@@ -155,9 +183,12 @@ def refresh_windows(
 
 def _warn_exposed(keystore: FileKeystore, names: list[str]) -> None:
     """A warning per live or account key that others may read, on every run until it is
-    fixed (``keystore.exposure``: certman does not change the mode itself)."""
-    from ..keystore.exposure import exposed_keys, exposure_hint
+    fixed (``keystore.exposure``: certman does not change the mode itself); none to look
+    for while the keystore's root keeps every other user out."""
+    from ..keystore.exposure import exposed_keys, exposure_hint, reachable_by_others
 
+    if not reachable_by_others(keystore.layout):
+        return
     for path, mode in exposed_keys(keystore.layout, names):
         log.warning("private key %s is mode %04o, readable by others (hint: %s)", path, mode, exposure_hint([path]))
 
@@ -176,10 +207,23 @@ def _check_declared(specs: list[CertSpec]) -> None:
             raise
 
 
-def _mark_states(keystore: FileKeystore, names: list[str]) -> None:
-    """Copy what `certman list` shows of each state (backing off, undeployed) into the index."""
+def _entries_for(keystore: FileKeystore, names: list[str], known: Collection[str]) -> dict[str, IndexEntry]:
+    """The whole index entries, read only when one of ``names`` has one (a run whose
+    stored certificates are all quiet reads none)."""
+    return keystore.read_index() if any(n in known for n in names) else {}
+
+
+def quiet_digest(plan: Plan) -> RenewalDigest | None:
+    """The digest of ``plan``'s state for its index entry, which the plan has."""
+    assert plan.entry is not None
+    return digest_of(plan.name, plan.entry, plan.state)
+
+
+def _note_renewal(keystore: FileKeystore, names: list[str]) -> None:
+    """Copy what `certman list` shows of each state (backing off, undeployed), and its
+    renewal digest, into the index."""
     try:
-        keystore.mark_states(keystore.read_states(names))
+        keystore.note_renewal(names, digest_of)
     except CertmanError as exc:
         # Each certificate's own result already says what failed; list may lag until the next run.
         log.warning("could not note the renewal states in the index: %s", exc.message)

@@ -9,8 +9,10 @@ from __future__ import annotations
 import datetime
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from msgspec import structs
 
 from ..config import CertSpec
 from ..declaration.diff import SpecDiff, diff_specs
@@ -169,7 +171,7 @@ def check_result(plan: Plan) -> CertResult:
     reason = plan.reason
     if plan.check_ari:
         reason += " (the CA's ARI window will be checked first)"
-    return replace(skip_result(plan), action=action, reason=reason)
+    return structs.replace(skip_result(plan), action=action, reason=reason)
 
 
 def skip_result(plan: Plan) -> CertResult:

@@ -13,8 +13,9 @@ import concurrent.futures
 import datetime
 import logging
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import TYPE_CHECKING
+
+from msgspec import structs
 
 from ..config import CertSpec, Settings
 from ..errors import CertmanError
@@ -64,11 +65,11 @@ def rehearse_each(
         try:
             return _rehearse(keystore, settings, declared.get(name) or keystore.read_spec(name), own, signer, base)
         except CertmanError as exc:
-            return replace(base, error=exc.message, hint=exc.hint)
+            return structs.replace(base, error=exc.message, hint=exc.hint)
         except Exception as exc:  # one certificate's bug must not stop the batch
             log.debug("rehearsing %s failed", name, exc_info=True)
             error = f"internal error: {type(exc).__name__}: {exc}"
-            return replace(base, error=error, hint="run with -vv and report it")
+            return structs.replace(base, error=error, hint="run with -vv and report it")
 
     workers = min(jobs, len(names) or 1)
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dry-run") as pool:
@@ -91,5 +92,5 @@ def _rehearse(
     reason = "; ".join([result.summary(), *result.reloaders])
     error = result.reload_error
     if error is not None:
-        return replace(base, reason=reason, error=error.message, hint=error.hint)
-    return replace(base, action="rehearsed", reason=reason)
+        return structs.replace(base, reason=reason, error=error.message, hint=error.hint)
+    return structs.replace(base, action="rehearsed", reason=reason)

@@ -6,8 +6,11 @@
 from __future__ import annotations
 
 import datetime
+import functools
 from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from ..deploy.outcome import DeployResult
 from ..errors import PartialFailure
@@ -15,8 +18,7 @@ from ..keystore.live_links import LiveRepair
 from ..keystore.times import encode_time
 
 
-@dataclass(frozen=True)
-class CertResult:
+class CertResult(msgspec.Struct, frozen=True):
     """What the run did with one certificate. ``action`` is one of renewed, issued,
     deployed, skipped, failed (and due / not-due under ``--check``, rehearsed under ``--dry-run``)."""
 
@@ -66,9 +68,10 @@ class RenewReport:
     # ``renew --dry-run``: every result is a rehearsal.
     dry_run: bool = False
 
-    @property
+    @functools.cached_property
     def failed(self) -> list[CertResult]:
-        return [r for r in self.results if not r.ok]
+        # Cached: the CLI asks three times, over 100,000 results in a no-op run.
+        return [r for r in self.results if r.error is not None]
 
     @property
     def exit_code(self) -> int:

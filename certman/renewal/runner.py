@@ -12,7 +12,6 @@ import datetime
 import logging
 import math
 import threading
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from msgspec import structs
@@ -73,7 +72,7 @@ class Runner:
                 spec = plan.spec or self.keystore.read_spec(plan.name)
                 serial = plan.entry.serial if plan.entry else None
                 plan.deployment = (spec, deployment_of(self.keystore, spec, serial or ""))
-                return replace(skip_result(plan), action="deployed")
+                return structs.replace(skip_result(plan), action="deployed")
             return skip_result(plan)
         except CertmanError as exc:
             return self._record_failure(plan, exc.message, exc.hint, exc)
@@ -261,13 +260,13 @@ def deploy_all(
             # This certificate's failure, not the batch's: the others still get their state.
             log.error("cannot record the deploy of %s: %s", plan.name, write_error)
             if error is None:
-                results[plan.name] = replace(
+                results[plan.name] = structs.replace(
                     results[plan.name],
                     error=f"deployed, but not recorded: {write_error.message}",
                     hint=write_error.hint,
                 )
         if error is not None:
-            results[plan.name] = replace(
+            results[plan.name] = structs.replace(
                 results[plan.name],
                 error=f"issued, not deployed: {error.message}",
                 hint=error.hint or "the next run retries the reload without issuing",
