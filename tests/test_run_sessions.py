@@ -1,0 +1,80 @@
+"""Issue 15 item 1: one ACME session per CA per renew run, shared by all its jobs.
+
+Counted at the fault proxy in front of the session Pebble, with the real ``certman``
+run as the timer runs it: what ten parallel renewals cost the CA beyond the orders.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import services
+from fixtures.cli import CertmanRun
+from fixtures.fault_proxy import AriAnswers, FaultProxy
+
+CERTMAN = str(Path(sys.executable).parent / "certman")
+TIMER_ENV = ("/usr/bin/env", "-i", "PATH=/usr/bin:/bin")
+NAMES = tuple(f"shared-{i}.sessions.example" for i in range(10))
+
+
+@pytest.fixture
+def ten_stored(certman: CertmanRun, fault_proxy: FaultProxy, pebble: services.Pebble) -> Path:
+    """Ten certificates issued one by one through the proxy, which then forgets them."""
+    flags = ["--server", fault_proxy.directory_url, "--ca-bundle", str(fault_proxy.ca_bundle), "--agree-tos"]
+    http = ["--http-address", "127.0.0.1", "--http-port", str(pebble.http_port)]
+    for name in NAMES:
+        issued = certman("issue", name, *flags, *http)
+        assert issued.exit_code == 0, issued.output
+    fault_proxy.forget_requests()
+    return certman.keystore
+
+
+def renew_all(keystore: Path, *args: str) -> list[dict[str, str]]:
+    done = subprocess.run(
+        [*TIMER_ENV, CERTMAN, "--keystore", str(keystore), "renew", *args, "--json"],
+        cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert "Traceback" not in done.stderr
+    results: list[dict[str, str]] = json.loads(done.stdout)["certificates"]
+    return results
+
+
+def test_ten_parallel_renewals_fetch_the_directory_once_and_never_look_the_account_up(
+    ten_stored: Path, fault_proxy: FaultProxy
+) -> None:
+    results = renew_all(ten_stored, "--force", "--jobs", "10")
+
+    assert [r["action"] for r in results] == ["renewed"] * len(NAMES), results
+    assert fault_proxy.count("GET", r"^/dir$") == 1
+    # The account is the keystore's: no newAccount, no onlyReturnExisting lookup.
+    assert fault_proxy.count("POST", r"^/sign-me-up$") == 0
+    assert fault_proxy.count("POST", r"^/order-plz$", succeeded=True) == len(NAMES)
+
+
+def test_ten_parallel_renewals_never_spend_a_nonce_twice(ten_stored: Path, fault_proxy: FaultProxy) -> None:
+    renew_all(ten_stored, "--force", "--jobs", "10")
+
+    with fault_proxy.lock:
+        nonces = [s.nonce for s in fault_proxy.seen if s.method == "POST"]
+    assert nonces and None not in nonces
+    assert [n for n, times in Counter(nonces).items() if times > 1] == []
+
+
+def test_renewal_information_lookups_share_the_runs_session(ten_stored: Path, fault_proxy: FaultProxy) -> None:
+    later = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=30)
+    fault_proxy.ari = AriAnswers(default_window=(later, later + datetime.timedelta(days=1)))
+
+    results = renew_all(ten_stored, "--jobs", "10")
+
+    assert [r["action"] for r in results] == ["skipped"] * len(NAMES), results
+    assert fault_proxy.count("GET", r"^/renewal-info/") == len(NAMES)
+    assert fault_proxy.count("GET", r"^/dir$") == 1
