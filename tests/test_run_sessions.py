@@ -16,11 +16,16 @@ from pathlib import Path
 import pytest
 import services
 from fixtures.cli import CertmanRun
-from fixtures.fault_proxy import AriAnswers, FaultProxy
+from fixtures.fault_proxy import NEW_ORDER, AriAnswers, FaultProxy
 
 CERTMAN = str(Path(sys.executable).parent / "certman")
 TIMER_ENV = ("/usr/bin/env", "-i", "PATH=/usr/bin:/bin")
 NAMES = tuple(f"shared-{i}.sessions.example" for i in range(10))
+# The Retry-After of an injected 429, in seconds.
+QUIET = 3
+# Seconds after the 429 within which requests sent before certman read it may still arrive.
+IN_FLIGHT = 1.0
+FINALIZE = "/finalize-order/"
 
 
 @pytest.fixture
@@ -78,3 +83,44 @@ def test_renewal_information_lookups_share_the_runs_session(ten_stored: Path, fa
     assert [r["action"] for r in results] == ["skipped"] * len(NAMES), results
     assert fault_proxy.count("GET", r"^/renewal-info/") == len(NAMES)
     assert fault_proxy.count("GET", r"^/dir$") == 1
+
+
+def test_a_rate_limit_pauses_every_job_at_that_ca_until_its_retry_after(
+    ten_stored: Path, fault_proxy: FaultProxy
+) -> None:
+    fault_proxy.add(path=NEW_ORDER, method="POST", status=429, problem="rateLimited", retry_after=str(QUIET), times=1)
+
+    results = renew_all(ten_stored, "--force", "--jobs", "10")
+
+    assert sorted(r["action"] for r in results) == ["failed"] + ["renewed"] * (len(NAMES) - 1), results
+    with fault_proxy.lock:
+        limited = next(s.at for s in fault_proxy.seen if s.status == 429)
+        arrivals = [s.at - limited for s in fault_proxy.seen]
+        finalized = [s.at - limited for s in fault_proxy.seen if s.path.startswith(FINALIZE) and s.status == 200]
+    # Requests already on the wire when the 429 was answered may land just after it;
+    # after that, nothing reaches the CA until its Retry-After has passed, and the other
+    # nine jobs finish their orders only then.
+    assert [t for t in arrivals if IN_FLIGHT < t < QUIET] == []
+    assert len(finalized) == len(NAMES) - 1
+    assert min(finalized) >= QUIET
+
+
+def test_jobs_whose_deadline_ends_within_the_pause_fail_as_rate_limited_without_a_request(
+    ten_stored: Path, fault_proxy: FaultProxy
+) -> None:
+    fault_proxy.add(path=NEW_ORDER, method="POST", status=429, problem="rateLimited", retry_after="3600", times=1)
+
+    results = renew_all(ten_stored, "--force", "--jobs", "10")
+
+    assert [r["action"] for r in results] == ["failed"] * len(NAMES), results
+    assert all("rate" in r["error"].lower() for r in results), results
+    # Each job's state says to come back when the CA asked, as the job that hit the limit's does.
+    assert all(_at(r["next_renewal"]) - _at(r["last_failure"]) > datetime.timedelta(minutes=59) for r in results)
+    with fault_proxy.lock:
+        limited = next(s.at for s in fault_proxy.seen if s.status == 429)
+        late = [s for s in fault_proxy.seen if s.at - limited > IN_FLIGHT]
+    assert late == []
+
+
+def _at(moment: str) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(moment.replace("Z", "+00:00"))

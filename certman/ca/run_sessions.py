@@ -8,7 +8,7 @@ account) and hands each certificate a copy of it. The copy shares the transport:
 connection alive, the nonce pool (every response's nonce goes in, none comes out twice:
 ``signing.NoncePool``), the signing key and the account URL. It does not share what one
 certificate sets on its session (the preferred chain). ARI lookups (RFC 9773) use the
-same session.
+same session, and a rate limit pauses all of its jobs (``rate_pause``).
 
 Deadlines stay per certificate. The shared transport has none of its own
 (``timeout=inf``); each request is bounded by the deadline of the certificate whose
@@ -29,11 +29,11 @@ import threading
 
 import msgspec
 import requests
-from requests.adapters import HTTPAdapter
 
 from ..errors import CertmanError
 from ..keystore import AccountRecord, FileKeystore, ca_id
 from .accounts import AccountSettings, account_jwk, open_session
+from .rate_pause import PausingAdapter
 from .session import REQUEST_TIMEOUT, AcmeSession
 
 log = logging.getLogger(__name__)
@@ -147,9 +147,10 @@ class RunSessions:
 
     def _pool(self) -> requests.Session:
         """A ``requests.Session`` that keeps up to ``jobs`` connections per host alive
-        (requests' default keeps 10 and closes any beyond them)."""
+        (requests' default keeps 10 and closes any beyond them), and pauses every job
+        after a rate-limited answer (``rate_pause``)."""
         http = requests.Session()
-        http.mount("https://", HTTPAdapter(pool_maxsize=self.jobs))
+        http.mount("https://", PausingAdapter(pool_maxsize=self.jobs))
         return http
 
 
