@@ -216,7 +216,7 @@ def _pulled_instead(
     if not all(r.ok for r in caught_up):
         return failed, caught_up
     reason = f"another host renewed it meanwhile; its version {manifest.version:06d} is installed here instead"
-    return replace(failed, action="skipped", reason=reason, error=None, hint=None), caught_up
+    return structs.replace(failed, action="skipped", reason=reason, error=None, hint=None), caught_up
 
 
 def _lease(
