@@ -271,8 +271,8 @@ def pebble_rows(workdir: Path, due: int) -> list[list[str]]:
     return rows
 
 
-def print_table(rows: list[list[str]]) -> None:
-    headers = ["case", "CLI wall s", "library s", "note", "peak RSS MiB"]
+def print_table(rows: list[list[str]], headers: list[str] | None = None) -> None:
+    headers = headers or ["case", "CLI wall s", "library s", "note", "peak RSS MiB"]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
     print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
     for row in rows:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import requests
 from cryptography.hazmat.primitives.asymmetric import ec
 from josepy import jwk
 from msgspec import structs
@@ -87,13 +88,15 @@ def open_session(
     timeout: float,
     request_timeout: float = REQUEST_TIMEOUT,
     account_id: str | None = None,
+    http: requests.Session | None = None,
 ) -> AcmeSession:
     """A session signed by this CA's stored account, registering one on first use.
 
     ``timeout`` bounds the whole conversation and ``request_timeout`` each request (seconds).
     ``account_id`` names the stored account to use instead of the CA's own ``ca_id`` (a
-    dry run's). Raises ``UsageError`` when registering needs ``account.agree_tos``,
-    ``ACMEError`` when the CA refuses, and ``CAUnreachable`` when it cannot be reached.
+    dry run's); ``http`` the ``requests.Session`` to send through. Raises ``UsageError``
+    when registering needs ``account.agree_tos``, ``ACMEError`` when the CA refuses, and
+    ``CAUnreachable`` when it cannot be reached.
     """
     ca = account_id or ca_id(directory_url)
     stored = keystore.load_account(ca)
@@ -110,6 +113,7 @@ def open_session(
                     ca_bundle=ca_bundle,
                     timeout=timeout,
                     request_timeout=request_timeout,
+                    http=http,
                 )
     if keystore.load_pending_account_key(ca) is not None:
         # A rollover died half-way: key.pem may be the key the CA no longer accepts, and
@@ -126,6 +130,7 @@ def open_session(
         ca_bundle=ca_bundle,
         timeout=timeout,
         request_timeout=request_timeout,
+        http=http,
     )
     session.use_account(record.uri)
     return session
@@ -150,10 +155,16 @@ def _register(
     ca_bundle: str | None,
     timeout: float,
     request_timeout: float = REQUEST_TIMEOUT,
+    http: requests.Session | None = None,
 ) -> AcmeSession:
     key = ec.generate_private_key(ec.SECP256R1())
     session = AcmeSession(
-        directory_url, jwk.JWKEC(key=key), ca_bundle=ca_bundle, timeout=timeout, request_timeout=request_timeout
+        directory_url,
+        jwk.JWKEC(key=key),
+        ca_bundle=ca_bundle,
+        timeout=timeout,
+        request_timeout=request_timeout,
+        http=http,
     )
     terms = session.terms_of_service
     # A CA that publishes no terms (RFC 8555 §7.1.1 meta.termsOfService) has none to agree to.

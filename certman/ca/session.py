@@ -54,7 +54,8 @@ class AcmeSession:
 
     ``timeout`` bounds the whole conversation and ``request_timeout`` each request, in
     seconds; both go to the default ``AcmeTransport`` and are unused when ``transport`` is
-    given. Every method raises ``ACMEError`` (or its ``RateLimited`` and
+    given, as is ``http``, the ``requests.Session`` to send through (a shared pool's).
+    Every method raises ``ACMEError`` (or its ``RateLimited`` and
     ``AuthorizationFailed``) when the CA refuses, and ``CAUnreachable`` or
     ``TLSVerifyFailed`` when it cannot be reached.
     """
@@ -68,13 +69,14 @@ class AcmeSession:
         timeout: float = 90.0,
         request_timeout: float = REQUEST_TIMEOUT,
         transport: Transport | None = None,
+        http: requests.Session | None = None,
     ) -> None:
         self.directory_url = directory_url
         self.account_key = account_key
         self.account_uri: str | None = None
         if transport is None:
             transport = AcmeTransport(
-                directory_url, ca_bundle=ca_bundle, timeout=timeout, request_timeout=request_timeout
+                directory_url, ca_bundle=ca_bundle, timeout=timeout, request_timeout=request_timeout, http=http
             )
         self.transport = transport
         transport.use_key(account_key)

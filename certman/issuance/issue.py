@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from ..ca.accounts import AccountSettings, CAEndpoint, open_session
 from ..ca.deadline import certificate_deadline
 from ..ca.recovery import with_account_recovery
+from ..ca.run_sessions import RunSessions
 from ..ca.session import REQUEST_TIMEOUT, AcmeSession
 from ..config import CertSpec
 from ..deploy.outcome import DeployResult, not_deployed
@@ -119,6 +120,7 @@ def obtain(
     clock: Clock = utc_now,
     replaces: str | None = None,
     request_timeout: float = REQUEST_TIMEOUT,
+    sessions: RunSessions | None = None,
 ) -> IssueResult:
     """Obtain a certificate for ``spec`` and make it the live version in ``keystore``; no reload.
 
@@ -136,7 +138,9 @@ def obtain(
     ``FileKeystore.repair_live``). A solver that serves a port (standalone, tls-alpn-01)
     shares it with the other orders in flight on the keystore; a port held by anything
     else is a SolverError once an authorization needs it. Everything that can be checked
-    locally is checked before the first request to a CA (``preflight``).
+    locally is checked before the first request to a CA (``preflight``). ``sessions`` are
+    a renew run's ACME sessions, shared with its other certificates (``certman.ca.run_sessions``);
+    without them this call opens a session of its own at each CA it tries.
     """
     spec, solvers = checked_locally(spec, keystore)
     known = [spec.name] if spec.name in keystore.read_index() else []
@@ -154,7 +158,7 @@ def obtain(
                 with certificate_deadline(timeout, fresh=at_ca is not spec):
                     return with_account_recovery(
                         lambda: _order_and_store(
-                            at_ca, keystore, solvers, account, timeout, clock, replacing, request_timeout
+                            at_ca, keystore, solvers, account, timeout, clock, replacing, request_timeout, sessions
                         ),
                         keystore,
                         CAEndpoint(at_ca.directory_url, at_ca.ca_bundle, timeout),
@@ -175,16 +179,22 @@ def _order_and_store(
     clock: Clock,
     replaces: str | None,
     request_timeout: float,
+    sessions: RunSessions | None,
 ) -> IssueResult:
     """One CA's attempt; the caller holds the certificate lock."""
-    session = open_session(
-        spec.directory_url,
-        keystore,
-        account,
-        ca_bundle=spec.ca_bundle,
-        timeout=timeout,
-        request_timeout=request_timeout,
-    )
+    if sessions is None:
+        session = open_session(
+            spec.directory_url,
+            keystore,
+            account,
+            ca_bundle=spec.ca_bundle,
+            timeout=timeout,
+            request_timeout=request_timeout,
+        )
+    else:
+        session = sessions.issuing(
+            spec.directory_url, account, ca_bundle=spec.ca_bundle, request_timeout=request_timeout
+        )
     session.prefer_chain(spec.preferred_chain)
     resumed = resume.continue_pending(session, spec, keystore)
     if resumed is not None:

@@ -132,7 +132,7 @@ def renew(
             results.update(unplanned)
             from .runner import Runner, deploy_all  # deferred: the ACME and deploy stacks
 
-            runner = Runner(keystore, settings, account, now)
+            runner = Runner(keystore, settings, account, now, jobs=jobs)
             with keystore.digests_dropped([p.name for p in fresh]):
                 with concurrent.futures.ThreadPoolExecutor(
                     max_workers=min(jobs, len(busy)), thread_name_prefix="renew"

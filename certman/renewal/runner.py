@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import datetime
 import logging
-import math
-import threading
 from typing import TYPE_CHECKING
 
 from msgspec import structs
@@ -21,7 +19,7 @@ from ..config import CertSpec, Settings
 from ..deploy.batch import deploy, deployment_of
 from ..deploy.outcome import DeployResult
 from ..errors import CAUnreachable, CertmanError, RateLimited, Unsupported
-from ..keystore import FileKeystore, ca_id
+from ..keystore import FileKeystore
 from ..keystore.outcomes import after_success
 from ..keystore.records import IndexEntry
 from ..keystore.state_records import AriState, DeployState, RenewalState
@@ -44,14 +42,22 @@ class Runner:
     """The per-certificate work of one run; shares one ACME session per CA across threads."""
 
     def __init__(
-        self, keystore: FileKeystore, settings: Settings, account: AccountSettings | None, now: datetime.datetime
+        self,
+        keystore: FileKeystore,
+        settings: Settings,
+        account: AccountSettings | None,
+        now: datetime.datetime,
+        *,
+        jobs: int = 1,
     ) -> None:
+        from ..ca.run_sessions import RunSessions
+
         self.keystore = keystore
         self.settings = settings
         self.account = account
         self.now = now
-        self._sessions: dict[str, AcmeSession | None] = {}
-        self._lock = threading.Lock()
+        # One ACME session per CA for the run's ``jobs`` threads: ARI and issuance alike.
+        self.sessions = RunSessions(keystore, jobs=jobs)
 
     def run(self, plan: Plan) -> CertResult:
         """The certificate's work; one deadline (``settings.timeout``) covers everything it
@@ -102,25 +108,7 @@ class Runner:
 
     def _session(self, spec: CertSpec) -> AcmeSession | None:
         """A session for ARI requests, or None when we hold no account at this CA or it is down."""
-        from ..ca.accounts import account_jwk
-        from ..ca.session import AcmeSession
-
-        url = spec.directory_url
-        with self._lock:
-            if url not in self._sessions:
-                stored = self.keystore.load_account(ca_id(url))
-                session = None
-                if stored is not None:
-                    # A damaged key file fails the certificate naming it, not as an unreachable CA.
-                    key = account_jwk(stored[0], self.keystore.layout.account_key(ca_id(url)))
-                    try:
-                        # Shared by every certificate of this CA in the run: each request is
-                        # bounded by the deadline of the certificate it is made for.
-                        session = AcmeSession(url, key, ca_bundle=spec.ca_bundle, timeout=math.inf)
-                    except CertmanError as exc:
-                        log.warning("cannot reach %s for renewal information: %s", url, exc)
-                self._sessions[url] = session
-            return self._sessions[url]
+        return self.sessions.for_renewal_info(spec.directory_url, spec.ca_bundle)
 
     def _refresh_ari(self, plan: Plan) -> None:
         entry = plan.entry
@@ -172,7 +160,13 @@ class Runner:
         now = self.now
         account = self.account or AccountSettings(self.settings.email, self.settings.agree_tos)
         result = obtain(
-            spec, self.keystore, account=account, timeout=self.settings.timeout, clock=lambda: now, replaces=replaces
+            spec,
+            self.keystore,
+            account=account,
+            timeout=self.settings.timeout,
+            clock=lambda: now,
+            replaces=replaces,
+            sessions=self.sessions,
         )
         left = state_left(self.keystore.layout.state(plan.name))
         with past_commit_errors(plan.name, result.version, self.keystore.layout.live_link(plan.name), left):
