@@ -57,13 +57,18 @@ def spec_bytes(spec: CertSpec) -> bytes:
 
 def raw_entries(layout: Layout) -> dict[str, Any]:
     """The index's entries as stored, checked only for the file's shape; ``{}`` if there is none."""
+    data = _index_bytes(layout)
+    return {} if data is None else _entries_of(data, layout.index)
+
+
+def _index_bytes(layout: Layout) -> bytes | None:
+    """index.json's bytes; None if there is none, ``KeystoreError`` naming it if unreadable."""
     try:
-        data = layout.index.read_bytes()
+        return layout.index.read_bytes()
     except FileNotFoundError:
-        return {}
+        return None
     except OSError as exc:
         raise KeystoreError(f"index {layout.index} is unreadable: {exc}", _HINT) from exc
-    return _entries_of(data, layout.index)
 
 
 def _entries_of(data: bytes, path: Path) -> dict[str, Any]:
@@ -80,12 +85,9 @@ def _entries_of(data: bytes, path: Path) -> dict[str, Any]:
 def read(layout: Layout) -> dict[str, IndexEntry]:
     """Every entry, decoded; the first bad one raises ``KeystoreError`` naming it."""
     path = layout.index
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
+    data = _index_bytes(layout)
+    if data is None:
         return {}
-    except OSError as exc:
-        raise KeystoreError(f"index {path} is unreadable: {exc}", _HINT) from exc
     fast = decode_index(data)
     if fast is not None:
         return fast
@@ -95,13 +97,8 @@ def read(layout: Layout) -> dict[str, IndexEntry]:
 def read_quiet(layout: Layout) -> dict[str, QuietView] | None:
     """What a no-op renew needs of every entry (``decoders.QuietView``); None when the
     index does not decode that way (``read`` then says what is wrong)."""
-    try:
-        data = layout.index.read_bytes()
-    except FileNotFoundError:
-        return {}
-    except OSError as exc:
-        raise KeystoreError(f"index {layout.index} is unreadable: {exc}", _HINT) from exc
-    return decode_quiet(data)
+    data = _index_bytes(layout)
+    return {} if data is None else decode_quiet(data)
 
 
 def replaced(layout: Layout, name: str, entry: IndexEntry | None) -> bytes:
