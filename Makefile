@@ -32,9 +32,9 @@ test: deps venv
 	@echo "make test: the whole suite against real Pebble, nginx, HAProxy, Caddy and BIND on loopback (a few minutes)"
 	$(PYTEST)
 
-# For iteration: everything but the long sweeps (marked slow).
+# For iteration: everything but the long sweeps and multi-host fleet runs (marked slow).
 test-fast: deps venv
-	@echo "make test-fast: the suite without the long sweeps (marked slow)"
+	@echo "make test-fast: the suite without the long sweeps and multi-host fleet runs (marked slow)"
 	$(PYTEST) -m 'not slow'
 
 demo: venv
