@@ -18,6 +18,12 @@ def pebble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.Pebble
         yield server
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The long sweeps first: on several workers (make test) they then run beside the short
+    # tests instead of after them, one worker alone at the end.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
