@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # Workers for the suite (pytest-xdist): most tests wait on Pebble, proxies and timers rather than
 # the CPU, so four workers keep a 2-core machine busy. TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= 4
-PYTEST := $(VENV)/bin/pytest -q -n $(TEST_WORKERS)
+PYTEST := $(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 .PHONY: deps venv lint test test-fast demo bench man clean
 

@@ -20,7 +20,8 @@ def pebble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.Pebble
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # The long sweeps first: on several workers (make test) they then run beside the short
-    # tests instead of after them, one worker alone at the end.
+    # tests instead of after them, one worker alone at the end; the others steal the short
+    # tests queued behind them (--dist worksteal).
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
