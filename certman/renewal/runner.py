@@ -30,6 +30,7 @@ from .report import CertResult
 if TYPE_CHECKING:  # the ACME stack is imported only when a certificate needs work
     from ..ca.accounts import AccountSettings
     from ..ca.session import AcmeSession
+    from ..solvers import Solver
 
 log = logging.getLogger(__name__)
 
@@ -95,16 +96,16 @@ class Runner:
             with certificate_deadline(self.settings.timeout):
                 self._refresh_ari(plan)
 
-    def _preflight(self, plan: Plan) -> CertSpec:
-        """The plan's spec, checked as ``obtain`` checks it, before this run's first request for it."""
+    def _preflight(self, plan: Plan) -> tuple[CertSpec, list[Solver]]:
+        """The plan's spec and its solvers, checked as ``obtain`` checks it, before this run's
+        first request for it."""
         from ..issuance.preflight import preflight
         from ..recording import recorded_spec
         from ..solvers.shared import Rendezvous
 
         spec = plan.spec or self.keystore.read_spec(plan.name)
         rendezvous = Rendezvous.under(self.keystore.root, timeout=self.keystore.lock_timeout)
-        preflight(recorded_spec(spec), rendezvous=rendezvous, board=self.keystore.token_board)
-        return spec
+        return spec, preflight(recorded_spec(spec), rendezvous=rendezvous, board=self.keystore.token_board)
 
     def _session(self, spec: CertSpec) -> AcmeSession | None:
         """A session for ARI requests, or None when we hold no account at this CA or it is down."""
@@ -151,7 +152,7 @@ class Runner:
         from ..issuance.issue import obtain, past_commit_errors
         from ..keystore.past_commit import state_left
 
-        spec = self._preflight(plan)
+        spec, solvers = self._preflight(plan)
         replaces = None
         if plan.action == renewal.RENEW and plan.entry and plan.entry.ari_cert_id:
             session = self._session(spec)
@@ -167,6 +168,10 @@ class Runner:
             clock=lambda: now,
             replaces=replaces,
             sessions=self.sessions,
+            # Read under the renewal lock this run holds: no whole-index read per certificate.
+            entry=plan.entry,
+            # Its preflight just ran above (port probes included): not twice per certificate.
+            solvers=solvers,
         )
         left = state_left(self.keystore.layout.state(plan.name))
         with past_commit_errors(plan.name, result.version, self.keystore.layout.live_link(plan.name), left):
