@@ -68,13 +68,14 @@ class Runner:
                 with self.keystore.lock_cert(plan.name):
                     self.keystore.write_spec(plan.spec)
             with certificate_deadline(self.settings.timeout):
+                checked = None
                 if plan.check_ari:
                     if plan.action in (renewal.RENEW, ISSUE):
                         # Due anyway: a local problem fails it before the ARI request too.
-                        self._preflight(plan)
+                        checked = self._preflight(plan)
                     self._refresh_ari(plan)
                 if plan.action in (renewal.RENEW, ISSUE):
-                    return self._issue(plan)
+                    return self._issue(plan, checked)
             if plan.action == renewal.DEPLOY:
                 spec = plan.spec or self.keystore.read_spec(plan.name)
                 serial = plan.entry.serial if plan.entry else None
@@ -147,12 +148,14 @@ class Runner:
         if plan.action != renewal.DEPLOY or decision.action != renewal.SKIP:
             plan.action, plan.reason, plan.renew_at = decision.action, decision.reason, decision.renew_at
 
-    def _issue(self, plan: Plan) -> CertResult:
+    def _issue(self, plan: Plan, checked: tuple[CertSpec, list[Solver]] | None) -> CertResult:
+        """Obtain the plan's certificate and record it; ``checked``: this run's preflight of it
+        before its ARI request (None: it runs here)."""
         from ..ca.accounts import AccountSettings
         from ..issuance.issue import obtain, past_commit_errors
         from ..keystore.past_commit import state_left
 
-        spec, solvers = self._preflight(plan)
+        spec, solvers = checked or self._preflight(plan)
         replaces = None
         if plan.action == renewal.RENEW and plan.entry and plan.entry.ari_cert_id:
             session = self._session(spec)
@@ -170,7 +173,7 @@ class Runner:
             sessions=self.sessions,
             # Read under the renewal lock this run holds: no whole-index read per certificate.
             entry=plan.entry,
-            # Its preflight just ran above (port probes included): not twice per certificate.
+            # Its preflight ran in this run already (port probes included): once per certificate.
             solvers=solvers,
         )
         left = state_left(self.keystore.layout.state(plan.name))
