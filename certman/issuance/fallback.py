@@ -49,18 +49,19 @@ def first_that_issues(
     keystore: FileKeystore,
     attempt: Callable[[CertSpec, str | None], T],
     replaces: str | None = None,
+    issued_by: str | None = None,
 ) -> T:
     """``attempt(spec_at_ca, replaces)`` against each CA of ``spec`` in turn until one issues.
 
     The caller holds ``lock_cert(spec.name)``: the whole loop is one obtain, so another
     run never sees a certificate half-way between two CAs. ``replaces`` (the ARI CertID,
-    RFC 9773 §5) goes only to the CA that issued the live version. Raises the
+    RFC 9773 §5) goes only to the CA that issued the live version (``issued_by``, its directory
+    URL from the index entry; None: the spec's first CA). Raises the
     ``ACMEError`` of a single CA, or one naming every CA's failure; any other error at
     once.
     """
     cas = endpoints(spec)
-    entry = keystore.read_index().get(spec.name)
-    issued_by = entry.server if entry is not None and entry.server is not None else spec.server
+    issued_by = issued_by or spec.server
     failures: list[str] = []
     for index, ca in enumerate(cas):
         at_ca = _attempt_spec(spec, index)

@@ -19,6 +19,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
 import msgspec
 from acme import messages
@@ -38,6 +39,7 @@ from ..keystore.keyfiles import ORDER_HINT, check_private_key
 from ..keystore.live_links import LiveRepair
 from ..keystore.outcomes import after_success, redeploy_repaired
 from ..keystore.past_commit import already_live, pending_order_left, state_left
+from ..keystore.records import IndexEntry
 from ..keystore.times import Clock, archive_stamp, utc_now
 from ..recording import recorded_spec
 from ..solvers import Solver
@@ -121,6 +123,8 @@ def obtain(
     replaces: str | None = None,
     request_timeout: float = REQUEST_TIMEOUT,
     sessions: RunSessions | None = None,
+    entry: IndexEntry | None | Literal["read"] = "read",
+    solvers: list[Solver] | None = None,
 ) -> IssueResult:
     """Obtain a certificate for ``spec`` and make it the live version in ``keystore``; no reload.
 
@@ -140,10 +144,15 @@ def obtain(
     else is a SolverError once an authorization needs it. Everything that can be checked
     locally is checked before the first request to a CA (``preflight``). ``sessions`` are
     a renew run's ACME sessions, shared with its other certificates (``certman.ca.run_sessions``);
-    without them this call opens a session of its own at each CA it tries.
+    without them this call opens a session of its own at each CA it tries. ``entry`` is the
+    certificate's index entry if the caller read it (a renew run's plan; None: not stored),
+    or ``"read"``: read it here (the whole index, O(N) in stored certificates). ``solvers`` are
+    the ones a ``preflight`` of ``spec`` the caller ran just before built (a renew run checks
+    before its ARI request); None: the preflight runs here.
     """
-    spec, solvers = checked_locally(spec, keystore)
-    known = [spec.name] if spec.name in keystore.read_index() else []
+    spec, solvers = checked_locally(spec, keystore, solvers)
+    stored = keystore.read_index().get(spec.name) if entry == "read" else entry
+    known = [spec.name] if stored is not None else []
     repaired = tuple(keystore.repair_live(known, archive_stamp(clock())))
     # Should this issuance fail, the next renew still reloads the proxy onto the restored files.
     redeploy_repaired(keystore, repaired)
@@ -166,7 +175,8 @@ def obtain(
                         clock=clock,
                     )
 
-            done = fallback.first_that_issues(spec, keystore, attempt, replaces)
+            issued_by = stored.server if stored is not None else None
+            done = fallback.first_that_issues(spec, keystore, attempt, replaces, issued_by)
     return msgspec.structs.replace(done, repaired=repaired)
 
 
@@ -245,13 +255,17 @@ def _order_and_store(
     )
 
 
-def checked_locally(spec: CertSpec, keystore: FileKeystore) -> tuple[CertSpec, list[Solver]]:
-    """``spec`` as recorded and its solvers, after every check that needs no CA: ``preflight``,
-    then the state file and any pending order's key, so a corrupt one fails (exit 3) before
-    the first request. Shared by ``obtain`` and the dry run."""
+def checked_locally(
+    spec: CertSpec, keystore: FileKeystore, solvers: list[Solver] | None = None
+) -> tuple[CertSpec, list[Solver]]:
+    """``spec`` as recorded and its solvers, after every check that needs no CA: ``preflight``
+    (unless the caller ran it and passes its ``solvers``), then the state file and any pending
+    order's key, so a corrupt one fails (exit 3) before the first request. Shared by
+    ``obtain`` and the dry run."""
     spec = recorded_spec(spec)
-    rendezvous = Rendezvous.under(keystore.root, timeout=keystore.lock_timeout)
-    solvers = preflight(spec, rendezvous=rendezvous, board=keystore.token_board)
+    if solvers is None:
+        rendezvous = Rendezvous.under(keystore.root, timeout=keystore.lock_timeout)
+        solvers = preflight(spec, rendezvous=rendezvous, board=keystore.token_board)
     keystore.read_state(spec.name)
     pending = keystore.read_pending_order(spec.name)
     if pending is not None:

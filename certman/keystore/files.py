@@ -39,7 +39,10 @@ def claim_root(root: Path) -> None:
 
 
 def _root_of(path: Path) -> Path | None:
-    found = [r for r in _roots if path == r or r in path.parents]
+    # Compared by parts (cached on each Path), not `r in path.parents`: that builds a Path per
+    # ancestor, and every keystore write asks this several times.
+    parts = path.parts
+    found = [r for r in _roots if parts[: len(r.parts)] == r.parts]
     return max(found, key=lambda r: len(r.parts)) if found else None
 
 

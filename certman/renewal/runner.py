@@ -30,6 +30,7 @@ from .report import CertResult
 if TYPE_CHECKING:  # the ACME stack is imported only when a certificate needs work
     from ..ca.accounts import AccountSettings
     from ..ca.session import AcmeSession
+    from ..solvers import Solver
 
 log = logging.getLogger(__name__)
 
@@ -67,13 +68,14 @@ class Runner:
                 with self.keystore.lock_cert(plan.name):
                     self.keystore.write_spec(plan.spec)
             with certificate_deadline(self.settings.timeout):
+                checked = None
                 if plan.check_ari:
                     if plan.action in (renewal.RENEW, ISSUE):
                         # Due anyway: a local problem fails it before the ARI request too.
-                        self._preflight(plan)
+                        checked = self._preflight(plan)
                     self._refresh_ari(plan)
                 if plan.action in (renewal.RENEW, ISSUE):
-                    return self._issue(plan)
+                    return self._issue(plan, checked)
             if plan.action == renewal.DEPLOY:
                 spec = plan.spec or self.keystore.read_spec(plan.name)
                 serial = plan.entry.serial if plan.entry else None
@@ -95,16 +97,16 @@ class Runner:
             with certificate_deadline(self.settings.timeout):
                 self._refresh_ari(plan)
 
-    def _preflight(self, plan: Plan) -> CertSpec:
-        """The plan's spec, checked as ``obtain`` checks it, before this run's first request for it."""
+    def _preflight(self, plan: Plan) -> tuple[CertSpec, list[Solver]]:
+        """The plan's spec and its solvers, checked as ``obtain`` checks it, before this run's
+        first request for it."""
         from ..issuance.preflight import preflight
         from ..recording import recorded_spec
         from ..solvers.shared import Rendezvous
 
         spec = plan.spec or self.keystore.read_spec(plan.name)
         rendezvous = Rendezvous.under(self.keystore.root, timeout=self.keystore.lock_timeout)
-        preflight(recorded_spec(spec), rendezvous=rendezvous, board=self.keystore.token_board)
-        return spec
+        return spec, preflight(recorded_spec(spec), rendezvous=rendezvous, board=self.keystore.token_board)
 
     def _session(self, spec: CertSpec) -> AcmeSession | None:
         """A session for ARI requests, or None when we hold no account at this CA or it is down."""
@@ -146,12 +148,14 @@ class Runner:
         if plan.action != renewal.DEPLOY or decision.action != renewal.SKIP:
             plan.action, plan.reason, plan.renew_at = decision.action, decision.reason, decision.renew_at
 
-    def _issue(self, plan: Plan) -> CertResult:
+    def _issue(self, plan: Plan, checked: tuple[CertSpec, list[Solver]] | None) -> CertResult:
+        """Obtain the plan's certificate and record it; ``checked``: this run's preflight of it
+        before its ARI request (None: it runs here)."""
         from ..ca.accounts import AccountSettings
         from ..issuance.issue import obtain, past_commit_errors
         from ..keystore.past_commit import state_left
 
-        spec = self._preflight(plan)
+        spec, solvers = checked or self._preflight(plan)
         replaces = None
         if plan.action == renewal.RENEW and plan.entry and plan.entry.ari_cert_id:
             session = self._session(spec)
@@ -167,6 +171,10 @@ class Runner:
             clock=lambda: now,
             replaces=replaces,
             sessions=self.sessions,
+            # Read under the renewal lock this run holds: no whole-index read per certificate.
+            entry=plan.entry,
+            # Its preflight ran in this run already (port probes included): once per certificate.
+            solvers=solvers,
         )
         left = state_left(self.keystore.layout.state(plan.name))
         with past_commit_errors(plan.name, result.version, self.keystore.layout.live_link(plan.name), left):
