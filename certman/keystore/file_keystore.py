@@ -36,7 +36,7 @@ from .layout import (
     check_parent,
     version_name,
 )
-from .live_links import LiveRepair
+from .live_links import LiveListing, LiveRepair
 from .records import AccountRecord, IndexEntry, RevocationMarker, VersionMeta
 from .state_records import RenewalState
 
@@ -331,16 +331,21 @@ class FileKeystore:
     def live(self, name: str) -> LivePaths:
         return LivePaths(self.layout.live_link(name))
 
-    def repair_live(self, names: Iterable[str], stamp: str) -> list[LiveRepair]:
+    def scan_live(self) -> LiveListing:
+        """One listing of live/, for ``crashed`` and ``repair_live`` to share."""
+        return live_links.scan(self.layout)
+
+    def repair_live(self, names: Iterable[str], stamp: str, listing: LiveListing | None = None) -> list[LiveRepair]:
         """Put back each ``live/<name>`` of ``names`` that is a directory, a file or missing
         while the certificate has a version (see ``live_links``); return what was repaired.
+        ``listing``: live/ as ``scan_live`` found it (each problem is checked again under its lock).
 
         Takes ``lock_cert(name)`` only where something is to repair, so the caller must
         not hold it. ``stamp`` names the archive entries; ``KeystoreError`` if one fails.
         """
         repairs: list[LiveRepair] = []
         indexed: dict[str, IndexEntry] | None = None
-        for name in live_links.problems(self.layout, names):
+        for name in live_links.problems(self.layout, names, listing):
             # A certificate with no version yet has no link to put back: no lock needed.
             if not self.versions(name):
                 continue
@@ -374,10 +379,10 @@ class FileKeystore:
                     index.write_all(self.layout, certs)
         return removed
 
-    def crashed(self) -> bool:
-        """Whether the index must be rebuilt from live/ (``live_links.crashed``); cheap, so
-        commands check on every start and repair only then."""
-        return live_links.crashed(self.layout)
+    def crashed(self, listing: LiveListing | None = None) -> bool:
+        """Whether the index must be rebuilt from live/ (``live_links.crashed``; ``listing``:
+        live/ as ``scan_live`` found it); cheap, so commands check on every start and repair only then."""
+        return live_links.crashed(self.layout, listing)
 
     def repair_index(self) -> list[str]:
         """Rebuild every index entry that disagrees with live/; return the names repaired."""
