@@ -288,7 +288,9 @@ class FileKeystore:
                 # A temporary in the root means a run died mid-commit, perhaps with live/
                 # moved and the index not: repair before removing that sign of it.
                 self._repair_index_locked(only_after_crash=True)
-                staged.append(files.stage_file(layout.index, index.replaced(layout, name, entry), SECRET_MODE))
+                # A journal line while the journal has room, else the whole index (``index.stage``).
+                staged_entry = index.stage(layout, name, entry)
+                staged.append(staged_entry.path)
                 version_tmp, spec_tmp, link_tmp, index_tmp = staged
                 files.commit(version_tmp, layout.versions(name) / version)
                 # The spec goes before the link, so once live/ has moved, spec.toml is the
@@ -297,7 +299,7 @@ class FileKeystore:
                 link, target = layout.live_link(name), f"../certs/{name}/versions/{version}"
                 try:
                     files.commit(link_tmp, link)
-                    files.commit(index_tmp, layout.index)
+                    index.commit(layout, staged_entry)
                 except KeystoreError as exc:
                     if not past_commit.links_to(link, target):
                         raise
@@ -370,13 +372,10 @@ class FileKeystore:
         removed += files.remove_leftovers(self.layout.cert_dir(name))
         # live/ is shared: only this certificate's temporaries are ours to remove.
         removed += files.remove_leftovers(self.layout.live, tag=name)
-        if index.live_entry(self.layout, name, self.read_index().get(name), self.read_spec) is not None:
-            with self.lock_keystore():
-                certs = self.read_index()
-                entry = index.live_entry(self.layout, name, certs.get(name), self.read_spec)
-                if entry is not None:
-                    certs[name] = entry
-                    index.write_all(self.layout, certs)
+        # Only a run that died between moving live/<name> and recording its entry leaves
+        # them disagreeing, and it leaves a sign: otherwise no read of the whole index (O(N)).
+        if live_links.may_have_crashed(self.layout):
+            index.bring_in_line(self.layout, name, self.read_spec, self.lock_keystore)
         return removed
 
     def crashed(self, listing: LiveListing | None = None) -> bool:

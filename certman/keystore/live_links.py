@@ -154,3 +154,10 @@ def crashed(layout: Layout, listing: LiveListing | None = None) -> bool:
         if any(map(str.startswith, entries, itertools.repeat(TMP_PREFIX))):
             return True
     return bool(live) and not layout.index.exists()
+
+
+def may_have_crashed(layout: Layout) -> bool:
+    """Whether a run may have died between moving a ``live/<name>`` and recording its
+    entry: its staged entry lies in the root (``index.stage``), or there is no index."""
+    root = files.list_dir(layout.root)
+    return any(map(str.startswith, root, itertools.repeat(TMP_PREFIX))) or not layout.index.exists()
