@@ -12,12 +12,13 @@ points at.
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import msgspec
 from msgspec import structs
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 # an index without one has no journal, and the next store writes it whole.
 INDEX_FORMAT = 3
 _HINT = "run `certman doctor`; the certificates themselves are intact"
+T = TypeVar("T")
 
 
 def dump_json(data: Any) -> bytes:
@@ -50,10 +52,25 @@ def index_bytes(certs: Mapping[str, Any], token: str) -> bytes:
     certificate, and ``token`` last (``journal.token_in``). At 100,000 certificates the
     indented form is twice the size (and twice the reading), and only the pure-Python
     encoder writes it (seconds per store)."""
-    compact = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
-    lines = ",\n".join(f"{json.dumps(name)}: {compact(certs[name])}" for name in sorted(certs))
-    body = f"{{\n{lines}\n}}" if certs else "{}"
-    return f'{{"certificates": {body}, "format": {INDEX_FORMAT}, "journal": "{token}"}}\n'.encode()
+    return b"".join(index_chunks(certs, token))
+
+
+def index_chunks(certs: Mapping[str, Any], token: str) -> Iterator[bytes]:
+    """``index_bytes`` in pieces of about a megabyte, each made as it is written: a whole
+    write of 100,000 entries (JSON objects or ``IndexEntry``) never holds them all as text."""
+    encode = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+    piece: list[str] = ['{"certificates": {' + ("\n" if certs else "")]
+    size = 0
+    for number, name in enumerate(sorted(certs)):
+        entry = certs[name]
+        text = encode(entry.to_json() if isinstance(entry, IndexEntry) else entry)
+        piece.append(f"{',' + chr(10) if number else ''}{json.dumps(name)}: {text}")
+        size += len(text)
+        if size > 1 << 20:
+            yield "".join(piece).encode()
+            piece, size = [], 0
+    piece.append(f'{chr(10) + "}" if certs else "}"}, "format": {INDEX_FORMAT}, "journal": "{token}"}}\n')
+    yield "".join(piece).encode()
 
 
 def spec_bytes(spec: CertSpec) -> bytes:
@@ -66,54 +83,19 @@ def spec_bytes(spec: CertSpec) -> bytes:
 def raw_entries(layout: Layout) -> dict[str, Any]:
     """The index's entries as stored, journal applied, checked only for the file's shape;
     ``{}`` if there is none."""
-    data, records = _snapshot(layout)
+    data, records = journal.snapshot(layout)
     certs = {} if data is None else _entries_of(data, layout.index)
-    for name, entry in records:
-        if entry is None:
+    return _applied(certs, records, lambda name, raw: raw)
+
+
+def _applied(certs: dict[str, T], records: list[tuple[str, Any]], convert: Callable[[str, Any], T]) -> dict[str, T]:
+    """``certs`` with the journal's ``records`` applied in order, each entry ``convert``ed."""
+    for name, raw in records:
+        if raw is None:
             certs.pop(name, None)
         else:
-            certs[name] = entry
+            certs[name] = convert(name, raw)
     return certs
-
-
-def _snapshot(layout: Layout) -> tuple[bytes | None, list[tuple[str, Any]]]:
-    """index.json's bytes (None: none) and the records of the journal that extends it."""
-    while True:
-        data = _index_bytes(layout)
-        if data is None:
-            # A journal without an index is a stale one: the index is written whole first.
-            return None, []
-        token = _token_of(data)
-        records = journal.records(layout, token)
-        if records is not None:
-            return data, records
-        # The journal names another index: this one was replaced since it was read (read
-        # both again), or the journal is stale (the index is the same one: nothing to apply).
-        again = _index_bytes(layout)
-        if again is not None and _token_of(again) == token:
-            return again, []
-
-
-def _token_of(data: bytes) -> str | None:
-    token = journal.token_in(data)
-    if token is None and b'"journal"' in data[-256:]:
-        # Written by another JSON writer (a test, an operator's script): the slow way.
-        try:
-            found = json.loads(data).get("journal")
-        except (ValueError, AttributeError):
-            return None
-        token = found if isinstance(found, str) else None
-    return token
-
-
-def _index_bytes(layout: Layout) -> bytes | None:
-    """index.json's bytes; None if there is none, ``KeystoreError`` naming it if unreadable."""
-    try:
-        return layout.index.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise KeystoreError(f"index {layout.index} is unreadable: {exc}", _HINT) from exc
 
 
 def _entries_of(data: bytes, path: Path) -> dict[str, Any]:
@@ -130,39 +112,39 @@ def _entries_of(data: bytes, path: Path) -> dict[str, Any]:
 def read(layout: Layout) -> dict[str, IndexEntry]:
     """Every entry, decoded, journal applied; the first bad one raises ``KeystoreError`` naming it."""
     path = layout.index
-    data, records = _snapshot(layout)
+    data, records = journal.snapshot(layout)
     if data is None:
         return {}
     certs = decode_index(data)
     if certs is None:
         certs = {name: IndexEntry.from_json(raw, path, name) for name, raw in _entries_of(data, path).items()}
-    journal_path = journal.path_of(layout)
-    for name, raw in records:
-        if raw is None:
-            certs.pop(name, None)
-        else:
-            certs[name] = IndexEntry.from_json(raw, journal_path, name)
-    return certs
+    return _applied(certs, records, functools.partial(_from_journal, journal.path_of(layout)))
+
+
+def _from_journal(path: Path, name: str, raw: Any) -> IndexEntry:
+    return IndexEntry.from_json(raw, path, name)
+
+
+def read_decoded(layout: Layout) -> dict[str, IndexEntry] | None:
+    """``read``, but None when some entry is not in the form certman writes (the caller then
+    keeps the entries as stored: ``raw_entries``)."""
+    data, records = journal.snapshot(layout)
+    certs = {} if data is None else decode_index(data)
+    try:
+        return None if certs is None else _applied(certs, records, functools.partial(_from_journal, layout.index))
+    except KeystoreError:
+        return None
 
 
 def read_quiet(layout: Layout) -> dict[str, QuietView] | None:
     """What a no-op renew needs of every entry (``decoders.QuietView``), journal applied;
     None when the index does not decode that way (``read`` then says what is wrong)."""
-    data, records = _snapshot(layout)
-    if data is None:
-        return {}
-    views = decode_quiet(data)
-    if views is None:
+    data, records = journal.snapshot(layout)
+    views = {} if data is None else decode_quiet(data)
+    try:
+        return None if views is None else _applied(views, records, lambda name, raw: msgspec.convert(raw, QuietView))
+    except msgspec.ValidationError:
         return None
-    for name, raw in records:
-        if raw is None:
-            views.pop(name, None)
-            continue
-        try:
-            views[name] = msgspec.convert(raw, QuietView)
-        except msgspec.ValidationError:
-            return None
-    return views
 
 
 class Staged(NamedTuple):
@@ -238,9 +220,9 @@ def _mark_each(layout: Layout, names: list[str], values_of: Callable[[str, Index
 
 
 def write_entries(layout: Layout, certs: Mapping[str, Any]) -> None:
-    """Replace the index with ``certs`` as stored (JSON objects), the journal folded in (the
+    """Replace the index with ``certs`` as stored (JSON objects or ``IndexEntry``), the journal folded in (the
     caller read ``certs`` with it applied); the caller holds the keystore lock."""
-    files.write_file(layout.index, index_bytes(certs, journal.new_token()), SECRET_MODE)
+    files.write_file(layout.index, index_chunks(certs, journal.new_token()), SECRET_MODE)
     journal.remove(layout)
 
 
@@ -279,7 +261,7 @@ def state_of_marks(entry: IndexEntry) -> RenewalState:
 
 def write_all(layout: Layout, certs: Mapping[str, IndexEntry]) -> None:
     """Replace the whole index; the caller holds the keystore lock."""
-    write_entries(layout, {name: entry.to_json() for name, entry in certs.items()})
+    write_entries(layout, certs)
 
 
 def follow_spec(layout: Layout, name: str, renew_before_days: float | None) -> None:

@@ -62,6 +62,46 @@ def line(name: str, entry: Any) -> bytes:
     return json.dumps([name, entry], sort_keys=True, separators=(",", ":")).encode() + b"\n"
 
 
+def snapshot(layout: Layout) -> tuple[bytes | None, list[tuple[str, Any]]]:
+    """index.json's bytes (None: none) and the records of the journal that extends it."""
+    while True:
+        data = _index_bytes(layout)
+        if data is None:
+            # A journal without an index is a stale one: the index is written whole first.
+            return None, []
+        token = _token_of(data)
+        found = records(layout, token)
+        if found is not None:
+            return data, found
+        # The journal names another index: this one was replaced since it was read (read
+        # both again), or the journal is stale (the index is the same one: nothing to apply).
+        again = _index_bytes(layout)
+        if again is not None and _token_of(again) == token:
+            return again, []
+
+
+def _token_of(data: bytes) -> str | None:
+    token = token_in(data)
+    if token is None and b'"journal"' in data[-256:]:
+        # Written by another JSON writer (a test, an operator's script): the slow way.
+        try:
+            found = json.loads(data).get("journal")
+        except (ValueError, AttributeError):
+            return None
+        token = found if isinstance(found, str) else None
+    return token
+
+
+def _index_bytes(layout: Layout) -> bytes | None:
+    """index.json's bytes; None if there is none, ``KeystoreError`` naming it if unreadable."""
+    try:
+        return layout.index.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise KeystoreError(f"index {layout.index} is unreadable: {exc}", _HINT) from exc
+
+
 def records(layout: Layout, token: str | None) -> list[tuple[str, Any]] | None:
     """The (name, entry or None) records of the journal extending the index with ``token``,
     oldest first; ``[]`` when there is none for it, None when the journal names another
