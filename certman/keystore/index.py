@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator, Mapping
@@ -47,17 +48,22 @@ def dump_json(data: Any) -> bytes:
     return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
 
 
-def index_bytes(certs: Mapping[str, Any], token: str) -> bytes:
+def index_bytes(certs: Mapping[str, Any]) -> bytes:
     """The bytes of ``index.json``: as ``dump_json`` orders it, but one compact line per
-    certificate, and ``token`` last (``journal.token_in``). At 100,000 certificates the
+    certificate, and its journal token last (``index_chunks``). At 100,000 certificates the
     indented form is twice the size (and twice the reading), and only the pure-Python
     encoder writes it (seconds per store)."""
-    return b"".join(index_chunks(certs, token))
+    return b"".join(index_chunks(certs))
 
 
-def index_chunks(certs: Mapping[str, Any], token: str) -> Iterator[bytes]:
+def index_chunks(certs: Mapping[str, Any]) -> Iterator[bytes]:
     """``index_bytes`` in pieces of about a megabyte, each made as it is written: a whole
-    write of 100,000 entries (JSON objects or ``IndexEntry``) never holds them all as text."""
+    write of 100,000 entries (JSON objects or ``IndexEntry``) never holds them all as text.
+
+    The journal token (``journal.token_in``) is a hash of the entries: the same index has
+    the same bytes whoever writes it, and a journal is applied only to the entries it was
+    appended to (a random serial in each entry keeps an older index from coming back)."""
+    digest = hashlib.sha256()
     encode = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
     piece: list[str] = ['{"certificates": {' + ("\n" if certs else "")]
     size = 0
@@ -67,10 +73,14 @@ def index_chunks(certs: Mapping[str, Any], token: str) -> Iterator[bytes]:
         piece.append(f"{',' + chr(10) if number else ''}{json.dumps(name)}: {text}")
         size += len(text)
         if size > 1 << 20:
-            yield "".join(piece).encode()
+            chunk = "".join(piece).encode()
+            digest.update(chunk)
+            yield chunk
             piece, size = [], 0
-    piece.append(f'{chr(10) + "}" if certs else "}"}, "format": {INDEX_FORMAT}, "journal": "{token}"}}\n')
-    yield "".join(piece).encode()
+    piece.append(chr(10) + "}" if certs else "}")
+    chunk = "".join(piece).encode()
+    digest.update(chunk)
+    yield chunk + f', "format": {INDEX_FORMAT}, "journal": "{digest.hexdigest()[:16]}"}}\n'.encode()
 
 
 def spec_bytes(spec: CertSpec) -> bytes:
@@ -172,7 +182,7 @@ def stage(layout: Layout, name: str, entry: IndexEntry | None) -> Staged:
         certs.pop(name, None)
     else:
         certs[name] = entry.to_json()
-    return Staged(files.stage_file(layout.index, index_bytes(certs, journal.new_token()), SECRET_MODE), data, None)
+    return Staged(files.stage_file(layout.index, index_bytes(certs), SECRET_MODE), data, None)
 
 
 def commit(layout: Layout, staged: Staged) -> None:
@@ -222,7 +232,7 @@ def _mark_each(layout: Layout, names: list[str], values_of: Callable[[str, Index
 def write_entries(layout: Layout, certs: Mapping[str, Any]) -> None:
     """Replace the index with ``certs`` as stored (JSON objects or ``IndexEntry``), the journal folded in (the
     caller read ``certs`` with it applied); the caller holds the keystore lock."""
-    files.write_file(layout.index, index_chunks(certs, journal.new_token()), SECRET_MODE)
+    files.write_file(layout.index, index_chunks(certs), SECRET_MODE)
     journal.remove(layout)
 
 

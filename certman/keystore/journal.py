@@ -6,8 +6,9 @@ Once the journal outgrows an eighth of the index, the next write folds it in: th
 index is written with a new token and the journal is removed. A store therefore costs
 O(1) amortized, and a reader reads at most 1/8 more.
 
-Which index a journal extends is said by a token: ``index.json`` ends with
-``"journal": "<token>"`` and the journal's first line is ``{"journal": "<token>"}``. A
+Which index a journal extends is said by a token, a hash of the index's entries
+(``index.index_chunks``): ``index.json`` ends with ``"journal": "<token>"`` and the
+journal's first line is ``{"journal": "<token>"}``. A
 journal with another token (left by a run killed between writing the whole index and
 removing the journal, or restored beside another index) is not applied, and the next
 append starts a new one. Each further line is ``["<name>", {entry} or null]``; a last
@@ -26,7 +27,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +42,8 @@ _HINT = "run `certman doctor`; the certificates themselves are intact"
 
 
 def path_of(layout: Layout) -> Path:
+    """Where the journal of ``layout``'s index lies (beside it)."""
     return layout.root / JOURNAL_FILE
-
-
-def new_token() -> str:
-    """The token of an index written whole (``index.index_bytes``)."""
-    return secrets.token_hex(8)
 
 
 def token_in(index_data: bytes) -> str | None:
