@@ -4,6 +4,10 @@ VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Workers for the suite (pytest-xdist): most tests wait on Pebble, proxies and timers rather than
+# the CPU, so four workers keep a 2-core machine busy. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 4
+PYTEST := $(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 .PHONY: deps venv lint test test-fast demo bench man clean
 
@@ -26,12 +30,12 @@ lint: venv
 
 test: deps venv
 	@echo "make test: the whole suite against real Pebble, nginx, HAProxy, Caddy and BIND on loopback (a few minutes)"
-	$(VENV)/bin/pytest -q
+	$(PYTEST)
 
-# For iteration: everything but the long sweeps (marked slow).
+# For iteration: everything but the long sweeps and multi-host fleet runs (marked slow).
 test-fast: deps venv
-	@echo "make test-fast: the suite without the long sweeps (marked slow)"
-	$(VENV)/bin/pytest -q -m 'not slow'
+	@echo "make test-fast: the suite without the long sweeps and multi-host fleet runs (marked slow)"
+	$(PYTEST) -m 'not slow'
 
 demo: venv
 	@echo "make demo: issuing a certificate from a local Pebble into .demo/keystore"

@@ -8,8 +8,10 @@
   Once the child has exited, what its pipes already hold is read, and no more.
 - Output is read as it comes with a bound: the last ``OUTPUT_LIMIT`` bytes per stream.
 - On exit, the group is left alone: a daemon a reload started keeps running.
-- ``kill_all`` kills the group of every child still running; the CLI calls it on
-  Ctrl-C and SIGTERM, so no hook outlives certman's exit 130, whichever thread started it.
+- ``kill_all`` kills the group of every child still running; the CLI calls it as a
+  command ends. ``stop_all`` also kills every child started from then on, until
+  ``accept``: the CLI calls it on Ctrl-C and SIGTERM, so no hook outlives certman's
+  exit 130, whichever thread started it, even one a worker thread was starting then.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ _DATA, _EOF, _EMPTY = 1, 0, -1
 
 _lock = threading.Lock()
 _running: dict[int, subprocess.Popen[bytes]] = {}
+_refusing = False
 
 
 @dataclass(frozen=True)
@@ -79,8 +82,12 @@ def run(
         close_fds=True,
     )
     with _lock:
-        _running[process.pid] = process
+        refused = _refusing
+        if not refused:
+            _running[process.pid] = process
     try:
+        if refused:
+            _kill_group(process)
         outputs, timed_out = _collect(process, time.monotonic() + timeout, limit)
         if timed_out:
             _kill_group(process)
@@ -98,11 +105,27 @@ def run(
 
 
 def kill_all() -> None:
-    """Kill the process group of every child still running (Ctrl-C, SIGTERM)."""
+    """Kill the process group of every child still running."""
     with _lock:
         running = list(_running.values())
     for process in running:
         _kill_group(process)
+
+
+def stop_all() -> None:
+    """Ctrl-C, SIGTERM: kill every child still running, and every child started from now
+    on (by a worker thread that has not heard) as soon as it exists, until ``accept``."""
+    global _refusing
+    with _lock:
+        _refusing = True
+    kill_all()
+
+
+def accept() -> None:
+    """Start children normally again after ``stop_all`` (the CLI calls it as a command starts)."""
+    global _refusing
+    with _lock:
+        _refusing = False
 
 
 def _collect(process: subprocess.Popen[bytes], deadline: float, limit: int) -> tuple[list[bytearray], bool]:

@@ -17,7 +17,7 @@ from typing import Any
 import services
 import tomli_w
 from fixtures.operator import Operator
-from fixtures.proxies import nginx_server_block, served_serial
+from fixtures.proxies import nginx_server_block, serves
 from fixtures.snapshot import snapshot
 
 from certman.deploy.served import Endpoint
@@ -29,13 +29,6 @@ RECORD_RELOAD = '#!/bin/sh\necho "$CERTMAN_NAME $1" >> "$(dirname "$0")/reloads.
 def _listening(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _serves(endpoint: Endpoint, name: str, serial: str) -> bool:
-    try:
-        return served_serial(endpoint, name) == serial
-    except OSError:  # nginx has not opened the TLS listener yet
-        return False
 
 
 def _json(done: Any) -> dict[str, Any]:
@@ -94,7 +87,7 @@ def test_issue_again_keeps_the_nginx_reloader_that_reconfigure_added(operator: O
     again = operator.issue(name)  # the operator's first command, run again
     assert again["changes"]["changed"] == [] and again["deploy"]["ok"]
     assert 'name = "nginx"' in operator.spec(name)
-    services.wait_for(lambda: _serves(endpoint, name, again["serial"]), what="nginx serving the new certificate")
+    services.wait_for(lambda: serves(endpoint, name, again["serial"]), what="nginx serving the new certificate")
     assert operator.versions(name) == ["000001", "000002"]
 
 

@@ -8,6 +8,7 @@ after a success is left alone.
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import json
 import os
@@ -161,6 +162,44 @@ def test_a_signal_to_certman_kills_the_running_hook_and_exits_130(
     assert "certman: interrupted" in stderr
     assert "Traceback" not in stderr
     wait_until(lambda: not any(alive(pid) for pid in left_behind), "the hook and its child are gone")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_the_kernel_hands_to_another_thread_still_stops_certman_at_once(
+    pebble: services.Pebble, tmp_path: Path, left_behind: list[int], signum: int
+) -> None:
+    # While a reload hook runs, the main thread waits on a lock for the worker thread that
+    # started it; a process-directed signal may land on any thread. Send it to one that is
+    # not the main thread, as the kernel may.
+    hook, started = tmp_path / "hook.pid", tmp_path / "started.pid"
+    script = f'echo $$ > "{hook}"; sleep 60 & echo $! > "{started}"; wait'
+    argv = [CERTMAN, "--keystore", str(tmp_path / "keystore"), "issue", f"thread-{signum}.example"]
+    argv += ["--server", pebble.directory_url, "--ca-bundle", str(pebble.ca_bundle), "--agree-tos"]
+    argv += ["--http-address", "127.0.0.1", "--http-port", str(pebble.http_port)]
+    argv += ["--reload-cmd", json.dumps(["sh", "-c", script])]
+    environ = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/")}
+    default_sigint = functools.partial(signal.signal, signal.SIGINT, signal.SIG_DFL)
+    with subprocess.Popen(
+        argv, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint
+    ) as run:
+        left_behind.extend([read_pid(hook), read_pid(started)])
+        other_thread = max(int(tid) for tid in os.listdir(f"/proc/{run.pid}/task") if int(tid) != run.pid)
+        assert ctypes.CDLL(None, use_errno=True).tgkill(run.pid, other_thread, signum) == 0
+        _, stderr = run.communicate(timeout=30)
+
+    assert (run.returncode, stderr.strip()) == (130, "certman: interrupted")
+    wait_until(lambda: not any(alive(pid) for pid in left_behind), "the hook and its child are gone")
+
+
+def test_a_child_started_while_certman_stops_is_killed_as_it_starts(tmp_path: Path) -> None:
+    # A worker thread that has not heard of the Ctrl-C yet starts its hook after kill_all.
+    children.stop_all()
+    try:
+        done = children.run(["sh", "-c", "sleep 60 & wait"], env=None, timeout=20)
+    finally:
+        children.accept()
+
+    assert done.returncode == -signal.SIGTERM
 
 
 def test_issue_with_a_hook_that_starts_a_daemon_is_deployed_and_the_daemon_outlives_certman(

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import services
-from fixtures.proxies import haproxy_frontend, served_serial, tls_ready
+from fixtures.proxies import haproxy_frontend, served_serial_once_settled, tls_ready
 
 from certman.deploy.served import Endpoint
 from certman.keystore import FileKeystore
@@ -62,7 +62,7 @@ def test_a_certificate_haproxy_does_not_know_fails_alone(
     assert code == 7
     loaded, unknown = results[LOADED], results[UNKNOWN]
     assert loaded["action"] == "renewed" and loaded["error"] is None, loaded
-    assert served_serial(endpoint, LOADED) == loaded["serial"] != first.serial
+    assert served_serial_once_settled(endpoint, LOADED, loaded["serial"]) == loaded["serial"] != first.serial
     assert keystore.read_state(LOADED).deploy.pending is False
     assert unknown["action"] == "renewed"
     assert unknown["error"] == f"issued, not deployed: {unknown_error}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import services
-from fixtures.proxies import nginx_server_block, served_serial, tls_ready
+from fixtures.proxies import nginx_server_block, served_serial, served_serial_once_settled, tls_ready
 
 from certman.config import Settings
 from certman.deploy.served import Endpoint
@@ -32,7 +32,7 @@ def test_renew_reloads_nginx_and_verifies_the_new_serial_is_served(
 
     [result] = report.results
     assert result.ok and result.serial != first.serial, result
-    assert served_serial(endpoint, "verified.example") == result.serial
+    assert served_serial_once_settled(endpoint, "verified.example", result.serial) == result.serial
     assert keystore.read_state("verified.example").deploy.pending is False
 
 

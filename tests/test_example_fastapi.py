@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 import services
-from fixtures.proxies import deployment_of, served_serial
+from fixtures.proxies import deployment_of, served_serial, served_serial_once_settled
 
 from certman.deploy.served import Endpoint, verify_served
 from certman.plugins import registry as plugins
@@ -91,4 +91,4 @@ def test_the_fastapi_example_serves_https_trusted_through_pebbles_root_and_renew
     verify_served(deployment_of(second), [endpoint])
 
     assert requests.get(url, verify=str(root), timeout=services.HTTP_TIMEOUT).ok
-    assert served_serial(endpoint, DOMAIN) == second.serial != first.serial
+    assert served_serial_once_settled(endpoint, DOMAIN, second.serial) == second.serial != first.serial

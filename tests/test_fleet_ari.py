@@ -12,11 +12,15 @@ import datetime
 import json
 from pathlib import Path
 
+import pytest
 import services
 from fixtures.fault_proxy import FaultProxy
 from fixtures.fleet import ari_fleet
 
 from certman.keystore import FileKeystore
+
+# Several hosts against PostgreSQL and Pebble: the full suite runs these, `make test-fast` does not.
+pytestmark = pytest.mark.slow
 
 NAME = "ari.fleet.example"
 HOUR = datetime.timedelta(hours=1)

@@ -16,10 +16,14 @@ import subprocess
 from pathlib import Path
 
 import psycopg
+import pytest
 import services
 from fixtures.fleet import CERTMAN, TIMER_ENV, Host, challenge_servers, issue, window_opened
 
 from certman.keystore import FileKeystore
+
+# Several hosts against PostgreSQL and Pebble: the full suite runs these, `make test-fast` does not.
+pytestmark = pytest.mark.slow
 
 NAME = "race.fleet.example"
 

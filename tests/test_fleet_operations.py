@@ -21,6 +21,9 @@ from fixtures.fleet import Host, challenge_servers, issue, window_opened
 from certman.fleet.operations import account_lease
 from certman.keystore import FileKeystore
 
+# Several hosts against PostgreSQL and Pebble: the full suite runs these, `make test-fast` does not.
+pytestmark = pytest.mark.slow
+
 NAME = "ops.fleet.example"
 
 

@@ -17,11 +17,15 @@ import subprocess
 from pathlib import Path
 
 import psycopg
+import pytest
 import services
 from fixtures.fault_proxy import NEW_ORDER, FaultProxy
 from fixtures.fleet import CERTMAN, TIMER_ENV, Host, ari_fleet, window_opened
 
 from certman.keystore import FileKeystore
+
+# Several hosts against PostgreSQL and Pebble: the full suite runs these, `make test-fast` does not.
+pytestmark = pytest.mark.slow
 
 NAME = "replaced.fleet.example"
 # Seconds the proxy holds the holder's answer: long enough for the test to SIGSTOP it there

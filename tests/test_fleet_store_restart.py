@@ -16,11 +16,15 @@ from pathlib import Path
 
 import postgres_service
 import psycopg
+import pytest
 import services
 from fixtures.fault_proxy import FaultProxy
 from fixtures.fleet import CERTMAN, TIMER_ENV, Host, challenge_servers, window_opened
 
 from certman.keystore import FileKeystore
+
+# Several hosts against PostgreSQL and Pebble: the full suite runs these, `make test-fast` does not.
+pytestmark = pytest.mark.slow
 
 NAME = "restart.fleet.example"
 FINALIZE = r"^/finalize-order/"

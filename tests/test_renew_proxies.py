@@ -11,7 +11,14 @@ import re
 
 import pytest
 import services
-from fixtures.proxies import HandshakeLoop, haproxy_frontend, nginx_server_block, served_serial, tls_ready
+from fixtures.proxies import (
+    HandshakeLoop,
+    haproxy_frontend,
+    nginx_server_block,
+    served_serial,
+    served_serial_once_settled,
+    tls_ready,
+)
 
 from certman.config import Settings
 from certman.deploy.reloaders.haproxy import RuntimeAPI
@@ -53,7 +60,8 @@ def assert_renewed_and_deployed(
     for result in report.results:
         assert result.ok and result.action == "renewed", result
         # Over SNI, each name is now served its own new certificate.
-        assert served_serial(endpoint, result.name) == result.serial != served_before[result.name]
+        served = served_serial_once_settled(endpoint, result.name, result.serial)
+        assert served == result.serial != served_before[result.name]
         assert keystore.read_state(result.name).deploy.pending is False
 
 

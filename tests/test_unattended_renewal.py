@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import services
 import tomli_w
-from fixtures.proxies import nginx_server_block, served_serial
+from fixtures.proxies import nginx_server_block, serves
 
 from certman.config import load_settings
 from certman.deploy.served import Endpoint
@@ -204,13 +204,6 @@ def test_relative_paths_in_the_config_file_are_resolved_against_its_directory(wo
     assert spec.reloaders[0]["argv"] == [f"{etc}/reload.sh", "x"]
 
 
-def _serves(endpoint: Endpoint, name: str, serial: str) -> bool:
-    try:
-        return served_serial(endpoint, name) == serial
-    except OSError:  # nginx has not opened the TLS listener yet
-        return False
-
-
 def _listening(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
@@ -249,7 +242,7 @@ def test_issue_by_hand_then_renew_from_cron_reloads_nginx_from_sbin(pebble, work
     nginx_bin = find_program("nginx")
     assert nginx_bin is not None
     subprocess.run([nginx_bin, "-p", str(prefix), "-c", str(nginx.config), "-s", "reload"], check=True, timeout=30)
-    services.wait_for(lambda: _serves(endpoint, name, first), what="nginx serving the first certificate")
+    services.wait_for(lambda: serves(endpoint, name, first), what="nginx serving the first certificate")
 
     # The timer's first run: nothing is due, and recording the paths is no change.
     done = from_timer("--config", str(config), "renew", "--json")
@@ -259,5 +252,5 @@ def test_issue_by_hand_then_renew_from_cron_reloads_nginx_from_sbin(pebble, work
 
     second = renew_force_from_timer(keystore, name, "--config", str(config))
     assert second != first
-    services.wait_for(lambda: _serves(endpoint, name, second), what="nginx serving the renewed certificate")
+    services.wait_for(lambda: serves(endpoint, name, second), what="nginx serving the renewed certificate")
     assert (work / "reloads.log").read_text().split() == [name] * 2

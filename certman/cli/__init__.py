@@ -127,12 +127,13 @@ class CertmanGroup(click.Group):
         standalone_mode: bool = True,
         **extra: Any,
     ) -> Any:
-        # SIGTERM becomes Terminated in the main thread, so that every cleanup runs.
+        # SIGTERM and Ctrl-C become Terminated in the main thread, so that every cleanup runs.
         guard = TerminationGuard.install()  # None off the main thread (e.g. a test runner thread)
         argv = list(sys.argv[1:] if args is None else args)
         JsonOutput.printed = False
         message: str | None = None
         hint: str | None = None
+        _accept_children()
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except CertmanError as exc:
@@ -143,7 +144,7 @@ class CertmanGroup(click.Group):
         except click.ClickException as exc:
             message, hint, code = exc.format_message(), "see `certman --help`", exc.exit_code
         except (click.Abort, KeyboardInterrupt, Terminated):
-            _kill_children()
+            _stop_children()
             message, code = "interrupted", EXIT_INTERRUPTED
         except Exception as exc:
             log.debug("internal error", exc_info=True)
@@ -162,6 +163,20 @@ class CertmanGroup(click.Group):
             if "--json" in argv[: argv.index("--") if "--" in argv else None]:
                 _json_error(message, hint, code)
         sys.exit(code or 0)
+
+
+def _accept_children() -> None:
+    """Let this command start children: an earlier one in this process may have been interrupted."""
+    children = sys.modules.get("certman.children")
+    if children is not None:
+        children.accept()
+
+
+def _stop_children() -> None:
+    """Ctrl-C, SIGTERM: kill every program certman started, and any a worker thread starts later."""
+    from .. import children  # loaded here if no thread has yet, so that one loading it later is refused too
+
+    children.stop_all()
 
 
 def _kill_children() -> None:

@@ -1,8 +1,8 @@
-"""SIGTERM as an exception in the main thread, delivered even where CPython would lose it.
+"""SIGTERM and Ctrl-C as an exception in the main thread, delivered even where CPython would lose it.
 
 A Python signal handler runs in the main thread between bytecodes; raising from it
 is how a command's cleanups (solver servers, DNS records, locks) get to run. On its
-own that loses a SIGTERM in two ways:
+own that loses a SIGTERM or SIGINT in three ways:
 
 * The signal lands after the main thread last checked for signals and before it
   blocks in a system call: e.g. while it hands the GIL over to the standalone
@@ -13,13 +13,16 @@ own that loses a SIGTERM in two ways:
   closed by the garbage collector, a weakref callback (importlib's module-lock
   cleanup, during a lazy import). CPython reports or silently drops exceptions
   raised there, and the run carries on as if no signal had come.
+* The kernel hands the signal to another thread while the main thread waits on a lock
+  (a reload hook's result, from a worker thread): the wait is never interrupted.
 
 So a watcher thread, woken through ``signal.set_wakeup_fd``, nudges the main thread
 with a signal that is ignored by default (a nudge that comes late is harmless) until
 a nudge finds the exception propagating, or the command is done. Each nudge breaks a
 blocking call, so a pending handler runs; a handler that finds no ``Terminated``
 propagating raises (again). Once one propagates, a handler leaves it alone, so a
-second SIGTERM does not cut the cleanups short.
+second signal does not cut the cleanups short. SIGINT is taken only where Python took
+it: a SIGINT inherited as ignored (``nohup``, a shell's background job) stays ignored.
 """
 
 from __future__ import annotations
@@ -34,10 +37,11 @@ from typing import Any
 # handlers are restored cannot kill the process.
 NUDGE_SIGNAL = signal.SIGURG
 NUDGE_INTERVAL = 0.05
+_STOPPING = (signal.SIGTERM, signal.SIGINT)
 
 
 class Terminated(BaseException):
-    """SIGTERM, raised in the main thread so that every cleanup (solvers, locks) runs."""
+    """SIGTERM or SIGINT, raised in the main thread so that every cleanup (solvers, locks) runs."""
 
 
 def _propagating() -> bool:
@@ -53,7 +57,7 @@ def _propagating() -> bool:
 
 
 class TerminationGuard:
-    """Turns SIGTERM into ``Terminated`` in the main thread from ``install`` to ``uninstall``."""
+    """Turns SIGTERM and SIGINT into ``Terminated`` in the main thread from ``install`` to ``uninstall``."""
 
     def __init__(self) -> None:
         self.requested = False
@@ -75,7 +79,7 @@ class TerminationGuard:
         guard = cls()
         try:
             guard._previous_wakeup = signal.set_wakeup_fd(guard._writer.fileno(), warn_on_full_buffer=False)
-            for signum in (signal.SIGTERM, NUDGE_SIGNAL):
+            for signum in guard._signals():
                 guard._previous[signum] = signal.signal(signum, guard._handler)
         except ValueError:  # not the main interpreter
             guard.uninstall()
@@ -100,10 +104,17 @@ class TerminationGuard:
             self._thread = None
         self._reader.close()
 
+    @staticmethod
+    def _signals() -> list[int]:
+        taken: list[int] = [signal.SIGTERM, NUDGE_SIGNAL]
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            taken.append(signal.SIGINT)
+        return taken
+
     def _handler(self, signum: int, frame: Any) -> None:
         if self.done:
             return
-        if signum == signal.SIGTERM:
+        if signum in _STOPPING:
             self.requested = True
         if not self.requested:
             return
@@ -122,7 +133,7 @@ class TerminationGuard:
                 return
             if not data:
                 return
-            if signal.SIGTERM not in data:
+            if not any(signum in data for signum in _STOPPING):
                 continue
             while not self._stop.wait(NUDGE_INTERVAL):
                 with self._lock:
