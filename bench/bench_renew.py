@@ -7,6 +7,9 @@
    (--base TREE, e.g. the previous release); and the library call.
 2. 100 certificates renewed against Pebble with `--force`, `--jobs 1` against `--jobs 8`.
 3. 10 declared certificates, all missing, issued by one `certman renew --jobs 10`.
+4. Storing 1,000 certificates (``FileKeystore.store_version``) into a keystore that holds
+   10,000 (--store-size), in a child process of each tree (--base too); the certificates
+   are made before the clock starts.
 Peak RSS is the child process's ru_maxrss.
 """
 
@@ -187,6 +190,57 @@ def noop_rows(sizes: list[int], workdir: Path, runs: int, base: Path | None) -> 
     return rows
 
 
+# Run by each tree's own Python (its certman); prints the seconds the stores took.
+STORE_CHILD = """
+import sys, time
+sys.path.insert(0, {tests!r})
+from drivers.store_version import self_signed
+from certman.config import CertSpec, SolverSpec
+from certman.keystore import FileKeystore
+from certman.names import normalise_all
+keystore = FileKeystore({root!r})
+made = []
+for i in range({count}):
+    name = f"new{{i}}.bench.example"
+    spec = CertSpec(name=name, identifiers=normalise_all([name]), server="https://127.0.0.1:1/dir",
+                    solvers=(SolverSpec("standalone"),))
+    made.append((spec, *self_signed(name)))
+start = time.perf_counter()
+for spec, key_pem, leaf_pem, meta in made:
+    with keystore.lock_cert(spec.name):
+        keystore.store_version(spec, key_pem, leaf_pem, b"", meta)
+print(time.perf_counter() - start)
+"""
+
+
+def store_rows(size: int, count: int, workdir: Path, base: Path | None) -> list[list[str]]:
+    """Wall seconds of storing ``count`` certificates one after another into a keystore of
+    ``size`` (a format-1 index, as the previous release left it), per tree."""
+    rows = []
+    trees = {"this tree": Path(sys.executable), **({f"base {base}": base / ".venv/bin/python"} if base else {})}
+    for label, python in trees.items():
+        root = workdir / f"store-{size}-{label.split()[0]}"
+        make = f"import bench_renew, pathlib; bench_renew.fake_keystore(pathlib.Path({str(root)!r}), {size})"
+        subprocess.run([sys.executable, "-c", make], cwd=Path(__file__).parent, check=True)
+        code = STORE_CHILD.format(tests=str(ROOT / "tests"), root=str(root), count=count)
+        start_cpu = os.times()
+        done = subprocess.run([str(python), "-c", code], cwd="/", capture_output=True, text=True, check=True)
+        cpu = (os.times().children_user + os.times().children_system) - (
+            start_cpu.children_user + start_cpu.children_system
+        )
+        seconds = float(done.stdout.strip())
+        rows.append(
+            [
+                f"store {count:,} into {size:,}, {label}",
+                f"{seconds:.3f}",
+                "-",
+                f"{seconds / count * 1e3:.2f} ms/store; child CPU {cpu:.1f} s",
+                "-",
+            ]
+        )
+    return rows
+
+
 @contextlib.contextmanager
 def pebble_with_webroot(workdir: Path) -> Iterator[tuple[Any, Path]]:
     import services
@@ -285,11 +339,15 @@ def main() -> None:
     parser.add_argument("--no-pebble", action="store_true", help="only the no-op cases")
     parser.add_argument("--noop-size", type=int, action="append", help="no-op keystore size (repeatable)")
     parser.add_argument("--base", type=Path, help="another checkout (with its .venv) to run the no-op rows beside")
+    parser.add_argument("--store-size", type=int, default=10000, help="keystore size for the store row (0: no row)")
+    parser.add_argument("--no-noop", action="store_true", help="skip the no-op rows")
     args = parser.parse_args()
     sizes = args.noop_size or ([1000, 10000] if args.quick else [10000, 100000])
     with tempfile.TemporaryDirectory(prefix="bench-renew-") as tmp:
         workdir = Path(tmp)
-        rows = noop_rows(sizes, workdir, 3 if args.quick else 7, args.base)
+        rows = [] if args.no_noop else noop_rows(sizes, workdir, 3 if args.quick else 7, args.base)
+        if args.store_size:
+            rows += store_rows(args.store_size, 100 if args.quick else 1000, workdir, args.base)
         if not args.no_pebble:
             rows += pebble_rows(workdir, 10 if args.quick else 100)
         print_table(rows)

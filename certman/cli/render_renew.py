@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
+from ..renewal.report import news_of
 from ..when import human_date, human_time, humanize_times
 from . import tables, terminal
 from .render import deploy_lines
@@ -19,22 +22,29 @@ def renew_report(report: Any, *, as_json: bool) -> str:
     if as_json:
         # Compact: the pure-Python pretty printer alone costs 0.5 s at 10,000 certificates.
         return json.dumps(report.to_dict())
-    results = report.results
+    # Certificates held as quiet have no row of their own past QUIET_ROWS: never made.
+    results, quiet, soonest = news_of(report.results)
     repaired = [r.describe() for r in report.repaired]
-    if not results:
+    if not results and not quiet:
         return "no certificates yet (see `certman issue --help` or declare some in certman.toml)"
     words = [of_result(r) for r in results]
+    if quiet and len(_quiet_rows(results, words)) + quiet <= QUIET_ROWS:
+        # Not folded after all: every row is shown, the held ones too.
+        results, quiet, soonest = list(report.results), 0, None
+        words = [of_result(r) for r in results]
     counts = Counter(words)
+    if quiet:
+        counts[OK] += quiet
     summary = ", ".join(f"{n} {word}" for word, n in sorted(counts.items()))
     failed = len(report.failed)
-    shown, folded = _fold_quiet(results, words)
+    shown, folded = _fold_quiet(results, words, quiet, soonest)
     lines = [
         *(["dry run: every certificate rehearsed; nothing stored, recorded or reloaded"] if report.dry_run else []),
         *repaired,
         *([_table([results[i] for i in shown], [words[i] for i in shown], terminal.width())] if shown else []),
         *folded,
         *terminal.wrap(
-            f"{len(results)} certificate(s): {summary}"
+            f"{len(results) + quiet} certificate(s): {summary}"
             + (f"; {failed} with an error (details on stderr)" if failed else ""),
             indent="",
         ),
@@ -43,17 +53,25 @@ def renew_report(report: Any, *, as_json: bool) -> str:
     return "\n".join(lines)
 
 
-def _fold_quiet(results: Any, words: list[str]) -> tuple[list[int], list[str]]:
+def _fold_quiet(
+    results: Sequence[Any], words: list[str], held: int, soonest: datetime.datetime | None
+) -> tuple[list[int], list[str]]:
     """Which rows the table shows, and the line said instead of the rest: past ``QUIET_ROWS``
-    certificates with nothing to report (ok), a run over 100,000 lists only the news."""
-    quiet = [i for i, word in enumerate(words) if word == OK and results[i].ok]
-    if len(quiet) <= QUIET_ROWS:
+    certificates with nothing to report (ok, and the ``held`` ones never made, renewing
+    from ``soonest``), a run over 100,000 lists only the news."""
+    quiet = _quiet_rows(results, words)
+    if len(quiet) + held <= QUIET_ROWS:
         return list(range(len(results))), []
     folded = set(quiet)
-    soonest = min((results[i].next_renewal for i in quiet if results[i].next_renewal), default=None)
+    times = [results[i].next_renewal for i in quiet if results[i].next_renewal]
+    soonest = min([*times, soonest] if soonest else times, default=None)
     when = f"; the first renews {human_time(soonest)}" if soonest else ""
-    line = f"{len(quiet)} ok certificate(s) not listed{when} (`certman list` lists them)"
+    line = f"{len(quiet) + held} ok certificate(s) not listed{when} (`certman list` lists them)"
     return [i for i in range(len(results)) if i not in folded], terminal.wrap(line, indent="")
+
+
+def _quiet_rows(results: Sequence[Any], words: list[str]) -> list[int]:
+    return [i for i, word in enumerate(words) if word == OK and results[i].ok]
 
 
 def _table(results: Any, words: list[str], width: int) -> str:

@@ -72,7 +72,7 @@ def decode_state(data: bytes) -> RenewalState | None:
     return state
 
 
-class QuietView(msgspec.Struct, frozen=True):
+class QuietView(msgspec.Struct, frozen=True, gc=False):
     """What a no-op renew reads of an index entry (``IndexEntry``'s fields of the same names)."""
 
     serial: str | None

@@ -41,6 +41,27 @@ def note(layout: Layout, states: Mapping[str, RenewalState], digest_of: DigestOf
     ``digest_of(name, entry, state)``, in one index write when anything changes; the caller
     holds the keystore lock, read ``states`` under it, and holds the renewal lock. An entry
     that does not decode is left as it is, as ``index.mark`` leaves it."""
+    decoded = index.read_decoded(layout)
+    if decoded is None:
+        _note_raw(layout, states, digest_of)
+        return
+    changed = False
+    for name, state in states.items():
+        entry = decoded.get(name)
+        if entry is None:
+            continue
+        marked = structs.replace(entry, **index.listing_marks(state, entry), renewal=digest_of(name, entry, state))
+        if marked != entry:
+            decoded[name] = marked
+            changed = True
+    if changed:
+        # Records, each made JSON only as its line is written: a first run over 100,000
+        # certificates never holds them all as dicts.
+        index.write_all(layout, decoded)
+
+
+def _note_raw(layout: Layout, states: Mapping[str, RenewalState], digest_of: DigestOf) -> None:
+    """``note`` over an index some entry of which does not decode: kept as stored."""
     certs = index.raw_entries(layout)
     changed = False
     for name, state in states.items():

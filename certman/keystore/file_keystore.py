@@ -36,7 +36,7 @@ from .layout import (
     check_parent,
     version_name,
 )
-from .live_links import LiveRepair
+from .live_links import LiveListing, LiveRepair
 from .records import AccountRecord, IndexEntry, RevocationMarker, VersionMeta
 from .state_records import RenewalState
 
@@ -288,7 +288,9 @@ class FileKeystore:
                 # A temporary in the root means a run died mid-commit, perhaps with live/
                 # moved and the index not: repair before removing that sign of it.
                 self._repair_index_locked(only_after_crash=True)
-                staged.append(files.stage_file(layout.index, index.replaced(layout, name, entry), SECRET_MODE))
+                # A journal line while the journal has room, else the whole index (``index.stage``).
+                staged_entry = index.stage(layout, name, entry)
+                staged.append(staged_entry.path)
                 version_tmp, spec_tmp, link_tmp, index_tmp = staged
                 files.commit(version_tmp, layout.versions(name) / version)
                 # The spec goes before the link, so once live/ has moved, spec.toml is the
@@ -297,7 +299,7 @@ class FileKeystore:
                 link, target = layout.live_link(name), f"../certs/{name}/versions/{version}"
                 try:
                     files.commit(link_tmp, link)
-                    files.commit(index_tmp, layout.index)
+                    index.commit(layout, staged_entry)
                 except KeystoreError as exc:
                     if not past_commit.links_to(link, target):
                         raise
@@ -331,16 +333,21 @@ class FileKeystore:
     def live(self, name: str) -> LivePaths:
         return LivePaths(self.layout.live_link(name))
 
-    def repair_live(self, names: Iterable[str], stamp: str) -> list[LiveRepair]:
+    def scan_live(self) -> LiveListing:
+        """One listing of live/, for ``crashed`` and ``repair_live`` to share."""
+        return live_links.scan(self.layout)
+
+    def repair_live(self, names: Iterable[str], stamp: str, listing: LiveListing | None = None) -> list[LiveRepair]:
         """Put back each ``live/<name>`` of ``names`` that is a directory, a file or missing
         while the certificate has a version (see ``live_links``); return what was repaired.
+        ``listing``: live/ as ``scan_live`` found it (each problem is checked again under its lock).
 
         Takes ``lock_cert(name)`` only where something is to repair, so the caller must
         not hold it. ``stamp`` names the archive entries; ``KeystoreError`` if one fails.
         """
         repairs: list[LiveRepair] = []
         indexed: dict[str, IndexEntry] | None = None
-        for name in live_links.problems(self.layout, names):
+        for name in live_links.problems(self.layout, names, listing):
             # A certificate with no version yet has no link to put back: no lock needed.
             if not self.versions(name):
                 continue
@@ -365,19 +372,16 @@ class FileKeystore:
         removed += files.remove_leftovers(self.layout.cert_dir(name))
         # live/ is shared: only this certificate's temporaries are ours to remove.
         removed += files.remove_leftovers(self.layout.live, tag=name)
-        if index.live_entry(self.layout, name, self.read_index().get(name), self.read_spec) is not None:
-            with self.lock_keystore():
-                certs = self.read_index()
-                entry = index.live_entry(self.layout, name, certs.get(name), self.read_spec)
-                if entry is not None:
-                    certs[name] = entry
-                    index.write_all(self.layout, certs)
+        # Only a run that died between moving live/<name> and recording its entry leaves
+        # them disagreeing, and it leaves a sign: otherwise no read of the whole index (O(N)).
+        if live_links.may_have_crashed(self.layout):
+            index.bring_in_line(self.layout, name, self.read_spec, self.lock_keystore)
         return removed
 
-    def crashed(self) -> bool:
-        """Whether the index must be rebuilt from live/ (``live_links.crashed``); cheap, so
-        commands check on every start and repair only then."""
-        return live_links.crashed(self.layout)
+    def crashed(self, listing: LiveListing | None = None) -> bool:
+        """Whether the index must be rebuilt from live/ (``live_links.crashed``; ``listing``:
+        live/ as ``scan_live`` found it); cheap, so commands check on every start and repair only then."""
+        return live_links.crashed(self.layout, listing)
 
     def repair_index(self) -> list[str]:
         """Rebuild every index entry that disagrees with live/; return the names repaired."""

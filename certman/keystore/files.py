@@ -13,7 +13,7 @@ import os
 import secrets
 import shutil
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -186,16 +186,17 @@ def fsync_dir(path: Path) -> None:
             raise storage_error(exc, path, "syncing") from exc
 
 
-def _create_file(dir_fd: int, name: str, data: bytes, mode: int) -> None:
+def _create_file(dir_fd: int, name: str, data: bytes | Iterable[bytes], mode: int) -> None:
     # The mode is set on the empty file before the first byte is written, so a
     # key is never readable by others, not even for an instant, whatever the umask.
     fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dir_fd)
     try:
         os.fchmod(fd, mode)
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
+        for chunk in [data] if isinstance(data, bytes) else data:
+            view = memoryview(chunk)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -207,8 +208,9 @@ def _tmp_name(tag: str = "") -> str:
     return f"{TMP_PREFIX}{tag}~{secrets.token_hex(6)}" if tag else f"{TMP_PREFIX}{secrets.token_hex(6)}"
 
 
-def write_file(path: Path, data: bytes, mode: int) -> None:
-    """Replace ``path`` atomically with ``data``; the old content stays until the rename.
+def write_file(path: Path, data: bytes | Iterable[bytes], mode: int) -> None:
+    """Replace ``path`` atomically with ``data`` (or its chunks, written as they come); the
+    old content stays until the rename.
 
     ``KeystoreError`` naming ``path`` on any failure, with no temporary left behind.
     """

@@ -2,23 +2,30 @@
 
 The index is a cache of what ``live/<name>`` points at, kept so that ``list`` and a
 no-op ``renew`` over 10,000 certificates read one file and parse no certificate.
-``store_version`` replaces it in the same commit as the live link; after a crash
-between the two, ``live_entry`` rebuilds an entry from the version live/ points at.
+``store_version`` records its entry (``stage``/``commit``) in the same commit as the live
+link, as a line of ``index.journal`` (``journal``) or, once that outgrows an eighth of
+the index, by writing the whole index; every reader applies the journal. After a crash
+between the link and the entry, ``live_entry`` rebuilds an entry from the version live/
+points at.
 """
 
 from __future__ import annotations
 
 import errno
+import functools
+import hashlib
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
+import msgspec
 from msgspec import structs
 
 from ..errors import KeystoreError
-from . import files, live_links
+from . import files, journal, live_links
 from .decoders import QuietView, decode_index, decode_quiet
 from .layout import CERT_FILE, SECRET_MODE, TMP_PREFIX, Layout
 from .records import IndexEntry, VersionMeta
@@ -29,8 +36,11 @@ if TYPE_CHECKING:
 
 # 2: entries may hold a renewal digest (records.RenewalDigest); format 1 entries read as
 # entries without one, and the next renew run fills it in.
-INDEX_FORMAT = 2
+# 3: the index ends with the token of the index.journal that extends it (``journal``);
+# an index without one has no journal, and the next store writes it whole.
+INDEX_FORMAT = 3
 _HINT = "run `certman doctor`; the certificates themselves are intact"
+T = TypeVar("T")
 
 
 def dump_json(data: Any) -> bytes:
@@ -40,12 +50,37 @@ def dump_json(data: Any) -> bytes:
 
 def index_bytes(certs: Mapping[str, Any]) -> bytes:
     """The bytes of ``index.json``: as ``dump_json`` orders it, but one compact line per
-    certificate. At 100,000 certificates the indented form is twice the size (and twice
-    the reading), and only the pure-Python encoder writes it (seconds per store)."""
-    compact = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
-    lines = ",\n".join(f"{json.dumps(name)}: {compact(certs[name])}" for name in sorted(certs))
-    body = f"{{\n{lines}\n}}" if certs else "{}"
-    return f'{{"certificates": {body}, "format": {INDEX_FORMAT}}}\n'.encode()
+    certificate, and its journal token last (``index_chunks``). At 100,000 certificates the
+    indented form is twice the size (and twice the reading), and only the pure-Python
+    encoder writes it (seconds per store)."""
+    return b"".join(index_chunks(certs))
+
+
+def index_chunks(certs: Mapping[str, Any]) -> Iterator[bytes]:
+    """``index_bytes`` in pieces of about a megabyte, each made as it is written: a whole
+    write of 100,000 entries (JSON objects or ``IndexEntry``) never holds them all as text.
+
+    The journal token (``journal.token_in``) is a hash of the entries: the same index has
+    the same bytes whoever writes it, and a journal is applied only to the entries it was
+    appended to (a random serial in each entry keeps an older index from coming back)."""
+    digest = hashlib.sha256()
+    encode = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+    piece: list[str] = ['{"certificates": {' + ("\n" if certs else "")]
+    size = 0
+    for number, name in enumerate(sorted(certs)):
+        entry = certs[name]
+        text = encode(entry.to_json() if isinstance(entry, IndexEntry) else entry)
+        piece.append(f"{',' + chr(10) if number else ''}{json.dumps(name)}: {text}")
+        size += len(text)
+        if size > 1 << 20:
+            chunk = "".join(piece).encode()
+            digest.update(chunk)
+            yield chunk
+            piece, size = [], 0
+    piece.append(chr(10) + "}" if certs else "}")
+    chunk = "".join(piece).encode()
+    digest.update(chunk)
+    yield chunk + f', "format": {INDEX_FORMAT}, "journal": "{digest.hexdigest()[:16]}"}}\n'.encode()
 
 
 def spec_bytes(spec: CertSpec) -> bytes:
@@ -56,19 +91,21 @@ def spec_bytes(spec: CertSpec) -> bytes:
 
 
 def raw_entries(layout: Layout) -> dict[str, Any]:
-    """The index's entries as stored, checked only for the file's shape; ``{}`` if there is none."""
-    data = _index_bytes(layout)
-    return {} if data is None else _entries_of(data, layout.index)
+    """The index's entries as stored, journal applied, checked only for the file's shape;
+    ``{}`` if there is none."""
+    data, records = journal.snapshot(layout)
+    certs = {} if data is None else _entries_of(data, layout.index)
+    return _applied(certs, records, lambda name, raw: raw)
 
 
-def _index_bytes(layout: Layout) -> bytes | None:
-    """index.json's bytes; None if there is none, ``KeystoreError`` naming it if unreadable."""
-    try:
-        return layout.index.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise KeystoreError(f"index {layout.index} is unreadable: {exc}", _HINT) from exc
+def _applied(certs: dict[str, T], records: list[tuple[str, Any]], convert: Callable[[str, Any], T]) -> dict[str, T]:
+    """``certs`` with the journal's ``records`` applied in order, each entry ``convert``ed."""
+    for name, raw in records:
+        if raw is None:
+            certs.pop(name, None)
+        else:
+            certs[name] = convert(name, raw)
+    return certs
 
 
 def _entries_of(data: bytes, path: Path) -> dict[str, Any]:
@@ -83,26 +120,61 @@ def _entries_of(data: bytes, path: Path) -> dict[str, Any]:
 
 
 def read(layout: Layout) -> dict[str, IndexEntry]:
-    """Every entry, decoded; the first bad one raises ``KeystoreError`` naming it."""
+    """Every entry, decoded, journal applied; the first bad one raises ``KeystoreError`` naming it."""
     path = layout.index
-    data = _index_bytes(layout)
+    data, records = journal.snapshot(layout)
     if data is None:
         return {}
-    fast = decode_index(data)
-    if fast is not None:
-        return fast
-    return {name: IndexEntry.from_json(raw, path, name) for name, raw in _entries_of(data, path).items()}
+    certs = decode_index(data)
+    if certs is None:
+        certs = {name: IndexEntry.from_json(raw, path, name) for name, raw in _entries_of(data, path).items()}
+    return _applied(certs, records, functools.partial(_from_journal, journal.path_of(layout)))
+
+
+def _from_journal(path: Path, name: str, raw: Any) -> IndexEntry:
+    return IndexEntry.from_json(raw, path, name)
+
+
+def read_decoded(layout: Layout) -> dict[str, IndexEntry] | None:
+    """``read``, but None when some entry is not in the form certman writes (the caller then
+    keeps the entries as stored: ``raw_entries``)."""
+    data, records = journal.snapshot(layout)
+    certs = {} if data is None else decode_index(data)
+    try:
+        return None if certs is None else _applied(certs, records, functools.partial(_from_journal, layout.index))
+    except KeystoreError:
+        return None
 
 
 def read_quiet(layout: Layout) -> dict[str, QuietView] | None:
-    """What a no-op renew needs of every entry (``decoders.QuietView``); None when the
-    index does not decode that way (``read`` then says what is wrong)."""
-    data = _index_bytes(layout)
-    return {} if data is None else decode_quiet(data)
+    """What a no-op renew needs of every entry (``decoders.QuietView``), journal applied;
+    None when the index does not decode that way (``read`` then says what is wrong)."""
+    data, records = journal.snapshot(layout)
+    views = {} if data is None else decode_quiet(data)
+    try:
+        return None if views is None else _applied(views, records, lambda name, raw: msgspec.convert(raw, QuietView))
+    except msgspec.ValidationError:
+        return None
 
 
-def replaced(layout: Layout, name: str, entry: IndexEntry | None) -> bytes:
-    """The index with ``name``'s entry replaced (None: removed); the caller holds the keystore lock."""
+class Staged(NamedTuple):
+    """One entry written ahead of its commit (``stage``): ``path`` is the temporary in the
+    root that says, until ``commit`` removes or renames it, that a run may have died
+    before the index caught up with live/ (``live_links.crashed``)."""
+
+    path: Path
+    line: bytes
+    # The token of the index the line is appended to; None: ``path`` is the whole index.
+    token: str | None
+
+
+def stage(layout: Layout, name: str, entry: IndexEntry | None) -> Staged:
+    """Write ahead ``name``'s entry (None: its removal); the caller holds the keystore lock
+    until ``commit``. O(1) while the journal has room, else the whole index (amortized O(1))."""
+    data = journal.line(name, None if entry is None else entry.to_json())
+    token = journal.room_for(layout, data)
+    if token is not None:
+        return Staged(files.stage_file(layout.index, data, SECRET_MODE, tag="journal"), data, token)
     # The other entries are kept as stored: writing one certificate's entry must not
     # depend on every other entry being well-formed.
     certs = raw_entries(layout)
@@ -110,12 +182,28 @@ def replaced(layout: Layout, name: str, entry: IndexEntry | None) -> bytes:
         certs.pop(name, None)
     else:
         certs[name] = entry.to_json()
-    return index_bytes(certs)
+    return Staged(files.stage_file(layout.index, index_bytes(certs), SECRET_MODE), data, None)
+
+
+def commit(layout: Layout, staged: Staged) -> None:
+    """Make a ``stage``d entry what every reader sees; ``KeystoreError`` if that fails (the
+    temporary then stays, so the next run brings the index in line with live/)."""
+    if staged.token is None:
+        files.commit(staged.path, layout.index)
+        journal.remove(layout)
+        return
+    journal.append(layout, staged.token, staged.line)
+    files.discard(staged.path)
 
 
 def write(layout: Layout, name: str, entry: IndexEntry | None) -> None:
     """Replace ``name``'s entry (None: remove it); the caller holds the keystore lock."""
-    files.write_file(layout.index, replaced(layout, name, entry), SECRET_MODE)
+    staged = stage(layout, name, entry)
+    try:
+        commit(layout, staged)
+    except BaseException:
+        files.discard(staged.path)
+        raise
 
 
 def mark(layout: Layout, fields: Mapping[str, Mapping[str, Any]]) -> None:
@@ -142,8 +230,10 @@ def _mark_each(layout: Layout, names: list[str], values_of: Callable[[str, Index
 
 
 def write_entries(layout: Layout, certs: Mapping[str, Any]) -> None:
-    """Replace the index with ``certs`` as stored (JSON objects); the caller holds the keystore lock."""
-    files.write_file(layout.index, index_bytes(certs), SECRET_MODE)
+    """Replace the index with ``certs`` as stored (JSON objects or ``IndexEntry``), the journal folded in (the
+    caller read ``certs`` with it applied); the caller holds the keystore lock."""
+    files.write_file(layout.index, index_chunks(certs), SECRET_MODE)
+    journal.remove(layout)
 
 
 def mark_states(layout: Layout, states: Mapping[str, RenewalState]) -> None:
@@ -181,7 +271,7 @@ def state_of_marks(entry: IndexEntry) -> RenewalState:
 
 def write_all(layout: Layout, certs: Mapping[str, IndexEntry]) -> None:
     """Replace the whole index; the caller holds the keystore lock."""
-    write_entries(layout, {name: entry.to_json() for name, entry in certs.items()})
+    write_entries(layout, certs)
 
 
 def follow_spec(layout: Layout, name: str, renew_before_days: float | None) -> None:
@@ -256,6 +346,19 @@ def live_entry(
     # The renew window is the record's: `certman reconfigure` changes it without a new version.
     meta = structs.replace(meta, version=version, renew_before_days=spec.renew_before_days)
     return entry_for(meta, CertFacts.of(leaf).identifiers, spec.key_type, spec.server)
+
+
+def bring_in_line(
+    layout: Layout, name: str, read_spec: Callable[[str], CertSpec], lock: Callable[[], AbstractContextManager[None]]
+) -> None:
+    """Rebuild ``name``'s entry from the version live/ points at if they disagree, under ``lock()``."""
+    if live_entry(layout, name, read(layout).get(name), read_spec) is not None:
+        with lock():
+            certs = read(layout)
+            entry = live_entry(layout, name, certs.get(name), read_spec)
+            if entry is not None:
+                certs[name] = entry
+                write_all(layout, certs)
 
 
 def repair_locked(layout: Layout, read_spec: Callable[[str], CertSpec], *, only_after_crash: bool) -> list[str]:

@@ -124,7 +124,7 @@ def _meta_fields(raw: Mapping[str, Any], not_before: datetime.datetime, not_afte
     }
 
 
-class RenewalDigest(msgspec.Struct, frozen=True):
+class RenewalDigest(msgspec.Struct, frozen=True, gc=False):
     """What a renew run needs of ``state.json`` to skip a certificate with no news, kept in
     its index entry so that a no-op run over 100,000 certificates opens no state file.
 

@@ -32,7 +32,7 @@ from .declared import declared_specs
 from .plan import Plan, check_result, next_step, plan_each, skip_result
 from .quiet import digest_of, quiet_results
 from .rehearse import rehearse_each
-from .report import CertResult, RenewReport
+from .report import CertResult, RenewReport, RunResults
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,9 @@ def renew(
         raise UsageError(f"--jobs must be at least 1, not {jobs}")
     if dry_run and check:
         raise UsageError("--dry-run and --check do not go together", "--check says what is due; --dry-run rehearses")
-    if keystore.crashed() and not dry_run:
+    # One listing of live/ for the crash check and the link repair below.
+    listing = keystore.scan_live()
+    if keystore.crashed(listing) and not dry_run:
         # A run killed between moving live/ and the index leaves the index stale; the
         # plan comes from the index, so repair it first.
         keystore.repair_index()
@@ -91,35 +93,34 @@ def renew(
             f"no certificate named {', '.join(repr(n) for n in unknown)} in {keystore.root} or certman.toml",
             "see `certman list` for the names",
         )
-    selected = names or sorted(set(known) | set(declared))
-    _warn_exposed(keystore, [n for n in selected if n in known])
+    selected = names or sorted({*known, *declared} if declared else known)
+    _warn_exposed(keystore, selected, known)
     if dry_run:
         # Every selected certificate, due or not, as certbot's renew --dry-run (renewal.rehearse).
         return rehearse_each(keystore, settings, selected, index or {}, declared, now, jobs=jobs, account=account)
     if check:
         _check_declared([declared[n] for n in selected if n in declared])
-        quiet = quiet_results(selected, views, declared, now, check=True) if views is not None else {}
-        rest = [n for n in selected if n not in quiet]
+        quiet = quiet_results(selected, views or {}, declared, now, check=True)
+        rest = _not_quiet(selected, quiet.names)
         index = index if index is not None else _entries_for(keystore, rest, known)
         plans, unplanned = plan_each(keystore, rest, index, declared, now, force)
         checked = {p.name: check_result(p) for p in plans}
-        return RenewReport(tuple({**quiet, **unplanned, **checked}[n] for n in selected), now)
+        return RenewReport(RunResults(selected, {**unplanned, **checked}, quiet), now)
     # live/<name> replaced from outside (a restored backup, a deleted link): put back first,
     # so the proxies find their files again whether or not the certificate is due.
-    repaired = tuple(keystore.repair_live([n for n in selected if n in known], archive_stamp(now)))
+    stored = [n for n in selected if n in known] if declared else selected
+    repaired = tuple(keystore.repair_live(stored, archive_stamp(now), listing))
     redeploy_repaired(keystore, repaired)
     # A repaired certificate's state changed after the index was read: planned from it.
     put_back = {r.name for r in repaired}
-    quiet = {}
-    if views is not None:
-        quiet = quiet_results((n for n in selected if n not in put_back), views, declared, now)
-    rest = [n for n in selected if n not in quiet]
+    unrepaired = [n for n in selected if n not in put_back] if put_back else selected
+    quiet = quiet_results(unrepaired, views or {}, declared, now)
+    rest = _not_quiet(selected, quiet.names)
     index = index if index is not None else _entries_for(keystore, rest, known)
     plans, unplanned = plan_each(keystore, rest, index, declared, now, force)
 
     busy = [p for p in plans if p.action != renewal.SKIP or p.check_ari or p.updates_record]
     results: dict[str, CertResult] = {p.name: skip_result(p) for p in plans if p not in busy}
-    results.update(quiet)
     results.update(unplanned)
     # Skipped without a digest (a keystore from before digests, say): note one, once.
     undigested = [p.name for p in plans if p not in busy and p.entry and p.entry.renewal != quiet_digest(p)]
@@ -147,7 +148,7 @@ def renew(
                 _note_renewal(keystore, undigested)
         except KeystoreLocked:
             log.debug("another renew run holds the lock: digests are noted by a later run")
-    return RenewReport(tuple(results[n] for n in selected), now, deployed, repaired)
+    return RenewReport(RunResults(selected, results, quiet), now, deployed, repaired)
 
 
 def refresh_windows(
@@ -181,15 +182,15 @@ def refresh_windows(
                 log.warning("renewal information for %s: %s", plan.name, exc.message)
 
 
-def _warn_exposed(keystore: FileKeystore, names: list[str]) -> None:
-    """A warning per live or account key that others may read, on every run until it is
-    fixed (``keystore.exposure``: certman does not change the mode itself); none to look
-    for while the keystore's root keeps every other user out."""
+def _warn_exposed(keystore: FileKeystore, selected: list[str], known: Collection[str]) -> None:
+    """A warning per live or account key (of the ``known`` among ``selected``) that others
+    may read, on every run until it is fixed (``keystore.exposure``: certman does not change
+    the mode itself); none to look for while the keystore's root keeps every other user out."""
     from ..keystore.exposure import exposed_keys, exposure_hint, reachable_by_others
 
     if not reachable_by_others(keystore.layout):
         return
-    for path, mode in exposed_keys(keystore.layout, names):
+    for path, mode in exposed_keys(keystore.layout, [n for n in selected if n in known]):
         log.warning("private key %s is mode %04o, readable by others (hint: %s)", path, mode, exposure_hint([path]))
 
 
@@ -205,6 +206,12 @@ def _check_declared(specs: list[CertSpec]) -> None:
         except CertmanError as exc:
             exc.message = f"{spec.name}: {exc.message}"
             raise
+
+
+def _not_quiet(selected: list[str], quiet: frozenset[str]) -> list[str]:
+    """``selected`` but the ``quiet`` among them (a subset), in order."""
+    # A no-op run: every one is quiet, and 100,000 lookups are saved.
+    return [] if len(quiet) == len(selected) else [n for n in selected if n not in quiet]
 
 
 def _entries_for(keystore: FileKeystore, names: list[str], known: Collection[str]) -> dict[str, IndexEntry]:

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import datetime
 import functools
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, overload
 
 import msgspec
 
@@ -57,9 +58,62 @@ class CertResult(msgspec.Struct, frozen=True):
         }
 
 
+class Quiet(Protocol):
+    """Certificates skipped with no news, each result made on demand (``quiet.QuietResults``)."""
+
+    def __contains__(self, name: object) -> bool: ...
+    def __len__(self) -> int: ...
+    def result(self, name: str) -> CertResult: ...
+    def soonest(self) -> datetime.datetime | None: ...
+
+
+class RunResults(Sequence[CertResult]):
+    """One result per name of ``order``: from ``news`` (every certificate the run planned),
+    else made on demand by ``quiet``. A no-op run over 100,000 certificates makes none for
+    its human output, which folds the quiet ones into one line (``cli.render_renew``)."""
+
+    def __init__(self, order: Sequence[str], news: Mapping[str, CertResult], quiet: Quiet) -> None:
+        self._order = order
+        self._news = news
+        self.quiet = quiet
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    @overload
+    def __getitem__(self, index: int) -> CertResult: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[CertResult]: ...
+    def __getitem__(self, index: int | slice) -> CertResult | Sequence[CertResult]:
+        if isinstance(index, slice):
+            return [self._of(name) for name in self._order[index]]
+        return self._of(self._order[index])
+
+    def __iter__(self) -> Iterator[CertResult]:
+        return map(self._of, self._order)
+
+    def _of(self, name: str) -> CertResult:
+        found = self._news.get(name)
+        return found if found is not None else self.quiet.result(name)
+
+    @property
+    def news(self) -> list[CertResult]:
+        """The results not made by ``quiet``, in order."""
+        news = self._news
+        return [news[n] for n in self._order if n in news]
+
+
+def news_of(results: Sequence[CertResult]) -> tuple[Sequence[CertResult], int, datetime.datetime | None]:
+    """The results of ``results`` not held as quiet, how many are, and their soonest renewal."""
+    if isinstance(results, RunResults):
+        return results.news, len(results.quiet), results.quiet.soonest()
+    return results, 0, None
+
+
 @dataclass(frozen=True)
 class RenewReport:
-    results: tuple[CertResult, ...]
+    # A tuple, or a RunResults whose quiet results are made on demand.
+    results: Sequence[CertResult]
     checked_at: datetime.datetime
     # The batch deploy: every reloader call and verify check of this run.
     deploy: DeployResult = field(default_factory=lambda: DeployResult({}))
@@ -70,8 +124,8 @@ class RenewReport:
 
     @functools.cached_property
     def failed(self) -> list[CertResult]:
-        # Cached: the CLI asks three times, over 100,000 results in a no-op run.
-        return [r for r in self.results if r.error is not None]
+        # Cached: the CLI asks three times. A quiet result has no error: not made for this.
+        return [r for r in news_of(self.results)[0] if r.error is not None]
 
     @property
     def exit_code(self) -> int:
