@@ -28,6 +28,9 @@ from certman.keystore import FileKeystore
 from certman.names import Identifier
 from certman.solvers import Challenge
 
+# Several hosts against PostgreSQL and Pebble: the full suite runs these, `make test-fast` does not.
+pytestmark = pytest.mark.slow
+
 NAME = "http01.fleet.example"
 ADDRESSES = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
 

@@ -24,6 +24,9 @@ from fixtures.fleet import CERTMAN, TIMER_ENV, Host, issue
 from certman.fleet import schema
 from certman.keystore import FileKeystore, ca_id
 
+# PostgreSQL and whole keystores: the full suite runs these, `make test-fast` does not.
+pytestmark = pytest.mark.slow
+
 
 def test_init_makes_a_key_and_the_schema_and_is_idempotent(host: Host, postgres: postgres_service.Postgres) -> None:
     key_file = host.config.parent / "fleet.key"

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 import postgres_service
+import pytest
 import services
 from fixtures.fleet import Host, issue
 
@@ -19,6 +20,9 @@ from certman.config import load_settings
 from certman.fleet.protocol import FleetProtocol
 from certman.fleet.settings import open_store
 from certman.keystore import FileKeystore
+
+# Several hosts against PostgreSQL and Pebble: the full suite runs these, `make test-fast` does not.
+pytestmark = pytest.mark.slow
 
 
 def served(keystore: Path, name: str) -> tuple[bytes, bytes]:

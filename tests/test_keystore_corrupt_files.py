@@ -17,6 +17,9 @@ from test_keystore_repair import certman, issue
 
 from certman.keystore.layout import ca_id
 
+# A sweep over every keystore file and command: the full suite runs it, `make test-fast` does not.
+pytestmark = pytest.mark.slow
+
 NAME = "corrupt.example"
 GARBAGE = "{not json"
 
