@@ -20,6 +20,9 @@ from certman.keystore import FileKeystore
 from certman.names import check_cert_name, normalise
 from certman.solvers.http01 import check_token
 
+# A sweep over hostile tokens and names: the full suite runs it, `make test-fast` does not.
+pytestmark = pytest.mark.slow
+
 HOSTILE_TOKENS = [
     "../../../../etc/passwd",
     "AAAAAAAAAAAAAAAAAAAAAAAA/../../../../tmp/xy",

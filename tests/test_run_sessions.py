@@ -18,6 +18,9 @@ import services
 from fixtures.cli import CertmanRun
 from fixtures.fault_proxy import NEW_ORDER, AriAnswers, FaultProxy
 
+# Ten renewals in parallel through the fault proxy, per test: the full suite runs these, `make test-fast` does not.
+pytestmark = pytest.mark.slow
+
 CERTMAN = str(Path(sys.executable).parent / "certman")
 TIMER_ENV = ("/usr/bin/env", "-i", "PATH=/usr/bin:/bin")
 NAMES = tuple(f"shared-{i}.sessions.example" for i in range(10))

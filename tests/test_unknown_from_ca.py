@@ -18,6 +18,9 @@ from fixtures.issuing import issue_for, make_spec
 from certman.errors import ACMEError
 from certman.keystore import FileKeystore
 
+# Fault injection at the CA: the full suite runs these, `make test-fast` does not.
+pytestmark = pytest.mark.slow
+
 AUTHZ = r"^/authZ/"
 ORDER = r"^/my-order/"
 NEW_ORDER = r"^/order-plz"
