@@ -5,8 +5,8 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # Workers for the suite (pytest-xdist): most tests wait on Pebble, proxies and timers rather than
-# the CPU, so four workers keep a 2-core machine busy. TEST_WORKERS=0 runs it in one process.
-TEST_WORKERS ?= 4
+# the CPU, so three workers keep a 2-core machine busy (four cost more CPU than they save). TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 3
 PYTEST := $(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 .PHONY: deps venv lint test test-fast demo bench man clean
