@@ -126,8 +126,8 @@ def row(case: str, ours: Measured, floor: Measured, target: str, note: str = "")
     ]
 
 
-def acme_rows(bench: Bench, runs: int, thousand_runs: int) -> list[list[str]]:
-    rows = []
+def acme_rows(bench: Bench, runs: int, thousand_runs: int, rows: list[list[str]]) -> None:
+    """Append each case's row to ``rows`` as it is measured: a run that fails later keeps them."""
     ours, floor = Measured(), Measured()
     for i in range(runs):
         bench.certman(["issue", f"one{i}.bench.example"], into=ours)
@@ -142,8 +142,9 @@ def acme_rows(bench: Bench, runs: int, thousand_runs: int) -> list[list[str]]:
     rows.append(row("10 declared, one renew --jobs 10 (floor 10 threads)", ours, floor, "<= 1.3x"))
 
     hundred = due_rows(bench, 100, 8, runs, "<= 1.2x")
+    rows.append(hundred[0])
     thousand = due_rows(bench, 1000, 16, thousand_runs, "-")
-    rows += [hundred[0], thousand[0]]
+    rows.append(thousand[0])
     rss_100, rss_1000 = max(hundred[1].rss), max(thousand[1].rss)
     rows.append(
         [
@@ -155,7 +156,6 @@ def acme_rows(bench: Bench, runs: int, thousand_runs: int) -> list[list[str]]:
             "-",
         ]
     )
-    return rows
 
 
 def due_rows(bench: Bench, count: int, jobs: int, runs: int, target: str) -> tuple[list[str], Measured, Measured]:
@@ -183,11 +183,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         work = Path(tmp)
         # No injected nonce rejects: we measure speed, not resilience.
-        with services.start_pebble(work / "pebble", env={"PEBBLE_WFE_NONCEREJECT": "0"}) as pebble:
-            bench = Bench(pebble, work)
-            bench.register()
-            rows = acme_rows(bench, runs, 1 if args.quick else 3)
-        table = [["case", "certman s", "floor s", "ratio", "CPU", "peak RSS MiB certman / floor"], *rows]
+        rows: list[list[str]] = []
+        headers = ["case", "certman s", "floor s", "ratio", "CPU", "peak RSS MiB certman / floor"]
+        try:
+            with services.start_pebble(work / "pebble", env={"PEBBLE_WFE_NONCEREJECT": "0"}) as pebble:
+                bench = Bench(pebble, work)
+                bench.register()
+                acme_rows(bench, runs, 1 if args.quick else 3, rows)
+        except SystemExit:
+            print_table(rows, headers=headers)
+            raise
+        table = [headers, *rows]
         if args.noop_size:
             noop = bench_renew.noop_rows([args.noop_size], work, runs, None)
             table += [[r[0], r[1], "-", "-", r[3], r[4]] for r in noop]

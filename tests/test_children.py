@@ -8,6 +8,7 @@ after a success is left alone.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import json
@@ -123,30 +124,17 @@ def test_output_is_read_with_a_bound_and_keeps_its_tail() -> None:
     assert done.stdout.endswith(b"\0the-end\n")
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_to_certman_kills_the_running_hook_and_exits_130(
-    pebble: services.Pebble, tmp_path: Path, left_behind: list[int], signum: int
-) -> None:
+@contextlib.contextmanager
+def issuing_with_a_hook_that_blocks(
+    pebble: services.Pebble, tmp_path: Path, name: str, left_behind: list[int]
+) -> Iterator[subprocess.Popen[str]]:
+    """``certman issue name`` whose reload hook waits on a 60 s child; yielded once both run."""
     hook, started = tmp_path / "hook.pid", tmp_path / "started.pid"
     script = f'echo $$ > "{hook}"; sleep 60 & echo $! > "{started}"; wait'
-    argv = [
-        CERTMAN,
-        "--keystore",
-        str(tmp_path / "keystore"),
-        "issue",
-        f"hook-{signum}.example",
-        "--server",
-        pebble.directory_url,
-        "--ca-bundle",
-        str(pebble.ca_bundle),
-        "--agree-tos",
-        "--http-address",
-        "127.0.0.1",
-        "--http-port",
-        str(pebble.http_port),
-        "--reload-cmd",
-        json.dumps(["sh", "-c", script]),
-    ]
+    argv = [CERTMAN, "--keystore", str(tmp_path / "keystore"), "issue", name]
+    argv += ["--server", pebble.directory_url, "--ca-bundle", str(pebble.ca_bundle), "--agree-tos"]
+    argv += ["--http-address", "127.0.0.1", "--http-port", str(pebble.http_port)]
+    argv += ["--reload-cmd", json.dumps(["sh", "-c", script])]
     environ = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/")}
     # A shell starts background jobs with SIGINT ignored, and Python keeps an inherited
     # ignore (as an operator's nohup'd certman should): give certman the default disposition.
@@ -155,6 +143,14 @@ def test_a_signal_to_certman_kills_the_running_hook_and_exits_130(
         argv, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint
     ) as run:
         left_behind.extend([read_pid(hook), read_pid(started)])
+        yield run
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_to_certman_kills_the_running_hook_and_exits_130(
+    pebble: services.Pebble, tmp_path: Path, left_behind: list[int], signum: int
+) -> None:
+    with issuing_with_a_hook_that_blocks(pebble, tmp_path, f"hook-{signum}.example", left_behind) as run:
         run.send_signal(signum)
         _, stderr = run.communicate(timeout=60)
 
@@ -171,18 +167,7 @@ def test_a_signal_the_kernel_hands_to_another_thread_still_stops_certman_at_once
     # While a reload hook runs, the main thread waits on a lock for the worker thread that
     # started it; a process-directed signal may land on any thread. Send it to one that is
     # not the main thread, as the kernel may.
-    hook, started = tmp_path / "hook.pid", tmp_path / "started.pid"
-    script = f'echo $$ > "{hook}"; sleep 60 & echo $! > "{started}"; wait'
-    argv = [CERTMAN, "--keystore", str(tmp_path / "keystore"), "issue", f"thread-{signum}.example"]
-    argv += ["--server", pebble.directory_url, "--ca-bundle", str(pebble.ca_bundle), "--agree-tos"]
-    argv += ["--http-address", "127.0.0.1", "--http-port", str(pebble.http_port)]
-    argv += ["--reload-cmd", json.dumps(["sh", "-c", script])]
-    environ = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/")}
-    default_sigint = functools.partial(signal.signal, signal.SIGINT, signal.SIG_DFL)
-    with subprocess.Popen(
-        argv, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint
-    ) as run:
-        left_behind.extend([read_pid(hook), read_pid(started)])
+    with issuing_with_a_hook_that_blocks(pebble, tmp_path, f"thread-{signum}.example", left_behind) as run:
         other_thread = max(int(tid) for tid in os.listdir(f"/proc/{run.pid}/task") if int(tid) != run.pid)
         assert ctypes.CDLL(None, use_errno=True).tgkill(run.pid, other_thread, signum) == 0
         _, stderr = run.communicate(timeout=30)

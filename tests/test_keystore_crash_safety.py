@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import services
+from fixtures.listing import listed
 from fixtures.snapshot import snapshot
 
 from certman.keys import load_key, public_keys_match, split_pem_chain
@@ -75,17 +76,6 @@ def _assert_index_agrees_with_live(root: Path, name: str = "a.example") -> None:
     assert (entry["identifiers"], entry["key_type"]) == ([name], "ecdsa-p256")
 
 
-def _listed(root: Path) -> dict:
-    done = subprocess.run(
-        [sys.executable, "-m", "certman", "--keystore", str(root), "list", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    return {c["name"]: c for c in json.loads(done.stdout)["certificates"]}
-
-
 def _temporaries(root: Path) -> list[str]:
     return [str(Path(d) / e) for d, dirs, names in os.walk(root) for e in dirs + names if e.startswith(TMP_PREFIX)]
 
@@ -111,8 +101,8 @@ def test_sigkill_at_any_syscall_of_storing_leaves_live_complete_and_the_next_run
             killed += 1
             _assert_live_is_a_complete_matching_pair(seeded)
             # Whatever the index says after the kill, `certman list` shows what is live.
-            listed = _listed(seeded)["a.example"]
-            assert listed["serial"] == _live_meta(seeded)["serial"], (syscall, n)
+            shown = listed(seeded)["a.example"]
+            assert shown["serial"] == _live_meta(seeded)["serial"], (syscall, n)
             _assert_index_agrees_with_live(seeded)
             recovery = _run_driver(seeded)
             assert recovery.returncode == 0, (syscall, n, recovery.stderr)
@@ -180,7 +170,7 @@ def test_repair_index_adds_a_first_version_whose_index_entry_a_crash_lost(seeded
     assert keystore.repair_index() == ["b.example"]
 
     _assert_index_agrees_with_live(seeded, "b.example")
-    assert _listed(seeded)["b.example"]["serial"] == _live_meta(seeded, "b.example")["serial"]
+    assert listed(seeded)["b.example"]["serial"] == _live_meta(seeded, "b.example")["serial"]
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import services
-from fixtures.listing import store
+from fixtures.listing import listed, store
 
 from certman.config import Settings
 from certman.keystore import FileKeystore
@@ -41,17 +41,6 @@ def _journal(keystore: FileKeystore) -> list[bytes]:
     return (keystore.root / JOURNAL_FILE).read_bytes().splitlines()
 
 
-def _listed(root: Path) -> dict[str, dict[str, object]]:
-    done = subprocess.run(
-        [sys.executable, "-m", "certman", "--keystore", str(root), "list", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    return {c["name"]: c for c in json.loads(done.stdout)["certificates"]}
-
-
 def _live_serial(root: Path, name: str) -> str:
     return json.loads((root / "live" / name / "meta.json").read_text())["serial"]
 
@@ -70,7 +59,7 @@ def test_a_store_appends_one_journal_line_and_leaves_index_json_as_it_was(keysto
 def test_every_reader_sees_the_entries_in_the_journal(keystore: FileKeystore):
     meta = store(keystore, "c3.example", ["c3.example"], 0, 90)
 
-    assert _listed(keystore.root)["c3.example"]["serial"] == meta.serial
+    assert listed(keystore.root)["c3.example"]["serial"] == meta.serial
     quiet = keystore.read_quiet()
     assert quiet is not None and quiet["c3.example"].serial == meta.serial
     assert len(keystore.read_index()) == SEEDED
@@ -166,7 +155,7 @@ def test_a_store_killed_at_its_journal_write_is_listed_as_live_after_the_next_st
 
     assert _run_driver(root).returncode == 0
 
-    assert _listed(root)["c0.example"]["serial"] == _live_serial(root, "c0.example")
+    assert listed(root)["c0.example"]["serial"] == _live_serial(root, "c0.example")
 
 
 @pytest.mark.slow
@@ -179,6 +168,6 @@ def test_sigkill_at_any_syscall_of_a_journalled_store_leaves_the_index_agreeing_
                 break  # past the store's last call of this kind
             assert run.returncode == -9, (syscall, n, run.stderr)
             # Whatever the kill left, `certman list` shows what is live.
-            assert _listed(root)["c0.example"]["serial"] == _live_serial(root, "c0.example"), (syscall, n)
+            assert listed(root)["c0.example"]["serial"] == _live_serial(root, "c0.example"), (syscall, n)
             assert _run_driver(root).returncode == 0, (syscall, n)
-            assert _listed(root)["c0.example"]["serial"] == _live_serial(root, "c0.example"), (syscall, n)
+            assert listed(root)["c0.example"]["serial"] == _live_serial(root, "c0.example"), (syscall, n)
