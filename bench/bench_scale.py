@@ -40,6 +40,8 @@ import tomli_w  # noqa: E402
 from bench_renew import LAST_CPU, print_table, proc_cpu, run_cli  # noqa: E402
 
 FLOOR = str(HERE / "floor_client.py")
+# "due" is the 100 and the 1,000 case: the second compares its memory with the first's.
+CASES = ("issue", "declared", "due", "noop")
 
 
 class Measured:
@@ -126,21 +128,26 @@ def row(case: str, ours: Measured, floor: Measured, target: str, note: str = "")
     ]
 
 
-def acme_rows(bench: Bench, runs: int, thousand_runs: int, rows: list[list[str]]) -> None:
-    """Append each case's row to ``rows`` as it is measured: a run that fails later keeps them."""
-    ours, floor = Measured(), Measured()
-    for i in range(runs):
-        bench.certman(["issue", f"one{i}.bench.example"], into=ours)
-        bench.floor([f"floor-one{i}.bench.example"], 1, floor)
-    rows.append(row("issue one certificate, whole process", ours, floor, "<= 1.15x"))
+def acme_rows(bench: Bench, runs: int, thousand_runs: int, rows: list[list[str]], cases: set[str]) -> None:
+    """Append each case's row to ``rows`` as it is measured: a run that fails later keeps them.
+    ``cases``: which of CASES to run."""
+    if "issue" in cases:
+        ours, floor = Measured(), Measured()
+        for i in range(runs):
+            bench.certman(["issue", f"one{i}.bench.example"], into=ours)
+            bench.floor([f"floor-one{i}.bench.example"], 1, floor)
+        rows.append(row("issue one certificate, whole process", ours, floor, "<= 1.15x"))
 
-    ours, floor = Measured(), Measured()
-    for i in range(runs):
-        names = [f"d{i}-{k}.bench.example" for k in range(10)]
-        bench.certman(["renew", "--jobs", "10", *names], bench.declare(names), ours)
-        bench.floor([f"floor-d{i}-{k}.bench.example" for k in range(10)], 10, floor)
-    rows.append(row("10 declared, one renew --jobs 10 (floor 10 threads)", ours, floor, "<= 1.3x"))
+    if "declared" in cases:
+        ours, floor = Measured(), Measured()
+        for i in range(runs):
+            names = [f"d{i}-{k}.bench.example" for k in range(10)]
+            bench.certman(["renew", "--jobs", "10", *names], bench.declare(names), ours)
+            bench.floor([f"floor-d{i}-{k}.bench.example" for k in range(10)], 10, floor)
+        rows.append(row("10 declared, one renew --jobs 10 (floor 10 threads)", ours, floor, "<= 1.3x"))
 
+    if "due" not in cases:
+        return
     hundred = due_rows(bench, 100, 8, runs, "<= 1.2x")
     rows.append(hundred[0])
     thousand = due_rows(bench, 1000, 16, thousand_runs, "-")
@@ -175,7 +182,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="medians of 3 (the 1,000 case: 1 run)")
     parser.add_argument("--noop-size", type=int, default=100_000, help="no-op keystore size (0: skip)")
+    parser.add_argument(
+        "--cases", default=",".join(CASES), help=f"comma-separated, of {', '.join(CASES)} (default: all)"
+    )
     args = parser.parse_args()
+    cases = set(args.cases.split(","))
+    if not cases <= set(CASES):
+        parser.error(f"--cases: choose from {', '.join(CASES)}")
     runs = 3 if args.quick else 7
     # Time certman as pip installs it, bytecode compiled (see bench/run.py).
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -189,12 +202,12 @@ def main() -> None:
             with services.start_pebble(work / "pebble", env={"PEBBLE_WFE_NONCEREJECT": "0"}) as pebble:
                 bench = Bench(pebble, work)
                 bench.register()
-                acme_rows(bench, runs, 1 if args.quick else 3, rows)
+                acme_rows(bench, runs, 1 if args.quick else 3, rows, cases)
         except SystemExit:
             print_table(rows, headers=headers)
             raise
         table = [headers, *rows]
-        if args.noop_size:
+        if args.noop_size and "noop" in cases:
             noop = bench_renew.noop_rows([args.noop_size], work, runs, None)
             table += [[r[0], r[1], "-", "-", r[3], r[4]] for r in noop]
         print_table(table[1:], headers=table[0])

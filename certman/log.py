@@ -23,6 +23,11 @@ def register_secret(value: str) -> None:
         _secrets.add(value)
 
 
+def registered_secrets() -> frozenset[str]:
+    """The secrets ``register_secret`` was given: a worker process redacts them too."""
+    return frozenset(_secrets)
+
+
 def redact(text: str) -> str:
     # Every log line passes here twice: the substring tests (each a necessary part of its
     # pattern's match) spare the regex scans on the lines that cannot match, nearly all.

@@ -10,6 +10,8 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -215,3 +217,57 @@ def test_orders_on_one_port_share_one_server_and_each_cleanup_takes_back_only_it
     finally:
         second.cleanup(two)
     assert _port_is_free(port)
+
+
+JOINER = """
+import socket, sys
+from pathlib import Path
+from certman.solvers.http01.standalone import StandaloneSettings, StandaloneSolver
+from certman.solvers.shared import Rendezvous
+sys.path.insert(0, {tests!r})
+from test_shared_challenge_server import _challenge
+port = {port}
+rendezvous = Rendezvous.under(Path({root!r}), timeout=30)
+solver = StandaloneSolver(StandaloneSettings("127.0.0.1", port), rendezvous=rendezvous)
+batch = (_challenge("joiner_" + "J" * 40),)
+solver.present(batch)
+try:
+    # What the CA does next: connect to validate.
+    with socket.create_connection(("127.0.0.1", port), timeout=5):
+        print("answered")
+except ConnectionRefusedError:
+    print("refused")
+finally:
+    solver.cleanup(batch)
+"""
+
+
+def test_a_process_joins_a_port_being_claimed_only_once_its_server_listens(tmp_path: Path) -> None:
+    port = services.free_port()
+    rendezvous = Rendezvous.under(tmp_path, timeout=30)
+    binding, bind = threading.Event(), threading.Event()
+
+    def slow_socket(family: int, kind: int) -> socket.socket:
+        # The holder has its lock and is about to bind: the window a joiner must not use.
+        binding.set()
+        bind.wait(30)
+        return socket.socket(family, kind)
+
+    holder = StandaloneSolver(StandaloneSettings("127.0.0.1", port), rendezvous=rendezvous, socket_factory=slow_socket)
+    batch = (_challenge("holder_" + "H" * 40),)
+    presenting = threading.Thread(target=holder.present, args=(batch,))
+    presenting.start()
+    try:
+        assert binding.wait(30)
+        code = JOINER.format(tests=str(Path(__file__).parent), port=port, root=str(tmp_path))
+        joiner = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        # Long enough for the joiner to start and reach the port's locks while the holder binds.
+        time.sleep(1.5)
+        bind.set()
+        out, _ = joiner.communicate(timeout=60)
+    finally:
+        bind.set()
+        presenting.join(30)
+        holder.cleanup(batch)
+
+    assert out.strip() == "answered"

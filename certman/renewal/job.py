@@ -15,7 +15,6 @@ the next attempt time (backoff, Retry-After) and reported.
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING
@@ -132,14 +131,13 @@ def renew(
             fresh, unplanned = plan_each(keystore, [p.name for p in busy], keystore.read_index(), declared, now, force)
             results.update(unplanned)
             from .runner import Runner, deploy_all  # deferred: the ACME and deploy stacks
+            from .workers import Share, run_plans
 
             runner = Runner(keystore, settings, account, now, jobs=jobs)
             with keystore.digests_dropped([p.name for p in fresh]):
-                with concurrent.futures.ThreadPoolExecutor(
-                    max_workers=min(jobs, len(busy)), thread_name_prefix="renew"
-                ) as pool:
-                    for plan, result in zip(fresh, pool.map(runner.run, fresh), strict=True):
-                        results[plan.name] = result
+                share = Share(str(keystore.root), keystore.lock_timeout, settings, account, now, jobs)
+                for plan, result in zip(fresh, run_plans(keystore, share, fresh, runner.run_all), strict=True):
+                    results[plan.name] = result
                 deployed = deploy_all(keystore, fresh, results, now, deploy_timeout)
                 _note_renewal(keystore, [p.name for p in fresh] + undigested)
     elif undigested:

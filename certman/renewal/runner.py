@@ -8,6 +8,7 @@ outcome. One certificate's failure is recorded and reported, never raised.
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime
 import logging
 from typing import TYPE_CHECKING
@@ -59,6 +60,13 @@ class Runner:
         self.now = now
         # One ACME session per CA for the run's ``jobs`` threads: ARI and issuance alike.
         self.sessions = RunSessions(keystore, jobs=jobs)
+
+    def run_all(self, plans: list[Plan], jobs: int) -> list[CertResult]:
+        """Each plan's result, in order, from ``jobs`` threads (at most one per plan)."""
+        with concurrent.futures.ThreadPoolExecutor(
+            max_workers=min(jobs, len(plans)), thread_name_prefix="renew"
+        ) as pool:
+            return list(pool.map(self.run, plans))
 
     def run(self, plan: Plan) -> CertResult:
         """The certificate's work; one deadline (``settings.timeout``) covers everything it

@@ -15,7 +15,10 @@ Across certman processes on the same keystore (a manual ``issue`` while the time
   holder's server answers from too;
 - the holder stops only once it can take ``….users`` exclusively, so never while a
   joiner still has entries in flight; a joiner that finds the lock free becomes the
-  holder itself.
+  holder itself;
+- whoever holds the ``.lock`` without serving (a holder still binding, one stopping,
+  ``check_free``'s probe) holds ``….users`` exclusively meanwhile, so nobody joins a
+  port that nothing answers.
 
 A port held by anything else (the lock is free, and bind fails) stays "port in use".
 Key authorizations are public (RFC 8555 §8.1), but the spool serves only the exact
@@ -135,11 +138,19 @@ class _Port:
                 )
             time.sleep(delay)
             delay = min(delay * 2, 0.25)
-        if _try(self._users_fd, fcntl.LOCK_EX):
-            # Left by a joiner that died: nothing is in flight, so nothing there is current.
-            self._clear_spool()
-            fcntl.flock(self._users_fd, fcntl.LOCK_UN)
-        self.server = serve(self.lookup)
+        # The users lock is held until the server listens: a process that finds the serve
+        # lock taken and the users lock free joins, and must find a server answering (a
+        # joiner in that window once saw Pebble's VA refused, one perspective in three).
+        alone = _try(self._users_fd, fcntl.LOCK_EX)
+        try:
+            if alone:
+                # Left by a joiner that died: nothing is in flight, so nothing there is current.
+                self._clear_spool()
+            self.server = serve(self.lookup)
+        finally:
+            if alone:
+                fcntl.flock(self._users_fd, fcntl.LOCK_UN)
+        log.debug("%s: serving here", self.key.stem)
 
     @property
     def joined(self) -> bool:
@@ -188,6 +199,7 @@ class _Port:
             if self._users_fd >= 0 and not _try(self._users_fd, fcntl.LOCK_EX):
                 return False
             self.server.stop()
+            log.debug("%s: stopped serving here", self.key.stem)
             self._clear_spool()
         self.close()
         return True
@@ -310,18 +322,20 @@ def check_free(key: PortKey, rendezvous: Rendezvous | None, serve: Serve) -> Non
         if rendezvous is None:
             serve(_nothing).stop()
             return
-        serve_fd = _open_lock(rendezvous.locks / f"{key.stem}.lock")
+        users_fd = _open_lock(rendezvous.locks / f"{key.stem}.users")
         try:
-            users_fd = _open_lock(rendezvous.locks / f"{key.stem}.users")
+            serve_fd = _open_lock(rendezvous.locks / f"{key.stem}.lock")
             try:
                 # Both locks, as a holder that is stopping holds them: a run claiming the port
                 # meanwhile waits and binds after us, rather than joining a probe that vanishes.
-                if _try(serve_fd, fcntl.LOCK_EX) and _try(users_fd, fcntl.LOCK_EX):
+                # The users lock is taken first and let go last: a claim that found the serve
+                # lock held while the users lock was free would join a probe (nobody serves).
+                if _try(users_fd, fcntl.LOCK_EX) and _try(serve_fd, fcntl.LOCK_EX):
                     serve(_nothing).stop()
             finally:
-                os.close(users_fd)
+                os.close(serve_fd)
         finally:
-            os.close(serve_fd)
+            os.close(users_fd)
 
 
 def _nothing(name: str) -> bytes | None:
