@@ -117,6 +117,8 @@ class CertmanGroup(click.Group):
         import importlib
 
         command: click.Command = importlib.import_module(f"{__name__}.{module_name}").command
+        if cmd_name not in WITHOUT_CYCLE_COLLECTOR:
+            gc.enable()
         _accept_keystore_option(command)
         return command
 
@@ -240,6 +242,9 @@ def _start_status_line(ctx: click.Context) -> None:
 
 def main() -> None:
     """The ``certman`` program: run one command, then exit with its code."""
+    # Off while the imports run (their objects all live until the exit), and back on once
+    # the command's module is loaded, except for WITHOUT_CYCLE_COLLECTOR.
+    gc.disable()
     try:
         cli.main(prog_name="certman")
     finally:
@@ -250,6 +255,11 @@ def main() -> None:
         # children reaped, logs flushed by logging's atexit hook, which still runs).
         gc.freeze()
 
+
+# Commands that make one certificate: their garbage is bounded, so the cyclic collector
+# only costs time, about 2 % of `certman issue`'s instructions (bench/bench_instructions.py).
+# A renew over N certificates, say, keeps it.
+WITHOUT_CYCLE_COLLECTOR = frozenset({"issue"})
 
 # Subcommand name -> module of this package defining it as ``command``. Modules load
 # only when their command runs (or for --help), which keeps start-up short.
