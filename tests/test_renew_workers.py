@@ -7,8 +7,10 @@ enough certificates for two at the real figure. The workers are real spawned int
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import multiprocessing
 import os
 import re
 import subprocess
@@ -124,3 +126,21 @@ def test_the_timer_renews_a_run_large_enough_for_a_worker_process_through_one_ch
     [log] = (keystore / "logs").iterdir()
     storing = re.findall(r"^\S+ \S+ UTC (\d+) INFO certman\.issuance\.issue: stored ", log.read_text(), re.M)
     assert len(storing) == 2 * len(names) and len(set(storing)) == 4  # two processes per run
+
+
+@pytest.mark.usefixtures("two_processes")
+def test_a_worker_that_cannot_start_leaves_its_certificates_to_this_process(
+    renew_env: RenewEnv, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
+    def cannot_start(self: object) -> None:
+        raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(multiprocessing.get_context("spawn").Process, "start", cannot_start)
+    settings = renew_env.settings(certificates=tuple({"names": [n]} for n in NAMES))
+
+    with caplog.at_level(logging.INFO):
+        report = renew(renew_env.keystore, settings, jobs=4)
+
+    assert [(r.name, r.action, r.error) for r in report.results] == [(n, "issued", None) for n in NAMES]
+    assert "cannot start a worker process (Resource temporarily unavailable)" in caplog.text
+    assert {r.process for r in caplog.records if r.getMessage().startswith("stored ")} == {os.getpid()}

@@ -188,6 +188,9 @@ def swallow(phase, info):
 swallow.done = False
 gc.callbacks.append(swallow)
 sys.unraisablehook = lambda unraisable: None
+# `certman issue` runs without the cyclic collector; this model needs it to run.
+import certman.cli
+certman.cli.WITHOUT_CYCLE_COLLECTOR = frozenset()
 """
 
 

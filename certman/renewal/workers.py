@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from ..ca.accounts import AccountSettings
     from ..keystore import FileKeystore
 
+log = logging.getLogger(__name__)
+
 # A spawned worker starts an interpreter and imports the ACME stack: about 0.5 s of CPU
 # on the bench machine, what issuing some ten certificates costs. One per 32 planned
 # certificates keeps that under a third of what it takes off the run.
@@ -95,6 +97,7 @@ def run_plans(
     levels = {name: logging.getLogger(name).level for name in ("", "acme")}
     secrets = registered_secrets()
     workers: list[tuple[Any, Any, list[Plan]]] = []
+    here, here_jobs = list(shares[0]), jobs[0]
     try:
         for i in range(1, processes):
             receive, send = context.Pipe(duplex=False)
@@ -104,10 +107,17 @@ def run_plans(
                 name=f"certman renew worker {i}",
                 daemon=True,
             )
-            worker.start()
-            send.close()
+            try:
+                worker.start()
+            except OSError as exc:
+                log.warning("cannot start a worker process (%s); its certificates are renewed here", exc.strerror)
+                here, here_jobs = here + shares[i], here_jobs + jobs[i]
+                receive.close()
+                continue
+            finally:
+                send.close()
             workers.append((worker, receive, shares[i]))
-        done = dict(zip(map(id, shares[0]), run_here(shares[0], jobs[0]), strict=True))
+        done = dict(zip(map(id, here), run_here(here, here_jobs), strict=True))
         for worker, receive, sent in workers:
             done.update(_collect(worker, receive, sent))
     except BaseException:

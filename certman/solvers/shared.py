@@ -100,6 +100,8 @@ class _Port:
         self.users = 0
         self.server: BackgroundServer[Any] | None = None
         self.closed = False
+        # A thread waits for the joiners of another process to leave (``_linger``).
+        self.lingering = False
         self._serve_fd = self._users_fd = -1
         if rendezvous is not None:
             self._serve_fd = _open_lock(rendezvous.locks / f"{key.stem}.lock")
@@ -350,11 +352,28 @@ def bound_port(key: PortKey) -> int | None:
 
 
 def _stop_when_unused(port: _Port) -> None:
+    """Stop ``port`` now if nobody uses it; while a joiner does, wait for it in a thread of
+    its own, so that the order that left goes on (to finalize) meanwhile. That thread is no
+    daemon: the process serves the joiners' entries before it exits."""
+    with _guard:
+        if port.users or port.closed or port.lingering:
+            return
+        if port.try_stop():
+            del _ports[port.key]
+            return
+        port.lingering = True
+    threading.Thread(target=_linger, args=(port,), name=f"certman-linger-{port.key.stem}").start()
+
+
+def _linger(port: _Port) -> None:
     deadline = time.monotonic() + (port.rendezvous.linger if port.rendezvous else 0.0)
-    delay = 0.01
+    delay = 0.001
     while True:
+        time.sleep(delay)
+        delay = min(delay * 2, 0.02)
         with _guard:
             if port.users or port.closed:
+                port.lingering = False
                 return
             if port.try_stop() or time.monotonic() >= deadline:
                 if not port.closed:
@@ -364,8 +383,6 @@ def _stop_when_unused(port: _Port) -> None:
                     port.close()
                 del _ports[port.key]
                 return
-        time.sleep(delay)
-        delay = min(delay * 2, 0.25)
 
 
 def _open_lock(path: Path) -> int:
