@@ -42,6 +42,7 @@ import msgspec
 from ..errors import KeystoreLocked, SolverError
 from ..keystore.files import ensure_dir, storage_error
 from .serving import BackgroundServer
+from .spool import Spool
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,6 @@ log = logging.getLogger(__name__)
 Lookup = Callable[[str], bytes | None]
 Serve = Callable[[Lookup], BackgroundServer[Any]]
 
-_OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # What may name a spool file: a token (RFC 8555 §8.3) or an SNI name. Never a path,
 # never a dot file (the spool's own temporary files start with a dot).
 _ENTRY_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,254}")
@@ -103,13 +103,10 @@ class _Port:
         # A thread waits for the joiners of another process to leave (``_linger``).
         self.lingering = False
         self._serve_fd = self._users_fd = -1
+        self.spool = Spool(rendezvous.spool / key.stem) if rendezvous is not None else None
         if rendezvous is not None:
             self._serve_fd = _open_lock(rendezvous.locks / f"{key.stem}.lock")
             self._users_fd = _open_lock(rendezvous.locks / f"{key.stem}.users")
-
-    @property
-    def spool(self) -> Path | None:
-        return self.rendezvous.spool / self.key.stem if self.rendezvous else None
 
     def claim(self, serve: Serve) -> None:
         """Serve the port here, or join the certman process that serves it."""
@@ -145,9 +142,9 @@ class _Port:
         # joiner in that window once saw Pebble's VA refused, one perspective in three).
         alone = _try(self._users_fd, fcntl.LOCK_EX)
         try:
-            if alone:
+            if alone and self.spool is not None:
                 # Left by a joiner that died: nothing is in flight, so nothing there is current.
-                self._clear_spool()
+                self.spool.clear()
             self.server = serve(self.lookup)
         finally:
             if alone:
@@ -168,32 +165,21 @@ class _Port:
                 f"{', '.join(taken)} is already being validated on {self.key.stem} by another order",
                 "run again once that order is done",
             )
-        if self.joined:
-            self._write_spool(entries)
+        if self.joined and self.spool is not None:
+            self.spool.write(entries)
         self.entries.update(entries)
 
     def remove(self, names: Iterable[str]) -> None:
         for name in names:
-            if self.entries.pop(name, None) is not None and self.joined:
-                self._unlink_spool(name)
+            if self.entries.pop(name, None) is not None and self.joined and self.spool is not None:
+                self.spool.unlink(name)
 
     def lookup(self, name: str) -> bytes | None:
         """The bytes for ``name`` from this process's orders, then from the joiners' spool."""
         found = self.entries.get(name)
         if found is not None or self.spool is None or not _ENTRY_NAME.fullmatch(name):
             return found
-        try:
-            directory = os.open(self.spool, _OPEN_DIR)
-        except OSError:
-            return None
-        try:
-            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=directory)
-            with os.fdopen(fd, "rb") as file:
-                return file.read(4096)
-        except OSError:
-            return None
-        finally:
-            os.close(directory)
+        return self.spool.read(name)
 
     def try_stop(self) -> bool:
         """Stop if no joiner is in flight; False while one is."""
@@ -202,7 +188,8 @@ class _Port:
                 return False
             self.server.stop()
             log.debug("%s: stopped serving here", self.key.stem)
-            self._clear_spool()
+            if self.spool is not None:
+                self.spool.clear()
         self.close()
         return True
 
@@ -212,62 +199,6 @@ class _Port:
             if fd >= 0:
                 os.close(fd)
         self._serve_fd = self._users_fd = -1
-
-    def _spool_dir(self) -> int:
-        assert self.spool is not None  # only a rendezvous spools
-        try:
-            ensure_dir(self.spool.parent)
-            ensure_dir(self.spool)
-            return os.open(self.spool, _OPEN_DIR)
-        except OSError as exc:
-            raise storage_error(exc, self.spool, "opening the challenge spool") from exc
-
-    def _write_spool(self, entries: Mapping[str, bytes]) -> None:
-        directory = self._spool_dir()
-        try:
-            for name, data in entries.items():
-                # Written aside and renamed, so the holder never answers half a key authorization.
-                temporary = f".tmp-{os.getpid()}-{threading.get_ident()}"
-                fd = os.open(
-                    temporary,
-                    os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
-                    0o600,
-                    dir_fd=directory,
-                )
-                with os.fdopen(fd, "wb") as file:
-                    file.write(data)
-                os.rename(temporary, name, src_dir_fd=directory, dst_dir_fd=directory)
-        except OSError as exc:
-            raise storage_error(exc, self.spool or Path(), "writing the challenge spool") from exc
-        finally:
-            os.close(directory)
-
-    def _unlink_spool(self, name: str) -> None:
-        try:
-            directory = os.open(self.spool or "", _OPEN_DIR)
-        except OSError:
-            return
-        try:
-            os.unlink(name, dir_fd=directory)
-        except OSError as exc:
-            log.warning("cannot remove %s from the challenge spool: %s", name, exc.strerror)
-        finally:
-            os.close(directory)
-
-    def _clear_spool(self) -> None:
-        if self.spool is None:
-            return
-        try:
-            directory = os.open(self.spool, _OPEN_DIR)
-        except OSError:
-            return
-        try:
-            for name in os.listdir(directory):
-                os.unlink(name, dir_fd=directory)
-        except OSError as exc:
-            log.warning("cannot clear the challenge spool %s: %s", self.spool, exc.strerror)
-        finally:
-            os.close(directory)
 
 
 _guard = threading.Lock()
