@@ -41,6 +41,7 @@ import msgspec
 
 from ..errors import KeystoreLocked, SolverError
 from ..keystore.files import ensure_dir, storage_error
+from ..keystore.locks import FIRST_POLL, LAST_POLL
 from .serving import BackgroundServer
 from .spool import Spool
 
@@ -121,7 +122,7 @@ class _Port:
             self.server = serve(self.lookup)
             return
         deadline = time.monotonic() + self.rendezvous.timeout
-        delay = 0.01
+        delay = FIRST_POLL
         while not _try(self._serve_fd, fcntl.LOCK_EX):
             if _try(self._users_fd, fcntl.LOCK_SH):
                 if not _try(self._serve_fd, fcntl.LOCK_EX):
@@ -136,7 +137,7 @@ class _Port:
                     "run again in a moment, or set lock_timeout in certman.toml or CERTMAN_LOCK_TIMEOUT",
                 )
             time.sleep(delay)
-            delay = min(delay * 2, 0.25)
+            delay = min(delay * 2, LAST_POLL)
         # The users lock is held until the server listens: a process that finds the serve
         # lock taken and the users lock free joins, and must find a server answering (a
         # joiner in that window once saw Pebble's VA refused, one perspective in three).
@@ -298,10 +299,10 @@ def _stop_when_unused(port: _Port) -> None:
 
 def _linger(port: _Port) -> None:
     deadline = time.monotonic() + (port.rendezvous.linger if port.rendezvous else 0.0)
-    delay = 0.001
+    delay = FIRST_POLL
     while True:
         time.sleep(delay)
-        delay = min(delay * 2, 0.02)
+        delay = min(delay * 2, LAST_POLL)
         with _guard:
             if port.users or port.closed:
                 port.lingering = False
