@@ -14,6 +14,9 @@ TLS-ALPN-01 on the port another process of the run holds. This process keeps the
 renewal lock for the whole run and runs the reloaders once, after every worker is done.
 Workers are spawned, never forked: a fork would inherit this process's lock files and
 threads. Their log records come back here, already redacted, to this process's handlers.
+Each worker talks to this process through pipes of its own, never a shared
+``multiprocessing.Queue``: a worker killed while writing to a queue leaves its lock taken,
+and this process stuck on it (seen when a worker got SIGTERM).
 """
 
 from __future__ import annotations
@@ -26,11 +29,13 @@ import logging.handlers
 import multiprocessing
 import os
 import signal
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from .. import children
 from ..config import Settings
 from ..log import RedactingFilter, register_secret, registered_secrets
 from .plan import Plan
@@ -80,8 +85,9 @@ def run_plans(
     left them (state, deployment and action updated), copied onto ``plans``.
 
     A worker that dies (killed, out of memory) fails its share's certificates with a
-    message saying so; whatever it stored stays, and the next run decides from it. An
-    exception here (Ctrl-C, SIGTERM) terminates the workers before it goes on.
+    message saying so; whatever it stored stays, and the next run decides from it. A
+    worker that cannot start leaves its share to this process. An exception here (Ctrl-C,
+    SIGTERM) terminates the workers before it goes on.
     """
     processes = process_count(len(plans), share.jobs)
     if processes == 1 or keystore.token_board is not None:
@@ -91,80 +97,132 @@ def run_plans(
     shares = [plans[i::processes] for i in range(processes)]
     jobs = [share.jobs // processes + (1 if i < share.jobs % processes else 0) for i in range(processes)]
     context = multiprocessing.get_context("spawn")
-    records: Any = context.Queue()
-    listener = logging.handlers.QueueListener(records, *logging.getLogger().handlers, respect_handler_level=True)
-    listener.start()
     levels = {name: logging.getLogger(name).level for name in ("", "acme")}
     secrets = registered_secrets()
-    workers: list[tuple[Any, Any, list[Plan]]] = []
+    workers: list[_Worker] = []
     here, here_jobs = list(shares[0]), jobs[0]
     try:
         for i in range(1, processes):
-            receive, send = context.Pipe(duplex=False)
-            worker = context.Process(
-                target=_work,
-                args=(msgspec.structs.replace(share, jobs=jobs[i]), shares[i], send, records, levels, secrets),
-                name=f"certman renew worker {i}",
-                daemon=True,
-            )
-            try:
-                worker.start()
-            except OSError as exc:
-                log.warning("cannot start a worker process (%s); its certificates are renewed here", exc.strerror)
+            worker = _Worker.start(context, msgspec.structs.replace(share, jobs=jobs[i]), shares[i], levels, secrets)
+            if worker is None:
                 here, here_jobs = here + shares[i], here_jobs + jobs[i]
-                receive.close()
-                continue
-            finally:
-                send.close()
-            workers.append((worker, receive, shares[i]))
+            else:
+                workers.append(worker)
         done = dict(zip(map(id, here), run_here(here, here_jobs), strict=True))
-        for worker, receive, sent in workers:
-            done.update(_collect(worker, receive, sent))
+        for worker in workers:
+            done.update(worker.collect())
     except BaseException:
-        for worker, _, _ in workers:
-            worker.terminate()
+        for worker in workers:
+            worker.process.terminate()
         raise
     finally:
-        for worker, receive, _ in workers:
-            worker.join()
-            receive.close()
-        listener.stop()
+        for worker in workers:
+            worker.close()
     return [done[id(p)] for p in plans]
 
 
-def _collect(worker: Any, receive: Any, sent: list[Plan]) -> dict[int, CertResult]:
-    """A worker's results by ``id`` of the plans it was sent, its plans' updates copied onto them."""
+class _Worker:
+    """A spawned worker: its process, the pipe its results come back on, the thread that
+    hands its log records to this process's handlers, and the plans it was sent."""
+
+    def __init__(self, process: Any, results: Any, relay: threading.Thread, plans: list[Plan]) -> None:
+        self.process = process
+        self.results = results
+        self.relay = relay
+        self.plans = plans
+
+    @classmethod
+    def start(
+        cls, context: Any, share: Share, plans: list[Plan], levels: dict[str, int], secrets: frozenset[str]
+    ) -> _Worker | None:
+        """A started worker, or None (logged) when no process can be started."""
+        results, results_end = context.Pipe(duplex=False)
+        logs, logs_end = context.Pipe(duplex=False)
+        process = context.Process(
+            target=_work, args=(share, plans, levels, secrets, results_end, logs_end), daemon=True
+        )
+        try:
+            process.start()
+        except OSError as exc:
+            log.warning("cannot start a worker process (%s); its certificates are renewed here", exc.strerror)
+            results.close()
+            logs.close()
+            return None
+        finally:
+            # Only the worker holds the sending ends now: when it is gone, both pipes end.
+            results_end.close()
+            logs_end.close()
+        relay = threading.Thread(target=_relay, args=(logs,), name=f"certman-worker-log-{process.pid}")
+        relay.start()
+        return cls(process, results, relay, plans)
+
+    def collect(self) -> dict[int, CertResult]:
+        """The worker's results by ``id`` of the plans it was sent, its plans' updates copied onto them."""
+        try:
+            returned: list[tuple[Plan, CertResult]] = self.results.recv()
+        except EOFError:
+            self.process.join()
+            code = self.process.exitcode or 0
+            how = f"was killed by signal {-code}" if code < 0 else "ended unexpectedly"
+            return {
+                id(plan): CertResult(
+                    plan.name,
+                    "failed",
+                    plan.reason,
+                    error=f"the worker process renewing it {how}",
+                    hint="run `certman renew` again: it goes on from what was stored",
+                )
+                for plan in self.plans
+            }
+        done = {}
+        for plan, (copy, result) in zip(self.plans, returned, strict=True):
+            for field in dataclasses.fields(Plan):
+                setattr(plan, field.name, getattr(copy, field.name))
+            done[id(plan)] = result
+        return done
+
+    def close(self) -> None:
+        self.process.join()
+        self.relay.join()
+        self.results.close()
+
+
+def _relay(logs: Any) -> None:
+    """Hand a worker's log records to this process's handlers until the worker is gone."""
     try:
-        returned: list[tuple[Plan, CertResult]] = receive.recv()
-    except EOFError:
-        worker.join()
-        how = f"was killed by signal {-worker.exitcode}" if (worker.exitcode or 0) < 0 else "ended unexpectedly"
-        return {
-            id(plan): CertResult(
-                plan.name,
-                "failed",
-                plan.reason,
-                error=f"the worker process renewing it {how}",
-                hint="run `certman renew` again: it goes on from what was stored",
-            )
-            for plan in sent
-        }
-    done = {}
-    for plan, (copy, result) in zip(sent, returned, strict=True):
-        for field in dataclasses.fields(Plan):
-            setattr(plan, field.name, getattr(copy, field.name))
-        done[id(plan)] = result
-    return done
+        while True:
+            try:
+                record: logging.LogRecord = logs.recv()
+            except (EOFError, OSError):
+                return
+            for handler in logging.getLogger().handlers:
+                if record.levelno >= handler.level:
+                    handler.handle(record)
+    finally:
+        logs.close()
+
+
+class _LogPipe:
+    """Where a worker's ``QueueHandler`` puts its records: the pipe to its parent's relay."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+
+    def put_nowait(self, record: logging.LogRecord) -> None:
+        try:
+            self.connection.send(record)
+        except OSError:
+            pass  # the parent is gone: nobody is left to read the line
 
 
 def _work(
-    share: Share, plans: list[Plan], send: Any, records: Any, levels: dict[str, int], secrets: frozenset[str]
+    share: Share, plans: list[Plan], levels: dict[str, int], secrets: frozenset[str], results: Any, logs: Any
 ) -> None:
     """A spawned worker's whole life: its share of the run, its plans and results sent back."""
     _die_with_parent()
     for secret in secrets:
         register_secret(secret)
-    handler = logging.handlers.QueueHandler(records)
+    handler = logging.handlers.QueueHandler(_LogPipe(logs))  # type: ignore[arg-type]
     # Redacted here too: a plugin may read a secret (an API token) only in this process.
     handler.addFilter(RedactingFilter())
     logging.getLogger().handlers[:] = [handler]
@@ -179,8 +237,8 @@ def _work(
     # The parent dropped these digests and holds the renewal lock for the whole run; noting
     # it here too lets this keystore write their states without touching the index.
     with keystore.digests_dropped([p.name for p in plans]):
-        results = runner.run_all(plans, share.jobs)
-    send.send(list(zip(plans, results, strict=True)))
+        outcome = runner.run_all(plans, share.jobs)
+    results.send(list(zip(plans, outcome, strict=True)))
 
 
 def _die_with_parent() -> None:
@@ -197,7 +255,7 @@ def _die_with_parent() -> None:
 
 
 def _terminated(signum: int, frame: object) -> None:
-    from .. import children
-
-    children.stop_all()
-    os._exit(128 + signum)
+    try:
+        children.stop_all()
+    finally:
+        os._exit(128 + signum)
