@@ -13,6 +13,7 @@ import logging
 import multiprocessing
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,8 @@ import pytest
 import services
 import tomli_w
 from fixtures.bind import ZONES, Bind
+from fixtures.fault_proxy import FaultProxy
+from fixtures.issuing import wait_until
 from fixtures.renewal import RenewEnv
 
 from certman.renewal import workers
@@ -33,6 +36,7 @@ NAMES = [f"w{k}.workers.example" for k in range(4)]
 pytestmark = pytest.mark.slow
 
 CERTMAN = str(Path(sys.executable).parent / "certman")
+TIMER_ENV = {"PATH": "/usr/bin:/bin"}
 
 
 @pytest.fixture
@@ -144,3 +148,35 @@ def test_a_worker_that_cannot_start_leaves_its_certificates_to_this_process(
     assert [(r.name, r.action, r.error) for r in report.results] == [(n, "issued", None) for n in NAMES]
     assert "cannot start a worker process (Resource temporarily unavailable)" in caplog.text
     assert {r.process for r in caplog.records if r.getMessage().startswith("stored ")} == {os.getpid()}
+
+
+def test_sigterm_stops_a_run_over_a_worker_and_leaves_no_process_behind(
+    fault_proxy: FaultProxy, pebble: services.Pebble, tmp_path: Path
+):
+    # This process's own threads finish their request in flight before it exits: a short stall.
+    stall = fault_proxy.add(path=r"^/chalZ/", method="POST", stall=8.0)
+    config = tmp_path / "certman.toml"
+    settings = {"server": fault_proxy.directory_url, "ca_bundle": str(pebble.ca_bundle), "agree_tos": True}
+    settings |= {"keystore": str(tmp_path / "ks"), "http_address": "127.0.0.1", "http_port": pebble.http_port}
+    config.write_text(tomli_w.dumps({**settings, "certificate": [{"names": [n]} for n in NAMES]}))
+    # Two processes for four certificates, as the library tests above set it.
+    code = (
+        "import sys\nimport certman.renewal.workers as workers\nworkers.PLANS_PER_PROCESS = 2\n"
+        f"sys.argv = ['certman', '--config', {str(config)!r}, 'renew', '--jobs', '4']\n"
+        "from certman.cli import main\nmain()\n"
+    )
+    run = subprocess.Popen(
+        [sys.executable, "-c", code], cwd="/", env=TIMER_ENV, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        wait_until(lambda: stall.fired == len(NAMES), "every order waits for the CA to take its challenge answer")
+        run.send_signal(signal.SIGTERM)
+        _, stderr = run.communicate(timeout=30)
+    finally:
+        if run.poll() is None:
+            run.kill()
+
+    assert run.returncode == 130
+    assert stderr == "certman: interrupted\n"
+    left = subprocess.run(["ps", "-o", "stat=", "-s", str(run.pid)], capture_output=True, text=True).stdout.split()
+    assert [state for state in left if not state.startswith("Z")] == []
