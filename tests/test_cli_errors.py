@@ -184,3 +184,26 @@ def test_a_bug_exits_70_without_a_traceback(certman: CertmanRun, pebble: service
         "certman: internal error (please report): RuntimeError",
         "hint: run again with -vv to see the details",
     ]
+
+
+def test_output_that_cannot_be_written_is_one_error_and_the_certificate_is_still_issued(
+    certman: CertmanRun, pebble: services.Pebble
+) -> None:
+    env = {**os.environ, "CERTMAN_KEYSTORE": str(certman.keystore)}
+    with open("/dev/full", "w") as full:  # every write: ENOSPC
+        done = subprocess.run(
+            [sys.executable, "-m", "certman", "issue", *issue_flags(pebble), "full.example"],
+            env=env,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+
+    assert done.returncode == 0
+    assert done.stderr == (
+        "certman: cannot write the output: No space left on device\n"
+        "hint: the command's work went on and its exit code says how it went; "
+        "`certman list` shows the certificates\n"
+    )
+    assert (certman.keystore / "live" / "full.example" / "fullchain.pem").is_file()

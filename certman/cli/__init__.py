@@ -245,6 +245,9 @@ def main() -> None:
     # Off while the imports run (their objects all live until the exit), and back on once
     # the command's module is loaded, except for WITHOUT_CYCLE_COLLECTOR.
     gc.disable()
+    from .output import Output
+
+    sys.stdout = Output(sys.stdout)
     try:
         cli.main(prog_name="certman")
     finally:
